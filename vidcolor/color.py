@@ -1,0 +1,131 @@
+"""Colour maths in one place: Lab conversions, luma → lightness, luma-guided chroma upsampling.
+
+Luminance is sacred: the colorizers only ever predict Lab ``a, b``; the output's luma plane is the
+input's, copied code value for code value. This module turns predicted chroma into the chroma
+planes (Cb, Cr) that sit beside that untouched luma, or into RGB for image-sequence output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+# BT.601 / BT.709 / BT.2020 luma coefficients (Kr, Kb), keyed by FFmpeg's colorspace names.
+_LUMA_COEFFICIENTS: dict[str, tuple[float, float]] = {
+    "bt709": (0.2126, 0.0722),
+    "bt470bg": (0.299, 0.114),
+    "smpte170m": (0.299, 0.114),
+    "bt601": (0.299, 0.114),
+    "bt2020": (0.2627, 0.0593),
+}
+
+
+@dataclass(frozen=True)
+class LumaFormat:
+    """How luma code values map to light: bit depth, range and matrix of the source."""
+
+    bit_depth: int = 8
+    full_range: bool = False
+    matrix: str = "bt709"
+
+    @property
+    def max_code(self) -> int:
+        return (1 << self.bit_depth) - 1
+
+    def coefficients(self) -> tuple[float, float]:
+        return _LUMA_COEFFICIENTS.get(self.matrix, _LUMA_COEFFICIENTS["bt709"])
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """float32 sRGB in [0, 1] (H, W, 3) → float32 CIE Lab (D65): L in [0, 100], a/b about ±110."""
+    return cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.float32), cv2.COLOR_RGB2Lab)
+
+
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    """float32 Lab (H, W, 3) → float32 sRGB clipped to [0, 1]."""
+    rgb = cv2.cvtColor(np.ascontiguousarray(lab, dtype=np.float32), cv2.COLOR_Lab2RGB)
+    return np.clip(rgb, 0.0, 1.0, out=rgb)
+
+
+def gray_to_lightness(gray: np.ndarray) -> np.ndarray:
+    """Lab L of a neutral sRGB gray level in [0, 1] (any shape)."""
+    g = np.clip(np.asarray(gray, dtype=np.float64), 0.0, 1.0)
+    linear = np.where(g <= 0.04045, g / 12.92, ((g + 0.055) / 1.055) ** 2.4)
+    f = np.where(linear > (6 / 29) ** 3, np.cbrt(linear), linear / (3 * (6 / 29) ** 2) + 4 / 29)
+    return (116.0 * f - 16.0).astype(np.float32)
+
+
+@lru_cache(maxsize=16)
+def lightness_lut(luma_format: LumaFormat) -> np.ndarray:
+    """Table from every luma code value to Lab L, so per-frame conversion is one gather."""
+    codes = np.arange(luma_format.max_code + 1, dtype=np.float64)
+    return gray_to_lightness(luma_to_gray(codes, luma_format))
+
+
+def luma_to_gray(luma: np.ndarray, luma_format: LumaFormat) -> np.ndarray:
+    """Luma code values → gamma-encoded gray level in [0, 1]."""
+    scale = 1 << (luma_format.bit_depth - 8)
+    if luma_format.full_range:
+        return np.clip(luma / luma_format.max_code, 0.0, 1.0)
+    return np.clip((luma - 16.0 * scale) / (219.0 * scale), 0.0, 1.0)
+
+
+def luma_to_lightness(luma: np.ndarray, luma_format: LumaFormat) -> np.ndarray:
+    """A luma plane (uint8/uint16 code values) → float32 Lab L, same shape."""
+    return lightness_lut(luma_format)[luma]
+
+
+def guided_upsample(ab: np.ndarray, guide_lightness: np.ndarray, radius: int | None = None, eps: float = 1e-3) -> np.ndarray:
+    """Upsample chroma to the guide's size, snapping colour edges to the full-resolution luma.
+
+    Bilinear upsampling alone bleeds colour across edges by the scale factor; a guided filter
+    (He et al. 2010, OpenCV's ``ximgproc``) re-aligns the chroma to the luma's edges, the role the
+    joint bilateral filter plays in the Deep Colorization paper's post-processing.
+    """
+    height, width = guide_lightness.shape
+    up = cv2.resize(ab, (width, height), interpolation=cv2.INTER_LINEAR)
+    scale = max(height / ab.shape[0], width / ab.shape[1])
+    if scale <= 1.0:
+        return up
+    if radius is None:
+        radius = max(2, int(round(scale * 2)))
+    guide = np.ascontiguousarray(guide_lightness / 100.0, dtype=np.float32)
+    return cv2.ximgproc.guidedFilter(guide, np.ascontiguousarray(up), radius, eps)
+
+
+def chroma_planes(lightness: np.ndarray, ab: np.ndarray, luma_format: LumaFormat) -> tuple[np.ndarray, np.ndarray]:
+    """Cb and Cr code values for Lab (lightness, ab), in the source's matrix, range and depth.
+
+    ``lightness`` and ``ab`` are at the chroma planes' resolution. The luma plane is not produced
+    here at all: the caller keeps the input's.
+    """
+    lab = np.concatenate([lightness[..., None], ab], axis=-1)
+    rgb = lab_to_rgb(lab)
+    kr, kb = luma_format.coefficients()
+    kg = 1.0 - kr - kb
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = kr * r + kg * g + kb * b
+    cb = (b - y) / (2.0 * (1.0 - kb))
+    cr = (r - y) / (2.0 * (1.0 - kr))
+    scale = 1 << (luma_format.bit_depth - 8)
+    if luma_format.full_range:
+        span, mid = luma_format.max_code, 128 * scale
+    else:
+        span, mid = 224 * scale, 128 * scale
+    dtype = np.uint8 if luma_format.bit_depth <= 8 else np.uint16
+    planes = []
+    for c in (cb, cr):
+        code = np.rint(mid + span * c)
+        planes.append(np.clip(code, 0, luma_format.max_code).astype(dtype))
+    return planes[0], planes[1]
+
+
+def lab_to_rgb_codes(lightness: np.ndarray, ab: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Lab → RGB code values (uint8 or uint16) for image-sequence output."""
+    rgb = lab_to_rgb(np.concatenate([lightness[..., None], ab], axis=-1))
+    if bit_depth <= 8:
+        return np.rint(rgb * 255.0).astype(np.uint8)
+    return np.rint(rgb * 65535.0).astype(np.uint16)

@@ -1,0 +1,60 @@
+"""The interface every colorizer implements, and the small data types it exchanges.
+
+A colorizer sees one shot at a time: ``reset()`` at a shot boundary, then ``step()`` once per
+frame in display order with that frame's reference. It works at the working resolution on Lab
+lightness and returns Lab chroma; the pipeline owns resizing, the luma-guided upsampling and the
+final luma, so no colorizer can alter luminance.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..references import Reference
+
+
+@dataclass(frozen=True)
+class ColorizedFrame:
+    """Chroma predicted for one frame at the working resolution.
+
+    ``ab`` is float32 ``(H, W, 2)`` in CIE Lab units (roughly -110..110); ``confidence`` is float32
+    ``(H, W)`` in [0, 1]: how much the colour is backed by the reference or by the previous frame.
+    """
+
+    ab: np.ndarray
+    confidence: np.ndarray
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+class Colorizer(ABC):
+    """A recurrent exemplar colorizer: predicts each frame's chroma from its reference and its past."""
+
+    #: Name used by ``--model`` and the registry.
+    name: str = ""
+    #: Working sizes are padded internally to a multiple of this (the caller need not care).
+    size_multiple: int = 1
+    #: Default short side of the working resolution, in pixels.
+    default_short_side: int = 256
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget the previous frame: the next ``step`` starts a new shot."""
+
+    @abstractmethod
+    def step(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
+        """Colorize one frame.
+
+        :param lightness: float32 ``(H, W)`` Lab L in [0, 100] at the working resolution.
+        :param reference: the exemplar for this frame, or ``None`` when the shot has none.
+        """
+
+    def set_previous(self, ab: np.ndarray) -> None:
+        """Replace the chroma remembered as the last output (on the last frame's grid).
+
+        The temporal check calls this after correcting a frame, so a recurrent colorizer carries the
+        corrected colours forward rather than its own flickering ones. Non-recurrent colorizers
+        ignore it (the default).
+        """

@@ -1,0 +1,329 @@
+"""Dense optical flow between consecutive frames, and the warping/occlusion helpers built on it.
+
+Convention everywhere in vidcolor: ``flow = estimator(src, dst)`` is a float32 ``(H, W, 2)`` array
+of (dx, dy) such that ``src[y, x]`` corresponds to ``dst[y + dy, x + dx]``; so ``warp(dst_image,
+flow)`` pulls ``dst`` onto ``src``'s grid (backward warping).
+
+Two estimators share that convention: :class:`RAFTFlow` (torchvision's RAFT, small or large, with
+weights read from a local file: nothing is ever downloaded) and :class:`DISFlow` (OpenCV, weight
+free). :func:`make_flow` picks one and falls back to DIS, with a logged notice, when the RAFT
+weights are not installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import cv2
+import numpy as np
+
+from .errors import InputError, WeightsMismatchError, WeightsNotFoundError
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+#: Flow methods accepted by :func:`make_flow`.
+FLOW_METHODS = ("auto", "dis", "raft-small", "raft-large")
+
+#: torchvision's file names for the default RAFT weights (``Raft_Small_Weights.C_T_V2`` and
+#: ``Raft_Large_Weights.C_T_SKHT_V2``); ``torch.hub`` caches downloads under these names, and the
+#: 8 hex digits are the start of the file's SHA-256.
+RAFT_WEIGHT_FILES: dict[str, str] = {
+    "raft-small": "raft_small_C_T_V2-01064c6d.pth",
+    "raft-large": "raft_large_C_T_SKHT_V2-ff5fadd5.pth",
+}
+
+#: RAFT's correlation pyramid needs feature maps of at least 16 px, i.e. 128 px images.
+RAFT_MIN_SIZE = 128
+
+
+class FlowEstimator(Protocol):
+    """Anything that maps two gray float32 frames in [0, 1] of equal shape to a flow field."""
+
+    name: str
+
+    def __call__(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray: ...
+
+
+class DISFlow:
+    """OpenCV's DIS optical flow: weight-free, fast on CPU, the fallback when RAFT has no weights."""
+
+    name = "dis"
+
+    def __init__(self, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> None:
+        self._dis = cv2.DISOpticalFlow_create(preset)
+
+    def __call__(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        _check_pair(src, dst)
+        a = _to_u8(src)
+        b = _to_u8(dst)
+        return self._dis.calc(a, b, None)
+
+
+class RAFTFlow:
+    """torchvision's RAFT (small or large) on gray frames, any size, any torch device.
+
+    The network is built with ``weights=None`` (random initialisation, no download) and then
+    loaded from ``state_dict`` when given: tests run it untrained, production passes the weights
+    :func:`load_raft_state_dict` read from disk. Frames are replicated to three channels, scaled to
+    [-1, 1] like torchvision's ``OpticalFlow`` transform, and padded (edge replicate) to a multiple
+    of 8 and at least 128 px, which RAFT's correlation pyramid requires.
+    """
+
+    def __init__(
+        self,
+        variant: str = "raft-small",
+        state_dict: dict[str, torch.Tensor] | None = None,
+        *,
+        device: str | torch.device | None = None,
+        num_flow_updates: int = 12,
+    ) -> None:
+        import torch
+        from torchvision.models.optical_flow import raft_large, raft_small
+
+        builders = {"raft-small": raft_small, "raft-large": raft_large}
+        if variant not in builders:
+            raise InputError(f"unknown RAFT variant {variant!r}: use one of {', '.join(builders)}")
+        self.name = variant
+        self.device = resolve_device(device)
+        self.num_flow_updates = num_flow_updates
+        model = builders[variant](weights=None, progress=False)
+        if state_dict is not None:
+            try:
+                model.load_state_dict(state_dict, strict=True)
+            except RuntimeError as exc:
+                raise WeightsMismatchError(
+                    f"the {variant} weights do not fit torchvision's {variant.replace('-', '_')} network ({_first_line(exc)}): "
+                    f"import torchvision's {RAFT_WEIGHT_FILES[variant]} with `vidcolor models import {variant} FILE`"
+                ) from exc
+        self.model = model.eval().to(self.device)
+        self._torch = torch
+
+    def __call__(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        return self.pair(src, dst)[0]
+
+    def pair(self, src: np.ndarray, dst: np.ndarray, *, both: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Flow src→dst and, with ``both``, dst→src in the same batch (one network call)."""
+        _check_pair(src, dst)
+        torch = self._torch
+        h, w = src.shape
+        a = self._prepare(src)
+        b = self._prepare(dst)
+        first, second = (torch.cat([a, b]), torch.cat([b, a])) if both else (a, b)
+        with torch.inference_mode():
+            flows = self.model(first, second, num_flow_updates=self.num_flow_updates)[-1]
+        out = flows[:, :, :h, :w].permute(0, 2, 3, 1).float().cpu().numpy()
+        forward = np.ascontiguousarray(out[0], dtype=np.float32)
+        backward = np.ascontiguousarray(out[1], dtype=np.float32) if both else None
+        return forward, backward
+
+    def _prepare(self, gray: np.ndarray) -> torch.Tensor:
+        torch = self._torch
+        h, w = gray.shape
+        ph = max(RAFT_MIN_SIZE, -(-h // 8) * 8) - h
+        pw = max(RAFT_MIN_SIZE, -(-w // 8) * 8) - w
+        image = gray.astype(np.float32) / 255.0 if gray.dtype == np.uint8 else np.asarray(gray, dtype=np.float32)
+        if ph or pw:
+            image = np.pad(image, ((0, ph), (0, pw)), mode="edge")
+        tensor = torch.from_numpy(np.ascontiguousarray(image * 2.0 - 1.0))
+        return tensor[None, None].expand(1, 3, -1, -1).contiguous().to(self.device)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` means CUDA when available, else CPU; strings are checked early with a clear error."""
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"device {device!r} is not a torch device: use 'cpu', 'cuda' or 'cuda:N'") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} asked for CUDA but no CUDA GPU is available: use 'cpu'")
+    return resolved
+
+
+def raft_weight_dirs() -> list[Path]:
+    """Folders searched for RAFT weights, in order.
+
+    ``$VIDCOLOR_WEIGHTS_DIR`` first, then the vidcolor weights cache (when ``vidcolor.weights``
+    provides ``weights_dirs()``), then the torch hub cache (``torch.hub.get_dir()/checkpoints``),
+    where torchvision itself would have put them.
+    """
+    dirs: list[Path] = []
+    env = os.environ.get("VIDCOLOR_WEIGHTS_DIR")
+    if env:
+        dirs.append(Path(env))
+    try:
+        from . import weights as _weights  # written alongside; optional until it exists
+
+        registry_dirs = getattr(_weights, "weights_dirs", None)
+        if callable(registry_dirs):
+            dirs.extend(Path(d) for d in registry_dirs())
+    except ImportError:
+        pass
+    import torch
+
+    dirs.append(Path(torch.hub.get_dir()) / "checkpoints")
+    unique: list[Path] = []
+    for d in dirs:
+        if d not in unique:
+            unique.append(d)
+    return unique
+
+
+def find_raft_weights(variant: str) -> Path | None:
+    """The installed weight file of ``variant`` ("raft-small" or "raft-large"), or ``None``."""
+    if variant not in RAFT_WEIGHT_FILES:
+        raise InputError(f"unknown RAFT variant {variant!r}: use one of {', '.join(RAFT_WEIGHT_FILES)}")
+    name = RAFT_WEIGHT_FILES[variant]
+    for folder in raft_weight_dirs():
+        candidate = folder / name
+        if candidate.is_file() and candidate.stat().st_size > 0:
+            return candidate
+    return None
+
+
+def load_raft_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Read a RAFT state dict saved by torchvision (tensors only, no pickled code)."""
+    import torch
+
+    try:
+        state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise WeightsNotFoundError(f"RAFT weight file {os.fspath(path)!r} does not exist") from exc
+    except Exception as exc:  # torch raises pickle/zip errors of several kinds
+        raise WeightsMismatchError(
+            f"{os.fspath(path)!r} is not a torch weight file ({_first_line(exc)}): use torchvision's RAFT .pth file"
+        ) from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):
+        raise WeightsMismatchError(f"{os.fspath(path)!r} does not hold a state dict of tensors: use torchvision's RAFT .pth file")
+    return state
+
+
+def make_flow(
+    method: str = "auto",
+    *,
+    device: str | torch.device | None = None,
+    weights_path: str | os.PathLike[str] | None = None,
+) -> FlowEstimator:
+    """Build the flow estimator for ``method``; never downloads anything.
+
+    ``"dis"`` is OpenCV DIS. ``"raft-small"``/``"raft-large"`` need their torchvision weights
+    installed (see :func:`find_raft_weights`) or given as ``weights_path``; when they are absent a
+    notice is logged and DIS is used instead, so a missing optional file never stops a run.
+    ``"auto"`` takes the best installed RAFT (large on a GPU, small on a CPU, where large is about
+    5x slower) and otherwise DIS.
+    """
+    if method not in FLOW_METHODS:
+        raise InputError(f"unknown flow method {method!r}: use one of {', '.join(FLOW_METHODS)}")
+    if method == "dis":
+        return DISFlow()
+    if method == "auto":
+        dev = resolve_device(device)
+        order = ("raft-large", "raft-small") if dev.type == "cuda" else ("raft-small", "raft-large")
+        for variant in order:
+            path = find_raft_weights(variant)
+            if path is not None:
+                logger.info("optical flow: %s with weights %s", variant, path)
+                return RAFTFlow(variant, load_raft_state_dict(path), device=dev)
+        logger.info(
+            "optical flow: no RAFT weights installed, using OpenCV DIS; for better flow run "
+            "`vidcolor models import raft-small FILE` with torchvision's %s",
+            RAFT_WEIGHT_FILES["raft-small"],
+        )
+        return DISFlow()
+    path = Path(weights_path) if weights_path is not None else find_raft_weights(method)
+    if path is None or not path.is_file():
+        searched = ", ".join(str(d) for d in raft_weight_dirs())
+        logger.warning(
+            "optical flow: %s weights %s not found (searched %s); falling back to OpenCV DIS. "
+            "Install them with `vidcolor models import %s FILE`",
+            method,
+            RAFT_WEIGHT_FILES[method] if weights_path is None else repr(os.fspath(weights_path)),
+            searched,
+            method,
+        )
+        return DISFlow()
+    return RAFTFlow(method, load_raft_state_dict(path), device=device)
+
+
+@dataclass(frozen=True)
+class FlowPair:
+    """Flows both ways between two frames and where ``a``'s pixels are visible in ``b``."""
+
+    forward: np.ndarray
+    backward: np.ndarray
+    visible: np.ndarray
+
+    @property
+    def occluded_fraction(self) -> float:
+        return float(1.0 - self.visible.mean())
+
+
+def forward_backward(estimator: FlowEstimator, a: np.ndarray, b: np.ndarray) -> FlowPair:
+    """Flow a→b and b→a, plus the forward–backward visibility mask on ``a``'s grid.
+
+    RAFT computes both directions in one batched call; other estimators are called twice.
+    """
+    pair = getattr(estimator, "pair", None)
+    if callable(pair):
+        forward, backward = pair(a, b, both=True)
+        assert backward is not None
+    else:
+        forward = estimator(a, b)
+        backward = estimator(b, a)
+    return FlowPair(forward, backward, visible_mask(forward, backward))
+
+
+def _check_pair(src: np.ndarray, dst: np.ndarray) -> None:
+    if src.ndim != 2 or src.shape != dst.shape:
+        raise InputError(f"flow needs two gray frames of one shape (H, W), got {src.shape} and {dst.shape}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _to_u8(image: np.ndarray) -> np.ndarray:
+    if image.dtype == np.uint8:
+        return np.ascontiguousarray(image)
+    return np.ascontiguousarray(np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8))
+
+
+def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Backward-warp ``image`` (H, W[, C]) by ``flow``: ``out[y, x] = image[y + dy, x + dx]``."""
+    h, w = flow.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    map_x = grid_x + flow[..., 0]
+    map_y = grid_y + flow[..., 1]
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def visible_mask(forward: np.ndarray, backward: np.ndarray, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:
+    """Forward–backward consistency: True where a pixel of ``src`` is visible in ``dst``.
+
+    ``forward`` is flow(src→dst), ``backward`` flow(dst→src). The test is the one of Sundaram et
+    al. (2010) used by Lai et al. (2018) for warp error: ``|f + b(f)|² < α(|f|² + |b(f)|²) + β``.
+    Pixels whose forward flow leaves the frame have no counterpart in ``dst`` and are occluded.
+    """
+    back_at_fwd = warp(backward, forward)
+    diff = forward + back_at_fwd
+    lhs = (diff**2).sum(axis=-1)
+    rhs = alpha * ((forward**2).sum(axis=-1) + (back_at_fwd**2).sum(axis=-1)) + beta
+    h, w = forward.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    tx = grid_x + forward[..., 0]
+    ty = grid_y + forward[..., 1]
+    inside = (tx >= -0.5) & (tx <= w - 0.5) & (ty >= -0.5) & (ty <= h - 0.5)
+    return (lhs < rhs) & inside

@@ -1,0 +1,169 @@
+"""The standalone pipeline: reader → reference schedule → colorizer → luma-guided chroma → writer.
+
+Decoding and encoding run in their own threads (see :mod:`vidcolor.reader` and
+:mod:`vidcolor.writer`), so the colorizer, the decoder and the encoder overlap. Progress is
+reported through an ``on_frame`` callback: this module knows nothing of click, tqdm or
+VapourSynth.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import av
+import cv2
+import numpy as np
+
+from .color import LumaFormat, chroma_planes, guided_upsample, lab_to_rgb_codes, luma_to_lightness
+from .colorizers.base import ColorizedFrame, Colorizer
+from .reader import Frame, VideoInfo, VideoReader, probe, timecode
+from .schedule import ReferenceSchedule
+from .writer import OutputFrame, OutputSpec, VideoWriter, check_encodable, check_output, convert_luma
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What the pipeline reports after each frame (progress, per-frame statistics)."""
+
+    index: int
+    time: float
+    timecode: str
+    confidence: float
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    """The outcome of :func:`colorize_video`."""
+
+    input: str
+    output: str
+    frames: int
+    seconds: float
+    working_size: tuple[int, int]
+    model: str
+    results: list[FrameResult] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def working_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+    """(width, height) with the given short side, aspect kept (no cropping), even numbers."""
+    if short_side is None or short_side >= min(width, height):
+        scale = 1.0
+    else:
+        scale = short_side / min(width, height)
+    w = max(2, int(round(width * scale / 2)) * 2)
+    h = max(2, int(round(height * scale / 2)) * 2)
+    return w, h
+
+
+def parse_size(text: str | None) -> tuple[int | None, tuple[int, int] | None]:
+    """``--size``: ``N`` (short side in pixels) or ``WxH``; None keeps the model's default."""
+    if text is None:
+        return None, None
+    value = text.lower().strip()
+    if "x" in value:
+        w, _, h = value.partition("x")
+        if not (w.isdigit() and h.isdigit()) or int(w) < 16 or int(h) < 16:
+            raise ValueError(f"--size must be N or WxH with both at least 16, got {text!r}")
+        return None, (int(w), int(h))
+    if not value.isdigit() or int(value) < 16:
+        raise ValueError(f"--size must be a short side in pixels (at least 16) or WxH, got {text!r}")
+    return int(value), None
+
+
+class FrameColorizer:
+    """Turns decoded frames into output frames: the per-frame half of the pipeline.
+
+    Shared by the CLI pipeline and the VapourSynth filter, so both produce the same pixels.
+    """
+
+    def __init__(self, colorizer: Colorizer, schedule: ReferenceSchedule, info_width: int, info_height: int,
+                 work: tuple[int, int]) -> None:
+        self.colorizer = colorizer
+        self.schedule = schedule
+        self.width, self.height = info_width, info_height
+        self.work = work
+
+    def lightness(self, luma: np.ndarray, luma_format: LumaFormat) -> np.ndarray:
+        return luma_to_lightness(luma, luma_format)
+
+    def predict(self, index: int, full_lightness: np.ndarray) -> ColorizedFrame:
+        if self.schedule.starts_shot(index):
+            self.colorizer.reset()
+        small = full_lightness
+        if (full_lightness.shape[1], full_lightness.shape[0]) != self.work:
+            small = cv2.resize(full_lightness, self.work, interpolation=cv2.INTER_AREA)
+        return self.colorizer.step(np.ascontiguousarray(small, dtype=np.float32), self.schedule.reference_at(index))
+
+
+def _chroma_for_planes(full_lightness: np.ndarray, ab: np.ndarray, pix_fmt: str, luma_format: LumaFormat,
+                       width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    fmt = av.VideoFormat(pix_fmt)
+    chroma_w, chroma_h = fmt.chroma_width(width), fmt.chroma_height(height)
+    guide = full_lightness
+    if (chroma_w, chroma_h) != (width, height):
+        guide = cv2.resize(full_lightness, (chroma_w, chroma_h), interpolation=cv2.INTER_AREA)
+    ab_up = guided_upsample(ab, guide)
+    return chroma_planes(guide, ab_up, luma_format)
+
+
+def colorize_video(
+    input_path: str,
+    spec: OutputSpec,
+    schedule: ReferenceSchedule,
+    colorizer: Colorizer,
+    *,
+    short_side: int | None = None,
+    size: tuple[int, int] | None = None,
+    overwrite: bool = False,
+    on_start: Callable[[VideoInfo], None] | None = None,
+    on_frame: Callable[[FrameResult], None] | None = None,
+    info: VideoInfo | None = None,
+) -> RunSummary:
+    """Colorize ``input_path`` into ``spec``; every input problem is raised before anything is written."""
+    info = info or probe(input_path)
+    check_output(spec, input_path, overwrite=overwrite)
+    check_encodable(spec, info)
+    schedule.validate(info.frame_count, input_path)
+    work = size or working_size(info.width, info.height, short_side or colorizer.default_short_side)
+    frames = FrameColorizer(colorizer, schedule, info.width, info.height, work)
+    summary = RunSummary(input_path, spec.path, 0, 0.0, work, colorizer.name)
+    if on_start is not None:
+        on_start(info)
+    started = time.perf_counter()
+    with VideoReader(info) as reader, VideoWriter(spec, info, overwrite=overwrite) as writer:
+        out_format = writer.luma_format
+        for frame in reader:
+            writer.write(_render(frame, frames, info, spec, writer.pix_fmt, out_format, summary, on_frame))
+    summary.seconds = time.perf_counter() - started
+    if info.frame_count is not None and summary.frames != info.frame_count and not info.is_sequence:
+        logger.info("%s: container announced %d frames, %d decoded", input_path, info.frame_count, summary.frames)
+    return summary
+
+
+def _render(frame: Frame, frames: FrameColorizer, info: VideoInfo, spec: OutputSpec, pix_fmt: str,
+            out_format: LumaFormat, summary: RunSummary, on_frame: Callable[[FrameResult], None] | None) -> OutputFrame:
+    full_l = frames.lightness(frame.luma, info.luma_format)
+    result = frames.predict(frame.index, full_l)
+    if spec.codec.rgb:
+        ab_full = guided_upsample(result.ab, full_l)
+        output = OutputFrame(frame.index, frame.pts, rgb=lab_to_rgb_codes(full_l, ab_full, info.luma_format.bit_depth))
+    else:
+        cb, cr = _chroma_for_planes(full_l, result.ab, pix_fmt, out_format, info.width, info.height)
+        luma = convert_luma(frame.luma, info.luma_format, out_format)
+        output = OutputFrame(frame.index, frame.pts, planes=(luma, cb, cr))
+    item = FrameResult(frame.index, frame.time, timecode(frame.time), float(result.confidence.mean()), dict(result.stats))
+    summary.frames += 1
+    summary.results.append(item)
+    if on_frame is not None:
+        on_frame(item)
+    return output

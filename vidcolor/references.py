@@ -1,0 +1,99 @@
+"""Exemplar (reference) images: loading, validation, and cached resampling for the colorizers."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .color import rgb_to_lab
+from .errors import ReferenceImageError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Reference:
+    """A colour exemplar: float32 RGB in [0, 1], shape ``(H, W, 3)``.
+
+    ``key`` identifies the reference for caches (reference features are computed once per key).
+    """
+
+    key: str
+    rgb: np.ndarray
+    _cache: dict[tuple[str, int, int], np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the image as loaded."""
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+    def rgb_at(self, width: int, height: int) -> np.ndarray:
+        """The RGB image resized to ``width x height`` (area filter when shrinking), cached."""
+        key = ("rgb", width, height)
+        if key not in self._cache:
+            interp = cv2.INTER_AREA if width < self.rgb.shape[1] else cv2.INTER_LINEAR
+            self._cache[key] = cv2.resize(self.rgb, (width, height), interpolation=interp)
+        return self._cache[key]
+
+    def lab_at(self, width: int, height: int) -> np.ndarray:
+        """The image as float32 Lab ``(height, width, 3)``, cached."""
+        key = ("lab", width, height)
+        if key not in self._cache:
+            self._cache[key] = rgb_to_lab(self.rgb_at(width, height))
+        return self._cache[key]
+
+    @classmethod
+    def from_array(cls, rgb: np.ndarray, key: str) -> Reference:
+        """Wrap an RGB array (uint8, uint16 or float in [0, 1])."""
+        return cls(key=key, rgb=_to_float_rgb(rgb, key))
+
+
+def load_reference(path: str | os.PathLike[str]) -> Reference:
+    """Read a reference image (PNG, TIFF, JPEG, ... at 8 or 16 bits).
+
+    Raises :class:`ReferenceImageError` naming the file when it is missing or unreadable. A
+    grayscale image is accepted with a warning: it carries no colour, so the shot comes out gray.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ReferenceImageError(f"reference image {str(path)!r} does not exist: check the path given to --ref")
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if image is None:
+        raise ReferenceImageError(
+            f"reference image {str(path)!r} cannot be read as an image: use a PNG, TIFF or JPEG file"
+        )
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    elif image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    else:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    reference = Reference.from_array(image, key=str(path.resolve()))
+    if is_grayscale(reference.rgb):
+        logger.warning(
+            "reference image %r is grayscale: it carries no colour, so frames using it stay gray; "
+            "use a colour (painted) reference",
+            str(path),
+        )
+    return reference
+
+
+def is_grayscale(rgb: np.ndarray, tolerance: float = 2.0 / 255.0) -> bool:
+    """True when every pixel has R = G = B within ``tolerance``."""
+    spread = rgb.max(axis=-1) - rgb.min(axis=-1)
+    return bool(np.percentile(spread, 99.5) <= tolerance)
+
+
+def _to_float_rgb(rgb: np.ndarray, key: str) -> np.ndarray:
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ReferenceImageError(f"reference {key!r} must be an RGB image of shape (H, W, 3), got {rgb.shape}")
+    if rgb.dtype == np.uint8:
+        return rgb.astype(np.float32) / 255.0
+    if rgb.dtype == np.uint16:
+        return rgb.astype(np.float32) / 65535.0
+    return np.clip(rgb.astype(np.float32), 0.0, 1.0)
