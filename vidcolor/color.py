@@ -61,8 +61,14 @@ def gray_to_lightness(gray: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=16)
 def lightness_lut(luma_format: LumaFormat) -> np.ndarray:
     """Table from every luma code value to Lab L, so per-frame conversion is one gather."""
+    return gray_to_lightness(gray_lut(luma_format))
+
+
+@lru_cache(maxsize=16)
+def gray_lut(luma_format: LumaFormat) -> np.ndarray:
+    """Table from every luma code value to gray level Y' in [0, 1]."""
     codes = np.arange(luma_format.max_code + 1, dtype=np.float64)
-    return gray_to_lightness(luma_to_gray(codes, luma_format))
+    return luma_to_gray(codes, luma_format).astype(np.float32)
 
 
 def luma_to_gray(luma: np.ndarray, luma_format: LumaFormat) -> np.ndarray:
@@ -76,6 +82,11 @@ def luma_to_gray(luma: np.ndarray, luma_format: LumaFormat) -> np.ndarray:
 def luma_to_lightness(luma: np.ndarray, luma_format: LumaFormat) -> np.ndarray:
     """A luma plane (uint8/uint16 code values) → float32 Lab L, same shape."""
     return lightness_lut(luma_format)[luma]
+
+
+def luma_to_gray_level(luma: np.ndarray, luma_format: LumaFormat) -> np.ndarray:
+    """A luma plane → float32 Y' in [0, 1], same shape."""
+    return gray_lut(luma_format)[luma]
 
 
 def guided_upsample(ab: np.ndarray, guide_lightness: np.ndarray, radius: int | None = None, eps: float = 1e-3) -> np.ndarray:
@@ -96,18 +107,55 @@ def guided_upsample(ab: np.ndarray, guide_lightness: np.ndarray, radius: int | N
     return cv2.ximgproc.guidedFilter(guide, np.ascontiguousarray(up), radius, eps)
 
 
-def chroma_planes(lightness: np.ndarray, ab: np.ndarray, luma_format: LumaFormat) -> tuple[np.ndarray, np.ndarray]:
-    """Cb and Cr code values for Lab (lightness, ab), in the source's matrix, range and depth.
+def rgb_to_gray(rgb: np.ndarray, matrix: str = "bt601") -> np.ndarray:
+    """Gamma-encoded luma Y' in [0, 1] of float RGB: what a black-and-white transfer keeps."""
+    kr, kb = _LUMA_COEFFICIENTS.get(matrix, _LUMA_COEFFICIENTS["bt601"])
+    return (kr * rgb[..., 0] + (1.0 - kr - kb) * rgb[..., 1] + kb * rgb[..., 2]).astype(np.float32)
 
-    ``lightness`` and ``ab`` are at the chroma planes' resolution. The luma plane is not produced
-    here at all: the caller keeps the input's.
+
+def rgb_to_gray_lightness(rgb: np.ndarray) -> np.ndarray:
+    """The lightness a frame would show if this image were filmed in black and white.
+
+    Colorizers match references against frames on this, not on the reference's Lab L: a saturated
+    red has Lab L 53 but the luma of a gray 30%, and that is what the gray frame shows.
     """
-    lab = np.concatenate([lightness[..., None], ab], axis=-1)
-    rgb = lab_to_rgb(lab)
+    return gray_to_lightness(rgb_to_gray(rgb))
+
+
+def lab_with_luma(gray: np.ndarray, ab: np.ndarray, matrix: str = "bt601", iterations: int = 8) -> np.ndarray:
+    """RGB with Lab chroma ``ab`` whose luma Y' equals ``gray``: the colour a chroma prediction
+    means at this pixel's actual brightness.
+
+    Lab L is solved per pixel by bisection (Y' rises monotonically with L at fixed ab), so a
+    reference's colours come back exactly when a colorizer copies its ``ab`` onto the same pixel.
+    """
+    kr, kb = _LUMA_COEFFICIENTS.get(matrix, _LUMA_COEFFICIENTS["bt601"])
+    target = gray.astype(np.float32)
+    low = np.zeros_like(target)
+    high = np.full_like(target, 100.0)
+    lab = np.empty(target.shape + (3,), np.float32)
+    lab[..., 1:] = ab
+    for _ in range(iterations):
+        lab[..., 0] = 0.5 * (low + high)
+        rgb = lab_to_rgb(lab)
+        too_dark = (kr * rgb[..., 0] + (1.0 - kr - kb) * rgb[..., 1] + kb * rgb[..., 2]) < target
+        low = np.where(too_dark, lab[..., 0], low)
+        high = np.where(too_dark, high, lab[..., 0])
+    lab[..., 0] = 0.5 * (low + high)
+    return lab_to_rgb(lab)
+
+
+def chroma_planes(gray: np.ndarray, ab: np.ndarray, luma_format: LumaFormat) -> tuple[np.ndarray, np.ndarray]:
+    """Cb and Cr code values for chroma ``ab`` at luma ``gray`` (Y' in [0, 1]), in the output's
+    matrix, range and depth.
+
+    ``gray`` and ``ab`` are at the chroma planes' resolution. The luma plane is not produced here
+    at all: the caller keeps the input's.
+    """
     kr, kb = luma_format.coefficients()
-    kg = 1.0 - kr - kb
+    rgb = lab_with_luma(gray, ab, luma_format.matrix)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = kr * r + kg * g + kb * b
+    y = kr * r + (1.0 - kr - kb) * g + kb * b
     cb = (b - y) / (2.0 * (1.0 - kb))
     cr = (r - y) / (2.0 * (1.0 - kr))
     scale = 1 << (luma_format.bit_depth - 8)
@@ -123,9 +171,9 @@ def chroma_planes(lightness: np.ndarray, ab: np.ndarray, luma_format: LumaFormat
     return planes[0], planes[1]
 
 
-def lab_to_rgb_codes(lightness: np.ndarray, ab: np.ndarray, bit_depth: int) -> np.ndarray:
-    """Lab → RGB code values (uint8 or uint16) for image-sequence output."""
-    rgb = lab_to_rgb(np.concatenate([lightness[..., None], ab], axis=-1))
+def rgb_codes(gray: np.ndarray, ab: np.ndarray, bit_depth: int, matrix: str = "bt601") -> np.ndarray:
+    """RGB code values (uint8 or uint16) for image-sequence output, luma-consistent like the planes."""
+    rgb = lab_with_luma(gray, ab, matrix)
     if bit_depth <= 8:
         return np.rint(rgb * 255.0).astype(np.uint8)
     return np.rint(rgb * 65535.0).astype(np.uint16)

@@ -17,7 +17,7 @@ import av
 import cv2
 import numpy as np
 
-from .color import LumaFormat, chroma_planes, guided_upsample, lab_to_rgb_codes, luma_to_lightness
+from .color import LumaFormat, chroma_planes, guided_upsample, luma_to_gray_level, luma_to_lightness, rgb_codes
 from .colorizers.base import ColorizedFrame, Colorizer
 from .reader import Frame, VideoInfo, VideoReader, probe, timecode
 from .schedule import ReferenceSchedule
@@ -105,15 +105,16 @@ class FrameColorizer:
         return self.colorizer.step(np.ascontiguousarray(small, dtype=np.float32), self.schedule.reference_at(index))
 
 
-def _chroma_for_planes(full_lightness: np.ndarray, ab: np.ndarray, pix_fmt: str, luma_format: LumaFormat,
-                       width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+def _chroma_for_planes(full_lightness: np.ndarray, full_gray: np.ndarray, ab: np.ndarray, pix_fmt: str,
+                       luma_format: LumaFormat, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     fmt = av.VideoFormat(pix_fmt)
     chroma_w, chroma_h = fmt.chroma_width(width), fmt.chroma_height(height)
-    guide = full_lightness
+    guide, gray = full_lightness, full_gray
     if (chroma_w, chroma_h) != (width, height):
         guide = cv2.resize(full_lightness, (chroma_w, chroma_h), interpolation=cv2.INTER_AREA)
+        gray = cv2.resize(full_gray, (chroma_w, chroma_h), interpolation=cv2.INTER_AREA)
     ab_up = guided_upsample(ab, guide)
-    return chroma_planes(guide, ab_up, luma_format)
+    return chroma_planes(gray, ab_up, luma_format)
 
 
 def colorize_video(
@@ -154,11 +155,13 @@ def _render(frame: Frame, frames: FrameColorizer, info: VideoInfo, spec: OutputS
             out_format: LumaFormat, summary: RunSummary, on_frame: Callable[[FrameResult], None] | None) -> OutputFrame:
     full_l = frames.lightness(frame.luma, info.luma_format)
     result = frames.predict(frame.index, full_l)
+    full_gray = luma_to_gray_level(frame.luma, info.luma_format)
     if spec.codec.rgb:
         ab_full = guided_upsample(result.ab, full_l)
-        output = OutputFrame(frame.index, frame.pts, rgb=lab_to_rgb_codes(full_l, ab_full, info.luma_format.bit_depth))
+        rgb = rgb_codes(full_gray, ab_full, info.luma_format.bit_depth, info.luma_format.matrix)
+        output = OutputFrame(frame.index, frame.pts, rgb=rgb)
     else:
-        cb, cr = _chroma_for_planes(full_l, result.ab, pix_fmt, out_format, info.width, info.height)
+        cb, cr = _chroma_for_planes(full_l, full_gray, result.ab, pix_fmt, out_format, info.width, info.height)
         luma = convert_luma(frame.luma, info.luma_format, out_format)
         output = OutputFrame(frame.index, frame.pts, planes=(luma, cb, cr))
     item = FrameResult(frame.index, frame.time, timecode(frame.time), float(result.confidence.mean()), dict(result.stats))

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .color import rgb_to_lab
+from .color import rgb_to_gray_lightness, rgb_to_lab
 from .errors import ReferenceImageError
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,14 @@ class Reference:
         key = ("lab", width, height)
         if key not in self._cache:
             self._cache[key] = rgb_to_lab(self.rgb_at(width, height))
+        return self._cache[key]
+
+    def lightness_at(self, width: int, height: int) -> np.ndarray:
+        """Lightness of the image filmed in black and white (see :func:`rgb_to_gray_lightness`):
+        what to match frames against."""
+        key = ("gray-l", width, height)
+        if key not in self._cache:
+            self._cache[key] = rgb_to_gray_lightness(self.rgb_at(width, height))
         return self._cache[key]
 
     @classmethod

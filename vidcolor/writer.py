@@ -35,9 +35,8 @@ class CodecSpec:
 
     name: str
     encoder: str
-    #: pixel format by bit depth class: 8 or >8
-    pix_fmt_8: str
-    pix_fmt_high: str
+    #: pixel format per supported bit depth; the smallest depth >= the source's is used
+    pix_fmts: tuple[tuple[int, str], ...]
     lossless: bool = False
     rgb: bool = False
     image_sequence: bool = False
@@ -45,12 +44,13 @@ class CodecSpec:
 
 
 CODECS: dict[str, CodecSpec] = {
-    "h264": CodecSpec("h264", "libx264", "yuv420p", "yuv420p10le", extension=".mp4"),
-    "hevc": CodecSpec("hevc", "libx265", "yuv420p", "yuv420p10le", extension=".mp4"),
-    "ffv1": CodecSpec("ffv1", "ffv1", "yuv444p", "yuv444p16le", lossless=True, extension=".mkv"),
-    "prores": CodecSpec("prores", "prores_ks", "yuv422p10le", "yuv422p10le", extension=".mov"),
-    "png": CodecSpec("png", "png", "rgb24", "rgb48be", lossless=True, rgb=True, image_sequence=True, extension=".png"),
-    "tiff": CodecSpec("tiff", "tiff", "rgb24", "rgb48le", lossless=True, rgb=True, image_sequence=True, extension=".tif"),
+    "h264": CodecSpec("h264", "libx264", ((8, "yuv420p"), (10, "yuv420p10le")), extension=".mp4"),
+    "hevc": CodecSpec("hevc", "libx265", ((8, "yuv420p"), (10, "yuv420p10le"), (12, "yuv420p12le")), extension=".mp4"),
+    "ffv1": CodecSpec("ffv1", "ffv1", ((8, "yuv444p"), (10, "yuv444p10le"), (12, "yuv444p12le"), (16, "yuv444p16le")),
+                      lossless=True, extension=".mkv"),
+    "prores": CodecSpec("prores", "prores_ks", ((10, "yuv422p10le"),), extension=".mov"),
+    "png": CodecSpec("png", "png", ((8, "rgb24"), (16, "rgb48be")), lossless=True, rgb=True, image_sequence=True, extension=".png"),
+    "tiff": CodecSpec("tiff", "tiff", ((8, "rgb24"), (16, "rgb48le")), lossless=True, rgb=True, image_sequence=True, extension=".tif"),
 }
 
 _CODEC_BY_EXTENSION = {
@@ -169,7 +169,10 @@ def check_encodable(spec: OutputSpec, info: VideoInfo) -> None:
 
 
 def _pix_fmt(spec: OutputSpec, luma_format: LumaFormat) -> str:
-    return spec.codec.pix_fmt_8 if luma_format.bit_depth <= 8 else spec.codec.pix_fmt_high
+    for depth, pix_fmt in spec.codec.pix_fmts:
+        if depth >= luma_format.bit_depth:
+            return pix_fmt
+    return spec.codec.pix_fmts[-1][1]
 
 
 def output_luma_format(spec: OutputSpec, source: LumaFormat) -> LumaFormat:

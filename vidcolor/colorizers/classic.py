@@ -113,7 +113,7 @@ class ClassicColorizer(Colorizer):
         state = self._references.get(key)
         if state is None:
             lab = reference.lab_at(width, height)
-            lightness = np.ascontiguousarray(lab[..., 0])
+            lightness = np.ascontiguousarray(reference.lightness_at(width, height))
             ab = np.ascontiguousarray(lab[..., 1:])
             texture = _texture(lightness)
             edges = np.quantile(texture, np.linspace(0, 1, _TEXTURE_BINS + 1)[1:-1]).astype(np.float32)
