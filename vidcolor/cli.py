@@ -52,8 +52,10 @@ class VidcolorGroup(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log more detail.")
 def main(verbose: bool) -> None:
     """Colorize black-and-white video from colour reference images."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="vidcolor: %(levelname)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("vidcolor: %(levelname)s: %(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def _progress(total: int | None, quiet: bool, desc: str) -> tuple[tqdm, Callable[[Any], None]]:
@@ -118,7 +120,7 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], model: str 
     schedule.validate(info.frame_count, input_path)
     colorizer = get_colorizer(model, device=device)
     bar, advance = _progress(info.frame_count, quiet, os.path.basename(input_path))
-    with logging_redirect_tqdm(), bar:
+    with logging_redirect_tqdm(loggers=[logger]), bar:
         summary = colorize_video(input_path, spec, schedule, colorizer, short_side=short_side, size=fixed,
                                  overwrite=overwrite, on_frame=advance, info=info)
     if not quiet:
@@ -145,7 +147,7 @@ def demo(output_dir: str, model: str | None, quiet: bool) -> None:
     spec = resolve_output(result_path)
     colorizer = get_colorizer(model)
     bar, advance = _progress(clip.frames, quiet, "demo")
-    with logging_redirect_tqdm(), bar:
+    with logging_redirect_tqdm(loggers=[logger]), bar:
         summary = colorize_video(clip.gray_video, spec, ReferenceSchedule.single(load_reference(clip.reference)),
                                  colorizer, overwrite=True, on_frame=advance)
     gray_psnr = clip_psnr(clip.gray_video, clip.color_video)

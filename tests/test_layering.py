@@ -1,0 +1,54 @@
+"""The library stays pure: no front-end imports anywhere in vidcolor's core."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import vidcolor
+
+FRONT_END_MODULES = ("click", "tqdm", "vapoursynth")
+FRONT_ENDS = {"cli.py", "__main__.py"}
+
+RUNTIME_PROBE = """
+import importlib, pkgutil, sys
+import vidcolor
+for info in pkgutil.walk_packages(vidcolor.__path__, "vidcolor."):
+    if info.name not in ("vidcolor.cli", "vidcolor.__main__"):
+        importlib.import_module(info.name)
+print(",".join(sorted(m for m in ("click", "vapoursynth") if m in sys.modules)))
+"""
+
+
+def imported_roots(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_core_source_never_imports_a_front_end():
+    package = Path(vidcolor.__file__).parent
+    offenders = {
+        str(path.relative_to(package)): sorted(imported_roots(path) & set(FRONT_END_MODULES))
+        for path in package.rglob("*.py")
+        if path.name not in FRONT_ENDS or path.parent != package
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_scan_catches_a_front_end_import(tmp_path):
+    sample = tmp_path / "m.py"
+    sample.write_text("import os\nfrom tqdm.auto import tqdm\n")
+    assert "tqdm" in imported_roots(sample)
+
+
+def test_importing_every_core_module_loads_neither_click_nor_vapoursynth():
+    # (torch itself imports tqdm, so tqdm is checked on the source above, not at run time)
+    result = subprocess.run([sys.executable, "-c", RUNTIME_PROBE], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "", f"vidcolor core loaded {result.stdout.strip()}"
