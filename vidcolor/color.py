@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
+import torch
 
 # BT.601 / BT.709 / BT.2020 luma coefficients (Kr, Kb), keyed by FFmpeg's colorspace names.
 _LUMA_COEFFICIENTS: dict[str, tuple[float, float]] = {
@@ -40,13 +41,15 @@ class LumaFormat:
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """float32 sRGB in [0, 1] (H, W, 3) → float32 CIE Lab (D65): L in [0, 100], a/b about ±110."""
-    return cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.float32), cv2.COLOR_RGB2Lab)
+    """float32 sRGB in [0, 1] (..., 3) → float32 CIE Lab (D65): L in [0, 100], a/b about ±110."""
+    flat = np.ascontiguousarray(rgb, dtype=np.float32).reshape(-1, 1, 3) if rgb.ndim != 3 else np.ascontiguousarray(rgb, dtype=np.float32)
+    return cv2.cvtColor(flat, cv2.COLOR_RGB2Lab).reshape(rgb.shape)
 
 
 def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
-    """float32 Lab (H, W, 3) → float32 sRGB clipped to [0, 1]."""
-    rgb = cv2.cvtColor(np.ascontiguousarray(lab, dtype=np.float32), cv2.COLOR_Lab2RGB)
+    """float32 Lab (..., 3) → float32 sRGB clipped to [0, 1]."""
+    flat = np.ascontiguousarray(lab, dtype=np.float32).reshape(-1, 1, 3) if lab.ndim != 3 else np.ascontiguousarray(lab, dtype=np.float32)
+    rgb = cv2.cvtColor(flat, cv2.COLOR_Lab2RGB).reshape(lab.shape)
     return np.clip(rgb, 0.0, 1.0, out=rgb)
 
 
@@ -122,15 +125,16 @@ def rgb_to_gray_lightness(rgb: np.ndarray) -> np.ndarray:
     return gray_to_lightness(rgb_to_gray(rgb))
 
 
-def lab_with_luma(gray: np.ndarray, ab: np.ndarray, matrix: str = "bt601", iterations: int = 8) -> np.ndarray:
+def lab_with_luma(gray: np.ndarray, ab: np.ndarray, matrix: str = "bt601", iterations: int = 14) -> np.ndarray:
     """RGB with Lab chroma ``ab`` whose luma Y' equals ``gray``: the colour a chroma prediction
     means at this pixel's actual brightness.
 
     Lab L is solved per pixel by bisection (Y' rises monotonically with L at fixed ab), so a
-    reference's colours come back exactly when a colorizer copies its ``ab`` onto the same pixel.
+    reference's colours come back when a colorizer copies its ``ab`` onto the same pixel. This is
+    the exact, slow form; per-frame code uses :func:`chroma_of`, a table built from it.
     """
     kr, kb = _LUMA_COEFFICIENTS.get(matrix, _LUMA_COEFFICIENTS["bt601"])
-    target = gray.astype(np.float32)
+    target = np.ascontiguousarray(gray, dtype=np.float32)
     low = np.zeros_like(target)
     high = np.full_like(target, 100.0)
     lab = np.empty(target.shape + (3,), np.float32)
@@ -138,11 +142,46 @@ def lab_with_luma(gray: np.ndarray, ab: np.ndarray, matrix: str = "bt601", itera
     for _ in range(iterations):
         lab[..., 0] = 0.5 * (low + high)
         rgb = lab_to_rgb(lab)
-        too_dark = (kr * rgb[..., 0] + (1.0 - kr - kb) * rgb[..., 1] + kb * rgb[..., 2]) < target
+        luma = kr * rgb[..., 0] + (1.0 - kr - kb) * rgb[..., 1] + kb * rgb[..., 2]
+        too_dark = luma < target
         low = np.where(too_dark, lab[..., 0], low)
         high = np.where(too_dark, high, lab[..., 0])
     lab[..., 0] = 0.5 * (low + high)
     return lab_to_rgb(lab)
+
+
+_TABLE_GRAY = 65  # Y' samples over [0, 1]
+_TABLE_AB = 65  # a and b samples over [-128, 128]
+
+
+@lru_cache(maxsize=8)
+def _chroma_table(matrix: str) -> torch.Tensor:
+    """(Cb, Cr) on a (Y', b, a) grid, as a ``grid_sample`` volume ``(1, 2, Y', b, a)``."""
+    kr, kb = _LUMA_COEFFICIENTS.get(matrix, _LUMA_COEFFICIENTS["bt601"])
+    gray, b, a = np.meshgrid(np.linspace(0, 1, _TABLE_GRAY), np.linspace(-128, 128, _TABLE_AB),
+                             np.linspace(-128, 128, _TABLE_AB), indexing="ij")
+    rgb = lab_with_luma(gray.astype(np.float32), np.stack([a, b], axis=-1).astype(np.float32), matrix)
+    y = kr * rgb[..., 0] + (1.0 - kr - kb) * rgb[..., 1] + kb * rgb[..., 2]
+    cb = (rgb[..., 2] - y) / (2.0 * (1.0 - kb))
+    cr = (rgb[..., 0] - y) / (2.0 * (1.0 - kr))
+    return torch.from_numpy(np.stack([cb, cr])[None].astype(np.float32))
+
+
+def chroma_of(gray: np.ndarray, ab: np.ndarray, matrix: str = "bt601") -> tuple[np.ndarray, np.ndarray]:
+    """Normalised Cb, Cr (in [-0.5, 0.5]) of chroma ``ab`` shown at luma ``gray`` (Y' in [0, 1]).
+
+    Trilinear lookup in a table of :func:`lab_with_luma`, so it costs one ``grid_sample``.
+    """
+    table = _chroma_table(matrix)
+    grid = np.empty(gray.shape + (3,), np.float32)
+    grid[..., 0] = ab[..., 0] / 128.0
+    grid[..., 1] = ab[..., 1] / 128.0
+    grid[..., 2] = gray * 2.0 - 1.0
+    with torch.inference_mode():
+        sampled = torch.nn.functional.grid_sample(table, torch.from_numpy(grid)[None, None], mode="bilinear",
+                                                  padding_mode="border", align_corners=True)
+    cb, cr = sampled[0, :, 0].numpy()
+    return cb, cr
 
 
 def chroma_planes(gray: np.ndarray, ab: np.ndarray, luma_format: LumaFormat) -> tuple[np.ndarray, np.ndarray]:
@@ -152,12 +191,7 @@ def chroma_planes(gray: np.ndarray, ab: np.ndarray, luma_format: LumaFormat) -> 
     ``gray`` and ``ab`` are at the chroma planes' resolution. The luma plane is not produced here
     at all: the caller keeps the input's.
     """
-    kr, kb = luma_format.coefficients()
-    rgb = lab_with_luma(gray, ab, luma_format.matrix)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = kr * r + (1.0 - kr - kb) * g + kb * b
-    cb = (b - y) / (2.0 * (1.0 - kb))
-    cr = (r - y) / (2.0 * (1.0 - kr))
+    cb, cr = chroma_of(gray, ab, luma_format.matrix)
     scale = 1 << (luma_format.bit_depth - 8)
     if luma_format.full_range:
         span, mid = luma_format.max_code, 128 * scale
@@ -172,8 +206,14 @@ def chroma_planes(gray: np.ndarray, ab: np.ndarray, luma_format: LumaFormat) -> 
 
 
 def rgb_codes(gray: np.ndarray, ab: np.ndarray, bit_depth: int, matrix: str = "bt601") -> np.ndarray:
-    """RGB code values (uint8 or uint16) for image-sequence output, luma-consistent like the planes."""
-    rgb = lab_with_luma(gray, ab, matrix)
+    """RGB code values (uint8 or uint16) for image-sequence output: the input's luma with the
+    predicted chroma, exactly as the YUV planes carry it."""
+    kr, kb = _LUMA_COEFFICIENTS.get(matrix, _LUMA_COEFFICIENTS["bt601"])
+    cb, cr = chroma_of(gray, ab, matrix)
+    r = gray + 2.0 * (1.0 - kr) * cr
+    b = gray + 2.0 * (1.0 - kb) * cb
+    g = (gray - kr * r - kb * b) / (1.0 - kr - kb)
+    rgb = np.clip(np.stack([r, g, b], axis=-1), 0.0, 1.0)
     if bit_depth <= 8:
         return np.rint(rgb * 255.0).astype(np.uint8)
     return np.rint(rgb * 65535.0).astype(np.uint16)
