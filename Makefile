@@ -17,6 +17,8 @@ $(VENV)/bin/python:
 
 $(VENV)/.installed: $(VENV)/bin/python setup.cfg pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e ".[vs,test]"
+	# lets vspipe find this venv's Python (adds this installation's entry to VapourSynth's config)
+	$(VENV)/bin/vapoursynth config >/dev/null
 	touch $@
 
 venv: $(VENV)/.installed

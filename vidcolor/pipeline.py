@@ -8,8 +8,10 @@ VapourSynth.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -80,35 +82,95 @@ def parse_size(text: str | None) -> tuple[int | None, tuple[int, int] | None]:
     return int(value), None
 
 
-class FrameColorizer:
-    """Turns decoded frames into output frames: the per-frame half of the pipeline.
+@dataclass(frozen=True)
+class ChunkPlan:
+    """Where the recurrence restarts inside long shots, so any frame can be recomputed alone.
 
-    Shared by the CLI pipeline and the VapourSynth filter, so both produce the same pixels.
+    A shot (from one keyframe to the next) is cut into chunks of ``length`` frames counted from its
+    keyframe. At a chunk start the colorizer restarts and first replays the previous ``warmup``
+    frames (discarding their output), so colour carries across the boundary without a pop. Every
+    frame then depends only on frames from ``warmup`` before its chunk: the VapourSynth filter can
+    serve random requests, and an interrupted run can resume at a chunk, both giving exactly what
+    one sequential pass gives. ``length=0`` makes a shot one chunk.
     """
 
-    def __init__(self, colorizer: Colorizer, schedule: ReferenceSchedule, info_width: int, info_height: int,
-                 work: tuple[int, int]) -> None:
+    length: int = 240
+    warmup: int = 8
+
+
+class FrameColorizer:
+    """Frame → chroma at the working resolution, with shot resets and chunk warm-ups.
+
+    The single place that decides the recurrence, shared by the CLI pipeline and the VapourSynth
+    filter, so both produce the same pixels.
+    """
+
+    def __init__(self, colorizer: Colorizer, schedule: ReferenceSchedule, work: tuple[int, int],
+                 plan: ChunkPlan = ChunkPlan()) -> None:
         self.colorizer = colorizer
         self.schedule = schedule
-        self.width, self.height = info_width, info_height
         self.work = work
+        self.plan = plan
+        self._history: deque[np.ndarray] = deque(maxlen=max(plan.warmup, 0))
+        self._last_index: int | None = None
+        self._keyframes = [k.frame for k in schedule.keyframes]
 
-    def lightness(self, luma: np.ndarray, luma_format: LumaFormat) -> np.ndarray:
-        return luma_to_lightness(luma, luma_format)
+    def shot_start(self, index: int) -> int:
+        """The keyframe that governs ``index`` (0 when it precedes the first keyframe)."""
+        position = bisect.bisect_right(self._keyframes, index) - 1
+        return self._keyframes[position] if position >= 0 else 0
 
-    def predict(self, index: int, full_lightness: np.ndarray) -> ColorizedFrame:
-        if self.schedule.starts_shot(index):
-            self.colorizer.reset()
+    def chunk_start(self, index: int) -> int:
+        start = self.shot_start(index)
+        if self.plan.length <= 0:
+            return start
+        return start + (index - start) // self.plan.length * self.plan.length
+
+    def chunk_bounds(self, index: int, frame_count: int) -> tuple[int, int, int]:
+        """(first frame to feed, first frame of the chunk, one past its last frame) for ``index``."""
+        chunk = self.chunk_start(index)
+        shot = self.shot_start(index)
+        begin = chunk if chunk == shot else max(shot, chunk - self.plan.warmup)
+        end = frame_count
+        if self.plan.length > 0:
+            end = min(end, chunk + self.plan.length)
+        later = [k for k in self._keyframes if k > index]
+        if later:
+            end = min(end, later[0])
+        return begin, chunk, end
+
+    def working_lightness(self, full_lightness: np.ndarray) -> np.ndarray:
         small = full_lightness
         if (full_lightness.shape[1], full_lightness.shape[0]) != self.work:
             small = cv2.resize(full_lightness, self.work, interpolation=cv2.INTER_AREA)
-        return self.colorizer.step(np.ascontiguousarray(small, dtype=np.float32), self.schedule.reference_at(index))
+        return np.ascontiguousarray(small, dtype=np.float32)
+
+    def predict(self, index: int, full_lightness: np.ndarray, *, cut: bool = False) -> ColorizedFrame:
+        """Colorize frame ``index``; frames must come in order (a jump restarts the recurrence)."""
+        small = self.working_lightness(full_lightness)
+        reference = self.schedule.reference_at(index)
+        shot = self.shot_start(index)
+        contiguous = self._last_index is not None and index == self._last_index + 1
+        if index == shot or cut or index in self.schedule.cuts or not contiguous:
+            self.colorizer.reset()
+            self._history.clear()
+        elif index == self.chunk_start(index):
+            self.colorizer.reset()
+            for past in self._history:
+                self.colorizer.step(past, reference)
+        result = self.colorizer.step(small, reference)
+        if self._history.maxlen:
+            self._history.append(small)
+        self._last_index = index
+        return result
 
 
-def _chroma_for_planes(full_lightness: np.ndarray, full_gray: np.ndarray, ab: np.ndarray, pix_fmt: str,
-                       luma_format: LumaFormat, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    fmt = av.VideoFormat(pix_fmt)
-    chroma_w, chroma_h = fmt.chroma_width(width), fmt.chroma_height(height)
+def chroma_for_frame(full_lightness: np.ndarray, full_gray: np.ndarray, ab: np.ndarray, chroma_size: tuple[int, int],
+                     luma_format: LumaFormat) -> tuple[np.ndarray, np.ndarray]:
+    """Cb, Cr planes of ``chroma_size`` (width, height) for working-resolution chroma ``ab``,
+    upsampled under the guidance of the full-resolution lightness."""
+    height, width = full_lightness.shape
+    chroma_w, chroma_h = chroma_size
     guide, gray = full_lightness, full_gray
     if (chroma_w, chroma_h) != (width, height):
         guide = cv2.resize(full_lightness, (chroma_w, chroma_h), interpolation=cv2.INTER_AREA)
@@ -129,6 +191,7 @@ def colorize_video(
     on_start: Callable[[VideoInfo], None] | None = None,
     on_frame: Callable[[FrameResult], None] | None = None,
     info: VideoInfo | None = None,
+    plan: ChunkPlan = ChunkPlan(),
 ) -> RunSummary:
     """Colorize ``input_path`` into ``spec``; every input problem is raised before anything is written."""
     info = info or probe(input_path)
@@ -136,7 +199,7 @@ def colorize_video(
     check_encodable(spec, info)
     schedule.validate(info.frame_count, input_path)
     work = size or working_size(info.width, info.height, short_side or colorizer.default_short_side)
-    frames = FrameColorizer(colorizer, schedule, info.width, info.height, work)
+    frames = FrameColorizer(colorizer, schedule, work, plan)
     summary = RunSummary(input_path, spec.path, 0, 0.0, work, colorizer.name)
     if on_start is not None:
         on_start(info)
@@ -153,7 +216,7 @@ def colorize_video(
 
 def _render(frame: Frame, frames: FrameColorizer, info: VideoInfo, spec: OutputSpec, pix_fmt: str,
             out_format: LumaFormat, summary: RunSummary, on_frame: Callable[[FrameResult], None] | None) -> OutputFrame:
-    full_l = frames.lightness(frame.luma, info.luma_format)
+    full_l = luma_to_lightness(frame.luma, info.luma_format)
     result = frames.predict(frame.index, full_l)
     full_gray = luma_to_gray_level(frame.luma, info.luma_format)
     if spec.codec.rgb:
@@ -161,7 +224,9 @@ def _render(frame: Frame, frames: FrameColorizer, info: VideoInfo, spec: OutputS
         rgb = rgb_codes(full_gray, ab_full, info.luma_format.bit_depth, info.luma_format.matrix)
         output = OutputFrame(frame.index, frame.pts, rgb=rgb)
     else:
-        cb, cr = _chroma_for_planes(full_l, full_gray, result.ab, pix_fmt, out_format, info.width, info.height)
+        fmt = av.VideoFormat(pix_fmt)
+        chroma_size = (fmt.chroma_width(info.width), fmt.chroma_height(info.height))
+        cb, cr = chroma_for_frame(full_l, full_gray, result.ab, chroma_size, out_format)
         luma = convert_luma(frame.luma, info.luma_format, out_format)
         output = OutputFrame(frame.index, frame.pts, planes=(luma, cb, cr))
     item = FrameResult(frame.index, frame.time, timecode(frame.time), float(result.confidence.mean()), dict(result.stats))

@@ -1,0 +1,245 @@
+"""vsvidcolor: vidcolor as a VapourSynth filter.
+
+All algorithms come from the ``vidcolor`` library; this module only validates arguments, adapts
+VapourSynth frames to arrays and back, and caches chunks so that a recurrent colorizer can serve
+VapourSynth's random, parallel frame requests with exactly what one sequential pass produces.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from os import PathLike
+
+import numpy as np
+import vapoursynth as vs
+
+from vidcolor.color import LumaFormat, gray_to_lightness, luma_to_gray_level, luma_to_lightness, rgb_codes
+from vidcolor.colorizers import MODELS, get_colorizer
+from vidcolor.errors import VidcolorError
+from vidcolor.color import guided_upsample
+from vidcolor.pipeline import ChunkPlan, FrameColorizer, chroma_for_frame, working_size
+from vidcolor.references import Reference, load_reference
+from vidcolor.schedule import Keyframe, ReferenceSchedule
+
+__all__ = ["colorize"]
+
+_MATRICES = {1: "bt709", 5: "bt470bg", 6: "smpte170m", 9: "bt2020", 10: "bt2020"}
+
+
+def colorize(
+    clip: vs.VideoNode,
+    ref: str | PathLike[str] | None = None,
+    refs: Mapping[int, str | PathLike[str]] | None = None,
+    ref_clip: vs.VideoNode | None = None,
+    ref_frames: Sequence[int] | None = None,
+    preset: str | PathLike[str] | None = None,
+    model: str = "default",
+    size: int | None = None,
+    device: str = "cpu",
+    rgb: bool = False,
+    chunk_length: int = ChunkPlan.length,
+    warmup: int = ChunkPlan.warmup,
+    cache_chunks: int = 2,
+) -> vs.VideoNode:
+    """Colorize a black-and-white clip from colour reference images.
+
+    :param clip:         GRAY or YUV clip, 8-16-bit integer or half/single float. Only luma is used;
+                         it passes through untouched.
+    :param ref:          one reference image for the whole clip.
+    :param refs:         keyframes ``{frame: image_path}``; each reference applies from its frame on.
+    :param ref_clip:     RGB clip of reference images; with ``ref_frames`` (one clip frame number per
+                         ``ref_clip`` frame), or a single frame for the whole clip.
+    :param ref_frames:   frame numbers for ``ref_clip``.
+    :param preset:       a vidcolor keyframe preset file (TOML).
+    :param model:        colorizer name, as ``vidcolor colorize --model`` (``default``, ``classic``, ``deepex``).
+    :param size:         working resolution short side in pixels (default: the model's).
+    :param device:       torch device for learned models (``cpu``, ``cuda``, ``cuda:1``).
+    :param rgb:          return RGB (same depth) instead of YUV444.
+    :param chunk_length: frames per chunk; a request computes its chunk sequentially, so seeking costs up
+                         to ``chunk_length + warmup`` frames of colorization. Must match the CLI's value for
+                         identical results (both default to 240).
+    :param warmup:       frames replayed before each chunk so colour carries across chunk boundaries.
+    :param cache_chunks: finished chunks kept in memory (working-resolution chroma only).
+
+    Scene changes marked with ``_SceneChangePrev``/``_SceneChangeNext`` frame properties restart the
+    recurrence, like keyframes do.
+    """
+    func = "vsvidcolor.colorize"
+    if not isinstance(clip, vs.VideoNode):
+        raise vs.Error(f"{func}: clip must be a vapoursynth.VideoNode, got {type(clip).__name__}")
+    fmt = clip.format
+    if fmt is None or clip.width == 0 or clip.height == 0:
+        raise vs.Error(f"{func}: clip must have a constant format and size, got a variable one")
+    if fmt.color_family not in (vs.GRAY, vs.YUV):
+        raise vs.Error(f"{func}: clip must be GRAY or YUV (only luma is used), got {fmt.name}")
+    if fmt.sample_type == vs.INTEGER and not 8 <= fmt.bits_per_sample <= 16:
+        raise vs.Error(f"{func}: integer clips must be 8-16-bit, got {fmt.name}")
+    if model not in MODELS:
+        raise vs.Error(f"{func}: model must be one of {', '.join(MODELS)}, got {model!r}")
+    if size is not None and (not isinstance(size, int) or size < 16):
+        raise vs.Error(f"{func}: size must be an integer of at least 16 (working short side), got {size!r}")
+    if chunk_length < 0 or warmup < 0 or cache_chunks < 1:
+        raise vs.Error(f"{func}: chunk_length and warmup must be >= 0 and cache_chunks >= 1, "
+                       f"got {chunk_length}, {warmup}, {cache_chunks}")
+    given = [name for name, value in (("ref", ref), ("refs", refs), ("ref_clip", ref_clip), ("preset", preset))
+             if value is not None]
+    if not given:
+        raise vs.Error(f"{func}: a reference is required: pass ref=image_path, refs={{frame: image_path}}, "
+                       "ref_clip=RGB clip or preset=file.toml")
+    if len(given) > 1:
+        raise vs.Error(f"{func}: give only one of ref, refs, ref_clip, preset, got {', '.join(given)}")
+    try:
+        schedule = _schedule(func, clip, ref, refs, ref_clip, ref_frames, preset)
+    except VidcolorError as exc:
+        raise vs.Error(f"{func}: {exc}") from None
+
+    try:
+        colorizer = get_colorizer(model, device=device)
+    except VidcolorError as exc:
+        raise vs.Error(f"{func}: {exc}") from None
+    work = working_size(clip.width, clip.height, size or colorizer.default_short_side)
+    frames = FrameColorizer(colorizer, schedule, work, ChunkPlan(chunk_length, warmup))
+    chunks = _ChunkCache(clip, frames, cache_chunks)
+
+    if rgb:
+        out_format = vs.core.query_video_format(vs.RGB, fmt.sample_type, fmt.bits_per_sample, 0, 0)
+    else:
+        out_format = vs.core.query_video_format(vs.YUV, fmt.sample_type, fmt.bits_per_sample, 0, 0)
+    blank = clip.std.BlankClip(format=out_format.id, keep=True)
+
+    def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        out, src = f[0].copy(), f[1]
+        luma = np.asarray(src[0])
+        luma_format = _luma_format(src)
+        if fmt.sample_type == vs.FLOAT:
+            gray = np.clip(luma.astype(np.float32), 0.0, 1.0)
+            lightness = gray_to_lightness(gray)
+        else:
+            lightness = luma_to_lightness(luma, luma_format)
+            gray = luma_to_gray_level(luma, luma_format)
+        ab = chunks.ab(n)
+        if rgb:
+            ab_full = guided_upsample(ab, lightness)
+            bits = 16 if fmt.sample_type == vs.FLOAT or fmt.bits_per_sample > 8 else 8
+            codes = rgb_codes(gray, ab_full, bits, luma_format.matrix)
+            scale = 1.0 / 65535.0 if fmt.sample_type == vs.FLOAT else None
+            for plane in range(3):
+                channel = codes[..., plane]
+                if scale is not None:
+                    np.asarray(out[plane])[:] = channel.astype(np.float32) * scale
+                elif fmt.bits_per_sample not in (8, 16):
+                    np.asarray(out[plane])[:] = np.rint(channel * ((1 << fmt.bits_per_sample) - 1) / 65535.0)
+                else:
+                    np.asarray(out[plane])[:] = channel
+        else:
+            np.asarray(out[0])[:] = luma
+            if fmt.sample_type == vs.FLOAT:
+                cb, cr = chroma_for_frame(lightness, gray, ab, (clip.width, clip.height),
+                                          LumaFormat(16, True, luma_format.matrix))
+                np.asarray(out[1])[:] = (cb.astype(np.float32) - 32768.0) / 65535.0
+                np.asarray(out[2])[:] = (cr.astype(np.float32) - 32768.0) / 65535.0
+            else:
+                cb, cr = chroma_for_frame(lightness, gray, ab, (clip.width, clip.height), luma_format)
+                np.asarray(out[1])[:] = cb
+                np.asarray(out[2])[:] = cr
+        props = out.props
+        props["_ChromaLocation"] = 0
+        if rgb:
+            for key in ("_Matrix", "_Range", "_ColorRange"):
+                if key in props:
+                    del props[key]
+        return out
+
+    return blank.std.ModifyFrame([blank, clip], render)
+
+
+def _luma_format(frame: vs.VideoFrame) -> LumaFormat:
+    props = frame.props
+    bits = frame.format.bits_per_sample if frame.format.sample_type == vs.INTEGER else 16
+    colour_range = props["_Range"] if "_Range" in props else 1  # 0 = full, 1 = limited
+    matrix = _MATRICES.get(int(props.get("_Matrix", 2)), "bt709" if frame.height >= 720 else "smpte170m")
+    return LumaFormat(bits, colour_range == 0, matrix)
+
+
+def _schedule(func: str, clip: vs.VideoNode, ref: object, refs: Mapping[int, object] | None,
+              ref_clip: vs.VideoNode | None, ref_frames: Sequence[int] | None, preset: object) -> ReferenceSchedule:
+    if ref is not None:
+        return ReferenceSchedule.single(load_reference(ref))  # type: ignore[arg-type]
+    if refs is not None:
+        if not isinstance(refs, Mapping) or not refs:
+            raise vs.Error(f"{func}: refs must be a non-empty dict {{frame: image_path}}, got {refs!r}")
+        keyframes = []
+        for frame, path in refs.items():
+            if not isinstance(frame, int) or not 0 <= frame < clip.num_frames:
+                raise vs.Error(f"{func}: refs keys must be frame numbers in 0..{clip.num_frames - 1}, got {frame!r}")
+            keyframes.append(Keyframe(frame, load_reference(path)))  # type: ignore[arg-type]
+        return ReferenceSchedule(keyframes)
+    if ref_clip is not None:
+        if not isinstance(ref_clip, vs.VideoNode) or ref_clip.format is None or ref_clip.format.color_family != vs.RGB:
+            got = ref_clip.format.name if isinstance(ref_clip, vs.VideoNode) and ref_clip.format else type(ref_clip).__name__
+            raise vs.Error(f"{func}: ref_clip must be an RGB clip, got {got}")
+        frames = list(ref_frames) if ref_frames is not None else [0]
+        if ref_clip.num_frames != len(frames):
+            raise vs.Error(f"{func}: ref_clip must have one frame per entry of ref_frames ({len(frames)}), "
+                           f"got {ref_clip.num_frames} frames")
+        keyframes = []
+        for i, frame in enumerate(frames):
+            if not isinstance(frame, int) or not 0 <= frame < clip.num_frames:
+                raise vs.Error(f"{func}: ref_frames must be frame numbers in 0..{clip.num_frames - 1}, got {frame!r}")
+            image = ref_clip.get_frame(i)
+            rgb = np.stack([np.asarray(image[p]) for p in range(3)], axis=-1)
+            if image.format.sample_type == vs.INTEGER:
+                rgb = rgb.astype(np.float32) / ((1 << image.format.bits_per_sample) - 1)
+            keyframes.append(Keyframe(frame, Reference.from_array(rgb.astype(np.float32), key=f"ref_clip:{id(ref_clip)}:{i}")))
+        return ReferenceSchedule(keyframes)
+    from vidcolor.presets import load_preset  # noqa: PLC0415 - optional until presets are used
+
+    loaded = load_preset(preset)  # type: ignore[arg-type]
+    fps = clip.fps if clip.fps.numerator else None
+    return loaded.schedule(clip.num_frames, fps)
+
+
+class _ChunkCache:
+    """Working-resolution chroma per frame, computed one chunk at a time under a lock."""
+
+    def __init__(self, clip: vs.VideoNode, frames: FrameColorizer, capacity: int) -> None:
+        self.clip = clip
+        self.frames = frames
+        self.capacity = capacity
+        self.lock = threading.Lock()
+        self.chunks: OrderedDict[int, dict[int, np.ndarray]] = OrderedDict()
+
+    def ab(self, n: int) -> np.ndarray:
+        start = self.frames.chunk_start(n)
+        with self.lock:
+            chunk = self.chunks.get(start)
+            if chunk is None:
+                chunk = self._compute(n)
+                self.chunks[start] = chunk
+                while len(self.chunks) > self.capacity:
+                    self.chunks.popitem(last=False)
+            else:
+                self.chunks.move_to_end(start)
+            return chunk[n]
+
+    def _compute(self, n: int) -> dict[int, np.ndarray]:
+        begin, chunk_start, end = self.frames.chunk_bounds(n, self.clip.num_frames)
+        self.frames._last_index = None  # a fresh pass: the recurrence restarts at ``begin``
+        results: dict[int, np.ndarray] = {}
+        previous_next = False
+        for index in range(begin, end):
+            frame = self.clip.get_frame(index)
+            props = frame.props
+            cut = bool(props.get("_SceneChangePrev", 0)) or previous_next
+            previous_next = bool(props.get("_SceneChangeNext", 0))
+            luma = np.asarray(frame[0])
+            if frame.format.sample_type == vs.FLOAT:
+                lightness = gray_to_lightness(np.clip(luma.astype(np.float32), 0.0, 1.0))
+            else:
+                lightness = luma_to_lightness(luma, _luma_format(frame))
+            result = self.frames.predict(index, lightness, cut=cut and index != begin)
+            if index >= chunk_start:
+                results[index] = result.ab
+        return results

@@ -1,0 +1,146 @@
+"""The VapourSynth filter on the real R81 core: same pixels as the CLI, order-independent."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+vs = pytest.importorskip("vapoursynth", reason="the vs extra is not installed: pip install -e .[vs]")
+import vsvidcolor  # noqa: E402
+
+from vidcolor.cli import main  # noqa: E402
+
+from helpers import color_frames, shared_path, write_clip  # noqa: E402
+
+core = vs.core
+
+
+@pytest.fixture
+def clip_and_ref(tmp_path):
+    path = write_clip(tmp_path / "c.mkv", color_frames(30, 96, 64), codec="ffv1", pix_fmt="yuv420p")
+    reference = tmp_path / "ref.png"
+    cv2.imwrite(str(reference), cv2.cvtColor(color_frames(1, 96, 64)[0], cv2.COLOR_RGB2BGR))
+    return core.bs.VideoSource(str(path)), reference
+
+
+def planes(frame: vs.VideoFrame) -> np.ndarray:
+    return np.stack([np.asarray(frame[p]) for p in range(frame.format.num_planes)])
+
+
+def test_output_format_and_untouched_luma(clip_and_ref):
+    clip, reference = clip_and_ref
+    out = vsvidcolor.colorize(clip, ref=str(reference), model="classic")
+    assert out.format.name == "YUV444P8" and out.num_frames == clip.num_frames
+    frame = out.get_frame(7)
+    np.testing.assert_array_equal(np.asarray(frame[0]), np.asarray(clip.get_frame(7)[0]))
+    assert np.abs(np.asarray(frame[1]).astype(int) - 128).mean() > 5  # it has colour
+    rgb = vsvidcolor.colorize(clip, ref=str(reference), model="classic", rgb=True)
+    assert rgb.format.name == "RGB24"
+
+
+def test_shuffled_parallel_requests_equal_sequential(clip_and_ref):
+    clip, reference = clip_and_ref
+    sequential = vsvidcolor.colorize(clip, ref=str(reference), model="classic", chunk_length=8, warmup=3)
+    expected = [planes(sequential.get_frame(i)) for i in range(clip.num_frames)]
+    shuffled = vsvidcolor.colorize(clip, ref=str(reference), model="classic", chunk_length=8, warmup=3, cache_chunks=1)
+    order = list(range(clip.num_frames))
+    random.Random(3).shuffle(order)
+    futures = {i: shuffled.get_frame_async(i) for i in order}
+    for i in order:
+        np.testing.assert_array_equal(planes(futures[i].result()), expected[i])
+
+
+def test_scene_change_property_restarts_recurrence(clip_and_ref):
+    clip, reference = clip_and_ref
+    plain = vsvidcolor.colorize(clip, ref=str(reference), model="classic", chunk_length=0)
+    marked = clip.std.SetFrameProps(_SceneChangePrev=1) if False else core.std.Splice(
+        [clip[:12], clip[12:].std.SetFrameProps(_SceneChangePrev=1)[0], clip[13:]])
+    cut = vsvidcolor.colorize(marked, ref=str(reference), model="classic", chunk_length=0)
+    assert np.array_equal(planes(plain.get_frame(11)), planes(cut.get_frame(11)))
+    assert not np.array_equal(planes(plain.get_frame(12)), planes(cut.get_frame(12)))
+
+
+def test_vspipe_matches_cli_on_bigbuckbunny(tmp_path):
+    source = shared_path("clips/misc/bigbuckbunny.mp4")
+    reference = tmp_path / "ref.png"
+    with av.open(str(source)) as container:
+        cv2.imwrite(str(reference), next(container.decode(video=0)).to_ndarray(format="bgr24"))
+    cli_out = tmp_path / "cli.mkv"
+    result = CliRunner().invoke(main, ["colorize", str(source), "-o", str(cli_out), "--ref", str(reference),
+                                       "--codec", "ffv1", "--model", "classic", "--size", "144", "-q"])
+    assert result.exit_code == 0, result.output
+    script = tmp_path / "colorize.vpy"
+    script.write_text(
+        "import vapoursynth as vs\nimport vsvidcolor\n"
+        f"clip = vs.core.bs.VideoSource({str(source)!r})\n"
+        f"vsvidcolor.colorize(clip, ref={str(reference)!r}, model='classic', size=144).set_output()\n")
+    vspipe = Path(sys.executable).with_name("vspipe")
+    y4m = tmp_path / "vs.y4m"
+    subprocess.run([str(vspipe), "-c", "y4m", str(script), str(y4m)], check=True, capture_output=True)
+    with av.open(str(y4m)) as a, av.open(str(cli_out)) as b:
+        pairs = list(zip(a.decode(video=0), b.decode(video=0), strict=True))
+    assert len(pairs) == 132
+    worst = max(int(np.abs(fa.to_ndarray(format="yuv444p").astype(int) - fb.to_ndarray(format="yuv444p")).max())
+                for fa, fb in pairs)
+    assert worst <= 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "a reference is required"),
+        ({"ref": "x.png", "refs": {0: "x.png"}}, "give only one of ref, refs"),
+        ({"ref": "missing.png"}, "missing.png"),
+        ({"refs": {99: "REF"}}, "refs keys must be frame numbers in 0..29, got 99"),
+        ({"refs": {}}, "refs must be a non-empty dict"),
+        ({"ref": "REF", "model": "nope"}, "model must be one of"),
+        ({"ref": "REF", "size": 4}, "size must be an integer of at least 16"),
+        ({"ref": "REF", "chunk_length": -1}, "chunk_length and warmup must be >= 0"),
+        ({"ref_clip": "GRAYCLIP"}, "ref_clip must be an RGB clip, got Gray8"),
+        ({"ref_clip": "RGBCLIP2", "ref_frames": [0]}, "ref_clip must have one frame per entry of ref_frames (1), got 2 frames"),
+        ({"ref_clip": "RGBCLIP2", "ref_frames": [0, 40]}, "ref_frames must be frame numbers in 0..29, got 40"),
+    ],
+)
+def test_validation_errors(clip_and_ref, kwargs, message):
+    clip, reference = clip_and_ref
+    replacements = {
+        "REF": str(reference),
+        "GRAYCLIP": core.std.BlankClip(format=vs.GRAY8, length=1),
+        "RGBCLIP2": core.std.BlankClip(format=vs.RGB24, length=2, color=[200, 50, 50]),
+    }
+    kwargs = {k: replacements.get(v, v) if isinstance(v, str) else v for k, v in kwargs.items()}
+    if "refs" in kwargs and kwargs["refs"]:
+        kwargs["refs"] = {k: replacements.get(v, v) for k, v in kwargs["refs"].items()}
+    with pytest.raises(vs.Error, match=r"^vsvidcolor\.colorize: ") as info:
+        vsvidcolor.colorize(clip, **kwargs)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("fmt", ["RGB24", "YUV420P8"])
+def test_input_format_validation(fmt):
+    clip = core.std.BlankClip(format=getattr(vs, fmt), length=2)
+    if fmt == "RGB24":
+        with pytest.raises(vs.Error, match="clip must be GRAY or YUV .only luma is used., got RGB24"):
+            vsvidcolor.colorize(clip, ref="anything.png")
+    else:
+        with pytest.raises(vs.Error, match="does not exist"):
+            vsvidcolor.colorize(clip, ref="anything.png")
+
+
+def test_float_and_high_bit_depth_inputs(clip_and_ref):
+    clip, reference = clip_and_ref
+    for fmt in (vs.YUV420P10, vs.YUV420P16, vs.GRAYS, vs.GRAYH):
+        converted = clip.resize.Point(format=fmt)
+        out = vsvidcolor.colorize(converted, ref=str(reference), model="classic")
+        frame = out.get_frame(3)
+        assert out.format.bits_per_sample == converted.format.bits_per_sample
+        np.testing.assert_array_equal(np.asarray(frame[0]), np.asarray(converted.get_frame(3)[0]))
