@@ -87,13 +87,19 @@ def _progress(total: int | None, quiet: bool, desc: str) -> tuple[tqdm, Callable
               type=click.Choice(["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]),
               help="x264/x265 speed preset.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device for learned models (cpu, cuda, cuda:1).")
+@click.option("--resume", is_flag=True,
+              help="Encode chunk by chunk beside the output, and continue an interrupted run (even after kill -9).")
+@click.option("--chunk-length", type=click.IntRange(0), default=240, show_default=True,
+              help="Frames per chunk: the recurrence restarts (with warm-up) every so many frames of a shot; "
+                   "the unit of --resume. Use the same value as in VapourSynth for identical frames. 0: whole shots.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def colorize(input_path: str, output_path: str, refs: Sequence[str], model: str | None, size: str | None,
-             codec: str | None, crf: int | None, encoder_preset: str, device: str, overwrite: bool, quiet: bool) -> None:
+             codec: str | None, crf: int | None, encoder_preset: str, device: str, resume: bool, chunk_length: int,
+             overwrite: bool, quiet: bool) -> None:
     """Colorize INPUT (a video, a folder of frames, or a %06d pattern) into OUTPUT."""
     from .colorizers import MODELS, get_colorizer
-    from .pipeline import colorize_video, parse_size
+    from .pipeline import ChunkPlan, colorize_video, parse_size
     from .reader import probe
     from .references import load_reference
     from .schedule import Keyframe, ReferenceSchedule, parse_ref_option
@@ -122,7 +128,8 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], model: str 
     bar, advance = _progress(info.frame_count, quiet, os.path.basename(input_path))
     with logging_redirect_tqdm(loggers=[logger]), bar:
         summary = colorize_video(input_path, spec, schedule, colorizer, short_side=short_side, size=fixed,
-                                 overwrite=overwrite, on_frame=advance, info=info)
+                                 overwrite=overwrite, on_frame=advance, info=info, resume=resume,
+                                 plan=ChunkPlan(length=chunk_length))
     if not quiet:
         click.echo(f"wrote {spec.path}: {summary.frames} frames in {summary.seconds:.1f} s "
                    f"({summary.fps:.1f} fps, model {summary.model}, working size {summary.working_size[0]}x{summary.working_size[1]})")

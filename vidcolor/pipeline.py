@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import bisect
 import logging
+import os
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 
 import av
 import cv2
@@ -21,9 +22,12 @@ import numpy as np
 
 from .color import LumaFormat, chroma_planes, guided_upsample, luma_to_gray_level, luma_to_lightness, rgb_codes
 from .colorizers.base import ColorizedFrame, Colorizer
-from .reader import Frame, VideoInfo, VideoReader, probe, timecode
+from .errors import OutputError
+from .reader import Frame, VideoInfo, VideoReader, count_frames, probe, timecode
+from .resume import Journal, file_signature, run_signature
 from .schedule import ReferenceSchedule
-from .writer import OutputFrame, OutputSpec, VideoWriter, check_encodable, check_output, convert_luma
+from .writer import (OutputFrame, OutputSpec, VideoWriter, assemble_segments, check_encodable, check_output,
+                     convert_luma)
 
 logger = logging.getLogger(__name__)
 
@@ -192,9 +196,18 @@ def colorize_video(
     on_frame: Callable[[FrameResult], None] | None = None,
     info: VideoInfo | None = None,
     plan: ChunkPlan = ChunkPlan(),
+    resume: bool = False,
+    settings: Mapping[str, object] | None = None,
 ) -> RunSummary:
-    """Colorize ``input_path`` into ``spec``; every input problem is raised before anything is written."""
+    """Colorize ``input_path`` into ``spec``; every input problem is raised before anything is written.
+
+    With ``resume``, the output is encoded chunk by chunk into a work folder beside it, and a rerun
+    continues from the last completed chunk (see :mod:`vidcolor.resume`). ``settings`` lists any
+    further options that change the frames, so a rerun with other settings starts over.
+    """
     info = info or probe(input_path)
+    if resume and spec.is_sequence:
+        raise OutputError(f"output {spec.path!r}: --resume needs a video file output (.mkv, .mp4, .mov), not an image sequence")
     check_output(spec, input_path, overwrite=overwrite)
     check_encodable(spec, info)
     schedule.validate(info.frame_count, input_path)
@@ -204,6 +217,14 @@ def colorize_video(
     if on_start is not None:
         on_start(info)
     started = time.perf_counter()
+    if resume:
+        signature = run_signature(
+            input=file_signature(input_path), model=colorizer.name, work=work, codec=spec.codec.name, crf=spec.crf,
+            encoder_preset=spec.encoder_preset, plan=(plan.length, plan.warmup), cuts=sorted(schedule.cuts),
+            keyframes=[(k.frame, k.reference.key) for k in schedule.keyframes], settings=dict(settings or {}))
+        _colorize_in_chunks(info, spec, frames, Journal.open(spec.path, signature), summary, on_frame)
+        summary.seconds = time.perf_counter() - started
+        return summary
     with VideoReader(info) as reader, VideoWriter(spec, info, overwrite=overwrite) as writer:
         out_format = writer.luma_format
         for frame in reader:
@@ -212,6 +233,47 @@ def colorize_video(
     if info.frame_count is not None and summary.frames != info.frame_count and not info.is_sequence:
         logger.info("%s: container announced %d frames, %d decoded", input_path, info.frame_count, summary.frames)
     return summary
+
+
+def _colorize_in_chunks(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, journal: Journal,
+                        summary: RunSummary, on_frame: Callable[[FrameResult], None] | None) -> None:
+    total = info.frame_count if info.frame_count is not None else count_frames(info)
+    chunks: list[tuple[int, int]] = []
+    position = 0
+    while position < total:
+        _, start, end = frames.chunk_bounds(position, total)
+        chunks.append((start, end))
+        position = end
+    missing = [chunk for chunk in chunks if chunk[0] not in journal.chunks]
+    if missing:
+        begin, _, _ = frames.chunk_bounds(missing[0][0], total)
+        ends = {start: end for start, end in missing}
+        writer: VideoWriter | None = None
+        current: tuple[int, int] | None = None
+        try:
+            with VideoReader(info, start=begin) as reader:
+                for frame in reader:
+                    if frame.index in ends:
+                        if writer is not None and current is not None:
+                            writer.close()
+                            journal.record(current[0], current[1], os.path.basename(writer.spec.path))
+                        current = (frame.index, ends[frame.index])
+                        segment = journal.segment_path(frame.index, os.path.splitext(spec.path)[1])
+                        writer = VideoWriter(replace(spec, path=str(segment)), info, copy_streams=False, overwrite=True)
+                    if writer is None:  # warm-up frames before the first missing chunk: predict only
+                        frames.predict(frame.index, luma_to_lightness(frame.luma, info.luma_format))
+                        continue
+                    writer.write(_render(frame, frames, info, spec, writer.pix_fmt, writer.luma_format, summary, on_frame))
+            if writer is not None and current is not None:
+                writer.close()
+                journal.record(current[0], current[1], os.path.basename(writer.spec.path))
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+    segments = [str(journal.folder / str(journal.chunks[start]["file"])) for start, _ in chunks]
+    assemble_segments(spec, info, segments)
+    journal.discard()
 
 
 def _render(frame: Frame, frames: FrameColorizer, info: VideoInfo, spec: OutputSpec, pix_fmt: str,

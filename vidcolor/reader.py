@@ -249,6 +249,15 @@ def _rotate(luma: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(luma, k=rotation // 90))
 
 
+def count_frames(info: VideoInfo) -> int:
+    """Frames in the input, by demuxing packets (no decoding) when the container does not say."""
+    if info.is_sequence:
+        return len(info.sequence_files)
+    with _open_container(info.path) as container:
+        stream = container.streams.video[0]
+        return sum(1 for packet in container.demux(stream) if packet.size)
+
+
 class VideoReader:
     """Iterates :class:`Frame` objects decoded in a background thread through a small queue.
 

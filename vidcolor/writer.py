@@ -353,7 +353,7 @@ class VideoWriter:
             options.update({"level": "3", "slicecrc": "1", "g": "1"})
         elif codec.encoder == "prores_ks":
             options["profile"] = "3"
-        source = av.open(info.path) if self.copy_streams else None
+        copier: _StreamCopier | None = None
         try:
             with av.open(self.temp_path, "w") as output:
                 stream = output.add_stream(codec.encoder, rate=info.fps, options=options)
@@ -364,22 +364,25 @@ class VideoWriter:
                 ctx = stream.codec_context
                 ctx.color_range = 2 if self.luma_format.full_range else 1
                 ctx.colorspace = {"bt709": 1, "bt470bg": 5, "smpte170m": 6, "bt2020": 9}.get(self.luma_format.matrix, 1)
-                copies = self._add_copy_streams(output, source) if source is not None else {}
-                pending = self._copy_packets(source, copies) if source is not None else iter(())
-                next_copy = next(pending, None)
+                if self.copy_streams:
+                    copier = _StreamCopier(output, info.path, os.path.basename(self.spec.path))
                 for item in self._frames():
                     frame = self._yuv_frame(item)
                     for packet in stream.encode(frame):
-                        next_copy = self._mux_copies_until(output, pending, next_copy, _packet_time(packet, stream))
+                        if copier is not None:
+                            copier.mux_until(_packet_time(packet, stream))
                         output.mux(packet)
                     self.frames_written += 1
                 for packet in stream.encode():
-                    next_copy = self._mux_copies_until(output, pending, next_copy, _packet_time(packet, stream))
+                    if copier is not None:
+                        copier.mux_until(_packet_time(packet, stream))
                     output.mux(packet)
-                self._mux_copies_until(output, pending, next_copy, float("inf"))
+                if copier is not None:
+                    copier.mux_until(float("inf"))
+                    self.packets_copied = copier.count
         finally:
-            if source is not None:
-                source.close()
+            if copier is not None:
+                copier.close()
 
     def _yuv_frame(self, item: OutputFrame) -> av.VideoFrame:
         assert item.planes is not None
@@ -394,38 +397,85 @@ class VideoWriter:
         frame.color_range = 2 if self.luma_format.full_range else 1
         return frame
 
-    def _add_copy_streams(self, output: av.container.OutputContainer, source: av.container.InputContainer) -> dict[int, av.stream.Stream]:
-        copies: dict[int, av.stream.Stream] = {}
-        for in_stream in source.streams:
+
+
+class _StreamCopier:
+    """Copies audio/subtitle packets from the input, interleaved with the video by time."""
+
+    def __init__(self, output: av.container.OutputContainer, source_path: str, target_name: str) -> None:
+        self.output = output
+        self.source = av.open(source_path)
+        self.copies: dict[int, av.stream.Stream] = {}
+        self.count = 0
+        for in_stream in self.source.streams:
             if in_stream.type not in ("audio", "subtitle"):
                 continue
             try:
-                copies[in_stream.index] = output.add_stream_from_template(in_stream)
+                self.copies[in_stream.index] = output.add_stream_from_template(in_stream)
             except (ValueError, av.FFmpegError) as exc:
                 logger.warning("%s: %s stream %d (%s) cannot be copied into %s and is left out (%s)",
-                               self.info.path, in_stream.type, in_stream.index, in_stream.codec_context.name,
-                               os.path.basename(self.spec.path), exc)
-        return copies
+                               source_path, in_stream.type, in_stream.index, in_stream.codec_context.name,
+                               target_name, exc)
+        self._pending = self._packets()
+        self._next = None
 
-    def _copy_packets(self, source: av.container.InputContainer, copies: dict[int, av.stream.Stream]) -> Iterator[tuple[float, av.Packet]]:
-        if not copies:
+    def _packets(self) -> Iterator[tuple[float, av.Packet]]:
+        if not self.copies:
             return
-        streams = [source.streams[i] for i in copies]
-        for packet in source.demux(streams):
+        streams = [self.source.streams[i] for i in self.copies]
+        for packet in self.source.demux(streams):
             if packet.dts is None and packet.pts is None:
                 continue  # demuxer flush packet
             stamp = packet.dts if packet.dts is not None else packet.pts
             time = float(stamp * packet.time_base) if packet.time_base else 0.0
-            packet.stream = copies[packet.stream.index]
+            packet.stream = self.copies[packet.stream.index]
             yield time, packet
 
-    def _mux_copies_until(self, output: av.container.OutputContainer, pending: Iterator[tuple[float, av.Packet]],
-                          next_copy: tuple[float, av.Packet] | None, until: float) -> tuple[float, av.Packet] | None:
-        while next_copy is not None and next_copy[0] <= until:
-            output.mux(next_copy[1])
-            self.packets_copied += 1
-            next_copy = next(pending, None)
-        return next_copy
+    def mux_until(self, until: float) -> None:
+        """Mux every copied packet stamped at or before ``until`` seconds."""
+        if self._next is None:
+            self._next = next(self._pending, None)
+        while self._next is not None and self._next[0] <= until:
+            self.output.mux(self._next[1])
+            self.count += 1
+            self._next = next(self._pending, None)
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def assemble_segments(spec: OutputSpec, info: VideoInfo, segments: list[str]) -> str:
+    """Join encoded segment files packet for packet (no re-encoding) into ``spec.path``, with the
+    input's audio/subtitles copied; written to a temporary file and renamed into place."""
+    folder, name = os.path.split(os.path.abspath(spec.path))
+    stem, ext = os.path.splitext(name)
+    temp = os.path.join(folder, f".{stem}.vidcolor-partial-{uuid.uuid4().hex[:8]}{ext}")
+    try:
+        with av.open(temp, "w") as output:
+            with av.open(segments[0]) as first:
+                stream = output.add_stream_from_template(first.streams.video[0])
+            copier = _StreamCopier(output, info.path, name) if not info.is_sequence else None
+            try:
+                for segment in segments:
+                    with av.open(segment) as container:
+                        for packet in container.demux(container.streams.video[0]):
+                            if packet.dts is None and packet.pts is None:
+                                continue
+                            if copier is not None:
+                                copier.mux_until(_packet_time(packet, container.streams.video[0]))
+                            packet.stream = stream
+                            output.mux(packet)
+                if copier is not None:
+                    copier.mux_until(float("inf"))
+            finally:
+                if copier is not None:
+                    copier.close()
+        os.replace(temp, os.path.abspath(spec.path))
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise
+    return spec.path
 
 
 def _packet_time(packet: av.Packet, stream: av.stream.Stream) -> float:
