@@ -17,6 +17,9 @@ $(VENV)/bin/python:
 
 $(VENV)/.installed: $(VENV)/bin/python setup.cfg pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e ".[vs,test]"
+	# PySceneDetect (scene cuts) without its opencv-python requirement, which would clash with
+	# the opencv-contrib-python-headless vidcolor uses; its other requirements are vidcolor's own
+	$(VENV)/bin/python -m pip install --quiet --no-deps "scenedetect>=0.7.2,<0.8"
 	# lets vspipe find this venv's Python (adds this installation's entry to VapourSynth's config)
 	$(VENV)/bin/vapoursynth config >/dev/null
 	touch $@

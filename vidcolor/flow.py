@@ -57,7 +57,11 @@ class DISFlow:
     name = "dis"
 
     def __init__(self, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> None:
+        self.preset = preset
         self._dis = cv2.DISOpticalFlow_create(preset)
+
+    def __deepcopy__(self, memo: dict[int, object]) -> DISFlow:
+        return DISFlow(self.preset)  # the OpenCV object cannot be copied; it holds no state worth keeping
 
     def __call__(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         _check_pair(src, dst)
@@ -150,33 +154,18 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return resolved
 
 
-def raft_weight_dirs() -> list[Path]:
-    """Folders searched for RAFT weights, in order.
+def raft_weight_dirs(variant: str) -> list[Path]:
+    """Folders searched for ``variant``'s weights, in order.
 
-    ``$VIDCOLOR_WEIGHTS_DIR`` first, then the vidcolor weights cache (when ``vidcolor.weights``
-    provides ``weights_dirs()``), then the torch hub cache (``torch.hub.get_dir()/checkpoints``),
-    where torchvision itself would have put them.
+    The vidcolor weights cache first (where ``vidcolor models import raft-small FILE`` puts them,
+    see :mod:`vidcolor.weights`), then the torch hub cache (``torch.hub.get_dir()/checkpoints``),
+    where torchvision itself keeps them.
     """
-    dirs: list[Path] = []
-    env = os.environ.get("VIDCOLOR_WEIGHTS_DIR")
-    if env:
-        dirs.append(Path(env))
-    try:
-        from . import weights as _weights  # written alongside; optional until it exists
-
-        registry_dirs = getattr(_weights, "weights_dirs", None)
-        if callable(registry_dirs):
-            dirs.extend(Path(d) for d in registry_dirs())
-    except ImportError:
-        pass
     import torch
 
-    dirs.append(Path(torch.hub.get_dir()) / "checkpoints")
-    unique: list[Path] = []
-    for d in dirs:
-        if d not in unique:
-            unique.append(d)
-    return unique
+    from . import weights
+
+    return [weights.model_dir(variant), Path(torch.hub.get_dir()) / "checkpoints"]
 
 
 def find_raft_weights(variant: str) -> Path | None:
@@ -184,7 +173,7 @@ def find_raft_weights(variant: str) -> Path | None:
     if variant not in RAFT_WEIGHT_FILES:
         raise InputError(f"unknown RAFT variant {variant!r}: use one of {', '.join(RAFT_WEIGHT_FILES)}")
     name = RAFT_WEIGHT_FILES[variant]
-    for folder in raft_weight_dirs():
+    for folder in raft_weight_dirs(variant):
         candidate = folder / name
         if candidate.is_file() and candidate.stat().st_size > 0:
             return candidate
@@ -244,7 +233,7 @@ def make_flow(
         return DISFlow()
     path = Path(weights_path) if weights_path is not None else find_raft_weights(method)
     if path is None or not path.is_file():
-        searched = ", ".join(str(d) for d in raft_weight_dirs())
+        searched = ", ".join(str(d) for d in raft_weight_dirs(method))
         logger.warning(
             "optical flow: %s weights %s not found (searched %s); falling back to OpenCV DIS. "
             "Install them with `vidcolor models import %s FILE`",

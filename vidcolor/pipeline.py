@@ -118,6 +118,7 @@ class FrameColorizer:
         self._history: deque[np.ndarray] = deque(maxlen=max(plan.warmup, 0))
         self._last_index: int | None = None
         self._keyframes = [k.frame for k in schedule.keyframes]
+        self._end: Colorizer | None = None  # follows a two-keyframe shot's end reference
 
     def shot_start(self, index: int) -> int:
         """The keyframe that governs ``index`` (0 when it precedes the first keyframe)."""
@@ -150,23 +151,64 @@ class FrameColorizer:
         return np.ascontiguousarray(small, dtype=np.float32)
 
     def predict(self, index: int, full_lightness: np.ndarray, *, cut: bool = False) -> ColorizedFrame:
-        """Colorize frame ``index``; frames must come in order (a jump restarts the recurrence)."""
+        """Colorize frame ``index``; frames must come in order (a jump restarts the recurrence).
+
+        In a two-keyframe shot a second copy of the colorizer follows the end reference, and the
+        two predictions are blended by position in the shot, each weighted by its confidence.
+        """
         small = self.working_lightness(full_lightness)
-        reference = self.schedule.reference_at(index)
+        keyframe = self.schedule.keyframe_at(index)
+        reference = keyframe.reference if keyframe is not None else None
+        end_reference = keyframe.end_reference if keyframe is not None else None
+        position = self.schedule.blend_position(index) if end_reference is not None else None
         shot = self.shot_start(index)
         contiguous = self._last_index is not None and index == self._last_index + 1
-        if index == shot or cut or index in self.schedule.cuts or not contiguous:
-            self.colorizer.reset()
+        restart = index == shot or cut or index in self.schedule.cuts or not contiguous
+        warm = not restart and index == self.chunk_start(index)
+        streams = [(self.colorizer, reference)]
+        if position is not None:
+            streams.append((self._end_colorizer(), end_reference))
+        elif self._end is not None:
+            self._end.reset()
+        results = []
+        for colorizer, ref in streams:
+            if restart or warm:
+                colorizer.reset()
+            if warm:
+                for past in self._history:
+                    colorizer.step(past, ref)
+            results.append(colorizer.step(small, ref))
+        if restart:
             self._history.clear()
-        elif index == self.chunk_start(index):
-            self.colorizer.reset()
-            for past in self._history:
-                self.colorizer.step(past, reference)
-        result = self.colorizer.step(small, reference)
         if self._history.maxlen:
             self._history.append(small)
         self._last_index = index
-        return result
+        if position is None:
+            return results[0]
+        return blend_predictions(results[0], results[1], position)
+
+    def _end_colorizer(self) -> Colorizer:
+        if self._end is None:
+            self._end = self.colorizer.fork()
+        return self._end
+
+
+def blend_predictions(start: ColorizedFrame, end: ColorizedFrame, position: float) -> ColorizedFrame:
+    """Blend the predictions from a shot's start and end references at ``position`` (0..1).
+
+    Each side's weight is its distance weight times its confidence, so where one reference has no
+    match the other one's colour is used; where neither is confident the blend is by position.
+    """
+    eps = 1e-3
+    w_start = (1.0 - position) * (start.confidence.astype(np.float32) + eps)
+    w_end = position * (end.confidence.astype(np.float32) + eps)
+    total = w_start + w_end
+    ab = (start.ab * w_start[..., None] + end.ab * w_end[..., None]) / total[..., None]
+    confidence = ((1.0 - position) * start.confidence + position * end.confidence).astype(np.float32)
+    stats = {key: (1.0 - position) * float(value) + position * float(end.stats[key])
+             for key, value in start.stats.items() if key in end.stats}
+    stats["blend_position"] = float(position)
+    return ColorizedFrame(ab.astype(np.float32), confidence, stats)
 
 
 def chroma_for_frame(full_lightness: np.ndarray, full_gray: np.ndarray, ab: np.ndarray, chroma_size: tuple[int, int],
@@ -219,9 +261,10 @@ def colorize_video(
     started = time.perf_counter()
     if resume:
         signature = run_signature(
-            input=file_signature(input_path), model=colorizer.name, work=work, codec=spec.codec.name, crf=spec.crf,
+            input=file_signature(input_path), model=colorizer.describe(), work=work, codec=spec.codec.name, crf=spec.crf,
             encoder_preset=spec.encoder_preset, plan=(plan.length, plan.warmup), cuts=sorted(schedule.cuts),
-            keyframes=[(k.frame, k.reference.key) for k in schedule.keyframes], settings=dict(settings or {}))
+            keyframes=[(k.frame, k.reference.fingerprint, k.end_reference.fingerprint if k.end_reference else None, k.end_frame)
+                       for k in schedule.keyframes], settings=dict(settings or {}))
         _colorize_in_chunks(info, spec, frames, Journal.open(spec.path, signature), summary, on_frame)
         summary.seconds = time.perf_counter() - started
         return summary

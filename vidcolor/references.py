@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -26,6 +27,13 @@ class Reference:
     key: str
     rgb: np.ndarray
     _cache: dict[tuple[str, int, int], np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """Digest of the pixels: tells a repainted reference saved under the same name apart."""
+        if "fingerprint" not in self.__dict__:
+            self.__dict__["fingerprint"] = hashlib.blake2b(np.ascontiguousarray(self.rgb).tobytes(), digest_size=16).hexdigest()
+        return str(self.__dict__["fingerprint"])
 
     @property
     def size(self) -> tuple[int, int]:
@@ -61,6 +69,18 @@ class Reference:
         return cls(key=key, rgb=_to_float_rgb(rgb, key))
 
 
+def read_rgb(path: str | os.PathLike[str]) -> np.ndarray | None:
+    """An image file as RGB at its own depth (gray and alpha images too), or None when unreadable."""
+    image = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if image is None:
+        return None
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
 def load_reference(path: str | os.PathLike[str]) -> Reference:
     """Read a reference image (PNG, TIFF, JPEG, ... at 8 or 16 bits).
 
@@ -70,17 +90,11 @@ def load_reference(path: str | os.PathLike[str]) -> Reference:
     path = Path(path)
     if not path.is_file():
         raise ReferenceImageError(f"reference image {str(path)!r} does not exist: check the path given to --ref")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    image = read_rgb(path)
     if image is None:
         raise ReferenceImageError(
             f"reference image {str(path)!r} cannot be read as an image: use a PNG, TIFF or JPEG file"
         )
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    elif image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    else:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     reference = Reference.from_array(image, key=str(path.resolve()))
     if is_grayscale(reference.rgb):
         logger.warning(

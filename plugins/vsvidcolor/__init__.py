@@ -11,17 +11,22 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from os import PathLike
+from typing import TYPE_CHECKING
 
 import numpy as np
 import vapoursynth as vs
 
-from vidcolor.color import LumaFormat, gray_to_lightness, luma_to_gray_level, luma_to_lightness, rgb_codes
-from vidcolor.colorizers import MODELS, get_colorizer
+from vidcolor.color import (LumaFormat, gray_to_lightness, guided_upsample, luma_to_gray_level, luma_to_lightness,
+                           rgb_codes)
+from vidcolor.colorizers import MODELS, build_colorizer, default_model
 from vidcolor.errors import VidcolorError
-from vidcolor.color import guided_upsample
-from vidcolor.pipeline import ChunkPlan, FrameColorizer, chroma_for_frame, working_size
+from vidcolor.pipeline import ChunkPlan, FrameColorizer, chroma_for_frame, parse_size, working_size
 from vidcolor.references import Reference, load_reference
 from vidcolor.schedule import Keyframe, ReferenceSchedule
+from vidcolor.temporal import TemporalSettings
+
+if TYPE_CHECKING:
+    from vidcolor.presets import Preset
 
 __all__ = ["colorize"]
 
@@ -35,8 +40,10 @@ def colorize(
     ref_clip: vs.VideoNode | None = None,
     ref_frames: Sequence[int] | None = None,
     preset: str | PathLike[str] | None = None,
-    model: str = "default",
+    model: str | None = None,
     size: int | None = None,
+    temporal: bool | None = None,
+    flow: str = "auto",
     device: str = "cpu",
     rgb: bool = False,
     chunk_length: int = ChunkPlan.length,
@@ -53,8 +60,12 @@ def colorize(
                          ``ref_clip`` frame), or a single frame for the whole clip.
     :param ref_frames:   frame numbers for ``ref_clip``.
     :param preset:       a vidcolor keyframe preset file (TOML).
-    :param model:        colorizer name, as ``vidcolor colorize --model`` (``default``, ``classic``, ``deepex``).
-    :param size:         working resolution short side in pixels (default: the model's).
+    :param model:        colorizer name, as ``vidcolor colorize --model`` (``default``, ``classic``, ``deepex``);
+                         default: the preset's, else the shipped default model.
+    :param size:         working resolution short side in pixels (default: the preset's, else the model's).
+    :param temporal:     optical-flow temporal check (default: on, with the preset's ``[temporal]`` settings).
+    :param flow:         flow for the temporal check: ``auto`` (installed RAFT, else OpenCV DIS), ``dis``,
+                         ``raft-small``, ``raft-large``.
     :param device:       torch device for learned models (``cpu``, ``cuda``, ``cuda:1``).
     :param rgb:          return RGB (same depth) instead of YUV444.
     :param chunk_length: frames per chunk; a request computes its chunk sequentially, so seeking costs up
@@ -76,7 +87,7 @@ def colorize(
         raise vs.Error(f"{func}: clip must be GRAY or YUV (only luma is used), got {fmt.name}")
     if fmt.sample_type == vs.INTEGER and not 8 <= fmt.bits_per_sample <= 16:
         raise vs.Error(f"{func}: integer clips must be 8-16-bit, got {fmt.name}")
-    if model not in MODELS:
+    if model is not None and model not in MODELS:
         raise vs.Error(f"{func}: model must be one of {', '.join(MODELS)}, got {model!r}")
     if size is not None and (not isinstance(size, int) or size < 16):
         raise vs.Error(f"{func}: size must be an integer of at least 16 (working short side), got {size!r}")
@@ -90,13 +101,19 @@ def colorize(
                        "ref_clip=RGB clip or preset=file.toml")
     if len(given) > 1:
         raise vs.Error(f"{func}: give only one of ref, refs, ref_clip, preset, got {', '.join(given)}")
+    if flow not in ("auto", "dis", "raft-small", "raft-large"):
+        raise vs.Error(f"{func}: flow must be auto, dis, raft-small or raft-large, got {flow!r}")
     try:
-        schedule = _schedule(func, clip, ref, refs, ref_clip, ref_frames, preset)
-    except VidcolorError as exc:
-        raise vs.Error(f"{func}: {exc}") from None
-
-    try:
-        colorizer = get_colorizer(model, device=device)
+        schedule, loaded = _schedule(func, clip, ref, refs, ref_clip, ref_frames, preset)
+        settings = loaded.temporal_settings() if loaded is not None else TemporalSettings()
+        if temporal is not None:
+            settings = (settings or TemporalSettings()) if temporal else None
+        if size is None and loaded is not None and loaded.size is not None:
+            size = parse_size(loaded.size)[0]  # a WxH preset size keeps its short side here
+        model = model or (loaded.model if loaded is not None and loaded.model else default_model())
+        if model not in MODELS:
+            raise vs.Error(f"{func}: the preset's model must be one of {', '.join(MODELS)}, got {model!r}")
+        colorizer = build_colorizer(model, device=device, temporal=settings, flow=flow)
     except VidcolorError as exc:
         raise vs.Error(f"{func}: {exc}") from None
     work = working_size(clip.width, clip.height, size or colorizer.default_short_side)
@@ -164,9 +181,10 @@ def _luma_format(frame: vs.VideoFrame) -> LumaFormat:
 
 
 def _schedule(func: str, clip: vs.VideoNode, ref: object, refs: Mapping[int, object] | None,
-              ref_clip: vs.VideoNode | None, ref_frames: Sequence[int] | None, preset: object) -> ReferenceSchedule:
+              ref_clip: vs.VideoNode | None, ref_frames: Sequence[int] | None,
+              preset: object) -> tuple[ReferenceSchedule, Preset | None]:
     if ref is not None:
-        return ReferenceSchedule.single(load_reference(ref))  # type: ignore[arg-type]
+        return ReferenceSchedule.single(load_reference(ref)), None  # type: ignore[arg-type]
     if refs is not None:
         if not isinstance(refs, Mapping) or not refs:
             raise vs.Error(f"{func}: refs must be a non-empty dict {{frame: image_path}}, got {refs!r}")
@@ -175,7 +193,7 @@ def _schedule(func: str, clip: vs.VideoNode, ref: object, refs: Mapping[int, obj
             if not isinstance(frame, int) or not 0 <= frame < clip.num_frames:
                 raise vs.Error(f"{func}: refs keys must be frame numbers in 0..{clip.num_frames - 1}, got {frame!r}")
             keyframes.append(Keyframe(frame, load_reference(path)))  # type: ignore[arg-type]
-        return ReferenceSchedule(keyframes)
+        return ReferenceSchedule(keyframes), None
     if ref_clip is not None:
         if not isinstance(ref_clip, vs.VideoNode) or ref_clip.format is None or ref_clip.format.color_family != vs.RGB:
             got = ref_clip.format.name if isinstance(ref_clip, vs.VideoNode) and ref_clip.format else type(ref_clip).__name__
@@ -193,12 +211,12 @@ def _schedule(func: str, clip: vs.VideoNode, ref: object, refs: Mapping[int, obj
             if image.format.sample_type == vs.INTEGER:
                 rgb = rgb.astype(np.float32) / ((1 << image.format.bits_per_sample) - 1)
             keyframes.append(Keyframe(frame, Reference.from_array(rgb.astype(np.float32), key=f"ref_clip:{id(ref_clip)}:{i}")))
-        return ReferenceSchedule(keyframes)
+        return ReferenceSchedule(keyframes), None
     from vidcolor.presets import load_preset  # noqa: PLC0415 - optional until presets are used
 
     loaded = load_preset(preset)  # type: ignore[arg-type]
     fps = clip.fps if clip.fps.numerator else None
-    return loaded.schedule(clip.num_frames, fps)
+    return loaded.schedule(clip.num_frames, fps), loaded
 
 
 class _ChunkCache:

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .base import ColorizedFrame, Colorizer
+
+if TYPE_CHECKING:
+    from ..temporal import TemporalSettings
 
 
 @dataclass(frozen=True)
@@ -38,4 +42,32 @@ def get_colorizer(name: str, *, device: str = "cpu", **options: object) -> Color
     return getattr(module, entry.cls)(device=device, **options)
 
 
-__all__ = ["MODELS", "ColorizedFrame", "Colorizer", "ModelEntry", "get_colorizer"]
+def default_model() -> str:
+    """The shipped default network when its weights are installed, else the weight-free baseline."""
+    from importlib import resources
+
+    try:
+        if resources.files("vidcolor.models").joinpath("weights/default.pt").is_file():
+            return "default"
+    except ModuleNotFoundError:
+        pass
+    return "classic"
+
+
+def build_colorizer(name: str, *, device: str = "cpu", temporal: TemporalSettings | None = None,
+                    flow: str = "auto", **options: object) -> Colorizer:
+    """The colorizer ``name``, wrapped in the optical-flow temporal check unless ``temporal`` is None.
+
+    The one place front ends (CLI, batch, VapourSynth) turn their options into a colorizer, so
+    they all produce the same frames for the same settings.
+    """
+    colorizer = get_colorizer(name, device=device, **options)
+    if temporal is None:
+        return colorizer
+    from ..flow import make_flow
+    from ..temporal import TemporalCheck
+
+    return TemporalCheck(colorizer, make_flow(flow, device=device), temporal)
+
+
+__all__ = ["MODELS", "ColorizedFrame", "Colorizer", "ModelEntry", "build_colorizer", "default_model", "get_colorizer"]

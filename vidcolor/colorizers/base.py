@@ -8,6 +8,8 @@ final luma, so no colorizer can alter luminance.
 
 from __future__ import annotations
 
+import copy
+
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -50,6 +52,20 @@ class Colorizer(ABC):
         :param lightness: float32 ``(H, W)`` Lab L in [0, 100] at the working resolution.
         :param reference: the exemplar for this frame, or ``None`` when the shot has none.
         """
+
+    def fork(self) -> Colorizer:
+        """An independent copy (same weights and settings, its own recurrent state), reset.
+
+        Used for a second pass over the same frames, e.g. from a shot's end reference.
+        """
+        clone = copy.deepcopy(self)
+        clone.reset()
+        return clone
+
+    def describe(self) -> dict[str, object]:
+        """Everything that changes this colorizer's output (name and settings), as plain data:
+        an interrupted run resumes only under the same description."""
+        return {"model": self.name}
 
     def set_previous(self, ab: np.ndarray) -> None:
         """Replace the chroma remembered as the last output (on the last frame's grid).

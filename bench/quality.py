@@ -1,0 +1,211 @@
+"""Colorization quality and temporal consistency on the shared ground-truth clips.
+
+For every clip in ``../shared/data/clips/davis/*`` and ``vid4/*``: make the gray input (BT.601
+luma of the true colours), colorize it with the true colours of frame 0 as the reference, and
+score frames 1..N-1 against the truth. Rows: the gray input itself, ``classic``, every other
+registered model that can be built here, each with and without the temporal check.
+
+    .venv/bin/python bench/quality.py                      # all clips, short side 256
+    .venv/bin/python bench/quality.py --clips blackswan,dog --max-frames 30
+
+Columns: PSNR/SSIM (higher is better), warp error ×1000 and its ratio to the ground truth's own
+(lower is better, 1.0 = as stable as the real colours), the chroma-only warp error in Lab units²
+(colour flicker alone; the RGB warp error also holds the source's luma changes, common to every
+row), CDC ×1000 (lower is better),
+colourfulness (closer to the truth's is better), seconds per frame of colorizing, and how many
+frames the temporal check flagged (in the mean table: the total).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from vidcolor import metrics  # noqa: E402
+from vidcolor.color import LumaFormat, guided_upsample, luma_to_gray_level, luma_to_lightness, rgb_codes  # noqa: E402
+from vidcolor.colorizers.base import ColorizedFrame, Colorizer  # noqa: E402
+from vidcolor.flow import DISFlow, FlowPair, make_flow  # noqa: E402
+from vidcolor.pipeline import working_size  # noqa: E402
+from vidcolor.references import Reference  # noqa: E402
+from vidcolor.temporal import TemporalCheck, TemporalSettings  # noqa: E402
+
+CLIPS = REPO.parent / "shared" / "data" / "clips"
+GRAY_LUMA = LumaFormat(bit_depth=8, full_range=True, matrix="bt601")
+COLUMNS = ("psnr", "ssim", "warp_error", "warp_ratio", "ab_warp", "cdc", "colorfulness", "sec_per_frame")
+
+
+class GrayColorizer(Colorizer):
+    """The gray input as output (ab = 0): the floor every colorizer must beat."""
+
+    name = "gray"
+
+    def reset(self) -> None:
+        pass
+
+    def step(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
+        h, w = lightness.shape
+        return ColorizedFrame(np.zeros((h, w, 2), np.float32), np.zeros((h, w), np.float32))
+
+
+@dataclass
+class Clip:
+    name: str
+    frames: list[np.ndarray]  # RGB uint8, the ground truth
+    lightness: list[np.ndarray] = field(default_factory=list)  # full-res Lab L of the gray input
+    grays: list[np.ndarray] = field(default_factory=list)  # uint8 luma (the gray input)
+    motion: list[FlowPair] = field(default_factory=list)  # source motion for frames 1..N-1
+
+
+def find_clips(names: set[str] | None) -> list[tuple[str, Path]]:
+    found = []
+    for folder in sorted((CLIPS / "davis").glob("*/JPEGImages")):
+        found.append((f"davis/{folder.parent.name}", folder))
+    for folder in sorted((CLIPS / "vid4").glob("*")):
+        if folder.is_dir():
+            found.append((f"vid4/{folder.name}", folder))
+    if names:
+        found = [(n, p) for n, p in found if n.split("/")[-1] in names or n in names]
+    return found
+
+
+def load_clip(name: str, folder: Path, max_frames: int | None) -> Clip:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".png"})
+    if max_frames:
+        files = files[:max_frames]
+    frames = [cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for p in files]
+    clip = Clip(name, frames)
+    for rgb in frames:
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # BT.601 full-range luma
+        clip.grays.append(gray)
+        clip.lightness.append(luma_to_lightness(gray, GRAY_LUMA))
+    clip.motion = metrics.source_motion(clip.grays[1:], DISFlow())
+    return clip
+
+
+def colorize(clip: Clip, colorizer: Colorizer, short_side: int) -> tuple[list[np.ndarray], float, list[dict]]:
+    """Run the colorizer over the whole clip as the pipeline does (working-size lightness in,
+    chroma upsampled guided by full-resolution lightness, RGB whose luma is the input's); return
+    the outputs of frames 1..N-1, seconds per frame (colorizer and upsampling) and their stats."""
+    height, width = clip.frames[0].shape[:2]
+    w, h = working_size(width, height, short_side)
+    reference = Reference.from_array(clip.frames[0], key=f"bench:{clip.name}:0")
+    colorizer.reset()
+    outputs, stats = [], []
+    start = time.perf_counter()
+    for index, lightness in enumerate(clip.lightness):
+        small = cv2.resize(lightness, (w, h), interpolation=cv2.INTER_AREA)
+        result = colorizer.step(small, reference)
+        if index > 0:  # frame 0 is the reference itself: colorized (it starts the recurrence), not scored
+            ab = guided_upsample(result.ab, lightness)
+            outputs.append(rgb_codes(luma_to_gray_level(clip.grays[index], GRAY_LUMA), ab, 8, GRAY_LUMA.matrix))
+            stats.append(result.stats)
+    elapsed = (time.perf_counter() - start) / len(clip.lightness)
+    return outputs, elapsed, stats
+
+
+def score(clip: Clip, outputs: list[np.ndarray], truth: list[np.ndarray], seconds: float) -> dict[str, float]:
+    return {
+        "psnr": float(np.mean([metrics.psnr(o, t) for o, t in zip(outputs, truth)])),
+        "ssim": float(np.mean([metrics.ssim(o, t) for o, t in zip(outputs, truth)])),
+        "warp_error": metrics.warp_error(outputs, clip.motion),
+        "warp_ratio": metrics.warp_ratio(outputs, truth, clip.motion),
+        "ab_warp": metrics.chroma_warp_error(outputs, clip.motion),
+        "cdc": metrics.cdc(outputs),
+        "colorfulness": float(np.mean([metrics.colorfulness(o) for o in outputs])),
+        "sec_per_frame": seconds,
+    }
+
+
+def build_methods(names: list[str], flow_method: str, settings: TemporalSettings) -> list[tuple[str, object]]:
+    """(row label, factory) pairs; models that cannot be built here are reported and skipped."""
+    from vidcolor.colorizers import MODELS, get_colorizer
+
+    methods: list[tuple[str, object]] = [("gray", GrayColorizer)]
+    for name in names or list(MODELS):
+        try:
+            get_colorizer(name)
+        except Exception as exc:  # missing weights or an unfinished model: skip, say why
+            print(f"# skipping model {name!r}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            continue
+        methods.append((name, lambda n=name: get_colorizer(n)))
+        methods.append((f"{name}+temporal", lambda n=name: TemporalCheck(get_colorizer(n), make_flow(flow_method), settings)))
+    return methods
+
+
+def print_table(title: str, rows: dict[str, dict[str, float]]) -> None:
+    print(f"\n## {title}")
+    print(f"{'method':<22} {'PSNR':>7} {'SSIM':>6} {'warp×1e3':>9} {'ratio':>6} {'ab-warp':>8} {'CDC×1e3':>8} {'colourf.':>8} "
+          f"{'s/frame':>8} {'flagged':>7}")
+    for label, r in rows.items():
+        flagged = f"{r['flagged']:7.0f}" if "flagged" in r else f"{'':>7}"
+        print(
+            f"{label:<22} {r['psnr']:7.2f} {r['ssim']:6.4f} {r['warp_error'] * 1e3:9.3f} {r['warp_ratio']:6.3f} {r['ab_warp']:8.4f} "
+            f"{r['cdc'] * 1e3:8.3f} {r['colorfulness']:8.2f} {r['sec_per_frame']:8.3f} {flagged}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", help="comma-separated clip names (default: all)")
+    parser.add_argument("--max-frames", type=int, default=None, help="use the first N frames of each clip")
+    parser.add_argument("--size", type=int, default=256, help="working short side in pixels (default 256)")
+    parser.add_argument("--models", help="comma-separated registry names (default: every buildable one)")
+    parser.add_argument("--flow", default="auto", choices=("auto", "dis", "raft-small", "raft-large"),
+                        help="flow of the temporal check (metrics always use DIS on the gray source)")
+    parser.add_argument("--threads", type=int, default=2, help="torch/OpenCV threads (default 2)")
+    for f in TemporalSettings.__dataclass_fields__.values():
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=float, default=f.default, help=f"temporal check {f.name}")
+    args = parser.parse_args(argv)
+
+    cv2.setNumThreads(args.threads)
+    try:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    except ImportError:
+        pass
+    settings = TemporalSettings(**{name: getattr(args, name) for name in TemporalSettings.__dataclass_fields__})
+    clips = find_clips(set(args.clips.split(",")) if args.clips else None)
+    if not clips:
+        print(f"no clips found under {CLIPS}: the shared data set is missing", file=sys.stderr)
+        return 1
+    methods = build_methods(args.models.split(",") if args.models else [], args.flow, settings)
+    print(f"# size {args.size}, temporal {settings}, flow {args.flow}")
+    totals: dict[str, list[dict[str, float]]] = {}
+    for name, folder in clips:
+        clip = load_clip(name, folder, args.max_frames)
+        truth = clip.frames[1:]
+        rows: dict[str, dict[str, float]] = {}
+        gt = {
+            "psnr": float("inf"), "ssim": 1.0, "warp_error": metrics.warp_error(truth, clip.motion), "warp_ratio": 1.0,
+            "ab_warp": metrics.chroma_warp_error(truth, clip.motion), "cdc": metrics.cdc(truth), "colorfulness": float(np.mean([metrics.colorfulness(t) for t in truth])),
+            "sec_per_frame": 0.0,
+        }
+        rows["ground truth"] = gt
+        for label, factory in methods:
+            outputs, seconds, stats = colorize(clip, factory(), args.size)  # type: ignore[operator]
+            rows[label] = score(clip, outputs, truth, seconds)
+            if stats and "flagged" in stats[0]:
+                rows[label]["flagged"] = float(np.sum([s["flagged"] for s in stats]))
+        print_table(f"{name} ({len(clip.frames)} frames, scored 1..{len(clip.frames) - 1})", rows)
+        for label, row in rows.items():
+            totals.setdefault(label, []).append(row)
+    means = {label: {c: float(np.mean([r[c] for r in rs])) for c in COLUMNS} for label, rs in totals.items()}
+    for label, rs in totals.items():
+        if all("flagged" in r for r in rs):
+            means[label]["flagged"] = float(np.sum([r["flagged"] for r in rs]))
+    print_table(f"mean over {len(clips)} clips", means)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

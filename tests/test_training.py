@@ -1,0 +1,159 @@
+"""Training data, losses and checkpoint/resume on a handful of real photos and one real clip."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import DATA, shared_path
+from vidcolor.color import gray_to_lightness
+from vidcolor.flow import warp
+from vidcolor.training import (
+    TrainConfig,
+    TrainingData,
+    load_checkpoint,
+    load_training_data,
+    luma_lightness,
+    make_batch,
+    photo_sample,
+    train,
+    warp_tensor,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> tuple[TrainConfig, TrainingData]:
+    shared_path("photos")
+    config = TrainConfig(
+        data_root=str(DATA),
+        crop=64,
+        batch_size=2,
+        unroll=2,
+        iterations=6,
+        warmup=2,
+        val_every=0,
+        max_photos=12,
+        max_clips=1,
+        photo_short_side=128,
+        clip_short_side=96,
+        checkpoint_minutes=1e9,
+    )
+    data = load_training_data(config, log=lambda _: None)
+    return config, data
+
+
+def test_data_keeps_holdout_out_of_training(tiny: tuple[TrainConfig, TrainingData]) -> None:
+    config, data = tiny
+    assert set(data.holdout) == set(config.holdout)
+    assert not set(data.clips) & set(config.holdout)
+    assert len(data.photos) >= 8
+
+
+def test_batches_are_a_function_of_seed_and_iteration(tiny: tuple[TrainConfig, TrainingData]) -> None:
+    config, data = tiny
+    a, b = make_batch(data, config, 3), make_batch(data, config, 3)
+    c = make_batch(data, config, 4)
+    assert torch.equal(a.l, b.l) and torch.equal(a.ab, b.ab) and torch.equal(a.match, b.match)
+    assert not torch.equal(a.l, c.l)
+    assert a.l.shape == (2, 2, 1, 64, 64) and a.ab.shape == (2, 2, 2, 64, 64)
+
+
+def test_pseudo_video_flow_and_correspondence_are_exact(tiny: tuple[TrainConfig, TrainingData]) -> None:
+    """Frame t pulled back by the generated flow is frame t-1; matched cells show the same content."""
+    config, data = tiny
+    cfg = replace(config, crop=96, unroll=3, p_occluder=0.0, p_unrelated_ref=0.0, p_identity_ref=0.0, p_luma_input=0.0)
+    errors, match_errors = [], []
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        sample = photo_sample(rng, data.photos, cfg)
+        truth_ab = sample.ab
+        for t in (1, 2):
+            pulled = warp(truth_ab[t - 1], sample.flow[t])
+            mask = sample.valid[t]
+            assert mask.mean() > 0.5
+            errors.append(np.abs(pulled - truth_ab[t])[mask].mean())
+        cells = 96 // 8
+        ref8 = sample.ref_ab.reshape(cells, 8, cells, 8, 2).mean(axis=(1, 3)).reshape(-1, 2)
+        tgt8 = truth_ab[0].reshape(cells, 8, cells, 8, 2).mean(axis=(1, 3)).reshape(-1, 2)
+        ok = sample.match[0] >= 0
+        if ok.any():
+            matched = np.abs(tgt8[ok] - ref8[sample.match[0][ok]]).mean()
+            shuffled = np.abs(tgt8[ok] - ref8[np.random.default_rng(9).permutation(ref8.shape[0])[: ok.sum()]]).mean()
+            match_errors.append((matched, shuffled))
+    assert np.mean(errors) < 1.5  # Lab units, interpolation only
+    assert match_errors and np.mean([m for m, _ in match_errors]) < 0.5 * np.mean([s for _, s in match_errors])
+
+
+def test_warp_tensor_matches_numpy_warp() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.random((40, 50, 2)).astype(np.float32)
+    flow = rng.normal(0, 2, (40, 50, 2)).astype(np.float32)
+    expected = warp(image, flow)
+    got = warp_tensor(torch.from_numpy(image).permute(2, 0, 1)[None], torch.from_numpy(flow).permute(2, 0, 1)[None])
+    inner = (slice(4, -4), slice(4, -4))
+    got_np = got[0].permute(1, 2, 0).numpy()[inner]
+    # OpenCV's remap interpolates with 1/32-pixel fixed-point weights, hence the tolerance; the
+    # opposite flow shows the test can tell a wrong convention apart
+    assert np.abs(got_np - expected[inner]).mean() < 5e-3
+    assert np.abs(got_np - warp(image, -flow)[inner]).mean() > 0.05
+
+
+def test_luma_lightness_of_neutral_gray_is_its_lightness() -> None:
+    gray = np.linspace(0, 1, 11, dtype=np.float32)
+    rgb = np.stack([gray] * 3, axis=-1)
+    np.testing.assert_allclose(luma_lightness(rgb), gray_to_lightness(gray), atol=1e-4)
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny: tuple[TrainConfig, TrainingData], tmp_path: Path) -> None:
+    config, data = tiny
+    whole = train(replace(config, out_dir=str(tmp_path / "whole")), log=lambda _: None, data=data, stop_at=4)
+    part = replace(config, out_dir=str(tmp_path / "part"))
+    train(part, log=lambda _: None, data=data, stop_at=2)
+    state = load_checkpoint(tmp_path / "part" / "last.pt")
+    assert state["iteration"] == 2
+    resumed = train(part, log=lambda _: None, data=data, stop_at=4, resume=tmp_path / "part" / "last.pt")
+    for (name, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), f"{name} differs after resume"
+    # and training moved the weights at all
+    fresh = train(replace(config, out_dir=str(tmp_path / "fresh")), log=lambda _: None, data=data, stop_at=0)
+    assert any(not torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), whole.state_dict().values()))
+    assert (tmp_path / "whole" / "train.log").read_text().count("it 4") == 1
+
+
+def test_validation_exports_inference_weights(tiny: tuple[TrainConfig, TrainingData], tmp_path: Path) -> None:
+    from vidcolor.colorizers.default import load_vcnet
+
+    config, data = tiny
+    cfg = replace(config, out_dir=str(tmp_path / "run"), val_every=2, val_frames=3, val_short_side=64)
+    train(cfg, log=lambda _: None, data=data, stop_at=2, export=tmp_path / "exported.pt")
+    model, meta = load_vcnet(tmp_path / "exported.pt")
+    assert meta["iteration"] == 2
+    assert "psnr/davis/dog" in meta["validation"]  # type: ignore[operator]
+    assert (tmp_path / "run" / "best.pt").is_file()
+
+
+def test_warm_start_copies_matching_and_grown_layers(tmp_path: Path) -> None:
+    from vidcolor.models.vcnet import build_vcnet
+    from vidcolor.training import inference_payload, warm_start
+
+    torch.manual_seed(1)
+    source = build_vcnet()
+    for p in source.parameters():
+        torch.nn.init.normal_(p, std=0.01)
+    torch.save(inference_payload(source, {}), tmp_path / "w.pt")
+    target = build_vcnet()
+    assert warm_start(target, tmp_path / "w.pt") == len(source.state_dict())
+    for (name, a), b in zip(source.state_dict().items(), target.state_dict().values()):
+        assert torch.equal(a, b), name
+    # a layer that grew keeps the old weights in its leading slice and zeros elsewhere
+    state = source.state_dict()
+    state["refine1.weight"] = state["refine1.weight"][:, :6].clone()
+    torch.save({"format": "vidcolor-vcnet-1", "config": source.cfg.to_dict(), "state_dict": state}, tmp_path / "old.pt")
+    grown = build_vcnet()
+    warm_start(grown, tmp_path / "old.pt")
+    assert torch.equal(grown.refine1.weight[:, :6], state["refine1.weight"])
+    assert grown.refine1.weight[:, 6:].abs().sum() == 0

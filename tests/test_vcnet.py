@@ -1,0 +1,173 @@
+"""VCNet architecture and the shipped ``default`` colorizer, on real photos and clip frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from helpers import shared_path
+from vidcolor.color import lab_to_rgb, rgb_to_lab
+from vidcolor.errors import WeightsMismatchError, WeightsNotFoundError
+from vidcolor.models.vcnet import AB_SCALE, SIZE_MULTIPLE, build_vcnet, count_parameters
+from vidcolor.references import Reference
+from vidcolor.training import luma_lightness
+
+
+def _photo(relative: str, size: tuple[int, int]) -> np.ndarray:
+    rgb = cv2.cvtColor(cv2.imread(str(shared_path(relative)), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def _tensors(rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    lab = rgb_to_lab(rgb.astype(np.float32) / 255.0)
+    t = torch.from_numpy(lab).permute(2, 0, 1)[None]
+    return t[:, :1] / 50.0 - 1.0, t[:, 1:] / AB_SCALE
+
+
+def test_builder_is_small_and_step_shapes() -> None:
+    torch.manual_seed(0)
+    model = build_vcnet().eval()
+    assert 200_000 < count_parameters(model) < 3_000_000
+    l, ab = _tensors(_photo("photos/kodak24/kodim23.png", (96, 64)))
+    with torch.no_grad():
+        memory = model.reference_memory(l, ab)
+        first = model.step(l, memory, None, None)
+        second = model.step(l, memory, first.memory, first.ab_full)
+    for out in (first, second):
+        assert out.ab.shape == (1, 2, 64, 96)
+        assert out.confidence.shape == (1, 1, 64, 96)
+        assert out.ref_logits is not None and out.ref_logits.shape == (1, 8 * 12, 8 * 12)
+        assert torch.isfinite(out.ab).all()
+
+
+def test_size_not_multiple_of_8_is_refused() -> None:
+    model = build_vcnet()
+    with pytest.raises(ValueError, match="multiple of 8"):
+        model.encode(torch.zeros(1, 1, 60, 96))
+
+
+def test_attention_finds_identity_correspondence_on_a_real_photo() -> None:
+    """Target = reference: centred cosine similarity peaks on the same cell, so colour is copied."""
+    torch.manual_seed(0)
+    model = build_vcnet(temperature=1e-3).eval()
+    l, ab = _tensors(_photo("photos/kodak24/kodim05.png", (128, 96)))
+    with torch.no_grad():
+        out = model.step(l, model.reference_memory(l, ab), None, None)
+        argmax = out.ref_logits[0].argmax(dim=1)
+    cells = torch.arange(argmax.numel())
+    assert (argmax == cells).float().mean() > 0.9
+    coarse_truth = torch.nn.functional.avg_pool2d(ab, 8)
+    assert (out.ref_coarse - coarse_truth).abs().mean() * AB_SCALE < 3.0
+
+
+def test_no_reference_and_no_previous_is_allowed() -> None:
+    model = build_vcnet().eval()
+    l, _ = _tensors(_photo("photos/kodak24/kodim23.png", (64, 64)))
+    with torch.no_grad():
+        out = model.step(l, None, None, None)
+    assert out.ref_logits is None
+    assert torch.isfinite(out.ab).all()
+
+
+# -- the shipped model ---------------------------------------------------------------------------
+
+
+def _davis_frames(seq: str, count: int, size: tuple[int, int]) -> list[np.ndarray]:
+    folder = shared_path(f"clips/davis/{seq}/JPEGImages")
+    files = sorted(folder.glob("*.jpg"))[:count]
+    return [cv2.resize(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), size, interpolation=cv2.INTER_AREA) for p in files]
+
+
+def test_default_colorizer_beats_gray_on_a_held_out_clip() -> None:
+    """Weights ship in the package; on held-out DAVIS `dog` they copy the reference's colours."""
+    from vidcolor.colorizers.default import DefaultColorizer, default_weights_path
+
+    assert default_weights_path().is_file(), "vidcolor/models/weights/default.pt must ship with the package"
+    colorizer = DefaultColorizer()
+    frames = _davis_frames("dog", 8, (342, 192))  # 342 is not a multiple of 8: the colorizer pads
+    reference = Reference.from_array(frames[0], key="test:dog:0")
+    gains = []
+    for index, rgb in enumerate(frames):
+        small = rgb.astype(np.float32) / 255.0
+        lightness = luma_lightness(small)
+        result = colorizer.step(lightness, reference)
+        assert result.ab.shape == (192, 342, 2) and result.ab.dtype == np.float32
+        assert result.confidence.shape == (192, 342)
+        assert 0.0 <= result.confidence.min() and result.confidence.max() <= 1.0
+        if index:
+            out = lab_to_rgb(np.dstack([lightness, result.ab]))
+            gray = lab_to_rgb(np.dstack([lightness, np.zeros_like(result.ab)]))
+            err_out = np.mean((out - small) ** 2)
+            err_gray = np.mean((gray - small) ** 2)
+            gains.append(10 * np.log10(err_gray / err_out))
+    assert np.mean(gains) > 3.0, f"default model gains only {np.mean(gains):.2f} dB over gray"
+
+
+def test_default_colorizer_reset_and_no_reference() -> None:
+    from vidcolor.colorizers.default import DefaultColorizer
+
+    colorizer = DefaultColorizer()
+    frames = _davis_frames("blackswan", 2, (128, 72))
+    lightness = luma_lightness(frames[0].astype(np.float32) / 255.0)
+    a = colorizer.step(lightness, None)
+    assert np.isfinite(a.ab).all()
+    colorizer.reset()
+    b = colorizer.step(lightness, None)
+    np.testing.assert_allclose(a.ab, b.ab, atol=1e-5)  # reset really forgets the previous frame
+    c = colorizer.step(lightness, None)  # with a previous frame now: still finite
+    assert np.isfinite(c.ab).all()
+
+
+def test_weights_errors_name_the_file(tmp_path: Path) -> None:
+    from vidcolor.colorizers.default import DefaultColorizer
+
+    with pytest.raises(WeightsNotFoundError, match="missing"):
+        DefaultColorizer(weights=tmp_path / "nope.pt")
+    bogus = tmp_path / "bogus.pt"
+    torch.save({"format": "something-else"}, bogus)
+    with pytest.raises(WeightsMismatchError, match="bogus.pt"):
+        DefaultColorizer(weights=bogus)
+    wrong = tmp_path / "wrong.pt"
+    small = build_vcnet(channels=(8, 16, 32))
+    torch.save({"format": "vidcolor-vcnet-1", "config": build_vcnet().cfg.to_dict(), "state_dict": small.state_dict()}, wrong)
+    with pytest.raises(WeightsMismatchError, match="does not fit"):
+        DefaultColorizer(weights=wrong)
+
+
+def test_default_colorizer_larger_working_size_comes_back_at_that_size() -> None:
+    """Above its native size the network runs small; the chroma returns at the caller's size."""
+    from vidcolor.colorizers.default import DefaultColorizer
+
+    colorizer = DefaultColorizer()
+    frames = _davis_frames("dog", 2, (427, 240))
+    reference = Reference.from_array(frames[0], key="test:dog:big")
+    for rgb in frames:
+        result = colorizer.step(luma_lightness(rgb.astype(np.float32) / 255.0), reference)
+        assert result.ab.shape == (240, 427, 2) and result.confidence.shape == (240, 427)
+    assert colorizer._shape is not None and min(colorizer._shape) == colorizer.native_short_side
+
+
+def test_size_multiple_constant_matches_colorizer() -> None:
+    from vidcolor.colorizers.default import DefaultColorizer
+
+    assert DefaultColorizer.size_multiple == SIZE_MULTIPLE
+    assert DefaultColorizer.name == "default"
+
+
+def test_flow_candidate_trusts_only_consistent_flow() -> None:
+    """Zero motion on identical frames: full trust; a lightness mismatch or occlusion removes it."""
+    from vidcolor.models.vcnet import flow_candidate
+
+    l, ab = _tensors(_photo("photos/kodak24/kodim23.png", (64, 48)))
+    zero = torch.zeros(1, 2, 48, 64)
+    visible = torch.ones(1, 1, 48, 64)
+    visible[..., :10] = 0
+    pulled, conf = flow_candidate(ab, l, l, zero, visible)
+    torch.testing.assert_close(pulled, ab)
+    assert conf[..., 10:].min() > 0.99 and conf[..., :10].max() == 0
+    _, conf_dark = flow_candidate(ab, l, l - 0.4, zero, visible)  # 20 L units darker: not the same surface
+    assert conf_dark.max() < 0.01

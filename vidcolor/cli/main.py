@@ -1,0 +1,295 @@
+"""The ``vidcolor`` command line: parses options, runs the library, shows progress.
+
+Exit codes: 0 success; 1 unexpected internal error (set ``VIDCOLOR_DEBUG=1`` for the traceback);
+2 bad input or usage (the message names the file or option and the fix); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from .. import __version__
+from ..errors import VidcolorError
+from .batch import CODECS, ENCODER_PRESETS, batch, scenes
+
+logger = logging.getLogger("vidcolor")
+
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class VidcolorGroup(click.Group):
+    """Maps library errors to one-line messages and meaningful exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VidcolorError as exc:
+            click.echo(f"vidcolor: error: {exc}", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:
+            click.echo("vidcolor: interrupted; nothing was written under the output name", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("VIDCOLOR_DEBUG"):
+                raise
+            click.echo(f"vidcolor: internal error: {type(exc).__name__}: {exc} (set VIDCOLOR_DEBUG=1 for details)", err=True)
+            ctx.exit(EXIT_INTERNAL)
+
+
+@click.group(cls=VidcolorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vidcolor")
+@click.option("-v", "--verbose", is_flag=True, help="Log more detail.")
+def main(verbose: bool) -> None:
+    """Colorize black-and-white video from colour reference images."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("vidcolor: %(levelname)s: %(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def _progress(total: int | None, quiet: bool, desc: str) -> tuple[tqdm, Callable[[Any], None]]:
+    bar = tqdm(total=total, unit="frame", desc=desc, dynamic_ncols=True, disable=quiet, leave=False)
+    state = {"last": -1}
+
+    def advance(result: Any) -> None:
+        # advance by the frame-index delta, right even if frames were skipped
+        bar.update(result.index - state["last"])
+        state["last"] = result.index
+
+    return bar, advance
+
+
+FLOWS = ["auto", "dis", "raft-small", "raft-large"]
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True, path_type=str))
+@click.option("-o", "--output", "output_path", required=True, metavar="OUTPUT",
+              help="Output file (.mp4/.mkv/.mov), folder, or pattern such as out/%06d.png.")
+@click.option("--ref", "refs", multiple=True, metavar="[FRAME=]IMAGE",
+              help="Reference image for the whole clip, or FRAME=IMAGE to pin a keyframe (repeatable; "
+                   "each applies from its frame on).")
+@click.option("--preset", "preset_path", default=None, metavar="PRESET.toml",
+              help="Keyframe preset: shots, their references and settings (see presets/README.md). "
+                   "Options given here win over its settings.")
+@click.option("--detect-scenes/--no-detect-scenes", default=None,
+              help="Reset the colorizer at cuts PySceneDetect finds. [default: as the preset says; off]")
+@click.option("--model", default=None, metavar="NAME", help="Colorizer: default, classic, deepex. [default: default]")
+@click.option("--size", default=None, metavar="N|WxH",
+              help="Working resolution for chroma prediction: short side N, or WxH. Aspect is kept; luma stays full size.")
+@click.option("--temporal/--no-temporal", default=None,
+              help="Optical-flow temporal check while colorizing (steadier colour, per-frame flags). [default: on]")
+@click.option("--flow", type=click.Choice(FLOWS), default="auto", show_default=True,
+              help="Optical flow for the temporal check: auto takes installed RAFT weights, else OpenCV DIS.")
+@click.option("--stats", "write_stats", is_flag=True,
+              help="Write per-frame stats (confidence, warp error, flags) to OUTPUT.stats.jsonl for `vidcolor report`.")
+@click.option("--codec", type=click.Choice(CODECS), default=None,
+              help="Encoder. [default: from the output's extension]")
+@click.option("--crf", type=click.IntRange(0, 51), default=None, help="Quality for h264/hevc (lower is better).")
+@click.option("--encoder-preset", default=None, type=click.Choice(ENCODER_PRESETS),
+              help="x264/x265 speed preset. [default: medium]")
+@click.option("--device", default="cpu", show_default=True, help="Torch device for learned models (cpu, cuda, cuda:1).")
+@click.option("--resume", is_flag=True,
+              help="Encode chunk by chunk beside the output, and continue an interrupted run (even after kill -9).")
+@click.option("--chunk-length", type=click.IntRange(0), default=240, show_default=True,
+              help="Frames per chunk: the recurrence restarts (with warm-up) every so many frames of a shot; "
+                   "the unit of --resume. Use the same value as in VapourSynth for identical frames. 0: whole shots.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path: str | None,
+             detect_scenes: bool | None, model: str | None, size: str | None, temporal: bool | None, flow: str,
+             write_stats: bool, codec: str | None, crf: int | None, encoder_preset: str | None, device: str,
+             resume: bool, chunk_length: int, overwrite: bool, quiet: bool) -> None:
+    """Colorize INPUT (a video, a folder of frames, or a %06d pattern) into OUTPUT."""
+    from ..colorizers import MODELS, build_colorizer, default_model
+    from ..pipeline import ChunkPlan, colorize_video, parse_size
+    from ..reader import probe
+    from ..references import load_reference
+    from ..schedule import Keyframe, ReferenceSchedule, parse_ref_option
+    from ..temporal import TemporalSettings
+    from ..writer import resolve_output
+
+    if preset_path is not None and refs:
+        raise click.UsageError("give either --preset or --ref: a preset lists its own references")
+    info = probe(input_path)
+    preset = None
+    if preset_path is not None:
+        from .batch import schedule_from_preset
+
+        schedule, preset = schedule_from_preset(preset_path, info, detect=detect_scenes, quiet=quiet)
+    else:
+        keyframes = []
+        for value in refs:
+            frame, image = parse_ref_option(value)
+            if frame is None and len(refs) > 1:
+                raise click.BadParameter(f"{value!r}: with several references, pin each to a frame as FRAME=IMAGE",
+                                         param_hint="--ref")
+            keyframes.append(Keyframe(frame or 0, load_reference(image)))
+        if not keyframes:
+            raise click.UsageError("no reference given: pass --ref IMAGE (or --ref FRAME=IMAGE for keyframes), "
+                                   "or --preset PRESET.toml")
+        cuts: list[int] = []
+        if detect_scenes:
+            from ..scenes import detect_cuts
+
+            cuts = detect_cuts(input_path, info=info)
+        schedule = ReferenceSchedule(keyframes, cuts, frame_count=info.frame_count)
+
+    def pick(explicit: Any, key: str, default: Any = None) -> Any:
+        if explicit is not None:
+            return explicit
+        value = getattr(preset, key, None) if preset is not None else None
+        return value if value is not None else default
+
+    model = pick(model, "model", default_model())
+    if model not in MODELS:
+        raise click.BadParameter(f"unknown model {model!r}: choose one of {', '.join(MODELS)}", param_hint="--model")
+    try:
+        short_side, fixed = parse_size(pick(size, "size"))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--size") from None
+    spec = resolve_output(output_path, codec=pick(codec, "codec"), crf=pick(crf, "crf"),
+                          encoder_preset=pick(encoder_preset, "encoder_preset", "medium"))
+    schedule.validate(info.frame_count, input_path)
+    settings: TemporalSettings | None = preset.temporal_settings() if preset is not None else TemporalSettings()
+    if temporal is False:
+        settings = None
+    elif temporal and settings is None:
+        settings = TemporalSettings()
+    colorizer = build_colorizer(model, device=device, temporal=settings, flow=flow)
+    bar, advance = _progress(info.frame_count, quiet, os.path.basename(input_path))
+    with logging_redirect_tqdm(loggers=[logger]), bar:
+        summary = colorize_video(input_path, spec, schedule, colorizer, short_side=short_side, size=fixed,
+                                 overwrite=overwrite, on_frame=advance, info=info, resume=resume,
+                                 plan=ChunkPlan(length=chunk_length))
+    if write_stats:
+        from ..report import run_stats_path, write_run_stats
+
+        write_run_stats(run_stats_path(spec.path), ({"frame": r.index, "timecode": r.timecode, "confidence": r.confidence,
+                                                     **r.stats} for r in summary.results))
+    if not quiet:
+        click.echo(f"wrote {spec.path}: {summary.frames} frames in {summary.seconds:.1f} s "
+                   f"({summary.fps:.1f} fps, model {summary.model}, working size {summary.working_size[0]}x{summary.working_size[1]}"
+                   f"{', temporal check' if settings is not None else ''})")
+
+
+@main.command()
+@click.option("-o", "--output-dir", default="demo-output", show_default=True, help="Folder for the demo files.")
+@click.option("--model", default=None, metavar="NAME", help="Colorizer to demonstrate. [default: default]")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def demo(output_dir: str, model: str | None, quiet: bool) -> None:
+    """Build a demo clip from a photo scikit-image ships, gray it, and colorize it back."""
+    from ..colorizers import build_colorizer, default_model
+    from ..demo import clip_psnr, make_demo_clip
+    from ..pipeline import colorize_video
+    from ..references import load_reference
+    from ..schedule import ReferenceSchedule
+    from ..temporal import TemporalSettings
+    from ..writer import resolve_output
+
+    model = model or default_model()
+    clip = make_demo_clip(output_dir)
+    result_path = os.path.join(output_dir, "demo-colorized.mp4")
+    spec = resolve_output(result_path)
+    colorizer = build_colorizer(model, temporal=TemporalSettings())
+    bar, advance = _progress(clip.frames, quiet, "demo")
+    with logging_redirect_tqdm(loggers=[logger]), bar:
+        summary = colorize_video(clip.gray_video, spec, ReferenceSchedule.single(load_reference(clip.reference)),
+                                 colorizer, overwrite=True, on_frame=advance)
+    gray_psnr = clip_psnr(clip.gray_video, clip.color_video)
+    ours_psnr = clip_psnr(result_path, clip.color_video)
+    click.echo(f"demo: colorized {summary.frames} frames with model {summary.model!r} at {summary.fps:.1f} fps")
+    click.echo(f"  input (gray):   {clip.gray_video}")
+    click.echo(f"  reference:      {clip.reference}")
+    click.echo(f"  result:         {os.path.abspath(result_path)}")
+    click.echo(f"  colour original {clip.color_video}")
+    click.echo(f"  PSNR vs original: gray input {gray_psnr:.2f} dB, colorized {ours_psnr:.2f} dB")
+
+
+@main.group()
+def models() -> None:
+    """List models and import third-party weights (never downloaded: you give the files)."""
+
+
+@models.command("list")
+def models_list() -> None:
+    """Show every model, whether its weights are installed, and where they live."""
+    from ..colorizers import MODELS
+    from ..weights import list_models
+
+    rows = list_models()
+    width = max(len(r.name) for r in rows)
+    for row in rows:
+        state = "installed" if row.installed else "not installed"
+        click.echo(f"{row.name:<{width}}  {state:<13}  {row.location}")
+        click.echo(f"{'':<{width}}  files: {', '.join(row.files)}; licence: {row.licence}; source: {row.source}")
+    click.echo("colorizers (--model): " + ", ".join(f"{name} ({entry.summary})" for name, entry in MODELS.items()))
+
+
+@models.command("import")
+@click.argument("name", metavar="NAME")
+@click.argument("paths", metavar="PATH...", nargs=-1, required=True)
+def models_import(name: str, paths: Sequence[str]) -> None:
+    """Install NAME's weights from a release zip, a folder or the files themselves; each file's
+    keys, shapes (and hash, where the release names it) are checked before anything is replaced."""
+    from ..weights import import_weights
+
+    for item in import_weights(name, paths):
+        click.echo(f"installed {item.filename} ({item.size / 1e6:.1f} MB, sha256 {item.sha256[:12]}...) from "
+                   f"{item.source} -> {item.path}")
+
+
+@main.command()
+@click.argument("output_path", metavar="OUTPUT", type=click.Path(path_type=str))
+@click.option("--source", "source_path", required=True, metavar="INPUT", help="The gray input OUTPUT was made from.")
+@click.option("--ground-truth", "truth_path", default=None, metavar="GT", help="The true colour video, for PSNR/SSIM.")
+@click.option("--stats", "stats_path", default=None, metavar="FILE",
+              help="Per-frame stats of the run. [default: OUTPUT.stats.jsonl when it exists]")
+@click.option("--json", "json_path", default=None, metavar="FILE", help="Write the report as JSON.")
+@click.option("--csv", "csv_path", default=None, metavar="FILE", help="Write the per-frame table as CSV.")
+def report(output_path: str, source_path: str, truth_path: str | None, stats_path: str | None,
+           json_path: str | None, csv_path: str | None) -> None:
+    """Measure a colorized OUTPUT: warp error, CDC, colourfulness (PSNR/SSIM with ground truth)."""
+    from ..report import build_report, write_csv, write_json
+
+    result = build_report(output_path, source_path, truth_path, run_stats=stats_path)
+    if json_path:
+        write_json(result, json_path)
+    if csv_path:
+        write_csv(result, csv_path)
+    summary = result["summary"]
+    parts = [f"{summary['frames']} frames", f"warp error {summary['warp_error']:.5f}", f"CDC {summary['cdc']:.4f}",
+             f"colourfulness {summary['colorfulness']:.1f}", f"flagged {summary['flagged_frames']}"]
+    if "psnr" in summary:
+        ratio = summary.get("warp_ratio")
+        parts += [f"PSNR {summary['psnr']:.2f} dB", f"SSIM {summary['ssim']:.4f}",
+                  f"warp ratio {ratio:.3f}" if ratio is not None else "warp ratio n/a"]
+    click.echo(f"{output_path}: " + ", ".join(parts))
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def train(args: Sequence[str]) -> None:
+    """Train the default model on the CPU (options: vidcolor train --help)."""
+    from ..training import main as train_main
+
+    train_main(list(args), prog="vidcolor train")
+
+
+main.add_command(scenes)
+main.add_command(batch)
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

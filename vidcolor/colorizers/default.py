@@ -1,0 +1,212 @@
+"""The ``default`` model: VCNet, vidcolor's own recurrent exemplar colorizer, with shipped weights.
+
+The weights (``vidcolor/models/weights/default.pt``, about 2 MB) were trained on the CPU by
+:mod:`vidcolor.training`; ``MODEL_CARD.md`` beside them says on what and how. Reference memories
+are computed once per reference (and working size) and reused for every frame that uses it; the
+previous frame's memory, lightness and output are carried between steps and dropped by
+``reset()``. Each step also computes OpenCV DIS flow (fast preset, as in training) to the previous
+frame and to the reference (resized to the frame), which give the network two pixel-accurate
+colour candidates besides its attention.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..errors import WeightsMismatchError, WeightsNotFoundError
+from ..color import guided_upsample
+from ..flow import visible_mask
+from ..models.vcnet import AB_SCALE, SIZE_MULTIPLE, Features, Memory, VCNet, VCNetConfig, flow_candidate
+from ..references import Reference
+from ..training import WEIGHTS_FORMAT, luma_lightness, reference_size
+from .base import ColorizedFrame, Colorizer
+
+#: Reference memories kept per colorizer (a shot usually has one reference).
+_REFERENCE_CACHE_SIZE = 8
+
+
+def default_weights_path() -> Path:
+    """Where the shipped ``default`` weights live inside the installed package."""
+    return Path(str(resources.files("vidcolor.models").joinpath("weights", "default.pt")))
+
+
+def load_vcnet(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[VCNet, dict[str, object]]:
+    """Load VCNet weights written by :func:`vidcolor.training.inference_payload`; returns (model, meta)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(
+            f"VCNet weights {str(path)!r} are missing: reinstall vidcolor (the default model ships inside the "
+            "package) or pass the path of weights written by `vidcolor train`"
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file
+        raise WeightsMismatchError(f"{str(path)!r} is not a readable VCNet weights file ({exc}): re-export or reinstall it") from exc
+    if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
+        raise WeightsMismatchError(
+            f"{str(path)!r} is not VCNet inference weights (format tag {WEIGHTS_FORMAT!r} missing): use best.pt or "
+            "default.pt, not a training checkpoint"
+        )
+    model = VCNet(VCNetConfig.from_dict(payload["config"]))
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise WeightsMismatchError(f"{str(path)!r} does not fit the VCNet architecture it names: {exc}") from exc
+    model.eval().to(device)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model, dict(payload.get("meta", {}))
+
+
+def _pad(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    ph, pw = (-h) % SIZE_MULTIPLE, (-w) % SIZE_MULTIPLE
+    if not ph and not pw:
+        return image
+    pad = ((0, ph), (0, pw)) + ((0, 0),) * (image.ndim - 2)
+    return np.pad(image, pad, mode="edge")
+
+
+class DefaultColorizer(Colorizer):
+    """VCNet with the shipped weights: fast enough for 1080p encodes on a laptop CPU.
+
+    The network runs at most at its *native* short side (the scale it was trained and validated
+    at: its attention and flow statistics depend on it). A larger working frame is shrunk to it
+    and the chroma comes back at the working size through the luma-guided filter.
+    """
+
+    name = "default"
+    size_multiple = SIZE_MULTIPLE
+    default_short_side = 160
+    #: Largest short side the network itself runs at.
+    native_short_side = 160
+
+    def __init__(
+        self, device: str = "cpu", *, weights: str | os.PathLike[str] | None = None, native_short_side: int | None = None
+    ) -> None:
+        self.device = torch.device(device)
+        if native_short_side is not None:
+            self.native_short_side = native_short_side
+        self.model, self.meta = load_vcnet(weights if weights is not None else default_weights_path(), self.device)
+        self._references: dict[tuple[str, int, int], Memory] = {}
+        self._aligned: dict[tuple[str, int, int], tuple[np.ndarray, torch.Tensor, torch.Tensor]] = {}
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        self.reset()
+
+    def reset(self) -> None:
+        self._previous: Memory | None = None
+        self._previous_ab: torch.Tensor | None = None
+        self._previous_features: Features | None = None
+        self._previous_l: torch.Tensor | None = None
+        self._previous_gray: np.ndarray | None = None
+        self._shape: tuple[int, int] | None = None
+
+    def _lightness_tensor(self, lightness: np.ndarray) -> torch.Tensor:
+        padded = _pad(np.asarray(lightness, dtype=np.float32))
+        return torch.from_numpy(np.ascontiguousarray(padded)).to(self.device)[None, None] / 50.0 - 1.0
+
+    def _reference_memory(self, reference: Reference, area: int) -> Memory:
+        width, height = reference.size
+        ref_w, ref_h = reference_size(width, height, area)
+        key = (reference.key, ref_w, ref_h)
+        memory = self._references.get(key)
+        if memory is None:
+            rgb = reference.rgb_at(ref_w, ref_h)
+            lab = reference.lab_at(ref_w, ref_h)
+            l_norm = torch.from_numpy(luma_lightness(rgb)).to(self.device)[None, None] / 50.0 - 1.0
+            ab = torch.from_numpy(np.ascontiguousarray(lab[..., 1:])).to(self.device).permute(2, 0, 1)[None] / AB_SCALE
+            memory = self.model.reference_memory(l_norm, ab)
+            if len(self._references) >= _REFERENCE_CACHE_SIZE:
+                self._references.pop(next(iter(self._references)))
+            self._references[key] = memory
+        return memory
+
+    def step(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
+        height, width = lightness.shape
+        scale = self.native_short_side / min(height, width)
+        if scale >= 1.0:
+            return self._step_native(lightness, reference)
+        small_size = (max(SIZE_MULTIPLE, round(width * scale)), max(SIZE_MULTIPLE, round(height * scale)))
+        small = cv2.resize(lightness, small_size, interpolation=cv2.INTER_AREA)
+        result = self._step_native(small, reference)
+        ab = guided_upsample(result.ab, lightness)
+        confidence = cv2.resize(result.confidence, (width, height), interpolation=cv2.INTER_LINEAR)
+        return ColorizedFrame(ab=ab.astype(np.float32, copy=False), confidence=confidence, stats=result.stats)
+
+    def _aligned_reference(self, reference: Reference, width: int, height: int) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+        """The reference resized to the (padded) frame: gray for DIS, L and ab tensors; cached."""
+        key = (reference.key, width, height)
+        found = self._aligned.get(key)
+        if found is None:
+            rgb = reference.rgb_at(width, height)
+            lightness = luma_lightness(rgb)
+            lab = reference.lab_at(width, height)
+            gray = np.clip(lightness * 2.55 + 0.5, 0, 255).astype(np.uint8)
+            l_norm = torch.from_numpy(lightness).to(self.device)[None, None] / 50.0 - 1.0
+            ab = torch.from_numpy(np.ascontiguousarray(lab[..., 1:])).to(self.device).permute(2, 0, 1)[None] / AB_SCALE
+            if len(self._aligned) >= _REFERENCE_CACHE_SIZE:
+                self._aligned.pop(next(iter(self._aligned)))
+            found = self._aligned[key] = (gray, l_norm, ab)
+        return found
+
+    def _flow_candidate(
+        self, gray: np.ndarray, l_norm: torch.Tensor, source_gray: np.ndarray, source_l: torch.Tensor, source_ab: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        forward = self._dis.calc(gray, source_gray, None)
+        visible = visible_mask(forward, self._dis.calc(source_gray, gray, None))
+        return flow_candidate(
+            source_ab,
+            source_l,
+            l_norm,
+            torch.from_numpy(forward).to(self.device).permute(2, 0, 1)[None],
+            torch.from_numpy(visible).to(self.device, torch.float32)[None, None],
+        )
+
+    @torch.inference_mode()
+    def _step_native(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
+        height, width = lightness.shape
+        if self._shape != (height, width):
+            self.reset()
+            self._shape = (height, width)
+        l_norm = self._lightness_tensor(lightness)
+        features = self.model.encode(l_norm)
+        memory = self._reference_memory(reference, l_norm.shape[2] * l_norm.shape[3]) if reference is not None else None
+        gray = np.clip(_pad(np.asarray(lightness, dtype=np.float32)) * 2.55 + 0.5, 0, 255).astype(np.uint8)
+        flow_ab = flow_confidence = ref_flow_ab = ref_flow_confidence = None
+        if self._previous_ab is not None and self._previous_l is not None and self._previous_gray is not None:
+            flow_ab, flow_confidence = self._flow_candidate(gray, l_norm, self._previous_gray, self._previous_l, self._previous_ab)
+        if reference is not None:
+            ref_gray, ref_l, ref_ab = self._aligned_reference(reference, gray.shape[1], gray.shape[0])
+            ref_flow_ab, ref_flow_confidence = self._flow_candidate(gray, l_norm, ref_gray, ref_l, ref_ab)
+        out = self.model.step(
+            l_norm, memory, self._previous, self._previous_ab, features=features, flow_ab=flow_ab, flow_confidence=flow_confidence,
+            ref_flow_ab=ref_flow_ab, ref_flow_confidence=ref_flow_confidence,
+        )
+        self._previous, self._previous_ab, self._previous_features = out.memory, out.ab_full, features
+        self._previous_l, self._previous_gray = l_norm, gray
+        ab = (out.ab[0, :, :height, :width].permute(1, 2, 0).float().cpu().numpy() * AB_SCALE).clip(-120.0, 120.0)
+        confidence = out.confidence[0, 0, :height, :width].clamp(0.0, 1.0).float().cpu().numpy()
+        return ColorizedFrame(
+            ab=np.ascontiguousarray(ab, dtype=np.float32),
+            confidence=np.ascontiguousarray(confidence, dtype=np.float32),
+            stats={"confidence": float(confidence.mean())},
+        )
+
+    @torch.inference_mode()
+    def set_previous(self, ab: np.ndarray) -> None:
+        """Adopt a corrected output (e.g. from the temporal check) as the state for the next frame."""
+        if self._previous_features is None or self._shape is None:
+            return
+        if ab.shape[:2] != self._shape:
+            ab = cv2.resize(ab, (self._shape[1], self._shape[0]), interpolation=cv2.INTER_AREA)
+        padded = _pad(np.asarray(ab, dtype=np.float32))
+        ab_t = torch.from_numpy(np.ascontiguousarray(padded)).to(self.device).permute(2, 0, 1)[None] / AB_SCALE
+        self._previous = self.model.memory(self._previous_features, ab_t)
+        self._previous_ab = ab_t
+

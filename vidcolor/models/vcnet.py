@@ -1,0 +1,390 @@
+"""VCNet: a small recurrent exemplar colorizer for the CPU (after Zhang et al., CVPR 2019).
+
+Two sub-networks, as in Deep Exemplar-based Video Colorization, sized for a laptop CPU:
+
+* **Correspondence.** A light encoder on Lab lightness only (trained from scratch: no pretrained
+  backbone can be downloaded here) gives matching features at 1/8 of the working resolution. Each
+  target position attends over every reference position by *centred cosine* similarity and a
+  softmax with a learned temperature; the attention gathers the reference's chroma, both as a 1/8
+  map and as 4x4 patches of its 1/2-resolution chroma (so copied colour keeps fine detail). The
+  same attention over the *previous frame's* features gathers the previous output, which lets
+  colour follow motion without optical flow at inference.
+* **Colorization.** A small U-Net sees the target's encoder features, the gathered chroma and the
+  similarities, and predicts per-pixel gates over candidate chroma maps (warped reference, warped
+  previous output, previous output in place, gray) plus a small correction. Gating makes copying
+  the default behaviour, which a from-scratch model trained for a few CPU hours learns quickly.
+* **Flow candidates.** The previous output, and the reference, warped onto the frame by a cheap
+  optical flow (OpenCV DIS, computed by the caller), each with a reliability map (forward-backward
+  consistency times lightness agreement), are two more candidates, at 1/2 and at full
+  resolution. Flow carries colour with pixel precision where it is right; the attention
+  re-anchors to the reference and fills occlusions where it is not. The network learns which to
+  trust, pixel by pixel.
+
+Shapes: every spatial size the model sees must be a multiple of :data:`SIZE_MULTIPLE`.
+Normalisation: lightness enters as ``L / 50 - 1``, chroma as ``ab / AB_SCALE``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Every input height and width must be a multiple of this (three stride-2 stages).
+SIZE_MULTIPLE = 8
+#: Lab chroma is divided by this before entering the network.
+AB_SCALE = 110.0
+#: Order of the candidate chroma maps the gates choose between.
+CANDIDATES = ("ref_patch", "ref_coarse", "prev_patch", "prev_still", "prev_flow", "gray", "ref_flow")
+_GRAY = CANDIDATES.index("gray")
+#: Largest free correction (normalised ab) the network may add to its gated candidates, per stage.
+CORRECTION = 0.03
+
+
+@dataclass(frozen=True)
+class VCNetConfig:
+    """Every hyperparameter of the architecture (stored with the weights, so it is the model card's too)."""
+
+    #: Encoder widths at 1/2, 1/4 and 1/8 of the working resolution.
+    channels: tuple[int, int, int] = (16, 32, 64)
+    #: Width of the matching features (centred, L2-normalised) at 1/8 resolution.
+    match_channels: int = 48
+    #: Residual blocks in the encoder's 1/8 stage (the last one dilated, for context).
+    encoder_blocks: int = 2
+    #: Residual blocks in the decoder's 1/8 stage.
+    decoder_blocks: int = 2
+    #: Initial softmax temperature of the correspondence (learned, in log space).
+    temperature: float = 0.02
+    #: Width of the full-resolution refinement layer.
+    refine_channels: int = 8
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> VCNetConfig:
+        values = dict(data)
+        values["channels"] = tuple(values.get("channels", cls.channels))  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation)
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 convolutions with a skip; the second starts at zero so a fresh block is the identity."""
+
+    def __init__(self, channels: int, dilation: int = 1) -> None:
+        super().__init__()
+        self.conv1 = _conv(channels, channels, dilation=dilation)
+        self.conv2 = _conv(channels, channels, dilation=dilation)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.leaky_relu(self.conv1(x), 0.1))
+
+
+@dataclass
+class Features:
+    """Encoder output for one frame: U-Net skips at 1/2, 1/4, 1/8 and matching keys at 1/8."""
+
+    f2: torch.Tensor
+    f4: torch.Tensor
+    f8: torch.Tensor
+    #: (B, C, N) centred, L2-normalised matching features, N = (H/8)(W/8).
+    key: torch.Tensor
+
+
+@dataclass
+class Memory:
+    """What one source frame (reference or previous output) offers to the attention."""
+
+    key: torch.Tensor
+    #: (B, 2*16, M): 4x4 patches of the 1/2-resolution chroma, one per 1/8 position.
+    patches: torch.Tensor
+    #: (B, 2, M): the 1/8-resolution chroma.
+    coarse: torch.Tensor
+    #: Spatial size (h8, w8) of the source's 1/8 grid.
+    grid: tuple[int, int] = field(default=(0, 0))
+
+
+@dataclass
+class StepOutput:
+    """One frame's prediction plus the intermediate maps the training losses need."""
+
+    #: (B, 2, H, W) normalised chroma (multiply by AB_SCALE for Lab units).
+    ab: torch.Tensor
+    #: (B, 1, H, W) in [0, 1]: weight the gates gave to colour-backed candidates.
+    confidence: torch.Tensor
+    #: (B, 2, H/8, W/8) reference chroma gathered by the attention (or zeros without reference).
+    ref_coarse: torch.Tensor
+    #: (B, N, M) attention logits over the reference (None without reference); for the matching loss.
+    ref_logits: torch.Tensor | None
+    #: Memory of this frame, to be attended by the next step.
+    memory: Memory
+    #: The previous-output chroma at full size, for the next step's still candidate.
+    ab_full: torch.Tensor
+
+
+def _centre_normalise(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) → (B, C, N): subtract each channel's spatial mean, then unit length per position."""
+    flat = x.flatten(2)
+    flat = flat - flat.mean(dim=2, keepdim=True)
+    return F.normalize(flat, dim=1, eps=1e-6)
+
+
+class Encoder(nn.Module):
+    """Lightness → features at 1/2, 1/4, 1/8 and matching keys; shared by target, reference and previous."""
+
+    def __init__(self, cfg: VCNetConfig) -> None:
+        super().__init__()
+        c1, c2, c3 = cfg.channels
+        self.stage1 = nn.Sequential(_conv(1, c1, stride=2), nn.LeakyReLU(0.1), _conv(c1, c1), nn.LeakyReLU(0.1))
+        self.stage2 = nn.Sequential(_conv(c1, c2, stride=2), nn.LeakyReLU(0.1), ResBlock(c2))
+        blocks: list[nn.Module] = [ResBlock(c3, dilation=2 if i == cfg.encoder_blocks - 1 else 1) for i in range(cfg.encoder_blocks)]
+        self.stage3 = nn.Sequential(_conv(c2, c3, stride=2), nn.LeakyReLU(0.1), *blocks)
+        self.key = nn.Sequential(nn.Conv2d(c3, c3, 1), nn.LeakyReLU(0.1), nn.Conv2d(c3, cfg.match_channels, 1))
+
+    def forward(self, l_norm: torch.Tensor) -> Features:
+        f2 = self.stage1(l_norm)
+        f4 = self.stage2(f2)
+        f8 = self.stage3(f4)
+        return Features(f2=f2, f4=f4, f8=f8, key=_centre_normalise(self.key(f8)))
+
+
+class VCNet(nn.Module):
+    """The recurrent exemplar colorizer; see the module docstring for the design."""
+
+    def __init__(self, cfg: VCNetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c1, c2, c3 = cfg.channels
+        self.encoder = Encoder(cfg)
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(cfg.temperature)))
+        # 1/8 stage: features + ref coarse ab (2) + ref sim (1) + prev warped ab (2) + prev sim (1)
+        # + prev still ab (2) + flow-warped prev ab (2) + flow reliability (1) + has-ref, has-prev flags (2)
+        # + flow-warped reference ab (2) + its reliability (1).
+        self.dec8_in = _conv(c3 + 16, c3)
+        self.dec8 = nn.Sequential(*[ResBlock(c3) for _ in range(cfg.decoder_blocks)])
+        self.dec4_in = _conv(c3 + c2, c2)
+        self.dec4 = ResBlock(c2)
+        # 1/2 stage: features + 5 candidate ab maps (10) + two similarity maps + flow reliability (3)
+        # + flow-warped reference ab (2) + its reliability (1).
+        self.dec2_in = _conv(c2 + c1 + 16, c1)
+        self.dec2 = ResBlock(c1)
+        # head channels: gates of the first 6 candidates, 2 correction channels, gate of "ref_flow"
+        self.head = _conv(c1, len(CANDIDATES) + 2)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        with torch.no_grad():
+            self.head.bias[-1] = -4.0
+        # full resolution: upsampled ab (2), lightness (1), flow-warped prev ab (2), its reliability (1),
+        # flow-warped reference ab (2), its reliability (1) → residual (2) and gates (2) towards the
+        # flow-warped chroma maps, which keep full detail.
+        self.refine1 = _conv(9, cfg.refine_channels)
+        self.refine2 = _conv(cfg.refine_channels, 4)
+        nn.init.zeros_(self.refine2.weight)
+        nn.init.zeros_(self.refine2.bias)
+        with torch.no_grad():
+            self.refine2.bias[2] = -2.0
+            self.refine2.bias[3] = -4.0
+
+    # -- memories ---------------------------------------------------------------------------------
+
+    def encode(self, l_norm: torch.Tensor) -> Features:
+        """Encode normalised lightness ``(B, 1, H, W)``; H and W multiples of :data:`SIZE_MULTIPLE`."""
+        _check_size(l_norm)
+        return self.encoder(l_norm)
+
+    @staticmethod
+    def memory(features: Features, ab_norm: torch.Tensor) -> Memory:
+        """Pair a frame's keys with its chroma ``(B, 2, H, W)`` so later frames can copy from it."""
+        ab2 = F.avg_pool2d(ab_norm, 2)
+        patches = F.pixel_unshuffle(ab2, 4).flatten(2)
+        coarse = F.avg_pool2d(ab_norm, 8)
+        return Memory(key=features.key, patches=patches, coarse=coarse.flatten(2), grid=(coarse.shape[2], coarse.shape[3]))
+
+    def reference_memory(self, l_norm: torch.Tensor, ab_norm: torch.Tensor) -> Memory:
+        """Encode a reference image once; reuse the result for every frame that uses it."""
+        return self.memory(self.encode(l_norm), ab_norm)
+
+    # -- one step ---------------------------------------------------------------------------------
+
+    def attend(self, query: torch.Tensor, memory: Memory, grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gather a memory's chroma for each query position.
+
+        Returns (patch ab at 1/2, coarse ab at 1/8, best cosine similarity at 1/8, logits (B, N, M)).
+        """
+        h8, w8 = grid
+        scaled = query * torch.exp(-self.log_temperature)  # fold 1/temperature into the small side
+        logits = torch.bmm(scaled.transpose(1, 2), memory.key)  # (B, N, M) cosine / temperature
+        weights = torch.softmax(logits, dim=2)
+        gathered = torch.bmm(torch.cat([memory.patches, memory.coarse], dim=1), weights.transpose(1, 2))
+        patches, coarse = gathered[:, :-2], gathered[:, -2:]
+        batch = query.shape[0]
+        patch_ab = F.pixel_shuffle(patches.reshape(batch, -1, h8, w8), 4)
+        coarse_ab = coarse.reshape(batch, 2, h8, w8)
+        best = (logits.amax(dim=2) * self.log_temperature.exp()).reshape(batch, 1, h8, w8)
+        return patch_ab, coarse_ab, best, logits
+
+    def step(
+        self,
+        l_norm: torch.Tensor,
+        reference: Memory | None,
+        previous: Memory | None,
+        previous_ab: torch.Tensor | None,
+        features: Features | None = None,
+        flow_ab: torch.Tensor | None = None,
+        flow_confidence: torch.Tensor | None = None,
+        ref_flow_ab: torch.Tensor | None = None,
+        ref_flow_confidence: torch.Tensor | None = None,
+    ) -> StepOutput:
+        """Colorize one frame from its reference memory and the previous step's memory/output.
+
+        :param l_norm: ``(B, 1, H, W)`` normalised lightness.
+        :param reference: from :meth:`reference_memory`, or None for a frame without exemplar.
+        :param previous: ``StepOutput.memory`` of the previous frame, or None at a shot start.
+        :param previous_ab: ``StepOutput.ab_full`` of the previous frame (same size), or None.
+        :param features: ``encode(l_norm)`` if already computed.
+        :param flow_ab: ``(B, 2, H, W)`` previous output warped onto this frame by optical flow
+            (see :func:`flow_candidate`), or None.
+        :param flow_confidence: ``(B, 1, H, W)`` in [0, 1], how far to trust ``flow_ab``.
+        :param ref_flow_ab: the reference's chroma warped onto this frame by optical flow, or None.
+        :param ref_flow_confidence: ``(B, 1, H, W)`` in [0, 1], how far to trust ``ref_flow_ab``.
+        """
+        feats = features if features is not None else self.encode(l_norm)
+        batch, _, height, width = l_norm.shape
+        grid = (height // 8, width // 8)
+        zeros8 = l_norm.new_zeros(batch, 2, *grid)
+        zeros2 = l_norm.new_zeros(batch, 2, height // 2, width // 2)
+        sim_floor = l_norm.new_full((batch, 1, *grid), -1.0)
+        ones = l_norm.new_ones(batch, 1, *grid)
+
+        if reference is not None:
+            ref_patch, ref_coarse, ref_sim, ref_logits = self.attend(feats.key, reference, grid)
+            has_ref = ones
+        else:
+            ref_patch, ref_coarse, ref_sim, ref_logits, has_ref = zeros2, zeros8, sim_floor, None, ones * 0
+        if previous is not None and previous_ab is not None:
+            prev_patch, prev_coarse, prev_sim, _ = self.attend(feats.key, previous, grid)
+            prev_still2 = F.avg_pool2d(previous_ab, 2)
+            prev_still8 = F.avg_pool2d(previous_ab, 8)
+            has_prev = ones
+        else:
+            prev_patch, prev_coarse, prev_sim, prev_still2, prev_still8, has_prev = zeros2, zeros8, sim_floor, zeros2, zeros8, ones * 0
+
+        if flow_ab is None or flow_confidence is None:
+            flow_ab = l_norm.new_zeros(batch, 2, height, width)
+            flow_confidence = l_norm.new_zeros(batch, 1, height, width)
+        flow2, flow_conf2 = F.avg_pool2d(flow_ab, 2), F.avg_pool2d(flow_confidence, 2)
+        flow8, flow_conf8 = F.avg_pool2d(flow2, 4), F.avg_pool2d(flow_conf2, 4)
+        if ref_flow_ab is None or ref_flow_confidence is None:
+            ref_flow_ab = l_norm.new_zeros(batch, 2, height, width)
+            ref_flow_confidence = l_norm.new_zeros(batch, 1, height, width)
+        rflow2, rflow_conf2 = F.avg_pool2d(ref_flow_ab, 2), F.avg_pool2d(ref_flow_confidence, 2)
+        rflow8, rflow_conf8 = F.avg_pool2d(rflow2, 4), F.avg_pool2d(rflow_conf2, 4)
+
+        x = torch.cat([feats.f8, ref_coarse, ref_sim, prev_coarse, prev_sim, prev_still8, flow8, flow_conf8, has_ref, has_prev, rflow8, rflow_conf8], dim=1)
+        x = self.dec8(F.leaky_relu(self.dec8_in(x), 0.1))
+        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        x = self.dec4(F.leaky_relu(self.dec4_in(torch.cat([x, feats.f4], dim=1)), 0.1))
+        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        ref_up = F.interpolate(ref_coarse, scale_factor=4, mode="bilinear", align_corners=False)
+        sims = F.interpolate(torch.cat([ref_sim, prev_sim], dim=1), scale_factor=4, mode="bilinear", align_corners=False)
+        candidates = [ref_patch, ref_up, prev_patch, prev_still2, flow2]
+        x = torch.cat([x, feats.f2, *candidates, sims, flow_conf2, rflow2, rflow_conf2], dim=1)
+        x = self.dec2(F.leaky_relu(self.dec2_in(x), 0.1))
+        head = self.head(x)
+        k = len(CANDIDATES)
+        gates = torch.softmax(torch.cat([head[:, : k - 1], head[:, -1:]], dim=1), dim=1)
+        stacked = torch.stack([*candidates, zeros2, rflow2], dim=1)  # (B, K, 2, h, w), CANDIDATES order
+        # the correction is bounded: colour comes from the candidates, so a recurrent run cannot
+        # amplify its own saturation frame after frame
+        ab2 = (gates.unsqueeze(2) * stacked).sum(dim=1) + CORRECTION * torch.tanh(head[:, k - 1 : k + 1])
+        confidence2 = 1.0 - gates[:, _GRAY : _GRAY + 1]
+
+        ab_up = F.interpolate(ab2, scale_factor=2, mode="bilinear", align_corners=False)
+        refine_in = torch.cat([ab_up, l_norm, flow_ab, flow_confidence, ref_flow_ab, ref_flow_confidence], dim=1)
+        refine = self.refine2(F.leaky_relu(self.refine1(refine_in), 0.1))
+        gate_prev = torch.sigmoid(refine[:, 2:3]) * flow_confidence
+        gate_ref = torch.sigmoid(refine[:, 3:4]) * ref_flow_confidence * (1.0 - gate_prev)
+        ab = ab_up + CORRECTION * torch.tanh(refine[:, :2]) + gate_prev * (flow_ab - ab_up) + gate_ref * (ref_flow_ab - ab_up)
+        confidence = F.interpolate(confidence2, scale_factor=2, mode="bilinear", align_corners=False)
+        return StepOutput(
+            ab=ab,
+            confidence=confidence,
+            ref_coarse=ref_coarse,
+            ref_logits=ref_logits,
+            memory=self.memory(feats, ab),
+            ab_full=ab,
+        )
+
+
+def warp_tensor(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Backward warp (B, C, H, W) by flow (B, 2, H, W) in pixels: out[y, x] = image[y + dy, x + dx]."""
+    _, _, h, w = image.shape
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=image.dtype, device=image.device), torch.arange(w, dtype=image.dtype, device=image.device), indexing="ij"
+    )
+    gx = (xs + flow[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
+    gy = (ys + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
+    return F.grid_sample(image, torch.stack([gx, gy], dim=-1), mode="bilinear", padding_mode="border", align_corners=True)
+
+
+#: Lightness difference (Lab units) at which a flow-warped pixel's reliability falls to 1/e.
+FLOW_LIGHTNESS_TOLERANCE = 4.0
+
+
+def flow_candidate(
+    previous_ab: torch.Tensor, previous_l: torch.Tensor, l_norm: torch.Tensor, flow: torch.Tensor, visible: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The previous output pulled onto this frame by ``flow`` (this frame → previous), and its reliability.
+
+    Reliability = forward-backward visibility (``visible``, (B, 1, H, W) in {0, 1}) times how well
+    the warped previous lightness matches this frame's (both normalised as ``L / 50 - 1``).
+    """
+    pulled = warp_tensor(torch.cat([previous_ab, previous_l], dim=1), flow)
+    mismatch = (pulled[:, 2:3] - l_norm).abs() * 50.0
+    return pulled[:, :2], visible * torch.exp(-mismatch / FLOW_LIGHTNESS_TOLERANCE)
+
+
+def _check_size(x: torch.Tensor) -> None:
+    if x.shape[-1] % SIZE_MULTIPLE or x.shape[-2] % SIZE_MULTIPLE:
+        raise ValueError(
+            f"VCNet input size {tuple(x.shape[-2:])} is not a multiple of {SIZE_MULTIPLE}: pad the frame first"
+        )
+
+
+def build_vcnet(
+    *,
+    channels: tuple[int, int, int] = (16, 32, 64),
+    match_channels: int = 48,
+    encoder_blocks: int = 2,
+    decoder_blocks: int = 2,
+    temperature: float = 0.02,
+    refine_channels: int = 8,
+) -> VCNet:
+    """Build VCNet, naming every hyperparameter (the defaults are the shipped ``default`` model)."""
+    return VCNet(
+        VCNetConfig(
+            # encoder (lightness only, from scratch)
+            channels=channels,
+            encoder_blocks=encoder_blocks,
+            # correspondence
+            match_channels=match_channels,
+            temperature=temperature,
+            # colorization U-Net
+            decoder_blocks=decoder_blocks,
+            refine_channels=refine_channels,
+        )
+    )
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,243 @@
+"""Shot boundaries with PySceneDetect, and preset skeletons for the colorist to paint.
+
+Detection uses PySceneDetect's ``ContentDetector`` (luma only: the input is black and white),
+fed with frames from vidcolor's own reader, so image sequences, rotation, high bit depths and
+damaged packets behave exactly as when colorizing, and frame numbers mean the same thing.
+
+:func:`write_scene_preset` turns the shots into a preset skeleton plus one gray PNG keyframe per
+shot. The colorist paints each PNG in any editor, saves it under the same name, and the preset
+then colours the film shot by shot. Existing keyframe images are never overwritten, so running
+it again cannot destroy painted work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .color import luma_to_gray_level
+from .errors import InputError, OutputError
+from .presets import DEFAULT_SCENE_MIN_LENGTH, DEFAULT_SCENE_THRESHOLD, FORMAT_VERSION
+from .reader import VideoInfo, VideoReader, probe, timecode
+
+#: Frames are shrunk to about this width before detection, as PySceneDetect's own auto-downscale does.
+DETECTION_WIDTH = 256
+#: A shot's keyframe is the sharpest frame among its first quarter, at most this many frames in.
+KEYFRAME_WINDOW = 48
+
+
+@dataclass(frozen=True)
+class SceneShot:
+    """One detected shot: frames ``start``..``end`` (inclusive) and the frame chosen as its keyframe."""
+
+    start: int
+    end: int
+    keyframe: int
+    image: Path | None = None
+    kept_existing: bool = False
+
+
+@dataclass(frozen=True)
+class ScenePreset:
+    """What :func:`write_scene_preset` wrote."""
+
+    preset: Path
+    shots: tuple[SceneShot, ...]
+    fps: Fraction
+
+
+def _detector(threshold: float, min_length: int) -> object:
+    try:
+        from scenedetect import ContentDetector  # noqa: PLC0415 - optional heavy import, only when detecting
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise InputError(
+            "scene detection needs PySceneDetect: install it with "
+            "`pip install --no-deps 'scenedetect>=0.7,<0.8' platformdirs` (--no-deps keeps vidcolor's OpenCV)"
+        ) from exc
+    return ContentDetector(threshold=threshold, min_scene_len=min_length, luma_only=True)
+
+
+def _small_gray(luma: np.ndarray, info: VideoInfo) -> np.ndarray:
+    gray = np.clip(luma_to_gray_level(luma, info.luma_format) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    factor = max(1, int(round(gray.shape[1] / DETECTION_WIDTH)))
+    if factor > 1:
+        gray = cv2.resize(gray, (gray.shape[1] // factor, gray.shape[0] // factor), interpolation=cv2.INTER_AREA)
+    return gray
+
+
+def _scan(info: VideoInfo, threshold: float, min_length: int,
+          on_frame: Callable[[int], None] | None) -> tuple[list[int], list[float], int]:
+    """One decoding pass: cuts, a sharpness score per frame, and the number of frames decoded."""
+    from scenedetect import FrameTimecode  # noqa: PLC0415
+
+    if not 0 < threshold < 256:
+        raise InputError(f"scene threshold {threshold} is out of range: give a mean luma change between 0 and 255 (default 27)")
+    if min_length < 1:
+        raise InputError(f"minimum shot length {min_length} must be at least 1 frame")
+    detector = _detector(threshold, min_length)
+    fps = info.fps if info.fps > 0 else Fraction(24)
+    cuts: list[int] = []
+    sharpness: list[float] = []
+    position = FrameTimecode(0, fps=fps)
+    with VideoReader(info) as reader:
+        for frame in reader:
+            small = _small_gray(frame.luma, info)
+            sharpness.append(float(cv2.Laplacian(small, cv2.CV_32F).var()))
+            position = FrameTimecode(frame.index, fps=fps)
+            cuts += [c.frame_num for c in detector.process_frame(position, cv2.cvtColor(small, cv2.COLOR_GRAY2BGR))]  # type: ignore[attr-defined]
+            if on_frame is not None:
+                on_frame(frame.index)
+    cuts += [c.frame_num for c in detector.post_process(position)]  # type: ignore[attr-defined]
+    count = len(sharpness)
+    return sorted({c for c in cuts if 0 < c < count}), sharpness, count
+
+
+def detect_cuts(path: str | os.PathLike[str], *, threshold: float = DEFAULT_SCENE_THRESHOLD,
+                min_length: int = DEFAULT_SCENE_MIN_LENGTH, info: VideoInfo | None = None,
+                on_frame: Callable[[int], None] | None = None) -> list[int]:
+    """First frames of every shot after the first (frame numbers as vidcolor's reader counts them).
+
+    ``threshold`` is the mean luma change (0..255) between frames that counts as a cut;
+    ``min_length`` the shortest shot in frames (PySceneDetect merges flashes shorter than that).
+    """
+    info = info or probe(path)
+    cuts, _, _ = _scan(info, threshold, min_length, on_frame)
+    return cuts
+
+
+def shots_from_cuts(cuts: list[int], frame_count: int, sharpness: list[float] | None = None) -> list[SceneShot]:
+    """Shots between cuts, each with its keyframe: the sharpest frame early in the shot (past a
+    possible dissolve), or its first frame when no sharpness is given."""
+    bounds = [0, *[c for c in sorted(set(cuts)) if 0 < c < frame_count], frame_count]
+    shots = []
+    for start, stop in zip(bounds, bounds[1:]):
+        length = stop - start
+        keyframe = start
+        if sharpness is not None and length > 1:
+            first = start + min(2, length // 8)
+            last = start + max(1, min(length // 4, KEYFRAME_WINDOW))
+            window = sharpness[first:last]
+            if window:
+                keyframe = first + int(np.argmax(window))
+        shots.append(SceneShot(start, stop - 1, keyframe))
+    return shots
+
+
+def write_scene_preset(input_path: str | os.PathLike[str], preset_path: str | os.PathLike[str],
+                       keyframes_dir: str | os.PathLike[str], *, threshold: float = DEFAULT_SCENE_THRESHOLD,
+                       min_length: int = DEFAULT_SCENE_MIN_LENGTH, overwrite: bool = False,
+                       on_frame: Callable[[int], None] | None = None) -> ScenePreset:
+    """Detect shots, write one gray keyframe PNG per shot into ``keyframes_dir`` and a preset
+    skeleton pointing at them. Existing PNGs (possibly painted already) are kept as they are."""
+    input_text = os.fspath(input_path)
+    preset = Path(preset_path)
+    folder = Path(keyframes_dir)
+    if preset.suffix.lower() != ".toml":
+        raise OutputError(f"preset {str(preset)!r} should end in .toml: give e.g. -o film.toml")
+    if preset.exists() and not overwrite:
+        raise OutputError(f"preset {str(preset)!r} already exists (it may hold your edits): pass --overwrite to replace "
+                          "it, or choose another name")
+    info = probe(input_text)
+    cuts, sharpness, count = _scan(info, threshold, min_length, on_frame)
+    if count == 0:
+        raise InputError(f"input {input_text!r} has no decodable frame: nothing to detect shots in")
+    shots = shots_from_cuts(cuts, count, sharpness)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"keyframe folder {str(folder)!r} cannot be created ({exc.strerror}): choose another folder") from exc
+    stem = Path(input_text.rstrip("/\\")).stem if not os.path.isdir(input_text) else Path(input_text.rstrip("/\\")).name
+    stem = stem.replace("%", "") or "film"
+    wanted = {shot.keyframe: folder / f"{stem}_shot{n:03d}_f{shot.keyframe:06d}.png" for n, shot in enumerate(shots, 1)}
+    written: dict[int, bool] = {}
+    with VideoReader(info) as reader:
+        for frame in reader:
+            target = wanted.get(frame.index)
+            if target is None:
+                if frame.index > max(wanted):
+                    break
+                continue
+            if target.exists():
+                written[frame.index] = True
+                continue
+            gray = np.clip(luma_to_gray_level(frame.luma, info.luma_format) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            # three equal channels: editors open it in RGB mode, ready to paint in colour
+            _write_png(target, cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+            written[frame.index] = False
+    shots = [SceneShot(s.start, s.end, s.keyframe, wanted[s.keyframe], written.get(s.keyframe, False)) for s in shots]
+    missing = [s for s in shots if s.image is not None and not s.image.exists()]
+    if missing:
+        raise InputError(f"input {input_text!r}: frame {missing[0].keyframe} could not be decoded again for its keyframe "
+                         "image: the file may be damaged")
+    _write_text(preset, _skeleton(input_text, preset, shots, info, threshold, count))
+    return ScenePreset(preset, tuple(shots), info.fps)
+
+
+def _skeleton(input_text: str, preset: Path, shots: list[SceneShot], info: VideoInfo, threshold: float,
+              count: int) -> str:
+    base = preset.resolve().parent
+    fps = info.fps if info.fps > 0 else Fraction(24)
+    lines = [
+        f"# vidcolor preset for {os.path.basename(input_text.rstrip('/'))}, written by `vidcolor scenes`:",
+        f"# {len(shots)} shot(s) in {count} frames at {float(fps):g} fps (PySceneDetect content detector, "
+        f"threshold {threshold:g}).",
+        "# Paint each keyframe image in colour in any editor and save it under the same name; then run",
+        f"#   vidcolor colorize {input_text} -o OUTPUT --preset {preset}",
+        "# Shot starts may also be timecodes (\"HH:MM:SS:FF\" or \"HH:MM:SS.mmm\"); add end_reference = \"...\"",
+        "# for a shot coloured from both ends. The format is described in presets/README.md.",
+        "",
+        f"version = {FORMAT_VERSION}",
+        "# model = \"default\"",
+        "# size = 360",
+        "",
+    ]
+    for number, shot in enumerate(shots, 1):
+        assert shot.image is not None
+        try:
+            reference = Path(os.path.relpath(shot.image.resolve(), base)).as_posix()
+        except ValueError:  # another drive (Windows)
+            reference = shot.image.resolve().as_posix()
+        note = "kept: it existed already" if shot.kept_existing else "gray: paint me"
+        lines += [
+            "[[shot]]",
+            f"name = {json.dumps(f'shot {number:03d}')}",
+            f"start = {shot.start:<10d}# {timecode(shot.start / fps)}, last frame {shot.end} ({timecode(shot.end / fps)})",
+            f"reference = {json.dumps(reference)}    # frame {shot.keyframe}, {note}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    temp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.png")
+    try:
+        if not cv2.imwrite(str(temp), image):
+            raise OutputError(f"keyframe image {str(path)!r} cannot be written: check the folder's permissions")
+        os.replace(temp, path)
+    except OSError as exc:
+        raise OutputError(f"keyframe image {str(path)!r} cannot be written ({exc.strerror}): choose another folder") from exc
+    finally:
+        if temp.exists():
+            temp.unlink()
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write atomically (temporary file + rename), so a crash never leaves half a preset."""
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, path)
+    except OSError as exc:
+        raise OutputError(f"preset {str(path)!r} cannot be written ({exc.strerror}): choose another location") from exc
+    finally:
+        if temp.exists():
+            temp.unlink()
