@@ -97,7 +97,8 @@ def test_vspipe_matches_cli_on_bigbuckbunny(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({}, "a reference is required"),
+        ({"auto_model": "nope"}, "unknown model 'nope'"),
+        ({"cuts": [0, 5]}, "cuts must be frame numbers in 1..29"),
         ({"ref": "x.png", "refs": {0: "x.png"}}, "give only one of ref, refs"),
         ({"ref": "missing.png"}, "missing.png"),
         ({"refs": {99: "REF"}}, "refs keys must be frame numbers in 0..29, got 99"),

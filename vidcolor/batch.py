@@ -61,6 +61,7 @@ class BatchOptions:
     detect_scenes: bool | None = None
     temporal: bool | None = None
     flow: str = "auto"
+    auto_model: str | None = None
     overwrite: bool = False
 
 
@@ -220,9 +221,6 @@ def plan_batch(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         if preset_path is None and fallback is not None:
             preset, preset_path = fallback, Path(options.preset)  # type: ignore[arg-type]
         ref = options.ref if preset_path is None else None
-        if preset_path is None and ref is None:
-            problem = (f"no preset {path.stem if path.is_file() else path.name}.toml beside {name!r} and no --preset or "
-                       "--ref given: paint a reference and add a preset, or pass --ref IMAGE")
         codec = options.codec or (preset.codec if preset is not None else None) or ("png" if path.is_dir() else "h264")
         output = target / _output_name(path, codec, taken)
         size, mtime = input_signature(path)
@@ -476,16 +474,16 @@ def job_schedule(job: Job, info: VideoInfo) -> tuple[ReferenceSchedule, Preset |
     if job.preset is not None:
         preset = load_preset(job.preset, fps=info.fps, frame_count=info.frame_count)
         return preset_schedule(preset, info, detect=job.options.detect_scenes), preset
-    if job.ref is None:
-        raise InputError(f"{job.name!r} has no preset and no reference: pass --ref IMAGE or add {Path(job.input).stem}.toml")
     from .references import load_reference  # noqa: PLC0415
 
     cuts: list[int] = []
-    if job.options.detect_scenes:
+    # without any reference (no-reference mode) every shot gets its own automatic reference
+    if job.options.detect_scenes or (job.options.detect_scenes is None and job.ref is None):
         from .scenes import detect_cuts  # noqa: PLC0415
 
         cuts = detect_cuts(info.path, info=info)
-    return ReferenceSchedule([Keyframe(0, load_reference(job.ref))], cuts, frame_count=info.frame_count), None
+    keyframes = [Keyframe(0, load_reference(job.ref))] if job.ref is not None else []
+    return ReferenceSchedule(keyframes, cuts, frame_count=info.frame_count), None
 
 
 def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = None,
@@ -520,8 +518,14 @@ def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = Non
     # resume unless frames go to a folder (rewritten whole); the job's signature covers preset,
     # reference files (a repaint) and options: a changed one must not resume from old chunks
     extra: dict[str, Any] = {"resume": not spec.is_sequence, "settings": {"batch_job": job.signature}}
+    auto = None
+    if not schedule.keyframes:
+        from .colorizers import default_auto_model, get_colorizer  # noqa: PLC0415
+
+        auto = get_colorizer(options.auto_model or default_auto_model(), device=options.device)
     summary = colorize_video(job.input, spec, schedule, colorizer, short_side=short_side, size=fixed,
-                             overwrite=job.overwrite, on_start=on_start, on_frame=on_frame, info=info, **extra)
+                             overwrite=job.overwrite, on_start=on_start, on_frame=on_frame, info=info, auto=auto,
+                             **extra)
     return {"frames": summary.frames, "seconds": summary.seconds, "model": summary.model}
 
 

@@ -61,6 +61,15 @@ def gray_to_lightness(gray: np.ndarray) -> np.ndarray:
     return (116.0 * f - 16.0).astype(np.float32)
 
 
+def lightness_to_gray(lightness: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`gray_to_lightness`: the sRGB gray level in [0, 1] of Lab L (any shape)."""
+    f = (np.asarray(lightness, dtype=np.float64) + 16.0) / 116.0
+    linear = np.where(f > 6 / 29, f**3, 3 * (6 / 29) ** 2 * (f - 4 / 29))
+    linear = np.clip(linear, 0.0, 1.0)
+    gray = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return gray.astype(np.float32)
+
+
 @lru_cache(maxsize=16)
 def lightness_lut(luma_format: LumaFormat) -> np.ndarray:
     """Table from every luma code value to Lab L, so per-frame conversion is one gather."""

@@ -12,7 +12,7 @@ import bisect
 import logging
 import os
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -20,11 +20,13 @@ import av
 import cv2
 import numpy as np
 
-from .color import LumaFormat, chroma_planes, guided_upsample, luma_to_gray_level, luma_to_lightness, rgb_codes
+from .color import (LumaFormat, chroma_planes, guided_upsample, lab_with_luma, lightness_to_gray, luma_to_gray_level,
+                    luma_to_lightness, rgb_codes)
 from .colorizers.base import ColorizedFrame, Colorizer
-from .errors import OutputError
+from .errors import InputError, OutputError
 from .reader import Frame, VideoInfo, VideoReader, count_frames, probe, timecode
 from .resume import Journal, file_signature, run_signature
+from .references import Reference
 from .schedule import ReferenceSchedule
 from .writer import (OutputFrame, OutputSpec, VideoWriter, assemble_segments, check_encodable, check_output,
                      convert_luma)
@@ -107,14 +109,25 @@ class FrameColorizer:
 
     The single place that decides the recurrence, shared by the CLI pipeline and the VapourSynth
     filter, so both produce the same pixels.
+
+    No-reference mode: when the schedule has no reference and an automatic colorizer ``auto`` is
+    given, the first frame of each segment (between resets: clip start, scene cuts) is colorized
+    by ``auto`` and becomes that segment's reference, which the exemplar colorizer propagates.
+    The automatic model thus sees one frame per shot, so its frame-to-frame flicker never reaches
+    the output. ``frame_at(index)`` (full-resolution lightness of any frame) lets a pass that
+    starts inside a segment (a resumed chunk, a VapourSynth request) build the same reference.
     """
 
     def __init__(self, colorizer: Colorizer, schedule: ReferenceSchedule, work: tuple[int, int],
-                 plan: ChunkPlan = ChunkPlan()) -> None:
+                 plan: ChunkPlan = ChunkPlan(), *, auto: Colorizer | None = None,
+                 frame_at: Callable[[int], np.ndarray] | None = None) -> None:
         self.colorizer = colorizer
         self.schedule = schedule
         self.work = work
         self.plan = plan
+        self.auto = auto
+        self.frame_at = frame_at
+        self._auto_references: OrderedDict[int, Reference] = OrderedDict()
         self._history: deque[np.ndarray] = deque(maxlen=max(plan.warmup, 0))
         self._last_index: int | None = None
         self._keyframes = [k.frame for k in schedule.keyframes]
@@ -159,6 +172,8 @@ class FrameColorizer:
         small = self.working_lightness(full_lightness)
         keyframe = self.schedule.keyframe_at(index)
         reference = keyframe.reference if keyframe is not None else None
+        if reference is None and self.auto is not None:
+            reference = self.auto_reference(index, small)
         end_reference = keyframe.end_reference if keyframe is not None else None
         position = self.schedule.blend_position(index) if end_reference is not None else None
         shot = self.shot_start(index)
@@ -186,6 +201,31 @@ class FrameColorizer:
         if position is None:
             return results[0]
         return blend_predictions(results[0], results[1], position)
+
+    def auto_reference(self, index: int, small: np.ndarray | None = None) -> Reference:
+        """The automatic reference of the segment holding ``index``: its first frame colorized by
+        the automatic model (``small`` is ``index``'s working-resolution lightness, if known)."""
+        assert self.auto is not None
+        start = self.schedule.shot_at(index).start
+        cached = self._auto_references.get(start)
+        if cached is not None:
+            self._auto_references.move_to_end(start)
+            return cached
+        if index == start and small is not None:
+            first = small
+        elif self.frame_at is not None:
+            first = self.working_lightness(self.frame_at(start))
+        else:
+            raise RuntimeError(f"frame {index}: the automatic reference needs frame {start}, the first of its shot; "
+                               "pass frame_at to FrameColorizer")
+        self.auto.reset()
+        predicted = self.auto.step(first, None)
+        rgb = lab_with_luma(lightness_to_gray(first), predicted.ab)
+        reference = Reference.from_array(np.clip(rgb, 0.0, 1.0).astype(np.float32), key=f"auto:{self.auto.name}:{start}")
+        self._auto_references[start] = reference
+        while len(self._auto_references) > 8:
+            self._auto_references.popitem(last=False)
+        return reference
 
     def _end_colorizer(self) -> Colorizer:
         if self._end is None:
@@ -240,12 +280,15 @@ def colorize_video(
     plan: ChunkPlan = ChunkPlan(),
     resume: bool = False,
     settings: Mapping[str, object] | None = None,
+    auto: Colorizer | None = None,
 ) -> RunSummary:
     """Colorize ``input_path`` into ``spec``; every input problem is raised before anything is written.
 
     With ``resume``, the output is encoded chunk by chunk into a work folder beside it, and a rerun
     continues from the last completed chunk (see :mod:`vidcolor.resume`). ``settings`` lists any
     further options that change the frames, so a rerun with other settings starts over.
+    ``auto`` (an automatic colorizer) turns on no-reference mode for a schedule without references
+    (see :class:`FrameColorizer`).
     """
     info = info or probe(input_path)
     if resume and spec.is_sequence:
@@ -254,7 +297,10 @@ def colorize_video(
     check_encodable(spec, info)
     schedule.validate(info.frame_count, input_path)
     work = size or working_size(info.width, info.height, short_side or colorizer.default_short_side)
-    frames = FrameColorizer(colorizer, schedule, work, plan)
+    if auto is None and not schedule.keyframes:
+        raise InputError(f"{input_path!r}: no reference and no automatic model: pass a reference (--ref IMAGE) "
+                         "or an automatic model for no-reference mode")
+    frames = FrameColorizer(colorizer, schedule, work, plan, auto=auto, frame_at=lambda index: read_lightness(info, index))
     summary = RunSummary(input_path, spec.path, 0, 0.0, work, colorizer.name)
     if on_start is not None:
         on_start(info)
@@ -263,6 +309,7 @@ def colorize_video(
         signature = run_signature(
             input=file_signature(input_path), model=colorizer.describe(), work=work, codec=spec.codec.name, crf=spec.crf,
             encoder_preset=spec.encoder_preset, plan=(plan.length, plan.warmup), cuts=sorted(schedule.cuts),
+            auto=auto.describe() if auto is not None else None,
             keyframes=[(k.frame, k.reference.fingerprint, k.end_reference.fingerprint if k.end_reference else None, k.end_frame)
                        for k in schedule.keyframes], settings=dict(settings or {}))
         _colorize_in_chunks(info, spec, frames, Journal.open(spec.path, signature), summary, on_frame)
@@ -276,6 +323,14 @@ def colorize_video(
     if info.frame_count is not None and summary.frames != info.frame_count and not info.is_sequence:
         logger.info("%s: container announced %d frames, %d decoded", input_path, info.frame_count, summary.frames)
     return summary
+
+
+def read_lightness(info: VideoInfo, index: int) -> np.ndarray:
+    """Full-resolution lightness of frame ``index`` alone (seeks; for passes that start mid-shot)."""
+    with VideoReader(info, start=index) as reader:
+        for frame in reader:
+            return luma_to_lightness(frame.luma, info.luma_format)
+    raise InputError(f"{info.path!r}: frame {index} cannot be decoded")
 
 
 def _colorize_in_chunks(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, journal: Journal,

@@ -65,7 +65,7 @@ class ReferenceSchedule:
         self.keyframes: tuple[Keyframe, ...] = tuple(sorted(keyframes, key=lambda k: k.frame))
         self._starts = [k.frame for k in self.keyframes]
         ended = set()
-        for keyframe, following in zip(self.keyframes, [*self._starts[1:], None], strict=True):
+        for keyframe, following in zip(self.keyframes, [*self._starts[1:], None]):
             if keyframe.end_frame is None:
                 continue
             if keyframe.end_frame < keyframe.frame:

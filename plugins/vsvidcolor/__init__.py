@@ -18,7 +18,7 @@ import vapoursynth as vs
 
 from vidcolor.color import (LumaFormat, gray_to_lightness, guided_upsample, luma_to_gray_level, luma_to_lightness,
                            rgb_codes)
-from vidcolor.colorizers import MODELS, build_colorizer, default_model
+from vidcolor.colorizers import MODELS, build_colorizer, default_auto_model, default_model, get_colorizer
 from vidcolor.errors import VidcolorError
 from vidcolor.pipeline import ChunkPlan, FrameColorizer, chroma_for_frame, parse_size, working_size
 from vidcolor.references import Reference, load_reference
@@ -41,6 +41,8 @@ def colorize(
     ref_frames: Sequence[int] | None = None,
     preset: str | PathLike[str] | None = None,
     model: str | None = None,
+    auto_model: str | None = None,
+    cuts: Sequence[int] | None = None,
     size: int | None = None,
     temporal: bool | None = None,
     flow: str = "auto",
@@ -62,6 +64,10 @@ def colorize(
     :param preset:       a vidcolor keyframe preset file (TOML).
     :param model:        colorizer name, as ``vidcolor colorize --model`` (``default``, ``classic``, ``deepex``);
                          default: the preset's, else the shipped default model.
+    :param auto_model:   with no reference at all: the automatic model (``eccv16``, ``cheng2015``) that colours
+                         the first frame of each segment, which ``model`` then carries through it.
+    :param cuts:         with no reference: shot starts (e.g. from ``vidcolor scenes``); each gets its own
+                         automatic reference.
     :param size:         working resolution short side in pixels (default: the preset's, else the model's).
     :param temporal:     optical-flow temporal check (default: on, with the preset's ``[temporal]`` settings).
     :param flow:         flow for the temporal check: ``auto`` (installed RAFT, else OpenCV DIS), ``dis``,
@@ -96,15 +102,17 @@ def colorize(
                        f"got {chunk_length}, {warmup}, {cache_chunks}")
     given = [name for name, value in (("ref", ref), ("refs", refs), ("ref_clip", ref_clip), ("preset", preset))
              if value is not None]
-    if not given:
-        raise vs.Error(f"{func}: a reference is required: pass ref=image_path, refs={{frame: image_path}}, "
-                       "ref_clip=RGB clip or preset=file.toml")
     if len(given) > 1:
         raise vs.Error(f"{func}: give only one of ref, refs, ref_clip, preset, got {', '.join(given)}")
     if flow not in ("auto", "dis", "raft-small", "raft-large"):
         raise vs.Error(f"{func}: flow must be auto, dis, raft-small or raft-large, got {flow!r}")
     try:
-        schedule, loaded = _schedule(func, clip, ref, refs, ref_clip, ref_frames, preset)
+        if given:
+            schedule, loaded = _schedule(func, clip, ref, refs, ref_clip, ref_frames, preset)
+        else:  # no reference: each segment between `cuts` gets its own automatic reference
+            if cuts is not None and not all(isinstance(c, int) and 0 < c < clip.num_frames for c in cuts):
+                raise vs.Error(f"{func}: cuts must be frame numbers in 1..{clip.num_frames - 1}, got {cuts!r}")
+            schedule, loaded = ReferenceSchedule([], cuts or (), frame_count=clip.num_frames), None
         settings = loaded.temporal_settings() if loaded is not None else TemporalSettings()
         if temporal is not None:
             settings = (settings or TemporalSettings()) if temporal else None
@@ -114,10 +122,12 @@ def colorize(
         if model not in MODELS:
             raise vs.Error(f"{func}: the preset's model must be one of {', '.join(MODELS)}, got {model!r}")
         colorizer = build_colorizer(model, device=device, temporal=settings, flow=flow)
+        auto = get_colorizer(auto_model or default_auto_model(), device=device) if not schedule.keyframes else None
     except VidcolorError as exc:
         raise vs.Error(f"{func}: {exc}") from None
     work = working_size(clip.width, clip.height, size or colorizer.default_short_side)
-    frames = FrameColorizer(colorizer, schedule, work, ChunkPlan(chunk_length, warmup))
+    frames = FrameColorizer(colorizer, schedule, work, ChunkPlan(chunk_length, warmup), auto=auto,
+                            frame_at=lambda n: _lightness(clip.get_frame(n)))
     chunks = _ChunkCache(clip, frames, cache_chunks)
 
     if rgb:
@@ -170,6 +180,13 @@ def colorize(
         return out
 
     return blank.std.ModifyFrame([blank, clip], render)
+
+
+def _lightness(frame: vs.VideoFrame) -> np.ndarray:
+    luma = np.asarray(frame[0])
+    if frame.format.sample_type == vs.FLOAT:
+        return gray_to_lightness(np.clip(luma.astype(np.float32), 0.0, 1.0))
+    return luma_to_lightness(luma, _luma_format(frame))
 
 
 def _luma_format(frame: vs.VideoFrame) -> LumaFormat:
@@ -252,11 +269,7 @@ class _ChunkCache:
             props = frame.props
             cut = bool(props.get("_SceneChangePrev", 0)) or previous_next
             previous_next = bool(props.get("_SceneChangeNext", 0))
-            luma = np.asarray(frame[0])
-            if frame.format.sample_type == vs.FLOAT:
-                lightness = gray_to_lightness(np.clip(luma.astype(np.float32), 0.0, 1.0))
-            else:
-                lightness = luma_to_lightness(luma, _luma_format(frame))
+            lightness = _lightness(frame)
             result = self.frames.predict(index, lightness, cut=cut and index != begin)
             if index >= chunk_start:
                 results[index] = result.ab

@@ -87,6 +87,8 @@ def scenes(input_path: str, preset_path: str, keyframes_dir: str | None, thresho
               help="Preset for films without their own (a film's own is FILM.toml beside it).")
 @click.option("--ref", default=None, metavar="IMAGE", help="Reference for films with no preset at all.")
 @click.option("--model", default=None, metavar="NAME", help="Colorizer, over the presets' choice. [default: default]")
+@click.option("--auto-model", default=None, metavar="NAME",
+              help="Automatic model for films with no preset and no --ref (no-reference mode). [default: eccv16, else cheng2015]")
 @click.option("--size", default=None, metavar="N|WxH", help="Working resolution, over the presets' choice.")
 @click.option("--codec", type=click.Choice(CODECS), default=None,
               help="Encoder, over the presets'. [default: h264 for videos, png for frame folders]")
@@ -108,7 +110,8 @@ def scenes(input_path: str, preset_path: str, keyframes_dir: str | None, thresho
 @click.option("--retry-failed", is_flag=True, help="Try again files that failed before with the same inputs.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs this batch did not write itself.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars and no table (failures are still reported).")
-def batch(in_dir: str, out_dir: str, preset: str | None, ref: str | None, model: str | None, size: str | None,
+def batch(in_dir: str, out_dir: str, preset: str | None, ref: str | None, model: str | None, auto_model: str | None,
+          size: str | None,
           codec: str | None, crf: int | None, encoder_preset: str | None, device: str, detect_scenes: bool | None,
           temporal: bool | None, flow: str, executor: str, address: str | None, num_cpus: int | None, retry_failed: bool, overwrite: bool,
           quiet: bool) -> None:
@@ -130,7 +133,8 @@ def batch(in_dir: str, out_dir: str, preset: str | None, ref: str | None, model:
         raise click.BadParameter(str(exc), param_hint="--size") from None
     if address is not None and executor != "ray":
         raise click.BadParameter("--address joins a Ray cluster: add --executor ray", param_hint="--address")
-    options = BatchOptions(preset=preset, ref=ref, model=model, default_model=default_model(), size=size, codec=codec,
+    options = BatchOptions(preset=preset, ref=ref, model=model, auto_model=auto_model, default_model=default_model(),
+                           size=size, codec=codec,
                            crf=crf, encoder_preset=encoder_preset, device=device, detect_scenes=detect_scenes,
                            temporal=temporal, flow=flow, overwrite=overwrite)
     jobs = plan_batch(in_dir, out_dir, options)

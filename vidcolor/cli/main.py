@@ -87,6 +87,9 @@ FLOWS = ["auto", "dis", "raft-small", "raft-large"]
 @click.option("--detect-scenes/--no-detect-scenes", default=None,
               help="Reset the colorizer at cuts PySceneDetect finds. [default: as the preset says; off]")
 @click.option("--model", default=None, metavar="NAME", help="Colorizer: default, classic, deepex. [default: default]")
+@click.option("--auto-model", default=None, metavar="NAME",
+              help="Without any reference, this automatic model colours the first frame of each shot and --model "
+                   "carries it through the shot. [default: eccv16, else cheng2015]")
 @click.option("--size", default=None, metavar="N|WxH",
               help="Working resolution for chroma prediction: short side N, or WxH. Aspect is kept; luma stays full size.")
 @click.option("--temporal/--no-temporal", default=None,
@@ -109,11 +112,12 @@ FLOWS = ["auto", "dis", "raft-small", "raft-large"]
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path: str | None,
-             detect_scenes: bool | None, model: str | None, size: str | None, temporal: bool | None, flow: str,
+             detect_scenes: bool | None, model: str | None, auto_model: str | None, size: str | None,
+             temporal: bool | None, flow: str,
              write_stats: bool, codec: str | None, crf: int | None, encoder_preset: str | None, device: str,
              resume: bool, chunk_length: int, overwrite: bool, quiet: bool) -> None:
     """Colorize INPUT (a video, a folder of frames, or a %06d pattern) into OUTPUT."""
-    from ..colorizers import MODELS, build_colorizer, default_model
+    from ..colorizers import MODELS, build_colorizer, default_auto_model, default_model, get_colorizer
     from ..pipeline import ChunkPlan, colorize_video, parse_size
     from ..reader import probe
     from ..references import load_reference
@@ -137,11 +141,8 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
                 raise click.BadParameter(f"{value!r}: with several references, pin each to a frame as FRAME=IMAGE",
                                          param_hint="--ref")
             keyframes.append(Keyframe(frame or 0, load_reference(image)))
-        if not keyframes:
-            raise click.UsageError("no reference given: pass --ref IMAGE (or --ref FRAME=IMAGE for keyframes), "
-                                   "or --preset PRESET.toml")
         cuts: list[int] = []
-        if detect_scenes:
+        if detect_scenes or (detect_scenes is None and not keyframes):  # no reference: every shot gets its own
             from ..scenes import detect_cuts
 
             cuts = detect_cuts(input_path, info=info)
@@ -169,11 +170,16 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
     elif temporal and settings is None:
         settings = TemporalSettings()
     colorizer = build_colorizer(model, device=device, temporal=settings, flow=flow)
+    auto = None
+    if not schedule.keyframes:
+        auto = get_colorizer(auto_model or default_auto_model(), device=device)
+        logger.info("no reference: the %s model colours the first frame of each of %d shot(s)", auto.name,
+                    len(schedule.cuts - {0}) + 1)
     bar, advance = _progress(info.frame_count, quiet, os.path.basename(input_path))
     with logging_redirect_tqdm(loggers=[logger]), bar:
         summary = colorize_video(input_path, spec, schedule, colorizer, short_side=short_side, size=fixed,
                                  overwrite=overwrite, on_frame=advance, info=info, resume=resume,
-                                 plan=ChunkPlan(length=chunk_length))
+                                 plan=ChunkPlan(length=chunk_length), auto=auto)
     if write_stats:
         from ..report import run_stats_path, write_run_stats
 

@@ -9,6 +9,7 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..errors import InputError
 from .base import ColorizedFrame, Colorizer
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ MODELS: dict[str, ModelEntry] = {
 def get_colorizer(name: str, *, device: str = "cpu", **options: object) -> Colorizer:
     """Build the colorizer registered as ``name``; unknown names list the choices."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
+        raise InputError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
     entry = MODELS[name]
     module = importlib.import_module(entry.module)
     return getattr(module, entry.cls)(device=device, **options)
@@ -52,6 +53,18 @@ def default_model() -> str:
     except ModuleNotFoundError:
         pass
     return "classic"
+
+
+#: Automatic (reference-free) models, in order of preference for no-reference mode.
+AUTOMATIC_MODELS = ("eccv16", "cheng2015")
+
+
+def default_auto_model() -> str:
+    """The preferred automatic model vidcolor has, for shots without any reference."""
+    for name in AUTOMATIC_MODELS:
+        if name in MODELS:
+            return name
+    raise InputError("no reference given and no automatic model is installed: pass --ref IMAGE or --preset PRESET.toml")
 
 
 def build_colorizer(name: str, *, device: str = "cpu", temporal: TemporalSettings | None = None,
@@ -70,4 +83,4 @@ def build_colorizer(name: str, *, device: str = "cpu", temporal: TemporalSetting
     return TemporalCheck(colorizer, make_flow(flow, device=device), temporal)
 
 
-__all__ = ["MODELS", "ColorizedFrame", "Colorizer", "ModelEntry", "build_colorizer", "default_model", "get_colorizer"]
+__all__ = ["MODELS", "ColorizedFrame", "Colorizer", "ModelEntry", "AUTOMATIC_MODELS", "build_colorizer", "default_auto_model", "default_model", "get_colorizer"]
