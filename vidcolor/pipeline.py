@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections import OrderedDict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -315,10 +316,12 @@ def colorize_video(
         _colorize_in_chunks(info, spec, frames, Journal.open(spec.path, signature), summary, on_frame)
         summary.seconds = time.perf_counter() - started
         return summary
-    with VideoReader(info) as reader, VideoWriter(spec, info, overwrite=overwrite) as writer:
-        out_format = writer.luma_format
+    with VideoReader(info) as reader, VideoWriter(spec, info, overwrite=overwrite) as writer, _Overlap() as overlap:
         for frame in reader:
-            writer.write(_render(frame, frames, info, spec, writer.pix_fmt, out_format, summary, on_frame))
+            for output in _render(frame, frames, info, spec, writer.pix_fmt, writer.luma_format, summary, on_frame, overlap):
+                writer.write(output)
+        for output in overlap.drain():
+            writer.write(output)
     summary.seconds = time.perf_counter() - started
     if info.frame_count is not None and summary.frames != info.frame_count and not info.is_sequence:
         logger.info("%s: container announced %d frames, %d decoded", input_path, info.frame_count, summary.frames)
@@ -361,7 +364,8 @@ def _colorize_in_chunks(info: VideoInfo, spec: OutputSpec, frames: FrameColorize
                     if writer is None:  # warm-up frames before the first missing chunk: predict only
                         frames.predict(frame.index, luma_to_lightness(frame.luma, info.luma_format))
                         continue
-                    writer.write(_render(frame, frames, info, spec, writer.pix_fmt, writer.luma_format, summary, on_frame))
+                    for output in _render(frame, frames, info, spec, writer.pix_fmt, writer.luma_format, summary, on_frame):
+                        writer.write(output)
             if writer is not None and current is not None:
                 writer.close()
                 journal.record(current[0], current[1], os.path.basename(writer.spec.path))
@@ -375,23 +379,63 @@ def _colorize_in_chunks(info: VideoInfo, spec: OutputSpec, frames: FrameColorize
 
 
 def _render(frame: Frame, frames: FrameColorizer, info: VideoInfo, spec: OutputSpec, pix_fmt: str,
-            out_format: LumaFormat, summary: RunSummary, on_frame: Callable[[FrameResult], None] | None) -> OutputFrame:
+            out_format: LumaFormat, summary: RunSummary, on_frame: Callable[[FrameResult], None] | None,
+            overlap: _Overlap | None = None) -> list[OutputFrame]:
+    """Predict ``frame`` (in order, on this thread) and have its full-resolution planes made on the
+    overlap thread; returns the frames finished so far, in order, to write now."""
     full_l = luma_to_lightness(frame.luma, info.luma_format)
     result = frames.predict(frame.index, full_l)
-    full_gray = luma_to_gray_level(frame.luma, info.luma_format)
-    if spec.codec.rgb:
-        ab_full = guided_upsample(result.ab, full_l)
-        rgb = rgb_codes(full_gray, ab_full, info.luma_format.bit_depth, info.luma_format.matrix)
-        output = OutputFrame(frame.index, frame.pts, rgb=rgb)
-    else:
-        fmt = av.VideoFormat(pix_fmt)
-        chroma_size = (fmt.chroma_width(info.width), fmt.chroma_height(info.height))
-        cb, cr = chroma_for_frame(full_l, full_gray, result.ab, chroma_size, out_format)
-        luma = convert_luma(frame.luma, info.luma_format, out_format)
-        output = OutputFrame(frame.index, frame.pts, planes=(luma, cb, cr))
     item = FrameResult(frame.index, frame.time, timecode(frame.time), float(result.confidence.mean()), dict(result.stats))
     summary.frames += 1
     summary.results.append(item)
     if on_frame is not None:
         on_frame(item)
-    return output
+    if overlap is None:
+        return [_planes(frame, full_l, result.ab, info, spec, pix_fmt, out_format)]
+    return overlap.push(_planes, frame, full_l, result.ab, info, spec, pix_fmt, out_format)
+
+
+def _planes(frame: Frame, full_l: np.ndarray, ab: np.ndarray, info: VideoInfo, spec: OutputSpec, pix_fmt: str,
+            out_format: LumaFormat) -> OutputFrame:
+    """The output frame: the input's luma with the chroma ``ab`` upsampled under its guidance."""
+    full_gray = luma_to_gray_level(frame.luma, info.luma_format)
+    if spec.codec.rgb:
+        ab_full = guided_upsample(ab, full_l)
+        rgb = rgb_codes(full_gray, ab_full, info.luma_format.bit_depth, info.luma_format.matrix)
+        return OutputFrame(frame.index, frame.pts, rgb=rgb)
+    fmt = av.VideoFormat(pix_fmt)
+    chroma_size = (fmt.chroma_width(info.width), fmt.chroma_height(info.height))
+    cb, cr = chroma_for_frame(full_l, full_gray, ab, chroma_size, out_format)
+    luma = convert_luma(frame.luma, info.luma_format, out_format)
+    return OutputFrame(frame.index, frame.pts, planes=(luma, cb, cr))
+
+
+class _Overlap:
+    """Runs the full-resolution chroma work of frame n on a worker thread while the colorizer
+    predicts frame n+1 (OpenCV and torch release the GIL), keeping output order."""
+
+    def __init__(self, depth: int = 2) -> None:
+        self.depth = depth
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidcolor-chroma")
+        self.pending: deque[Future[OutputFrame]] = deque()
+
+    def push(self, function: Callable[..., OutputFrame], *args: object) -> list[OutputFrame]:
+        self.pending.append(self.pool.submit(function, *args))
+        done = []
+        while len(self.pending) >= self.depth:
+            done.append(self.pending.popleft().result())
+        return done
+
+    def drain(self) -> list[OutputFrame]:
+        done = [future.result() for future in self.pending]
+        self.pending.clear()
+        return done
+
+    def __enter__(self) -> _Overlap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for future in self.pending:
+            future.cancel()
+        self.pending.clear()
+        self.pool.shutdown(wait=True)
