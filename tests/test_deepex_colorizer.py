@@ -232,3 +232,36 @@ def test_missing_weights_say_how_to_import(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv(weights.HOME_ENV, str(tmp_path / "empty"))
     with pytest.raises(WeightsNotFoundError, match=r"vidcolor models import deepex PATH"):
         DeepExColorizer()
+
+
+def test_cli_imports_the_release_folder_and_colorizes_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vidcolor models import deepex FOLDER` then `vidcolor colorize --model deepex`, as a user runs them."""
+    from click.testing import CliRunner
+
+    from vidcolor.cli import main
+
+    from helpers import decoded_video, write_clip
+
+    if MANIFEST.is_file():
+        nets = {n["name"]: ([(k, tuple(s)) for k, s in n["tensors"]], n["seed"]) for n in json.loads(MANIFEST.read_text())["networks"]}
+    else:
+        nets = {name: (dx.expected_tensors(name), seed) for name, seed in weights.DEEPEX_SYNTHETIC_SEEDS.items()}
+    release = tmp_path / "release"
+    for name, (tensors, seed) in nets.items():
+        path = release / RELEASE_LAYOUT[name]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(weights.synthetic_state_dict(tensors, seed), path)
+    monkeypatch.setenv(weights.HOME_ENV, str(tmp_path / "home"))
+    runner = CliRunner()
+    result = runner.invoke(main, ["models", "import", "deepex", str(release)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("installed") == 3
+    frames = [cv2.cvtColor(cv2.imread(str(DOG / f"{i:05d}.jpg")), cv2.COLOR_BGR2RGB)[:192:3, :320:3] for i in range(3)]
+    source = write_clip(tmp_path / "dog.mp4", [np.ascontiguousarray(f[:64, :96]) for f in frames], gray=True)
+    output = tmp_path / "dog-deepex.mkv"
+    result = runner.invoke(main, ["colorize", str(source), "-o", str(output), "--ref", str(DOG / "00000.jpg"),
+                                  "--model", "deepex", "--size", "64", "--codec", "ffv1", "-q"])
+    assert result.exit_code == 0, result.output
+    src, out = decoded_video(source), decoded_video(output)
+    assert len(out) == len(src) == 3
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(src, out))  # luma untouched
