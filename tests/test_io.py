@@ -174,3 +174,28 @@ def test_library_pipeline_reports_every_frame(make_clip, reference_png, tmp_path
     assert [r.index for r in seen] == [0, 1, 2, 3, 4] and summary.frames == 5
     assert all(0.0 <= r.confidence <= 1.0 for r in seen)
     assert seen[0].confidence > 0.5  # the reference is this very frame
+
+
+def test_rotation_metadata_is_applied(tmp_path, reference_png):
+    """A phone-style clip stored landscape with a 90° display matrix comes out upright (portrait)."""
+    source = tmp_path / "rotated.mp4"
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.set_display_rotation(90)  # counter-clockwise, as FFmpeg's display matrix
+        for _ in range(4):
+            image = np.zeros((64, 96, 3), np.uint8)
+            image[:, :30] = 255  # a white band on the stored frame's left
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    output = tmp_path / "out.mkv"
+    code, text = run_cli("colorize", str(source), "-o", str(output), "--ref", str(reference_png), "--model", "classic",
+                         "--codec", "ffv1", "-q")
+    assert code == 0, text
+    frames = decoded_video(output)
+    assert len(frames) == 4
+    luma = frames[0][1]
+    assert luma.shape == (96, 64)  # portrait, as displayed
+    assert luma[-20:].mean() > 200 and luma[:40].mean() < 40  # left band turned to the bottom
