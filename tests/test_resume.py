@@ -28,6 +28,10 @@ def all_planes(path) -> list[np.ndarray]:
         return [np.concatenate([np.asarray(p).ravel() for p in (f.to_ndarray(format="yuv444p"),)]) for f in container.decode(video=0)]
 
 
+def all_planes_list(path) -> list[bytes]:
+    return [plane.tobytes() for plane in all_planes(path)]
+
+
 def lightness_frames(count: int) -> list[np.ndarray]:
     from vidcolor.color import rgb_to_gray_lightness
 
@@ -96,3 +100,59 @@ def test_resume_refuses_image_sequence_output(make_clip, reference_png, tmp_path
     result = CliRunner().invoke(main, ["colorize", str(make_clip()), "-o", str(tmp_path / "frames"), "--ref",
                                        str(reference_png), "--model", "classic", "--resume"])
     assert result.exit_code == 2 and "--resume needs a video file output" in result.output
+
+
+def test_ray_chunks_equal_one_sequential_pass(tmp_path, reference_png):
+    """The chunks of one film colorized in parallel on a local Ray cluster, then joined, give the
+    frames of a plain sequential run; a gap left by an earlier run is filled, not duplicated."""
+    pytest.importorskip("ray", reason="Ray is in the test extras: pip install -e '.[test]'")
+    source = write_clip(tmp_path / "in.mp4", color_frames(18, 96, 64), gray=True)
+    common = ["--ref", str(reference_png), "--model", "default", "--chunk-length", "5", "--codec", "ffv1", "-q"]
+    runner = CliRunner()
+    plain = tmp_path / "plain.mkv"
+    result = runner.invoke(main, ["colorize", str(source), "-o", str(plain), *common])
+    assert result.exit_code == 0, result.output
+    spread = tmp_path / "ray.mkv"
+    result = runner.invoke(main, ["colorize", str(source), "-o", str(spread), *common, "--executor", "ray", "--num-cpus", "2"])
+    assert result.exit_code == 0, result.output
+    assert all_planes_list(spread) == all_planes_list(plain)
+    assert not work_folder(str(spread)).exists()
+
+
+def test_resume_fills_gaps_between_finished_chunks(tmp_path, reference_png, monkeypatch):
+    """Chunks finished out of order (as parallel workers leave them) resume without duplicates."""
+    from vidcolor.pipeline import colorize_video, plan_chunks
+    from vidcolor.resume import Journal
+    from vidcolor.writer import resolve_output
+
+    source = write_clip(tmp_path / "in.mp4", color_frames(18, 96, 64), gray=True)
+    schedule = ReferenceSchedule([Keyframe(0, load_reference(reference_png))])
+    plan = ChunkPlan(length=5)
+    whole = tmp_path / "whole.mkv"
+    colorize_video(str(source), resolve_output(str(whole), codec="ffv1"), schedule, get_colorizer("classic"), plan=plan,
+                   resume=True)
+    # leave only chunk 1 and 3 of a second run behind, as if workers 0 and 2 had died
+    gappy = tmp_path / "gappy.mkv"
+    spec = resolve_output(str(gappy), codec="ffv1")
+    from vidcolor.pipeline import FrameColorizer as FC
+
+    chunks = plan_chunks(FC(get_colorizer("classic"), schedule, (96, 64), plan), 18)
+    assert chunks == [(0, 5), (5, 10), (10, 15), (15, 18)]
+    original = Journal.record
+    kept = {5, 15}
+
+    def record_some(self, start, end, file):  # a real run that "loses" the other chunks
+        if start in kept:
+            original(self, start, end, file)
+
+    with monkeypatch.context() as patch:  # fault injection: the journal forgets chunks 0, 2
+        patch.setattr(Journal, "record", record_some)
+        with pytest.raises(KeyError):
+            colorize_video(str(source), spec, schedule, get_colorizer("classic"), plan=plan, resume=True)
+    import json
+
+    from vidcolor.resume import JOURNAL
+
+    assert sorted(int(k) for k in json.loads((work_folder(str(gappy)) / JOURNAL).read_text())["chunks"]) == [5, 15]
+    colorize_video(str(source), spec, schedule, get_colorizer("classic"), plan=plan, resume=True)
+    assert all_planes_list(gappy) == all_planes_list(whole)

@@ -419,22 +419,9 @@ def _with_overwrite(job: Job, journal: Journal | None) -> Job:
 def _run_on_ray(jobs: Sequence[Job], pending: list[int], run_one: Callable[[Job], object], journal: Journal | None,
                 address: str | None, num_cpus: int | None, begin: Callable[[int], None],
                 finish: Callable[[int, tuple[bool, int | None, str, float]], None]) -> None:
-    try:
-        import ray  # noqa: PLC0415 - optional dependency
-    except ImportError as exc:
-        raise InputError("--executor ray needs Ray: install it with `pip install 'vidcolor[ray]'` "
-                         "(or `pip install ray`)") from exc
-    started_here = not ray.is_initialized()
-    if started_here:
-        try:
-            if address is None:
-                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
-            else:
-                ray.init(address=address, log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise InputError(f"cannot reach the Ray cluster at {address!r} ({exc}): check --address "
-                             "(e.g. ray://head:10001 or auto) or leave it out to start a local cluster") from exc
-    try:
+    from .distributed import ray_session  # noqa: PLC0415
+
+    with ray_session(address, num_cpus) as ray:
         remote = ray.remote(num_cpus=1, max_retries=0)(_attempt)
         refs: dict[Any, int] = {}
         for index in pending:
@@ -449,9 +436,6 @@ def _run_on_ray(jobs: Sequence[Job], pending: list[int], run_one: Callable[[Job]
                 except Exception as exc:  # noqa: BLE001 - a crashed worker fails its file only
                     outcome = (False, None, f"Ray worker failed: {one_line(exc).splitlines()[0]}", 0.0)
                 finish(refs[ref], outcome)
-    finally:
-        if started_here:
-            ray.shutdown()
 
 
 # -- the real job: colorize one film ---------------------------------------------------------

@@ -60,8 +60,8 @@ class DISFlow:
         self.preset = preset
         self._dis = cv2.DISOpticalFlow_create(preset)
 
-    def __deepcopy__(self, memo: dict[int, object]) -> DISFlow:
-        return DISFlow(self.preset)  # the OpenCV object cannot be copied; it holds no state worth keeping
+    def __reduce__(self) -> tuple[type[DISFlow], tuple[int]]:
+        return DISFlow, (self.preset,)  # the OpenCV object cannot be pickled or copied; it keeps no state
 
     def __call__(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         _check_pair(src, dst)

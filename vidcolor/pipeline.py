@@ -13,9 +13,10 @@ import logging
 import os
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import av
 import cv2
@@ -282,6 +283,7 @@ def colorize_video(
     resume: bool = False,
     settings: Mapping[str, object] | None = None,
     auto: Colorizer | None = None,
+    distribute: ChunkDistributor | None = None,
 ) -> RunSummary:
     """Colorize ``input_path`` into ``spec``; every input problem is raised before anything is written.
 
@@ -289,9 +291,11 @@ def colorize_video(
     continues from the last completed chunk (see :mod:`vidcolor.resume`). ``settings`` lists any
     further options that change the frames, so a rerun with other settings starts over.
     ``auto`` (an automatic colorizer) turns on no-reference mode for a schedule without references
-    (see :class:`FrameColorizer`).
+    (see :class:`FrameColorizer`). ``distribute`` (e.g. :func:`vidcolor.distributed.ray_chunks`)
+    encodes the chunks elsewhere in parallel; it implies ``resume``.
     """
     info = info or probe(input_path)
+    resume = resume or distribute is not None
     if resume and spec.is_sequence:
         raise OutputError(f"output {spec.path!r}: --resume needs a video file output (.mkv, .mp4, .mov), not an image sequence")
     check_output(spec, input_path, overwrite=overwrite)
@@ -313,7 +317,7 @@ def colorize_video(
             auto=auto.describe() if auto is not None else None,
             keyframes=[(k.frame, k.reference.fingerprint, k.end_reference.fingerprint if k.end_reference else None, k.end_frame)
                        for k in schedule.keyframes], settings=dict(settings or {}))
-        _colorize_in_chunks(info, spec, frames, Journal.open(spec.path, signature), summary, on_frame)
+        _colorize_in_chunks(info, spec, frames, Journal.open(spec.path, signature), summary, on_frame, distribute)
         summary.seconds = time.perf_counter() - started
         return summary
     with VideoReader(info) as reader, VideoWriter(spec, info, overwrite=overwrite) as writer, _Overlap() as overlap:
@@ -336,46 +340,88 @@ def read_lightness(info: VideoInfo, index: int) -> np.ndarray:
     raise InputError(f"{info.path!r}: frame {index} cannot be decoded")
 
 
-def _colorize_in_chunks(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, journal: Journal,
-                        summary: RunSummary, on_frame: Callable[[FrameResult], None] | None) -> None:
-    total = info.frame_count if info.frame_count is not None else count_frames(info)
+def plan_chunks(frames: FrameColorizer, total: int) -> list[tuple[int, int]]:
+    """Every chunk of the clip as (first frame, one past the last)."""
     chunks: list[tuple[int, int]] = []
     position = 0
     while position < total:
         _, start, end = frames.chunk_bounds(position, total)
         chunks.append((start, end))
         position = end
+    return chunks
+
+
+def encode_chunks(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, run: Sequence[tuple[int, int]], total: int,
+                  segment_for: Callable[[int], Path], on_segment: Callable[[int, int, str], None],
+                  summary: RunSummary, on_frame: Callable[[FrameResult], None] | None = None) -> None:
+    """Encode a run of consecutive chunks, one segment file each, reading the clip once from the
+    first chunk's warm-up; ``on_segment(start, end, file name)`` follows each finished segment."""
+    begin, _, _ = frames.chunk_bounds(run[0][0], total)
+    ends = dict(run)
+    last = run[-1][1]
+    frames._last_index = None  # a fresh pass: the recurrence restarts at ``begin``
+    writer: VideoWriter | None = None
+    current: tuple[int, int] | None = None
+    try:
+        with VideoReader(info, start=begin) as reader:
+            for frame in reader:
+                if frame.index >= last:
+                    break
+                if frame.index in ends:
+                    if writer is not None and current is not None:
+                        writer.close()
+                        on_segment(current[0], current[1], os.path.basename(writer.spec.path))
+                    current = (frame.index, ends[frame.index])
+                    segment = segment_for(frame.index)
+                    writer = VideoWriter(replace(spec, path=str(segment)), info, copy_streams=False, overwrite=True)
+                if writer is None:  # warm-up frames before the first chunk: predict only
+                    frames.predict(frame.index, luma_to_lightness(frame.luma, info.luma_format))
+                    continue
+                for output in _render(frame, frames, info, spec, writer.pix_fmt, writer.luma_format, summary, on_frame):
+                    writer.write(output)
+        if writer is not None and current is not None:
+            writer.close()
+            on_segment(current[0], current[1], os.path.basename(writer.spec.path))
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+
+
+def _contiguous_runs(chunks: Sequence[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    runs: list[list[tuple[int, int]]] = []
+    for chunk in chunks:
+        if runs and runs[-1][-1][1] == chunk[0]:
+            runs[-1].append(chunk)
+        else:
+            runs.append([chunk])
+    return runs
+
+
+def _colorize_in_chunks(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, journal: Journal,
+                        summary: RunSummary, on_frame: Callable[[FrameResult], None] | None,
+                        distribute: ChunkDistributor | None = None) -> None:
+    total = info.frame_count if info.frame_count is not None else count_frames(info)
+    chunks = plan_chunks(frames, total)
     missing = [chunk for chunk in chunks if chunk[0] not in journal.chunks]
-    if missing:
-        begin, _, _ = frames.chunk_bounds(missing[0][0], total)
-        ends = {start: end for start, end in missing}
-        writer: VideoWriter | None = None
-        current: tuple[int, int] | None = None
-        try:
-            with VideoReader(info, start=begin) as reader:
-                for frame in reader:
-                    if frame.index in ends:
-                        if writer is not None and current is not None:
-                            writer.close()
-                            journal.record(current[0], current[1], os.path.basename(writer.spec.path))
-                        current = (frame.index, ends[frame.index])
-                        segment = journal.segment_path(frame.index, os.path.splitext(spec.path)[1])
-                        writer = VideoWriter(replace(spec, path=str(segment)), info, copy_streams=False, overwrite=True)
-                    if writer is None:  # warm-up frames before the first missing chunk: predict only
-                        frames.predict(frame.index, luma_to_lightness(frame.luma, info.luma_format))
-                        continue
-                    for output in _render(frame, frames, info, spec, writer.pix_fmt, writer.luma_format, summary, on_frame):
-                        writer.write(output)
-            if writer is not None and current is not None:
-                writer.close()
-                journal.record(current[0], current[1], os.path.basename(writer.spec.path))
-        except BaseException:
-            if writer is not None:
-                writer.abort()
-            raise
+    extension = os.path.splitext(spec.path)[1]
+    if missing and distribute is not None:
+        distribute(info, spec, frames, missing, total, lambda start: journal.segment_path(start, extension),
+                   journal.record, summary, on_frame)
+    else:
+        for run in _contiguous_runs(missing):
+            encode_chunks(info, spec, frames, run, total, lambda start: journal.segment_path(start, extension),
+                          journal.record, summary, on_frame)
     segments = [str(journal.folder / str(journal.chunks[start]["file"])) for start, _ in chunks]
     assemble_segments(spec, info, segments)
     journal.discard()
+
+
+#: Encodes the given chunks somewhere else (e.g. on a Ray cluster) with the same arguments as
+#: :func:`encode_chunks` takes, calling ``on_segment`` in this process as segments complete.
+ChunkDistributor = Callable[[VideoInfo, OutputSpec, "FrameColorizer", Sequence[tuple[int, int]], int,
+                             Callable[[int], Path], Callable[[int, int, str], None], RunSummary,
+                             Callable[[FrameResult], None] | None], None]
 
 
 def _render(frame: Frame, frames: FrameColorizer, info: VideoInfo, spec: OutputSpec, pix_fmt: str,

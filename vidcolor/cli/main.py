@@ -109,13 +109,18 @@ FLOWS = ["auto", "dis", "raft-small", "raft-large"]
 @click.option("--chunk-length", type=click.IntRange(0), default=240, show_default=True,
               help="Frames per chunk: the recurrence restarts (with warm-up) every so many frames of a shot; "
                    "the unit of --resume. Use the same value as in VapourSynth for identical frames. 0: whole shots.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: colorize the chunks of this film in parallel on a Ray cluster (implies --resume).")
+@click.option("--address", default=None, metavar="ADDR", help="Ray cluster to join. [default: start a local one]")
+@click.option("--num-cpus", type=click.IntRange(min=1), default=None, help="CPUs of the local Ray cluster. [default: all]")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path: str | None,
              detect_scenes: bool | None, model: str | None, auto_model: str | None, size: str | None,
              temporal: bool | None, flow: str,
              write_stats: bool, codec: str | None, crf: int | None, encoder_preset: str | None, device: str,
-             resume: bool, chunk_length: int, overwrite: bool, quiet: bool) -> None:
+             resume: bool, chunk_length: int, executor: str, address: str | None, num_cpus: int | None,
+             overwrite: bool, quiet: bool) -> None:
     """Colorize INPUT (a video, a folder of frames, or a %06d pattern) into OUTPUT."""
     from ..colorizers import MODELS, build_colorizer, default_auto_model, default_model, get_colorizer
     from ..pipeline import ChunkPlan, colorize_video, parse_size
@@ -175,11 +180,18 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
         auto = get_colorizer(auto_model or default_auto_model(), device=device)
         logger.info("no reference: the %s model colours the first frame of each of %d shot(s)", auto.name,
                     len(schedule.cuts - {0}) + 1)
+    if address is not None and executor != "ray":
+        raise click.BadParameter("--address joins a Ray cluster: add --executor ray", param_hint="--address")
+    distribute = None
+    if executor == "ray":
+        from ..distributed import ray_chunks
+
+        distribute = ray_chunks(address, num_cpus)
     bar, advance = _progress(info.frame_count, quiet, os.path.basename(input_path))
     with logging_redirect_tqdm(loggers=[logger]), bar:
         summary = colorize_video(input_path, spec, schedule, colorizer, short_side=short_side, size=fixed,
                                  overwrite=overwrite, on_frame=advance, info=info, resume=resume,
-                                 plan=ChunkPlan(length=chunk_length), auto=auto)
+                                 plan=ChunkPlan(length=chunk_length), auto=auto, distribute=distribute)
     if write_stats:
         from ..report import run_stats_path, write_run_stats
 
@@ -263,18 +275,35 @@ def models_import(name: str, paths: Sequence[str]) -> None:
 @click.option("--ground-truth", "truth_path", default=None, metavar="GT", help="The true colour video, for PSNR/SSIM.")
 @click.option("--stats", "stats_path", default=None, metavar="FILE",
               help="Per-frame stats of the run. [default: OUTPUT.stats.jsonl when it exists]")
+@click.option("--preset", "preset_path", default=None, metavar="PRESET.toml",
+              help="The preset OUTPUT was colorized with: its shots become the report's shots.")
+@click.option("--detect-scenes/--no-detect-scenes", default=None,
+              help="Without a preset, split the report into shots at PySceneDetect's cuts. [default: on with -o]")
 @click.option("--json", "json_path", default=None, metavar="FILE", help="Write the report as JSON.")
 @click.option("--csv", "csv_path", default=None, metavar="FILE", help="Write the per-frame table as CSV.")
-def report(output_path: str, source_path: str, truth_path: str | None, stats_path: str | None,
-           json_path: str | None, csv_path: str | None) -> None:
-    """Measure a colorized OUTPUT: warp error, CDC, colourfulness (PSNR/SSIM with ground truth)."""
-    from ..report import build_report, write_csv, write_json
+@click.option("-o", "--html", "html_path", default=None, metavar="REPORT.html",
+              help="Write a self-contained HTML page: shots, plots, worst frames and keyframe suggestions.")
+@click.option("--keyframe-images/--no-keyframe-images", default=True, show_default=True,
+              help="With -o, write each suggested frame as a gray PNG under keyframes/ beside the page, to paint "
+                   "(existing files are kept).")
+def report(output_path: str, source_path: str, truth_path: str | None, stats_path: str | None, preset_path: str | None,
+           detect_scenes: bool | None, json_path: str | None, csv_path: str | None, html_path: str | None,
+           keyframe_images: bool) -> None:
+    """Measure a colorized OUTPUT: warp error, CDC, colourfulness (PSNR/SSIM with ground truth),
+    per shot, with the frames where a new reference would help most."""
+    from ..report import write_csv, write_json
+    from ..report_html import measure_with_shots, render_html
 
-    result = build_report(output_path, source_path, truth_path, run_stats=stats_path)
+    detect = detect_scenes if detect_scenes is not None else (None if html_path else False)
+    result, plan = measure_with_shots(output_path, source_path, truth_path, preset_path=preset_path,
+                                      run_stats=stats_path, detect=detect)
     if json_path:
         write_json(result, json_path)
     if csv_path:
         write_csv(result, csv_path)
+    if html_path:
+        render_html(result, html_path, source_path=source_path, colorized_path=output_path, ground_truth_path=truth_path,
+                    plan=plan, suggestions=result["suggestions"], write_keyframes=keyframe_images)
     summary = result["summary"]
     parts = [f"{summary['frames']} frames", f"warp error {summary['warp_error']:.5f}", f"CDC {summary['cdc']:.4f}",
              f"colourfulness {summary['colorfulness']:.1f}", f"flagged {summary['flagged_frames']}"]
@@ -283,6 +312,12 @@ def report(output_path: str, source_path: str, truth_path: str | None, stats_pat
         parts += [f"PSNR {summary['psnr']:.2f} dB", f"SSIM {summary['ssim']:.4f}",
                   f"warp ratio {ratio:.3f}" if ratio is not None else "warp ratio n/a"]
     click.echo(f"{output_path}: " + ", ".join(parts))
+    if len(result["shots"]) > 1:
+        click.echo(f"  {len(result['shots'])} shots ({plan.origin})")
+    for item in result["suggestions"]:
+        click.echo(f"  suggested keyframe {item['rank']}: frame {item['frame']} ({item['timecode']}): {item['ref_option']}")
+    if html_path:
+        click.echo(f"  wrote {html_path}")
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})

@@ -99,6 +99,15 @@ class DefaultColorizer(Colorizer):
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         self.reset()
 
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()
+        del state["_dis"]  # an OpenCV object: not picklable, and stateless between calls
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+
     def reset(self) -> None:
         self._previous: Memory | None = None
         self._previous_ab: torch.Tensor | None = None

@@ -1,0 +1,90 @@
+"""Ray: one place to join or start a cluster, and chunks of one film encoded in parallel on it.
+
+Every chunk depends only on its own frames and a few warm-up frames before it (see
+:class:`vidcolor.pipeline.ChunkPlan`), so the chunks of a long film can be colorized on different
+workers and joined packet for packet, giving exactly the frames of one sequential pass. Segments
+land in the run's work folder (shared storage when the cluster spans machines) and the journal is
+written by the driver as they complete, so an interrupted distributed run resumes like a local one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import InputError
+
+if TYPE_CHECKING:
+    from .pipeline import FrameColorizer, FrameResult, RunSummary
+    from .reader import VideoInfo
+    from .writer import OutputSpec
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[Any]:
+    """The ``ray`` module, connected: to ``address`` when given, else a local cluster started here
+    (and stopped on exit). A session already open in this process is reused as is."""
+    try:
+        import ray  # noqa: PLC0415 - optional dependency
+    except ImportError as exc:
+        raise InputError("--executor ray needs Ray: install it with `pip install 'vidcolor[ray]'` "
+                         "(or `pip install ray`)") from exc
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            if address is None:
+                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(address=address, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise InputError(f"cannot reach the Ray cluster at {address!r} ({exc}): check --address "
+                             "(e.g. ray://head:10001 or auto) or leave it out to start a local cluster") from exc
+    try:
+        yield ray
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _encode_chunk(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, chunk: tuple[int, int], total: int,
+                  segment: str) -> tuple[str, list[FrameResult]]:
+    """On a worker: encode one chunk into ``segment``; its per-frame results go back to the driver."""
+    from .pipeline import FrameColorizer, RunSummary, encode_chunks, read_lightness  # noqa: PLC0415
+
+    local = FrameColorizer(frames.colorizer, frames.schedule, frames.work, frames.plan, auto=frames.auto,
+                           frame_at=lambda index: read_lightness(info, index))
+    summary = RunSummary(info.path, spec.path, 0, 0.0, frames.work, frames.colorizer.name)
+    names: list[str] = []
+    encode_chunks(info, spec, local, [chunk], total, lambda _: Path(segment), lambda *done: names.append(done[2]), summary)
+    return names[0], summary.results
+
+
+def ray_chunks(address: str | None = None, num_cpus: int | None = None) -> Callable[..., None]:
+    """A chunk distributor for :func:`vidcolor.pipeline.colorize_video` running on Ray."""
+
+    def distribute(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, chunks: Sequence[tuple[int, int]],
+                   total: int, segment_for: Callable[[int], Path], on_segment: Callable[[int, int, str], None],
+                   summary: RunSummary, on_frame: Callable[[FrameResult], None] | None) -> None:
+        with ray_session(address, num_cpus) as ray:
+            remote = ray.remote(num_cpus=1, max_retries=0)(_encode_chunk)
+            # sent once to the object store, not once per chunk (a model's weights can be large)
+            info_ref, spec_ref, frames_ref = ray.put(info), ray.put(spec), ray.put(frames)
+            pending = {remote.remote(info_ref, spec_ref, frames_ref, chunk, total, str(segment_for(chunk[0]))): chunk
+                       for chunk in chunks}
+            waiting = list(pending)
+            while waiting:
+                ready, waiting = ray.wait(waiting, num_returns=1)
+                for ref in ready:
+                    name, results = ray.get(ref)  # a failed chunk raises here: the finished ones stay recorded
+                    start, end = pending[ref]
+                    on_segment(start, end, name)
+                    for item in results:
+                        summary.frames += 1
+                        summary.results.append(item)
+                        if on_frame is not None:
+                            on_frame(item)
+            summary.results.sort(key=lambda item: item.index)
+
+    return distribute
