@@ -145,3 +145,34 @@ def test_float_and_high_bit_depth_inputs(clip_and_ref):
         frame = out.get_frame(3)
         assert out.format.bits_per_sample == converted.format.bits_per_sample
         np.testing.assert_array_equal(np.asarray(frame[0]), np.asarray(converted.get_frame(3)[0]))
+
+
+def test_preset_gives_the_cli_frames_in_any_order(tmp_path):
+    """A preset with a two-keyframe shot and a cut: VapourSynth (shuffled, parallel requests) and
+    `vidcolor colorize --preset` give the same frames (within one code value of YUV444 rounding)."""
+    source = write_clip(tmp_path / "c.mkv", color_frames(24, 96, 64), codec="ffv1", pix_fmt="yuv444p")
+    for name, rgb in (("red.png", (190, 50, 40)), ("blue.png", (40, 60, 190)), ("green.png", (60, 170, 60))):
+        image = np.zeros((64, 96, 3), np.uint8)
+        image[:] = rgb
+        image[::2] //= 2  # two lightness levels to match on
+        cv2.imwrite(str(tmp_path / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    preset = tmp_path / "p.toml"
+    preset.write_text('model = "classic"\nsize = 48\n'
+                      '[[shot]]\nstart = 0\nreference = "red.png"\nend_reference = "blue.png"\n'
+                      '[[shot]]\nstart = 14\nreference = "green.png"\n'
+                      '[[shot]]\nstart = 20\n')
+    cli_out = tmp_path / "cli.mkv"
+    result = CliRunner().invoke(main, ["colorize", str(source), "-o", str(cli_out), "--preset", str(preset),
+                                       "--codec", "ffv1", "--chunk-length", "6", "-q"])
+    assert result.exit_code == 0, result.output
+    with av.open(str(cli_out)) as container:
+        expected = [f.to_ndarray(format="yuv444p").astype(int) for f in container.decode(video=0)]
+    out = vsvidcolor.colorize(core.bs.VideoSource(str(source)), preset=str(preset), chunk_length=6, cache_chunks=1)
+    order = list(range(out.num_frames))
+    random.Random(5).shuffle(order)
+    futures = {i: out.get_frame_async(i) for i in order}
+    for i in order:
+        got = planes(futures[i].result()).astype(int)
+        assert np.abs(got - expected[i]).max() <= 1, i
+    # the end reference took effect: the first shot runs from red into blue
+    assert expected[0][2].mean() > expected[13][2].mean() + 10  # Cr falls from red to blue
