@@ -6,8 +6,12 @@ per frame), and returns a JSON-ready dict::
 
     {"summary": {"frames", "warp_error", "cdc", "colorfulness", "flagged_frames", "flow",
                  + with ground truth: "psnr", "ssim", "warp_ratio", "ground_truth_warp_error"},
-     "frames": [{"frame", "timecode", "warp_error", "occluded", "confidence", "flagged",
-                 + with ground truth: "psnr"}, ...]}
+     "frames": [{"frame", "timecode", "warp_error", "occluded", "confidence", "flagged", "colorfulness",
+                 + with ground truth: "psnr", "ssim", "ground_truth_warp_error"}, ...],
+     "shots": [{"shot", "start", "end", "frames", "timecode", "warp_error", "cdc", "colorfulness",
+                "flagged_frames", "confidence", + with ground truth: "psnr", "ssim",
+                "ground_truth_warp_error", "warp_ratio"}, ...],
+     + when the run's stats file starts with run metadata: "run": {...}}
 
 Flow and occlusion come from the gray *source* (see :mod:`vidcolor.metrics`), so the output's and
 the ground truth's warp errors are measured on identical motion. A frame's ``warp_error`` and
@@ -15,6 +19,10 @@ the ground truth's warp errors are measured on identical motion. A frame's ``war
 ``confidence`` and ``flagged`` come from the colorizing run when it left a per-frame stats file
 beside the output (:func:`write_run_stats`); otherwise ``confidence`` is ``null`` and a frame is
 flagged when its warp error exceeds :data:`FLAG_FACTOR` times the clip's median.
+
+Shots (``shot_starts``: the preset's shots or scene cuts) get their own rows; a shot's warp error
+averages only the pairs inside it, since the pair across a cut compares unrelated pictures. The
+clip-level ``summary`` is unchanged by shots (every pair counts, as before).
 """
 
 from __future__ import annotations
@@ -53,11 +61,18 @@ def run_stats_path(output_path: str | os.PathLike[str]) -> Path:
     return Path(os.fspath(output_path) + ".stats.jsonl")
 
 
-def write_run_stats(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]]) -> None:
-    """Write per-frame stats (``frame`` plus ``ColorizedFrame.stats``) as JSON lines, atomically."""
+def write_run_stats(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]],
+                    run: Mapping[str, Any] | None = None) -> None:
+    """Write per-frame stats (``frame`` plus ``ColorizedFrame.stats``) as JSON lines, atomically.
+
+    ``run`` (see :func:`run_metadata`) becomes a first line ``{"run": {...}}``: model, settings,
+    speed and keyframes, so the report can say how the output was made.
+    """
     target = Path(path)
     partial = target.with_name(f".{target.name}.partial")
     with open(partial, "w", encoding="utf-8") as handle:
+        if run is not None:
+            handle.write(json.dumps({"run": _sanitize(dict(run))}, allow_nan=False) + "\n")
         for row in rows:
             handle.write(json.dumps(_sanitize(dict(row)), allow_nan=False) + "\n")
     os.replace(partial, target)
@@ -72,10 +87,57 @@ def read_run_stats(path: str | os.PathLike[str]) -> dict[int, dict[str, Any]]:
                 continue
             try:
                 row = json.loads(line)
+                if "run" in row and "frame" not in row:
+                    continue  # the run metadata line (read_run_metadata)
                 stats[int(row["frame"])] = row
             except (ValueError, KeyError, TypeError) as exc:
                 raise InputError(f"run stats {os.fspath(path)!r} line {number} is not a frame record ({exc}): delete the file or re-run") from exc
     return stats
+
+
+def read_run_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The ``run`` line of a stats file written by :func:`write_run_stats`, or None without one."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                return None
+            run = row.get("run") if isinstance(row, dict) else None
+            return dict(run) if isinstance(run, dict) else None
+    return None
+
+
+def run_metadata(summary: Any, schedule: Any = None, colorizer: Any = None,
+                 settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What the report's summary shows about a run: from a :class:`~vidcolor.pipeline.RunSummary`,
+    its :class:`~vidcolor.schedule.ReferenceSchedule` and colorizer (``describe()``), plus any
+    further ``settings`` (e.g. CLI options). Plain JSON-ready data."""
+    from . import __version__  # noqa: PLC0415 - the package imports this module's neighbours
+
+    run: dict[str, Any] = {
+        "vidcolor": __version__,
+        "input": os.fspath(summary.input),
+        "output": os.fspath(summary.output),
+        "model": summary.model,
+        "frames": summary.frames,
+        "seconds": summary.seconds,
+        "fps": summary.fps,
+        "working_size": list(summary.working_size),
+    }
+    if colorizer is not None:
+        run["colorizer"] = colorizer.describe()
+    if schedule is not None:
+        run["keyframes"] = [{"frame": k.frame, "reference": k.reference.key,
+                             **({"end_frame": k.end_frame} if k.end_frame is not None else {}),
+                             **({"end_reference": k.end_reference.key} if k.end_reference is not None else {})}
+                            for k in schedule.keyframes]
+        run["cuts"] = sorted(schedule.cuts)
+    if settings:
+        run["settings"] = dict(settings)
+    return _sanitize(run)
 
 
 def build_report(
@@ -85,6 +147,7 @@ def build_report(
     *,
     flow: FlowEstimator | None = None,
     run_stats: str | os.PathLike[str] | None = None,
+    shot_starts: Iterable[int] = (),
 ) -> dict[str, Any]:
     """Measure ``output_path`` against its gray source (and ground truth): the report dict.
 
@@ -92,10 +155,13 @@ def build_report(
         so reports are comparable between machines).
     :param run_stats: per-frame stats file of the colorizing run; default :func:`run_stats_path`
         of the output when that file exists.
+    :param shot_starts: first frames of shots (frame 0 is always one); each shot gets a row in
+        ``shots``. Empty: the clip is one shot.
     """
     flow = flow or DISFlow()
     stats_file = Path(run_stats) if run_stats is not None else run_stats_path(output_path)
     stats = read_run_stats(stats_file) if stats_file.is_file() else {}
+    run_info = read_run_metadata(stats_file) if stats_file.is_file() else None
     if run_stats is not None and not stats_file.is_file():
         raise InputError(f"run stats {os.fspath(run_stats)!r} do not exist: check the path")
 
@@ -134,15 +200,19 @@ def build_report(
                 row["occluded"] = motion.occluded_fraction
                 if truth is not None and previous[2] is not None:
                     truth_errors.append(metrics.pair_warp_error(previous[2], truth, motion))
+                    row["ground_truth_warp_error"] = truth_errors[-1]
             run = stats.get(src.index, {})
             row["confidence"] = run.get("confidence")
             row["flagged"] = bool(run["flagged"]) if "flagged" in run else None
             if truth is not None:
                 row["psnr"] = metrics.psnr(out, truth)
                 psnrs.append(row["psnr"])
-                ssims.append(metrics.ssim(out, truth))
+                row["ssim"] = metrics.ssim(out, truth)
+                ssims.append(row["ssim"])
+                row.setdefault("ground_truth_warp_error", None)
             histograms.append(metrics.color_histogram(out))
             colorfulness.append(metrics.colorfulness(out))
+            row["colorfulness"] = colorfulness[-1]
             rows.append(row)
             previous = (gray, out, truth)
             count += 1
@@ -167,7 +237,45 @@ def build_report(
         summary["ssim"] = float(np.mean(ssims))
         summary["ground_truth_warp_error"] = truth_mean
         summary["warp_ratio"] = summary["warp_error"] / truth_mean if truth_mean > 0 else None
-    return {"summary": summary, "frames": rows}
+    result: dict[str, Any] = {"summary": summary, "frames": rows,
+                              "shots": _shot_rows(rows, histograms, shot_starts, truth_frames is not None)}
+    if run_info is not None:
+        result["run"] = run_info
+    return result
+
+
+def _shot_rows(rows: list[dict[str, Any]], histograms: list[np.ndarray], shot_starts: Iterable[int],
+               with_truth: bool) -> list[dict[str, Any]]:
+    """One row per shot: the clip's metrics restricted to its frames (and to pairs inside it)."""
+    count = len(rows)
+    starts = sorted({0, *(int(s) for s in shot_starts if 0 < int(s) < count)})
+    shots = []
+    for number, (start, stop) in enumerate(zip(starts, [*starts[1:], count]), 1):
+        inside = rows[start:stop]
+        pairs = [r["warp_error"] for r in inside[1:] if r["warp_error"] is not None]
+        confidences = [r["confidence"] for r in inside if r["confidence"] is not None]
+        shot: dict[str, Any] = {
+            "shot": number,
+            "start": inside[0]["frame"],
+            "end": inside[-1]["frame"],
+            "frames": len(inside),
+            "timecode": inside[0]["timecode"],
+            "warp_error": float(np.mean(pairs)) if pairs else None,
+            "cdc": metrics.cdc_from_histograms(histograms[start:stop]),
+            "colorfulness": float(np.mean([r["colorfulness"] for r in inside])),
+            "flagged_frames": sum(1 for r in inside if r["flagged"]),
+            "confidence": float(np.mean(confidences)) if confidences else None,
+        }
+        if with_truth:
+            truth_pairs = [r["ground_truth_warp_error"] for r in inside[1:] if r.get("ground_truth_warp_error") is not None]
+            truth_mean = float(np.mean(truth_pairs)) if truth_pairs else None
+            shot["psnr"] = float(np.mean([r["psnr"] for r in inside]))
+            shot["ssim"] = float(np.mean([r["ssim"] for r in inside]))
+            shot["ground_truth_warp_error"] = truth_mean
+            shot["warp_ratio"] = (shot["warp_error"] / truth_mean
+                                  if truth_mean and shot["warp_error"] is not None else None)
+        shots.append(shot)
+    return shots
 
 
 def write_json(report: Mapping[str, Any], path: str | os.PathLike[str]) -> None:

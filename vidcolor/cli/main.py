@@ -98,6 +98,9 @@ FLOWS = ["auto", "dis", "raft-small", "raft-large"]
               help="Optical flow for the temporal check: auto takes installed RAFT weights, else OpenCV DIS.")
 @click.option("--stats", "write_stats", is_flag=True,
               help="Write per-frame stats (confidence, warp error, flags) to OUTPUT.stats.jsonl for `vidcolor report`.")
+@click.option("--report", "report_path", default=None, metavar="REPORT.html",
+              help="After the run, write the HTML colour report (shots, plots, worst frames, keyframe suggestions; "
+                   "implies --stats). Suggested frames go to keyframes/ beside it as gray PNGs to paint.")
 @click.option("--codec", type=click.Choice(CODECS), default=None,
               help="Encoder. [default: from the output's extension]")
 @click.option("--crf", type=click.IntRange(0, 51), default=None, help="Quality for h264/hevc (lower is better).")
@@ -118,7 +121,8 @@ FLOWS = ["auto", "dis", "raft-small", "raft-large"]
 def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path: str | None,
              detect_scenes: bool | None, model: str | None, auto_model: str | None, size: str | None,
              temporal: bool | None, flow: str,
-             write_stats: bool, codec: str | None, crf: int | None, encoder_preset: str | None, device: str,
+             write_stats: bool, report_path: str | None, codec: str | None, crf: int | None, encoder_preset: str | None,
+             device: str,
              resume: bool, chunk_length: int, executor: str, address: str | None, num_cpus: int | None,
              overwrite: bool, quiet: bool) -> None:
     """Colorize INPUT (a video, a folder of frames, or a %06d pattern) into OUTPUT."""
@@ -130,6 +134,8 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
     from ..temporal import TemporalSettings
     from ..writer import resolve_output
 
+    if report_path is not None and not report_path.lower().endswith((".html", ".htm")):
+        raise click.BadParameter(f"{report_path!r} should end in .html", param_hint="--report")
     if preset_path is not None and refs:
         raise click.UsageError("give either --preset or --ref: a preset lists its own references")
     info = probe(input_path)
@@ -192,15 +198,25 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
         summary = colorize_video(input_path, spec, schedule, colorizer, short_side=short_side, size=fixed,
                                  overwrite=overwrite, on_frame=advance, info=info, resume=resume,
                                  plan=ChunkPlan(length=chunk_length), auto=auto, distribute=distribute)
-    if write_stats:
-        from ..report import run_stats_path, write_run_stats
+    if write_stats or report_path:
+        from ..report import run_metadata, run_stats_path, write_run_stats
 
+        options = {"preset": preset_path, "size": size, "temporal check": "on" if settings is not None else "off",
+                   "flow": flow, "chunk length": chunk_length, "device": device}
+        run = run_metadata(summary, schedule, colorizer, {k: v for k, v in options.items() if v is not None})
         write_run_stats(run_stats_path(spec.path), ({"frame": r.index, "timecode": r.timecode, "confidence": r.confidence,
-                                                     **r.stats} for r in summary.results))
+                                                     **r.stats} for r in summary.results), run=run)
     if not quiet:
         click.echo(f"wrote {spec.path}: {summary.frames} frames in {summary.seconds:.1f} s "
                    f"({summary.fps:.1f} fps, model {summary.model}, working size {summary.working_size[0]}x{summary.working_size[1]}"
                    f"{', temporal check' if settings is not None else ''})")
+    if report_path:
+        from ..report_html import write_html_report
+
+        result = write_html_report(spec.path, input_path, report_path, preset_path=preset_path)
+        if not quiet:
+            found = ", ".join(str(s["frame"]) for s in result["suggestions"]) or "none"
+            click.echo(f"wrote {report_path}: {len(result['shots'])} shot(s), suggested keyframes: {found}")
 
 
 @main.command()
