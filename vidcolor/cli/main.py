@@ -19,6 +19,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from .. import __version__
 from ..errors import VidcolorError
 from .batch import CODECS, ENCODER_PRESETS, batch, scenes
+from .refs import refs
 
 logger = logging.getLogger("vidcolor")
 
@@ -347,6 +348,7 @@ def train(args: Sequence[str]) -> None:
 
 main.add_command(scenes)
 main.add_command(batch)
+main.add_command(refs)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
