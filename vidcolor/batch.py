@@ -474,7 +474,7 @@ def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = Non
                  on_frame: Callable[[Any], None] | None = None) -> dict[str, object]:
     """Colorize one batch job (the ``run_one`` of ``vidcolor batch``): preset or --ref, settings
     by precedence (explicit option > preset > default), resuming when the pipeline supports it."""
-    from .colorizers import build_colorizer  # noqa: PLC0415 - keeps planning free of model imports
+    from .colorizers import build_colorizer, set_torch_threads  # noqa: PLC0415 - keeps planning free of model imports
     from .temporal import TemporalSettings  # noqa: PLC0415
     from .pipeline import colorize_video, parse_size  # noqa: PLC0415
     from .reader import probe  # noqa: PLC0415
@@ -498,6 +498,7 @@ def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = Non
     temporal = preset.temporal_settings() if preset is not None else TemporalSettings()
     if options.temporal is not None:
         temporal = (temporal or TemporalSettings()) if options.temporal else None
+    set_torch_threads(None, model)
     colorizer = build_colorizer(model, device=options.device, temporal=temporal, flow=options.flow)
     # resume unless frames go to a folder (rewritten whole); the job's signature covers preset,
     # reference files (a repaint) and options: a changed one must not resume from old chunks

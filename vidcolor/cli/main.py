@@ -108,6 +108,9 @@ FLOWS = ["auto", "dis", "raft-small", "raft-large"]
 @click.option("--encoder-preset", default=None, type=click.Choice(ENCODER_PRESETS),
               help="x264/x265 speed preset. [default: medium]")
 @click.option("--device", default="cpu", show_default=True, help="Torch device for learned models (cpu, cuda, cuda:1).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Torch CPU threads for the model. [default: 1 (decoding, encoding and chroma use the other "
+                   "cores); all cores for deepex]")
 @click.option("--resume", is_flag=True,
               help="Encode chunk by chunk beside the output, and continue an interrupted run (even after kill -9).")
 @click.option("--chunk-length", type=click.IntRange(0), default=240, show_default=True,
@@ -123,11 +126,10 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
              detect_scenes: bool | None, model: str | None, auto_model: str | None, size: str | None,
              temporal: bool | None, flow: str,
              write_stats: bool, report_path: str | None, codec: str | None, crf: int | None, encoder_preset: str | None,
-             device: str,
-             resume: bool, chunk_length: int, executor: str, address: str | None, num_cpus: int | None,
+             device: str, threads: int | None, resume: bool, chunk_length: int, executor: str, address: str | None, num_cpus: int | None,
              overwrite: bool, quiet: bool) -> None:
     """Colorize INPUT (a video, a folder of frames, or a %06d pattern) into OUTPUT."""
-    from ..colorizers import MODELS, build_colorizer, default_auto_model, default_model, get_colorizer
+    from ..colorizers import MODELS, build_colorizer, default_auto_model, default_model, get_colorizer, set_torch_threads
     from ..pipeline import ChunkPlan, colorize_video, parse_size
     from ..reader import probe
     from ..references import load_reference
@@ -181,6 +183,7 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
         settings = None
     elif temporal and settings is None:
         settings = TemporalSettings()
+    set_torch_threads(threads, model)
     colorizer = build_colorizer(model, device=device, temporal=settings, flow=flow)
     auto = None
     if not schedule.keyframes:
@@ -226,7 +229,7 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def demo(output_dir: str, model: str | None, quiet: bool) -> None:
     """Build a demo clip from a photo scikit-image ships, gray it, and colorize it back."""
-    from ..colorizers import build_colorizer, default_model
+    from ..colorizers import build_colorizer, default_model, set_torch_threads
     from ..demo import clip_psnr, make_demo_clip
     from ..pipeline import colorize_video
     from ..references import load_reference
@@ -238,6 +241,7 @@ def demo(output_dir: str, model: str | None, quiet: bool) -> None:
     clip = make_demo_clip(output_dir)
     result_path = os.path.join(output_dir, "demo-colorized.mp4")
     spec = resolve_output(result_path)
+    set_torch_threads(None, model)
     colorizer = build_colorizer(model, temporal=TemporalSettings())
     bar, advance = _progress(clip.frames, quiet, "demo")
     with logging_redirect_tqdm(loggers=[logger]), bar:
