@@ -78,7 +78,9 @@ def test_stats_feed_the_report(make_clip, reference_png, tmp_path):
     code, text = run_cli("colorize", str(source), "-o", str(output), "--ref", str(reference_png), "--model", "classic",
                          "--codec", "ffv1", "--stats", "-q")
     assert code == 0, text
-    stats = [json.loads(line) for line in (tmp_path / "out.mkv.stats.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (tmp_path / "out.mkv.stats.jsonl").read_text().splitlines()]
+    assert lines[0]["run"]["model"] == "classic"  # the run's metadata comes first
+    stats = lines[1:]
     assert [row["frame"] for row in stats] == list(range(10))
     assert all("warp_error" in row and "flagged" in row for row in stats)  # the temporal check ran
     code, text = run_cli("report", str(output), "--source", str(source), "--ground-truth", str(source),
