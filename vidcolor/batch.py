@@ -504,7 +504,7 @@ def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = Non
     # reference files (a repaint) and options: a changed one must not resume from old chunks
     extra: dict[str, Any] = {"resume": not spec.is_sequence, "settings": {"batch_job": job.signature}}
     auto = None
-    if not schedule.keyframes:
+    if not schedule.keyframes and colorizer.needs_reference:
         from .colorizers import default_auto_model, get_colorizer  # noqa: PLC0415
 
         auto = get_colorizer(options.auto_model or default_auto_model(), device=options.device)

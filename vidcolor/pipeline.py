@@ -302,7 +302,7 @@ def colorize_video(
     check_encodable(spec, info)
     schedule.validate(info.frame_count, input_path)
     work = size or working_size(info.width, info.height, short_side or colorizer.default_short_side)
-    if auto is None and not schedule.keyframes:
+    if auto is None and not schedule.keyframes and colorizer.needs_reference:
         raise InputError(f"{input_path!r}: no reference and no automatic model: pass a reference (--ref IMAGE) "
                          "or an automatic model for no-reference mode")
     frames = FrameColorizer(colorizer, schedule, work, plan, auto=auto, frame_at=lambda index: read_lightness(info, index))

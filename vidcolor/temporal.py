@@ -72,6 +72,7 @@ class TemporalCheck(Colorizer):
         self.flow = flow if flow is not None else make_flow("auto")
         self.settings = settings or TemporalSettings()
         self.name = inner.name
+        self.needs_reference = inner.needs_reference
         self.size_multiple = inner.size_multiple
         self.default_short_side = inner.default_short_side
         self._previous: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None

@@ -592,3 +592,86 @@ for _variant, _file in (("raft-small", "raft_small_C_T_V2-01064c6d.pth"), ("raft
             source=f"https://download.pytorch.org/models/{_file}",
         )
     )
+
+
+# --------------------------------------------------------------------------------------------
+# ECCV16 (Zhang, Isola, Efros 2016): the authors' automatic colorizer
+# --------------------------------------------------------------------------------------------
+
+#: The authors' PyTorch release file (its name carries the start of its SHA-256).
+ECCV16_RELEASE = "colorization_release_v2-9b330a0b.pth"
+
+
+def release_hash_prefix(filename: str) -> str | None:
+    """The SHA-256 prefix a release file name carries (``name-<8 hex>.pth``, PyTorch hub style), or None."""
+    stem = filename.rsplit(".", 1)[0]
+    tail = stem.rsplit("-", 1)[-1] if "-" in stem else ""
+    if len(tail) >= 8 and all(c in "0123456789abcdef" for c in tail.lower()):
+        return tail.lower()
+    return None
+
+
+def _eccv16_expected() -> TensorList:
+    from .models.eccv16 import OFFICIAL, expected_tensors
+
+    return expected_tensors(OFFICIAL)
+
+
+def eccv16_spec(name: str = "eccv16", filename: str = ECCV16_RELEASE) -> ModelSpec:
+    """The ECCV16 model spec for a release file name: strict keys of the official network, and the
+    SHA-256 prefix the name carries (a file whose hash does not start with it is refused).
+
+    The registry holds ``eccv16_spec()``; tests register the same spec under another name for a
+    synthetic file named after its own hash, so acceptance and refusal run the real code path.
+    """
+    return ModelSpec(
+        name=name,
+        description="Colorful Image Colorization (Zhang, Isola, Efros, ECCV 2016), the authors' network (automatic, no reference)",
+        files=(WeightFile(filename, "network", _eccv16_expected, sha256_prefix=release_hash_prefix(filename)),),
+        licence="BSD-2-Clause (richzhang/colorization, code and released models)",
+        source=f"https://github.com/richzhang/colorization (PyTorch port; release file {filename})",
+    )
+
+
+ECCV16 = register_model(eccv16_spec())
+
+
+# --------------------------------------------------------------------------------------------
+# vidcolor's own trained networks: one inference file format for all of them
+# --------------------------------------------------------------------------------------------
+
+
+def load_trained_network(path: str | os.PathLike[str], *, family: str, weights_format: str, build: Callable[[dict[str, Any]], Any],
+                         missing_hint: str, device: Any = "cpu", to_float: bool = False) -> tuple[Any, dict[str, object]]:
+    """A frozen network from a vidcolor inference file (``{"format", "config", "state_dict", "meta"}``).
+
+    Every vidcolor-trained model (default, fast, eccv16-small) ships in this format; loading is
+    ``weights_only`` and strict, and each way a file can be wrong gets its own message naming the
+    file and the fix. ``build(config)`` makes the untrained network; returns (network, meta).
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"{family} weights {str(path)!r} are missing: {missing_hint}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file
+        raise WeightsMismatchError(f"{str(path)!r} is not a readable {family} weights file ({exc}): re-export or reinstall it") from exc
+    if not isinstance(payload, dict) or payload.get("format") != weights_format:
+        raise WeightsMismatchError(
+            f"{str(path)!r} is not {family} inference weights (format tag {weights_format!r} missing): pass the exported "
+            "best.pt or the shipped file, not a training checkpoint"
+        )
+    network = build(payload["config"])
+    state = payload["state_dict"]
+    if to_float:
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise WeightsMismatchError(f"{str(path)!r} does not fit the {family} architecture it names: {exc}") from exc
+    network.eval().to(device)
+    for parameter in network.parameters():
+        parameter.requires_grad_(False)
+    return network, dict(payload.get("meta", {}))

@@ -62,7 +62,7 @@ def colorize(
                          ``ref_clip`` frame), or a single frame for the whole clip.
     :param ref_frames:   frame numbers for ``ref_clip``.
     :param preset:       a vidcolor keyframe preset file (TOML).
-    :param model:        colorizer name, as ``vidcolor colorize --model`` (``default``, ``classic``, ``deepex``);
+    :param model:        colorizer name, as ``vidcolor colorize --model`` (``default``, ``classic``, ``fast``, ``deepex``; ``eccv16``, ``cheng2015`` are automatic);
                          default: the preset's, else the shipped default model.
     :param auto_model:   with no reference at all: the automatic model (``eccv16``, ``cheng2015``) that colours
                          the first frame of each segment, which ``model`` then carries through it.
@@ -122,7 +122,8 @@ def colorize(
         if model not in MODELS:
             raise vs.Error(f"{func}: the preset's model must be one of {', '.join(MODELS)}, got {model!r}")
         colorizer = build_colorizer(model, device=device, temporal=settings, flow=flow)
-        auto = get_colorizer(auto_model or default_auto_model(), device=device) if not schedule.keyframes else None
+        auto = get_colorizer(auto_model or default_auto_model(), device=device) \
+            if not schedule.keyframes and colorizer.needs_reference else None
     except VidcolorError as exc:
         raise vs.Error(f"{func}: {exc}") from None
     work = working_size(clip.width, clip.height, size or colorizer.default_short_side)

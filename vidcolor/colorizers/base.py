@@ -40,6 +40,8 @@ class Colorizer(ABC):
     size_multiple: int = 1
     #: Default short side of the working resolution, in pixels.
     default_short_side: int = 256
+    #: False for automatic models (eccv16, cheng2015): they colour every frame without an exemplar.
+    needs_reference: bool = True
 
     @abstractmethod
     def reset(self) -> None:

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..errors import WeightsMismatchError, WeightsNotFoundError
+from ..weights import load_trained_network
 from ..color import guided_upsample
 from ..flow import visible_mask
 from ..models.vcnet import AB_SCALE, SIZE_MULTIPLE, Features, Memory, VCNet, VCNetConfig, flow_candidate
@@ -38,30 +38,11 @@ def default_weights_path() -> Path:
 
 def load_vcnet(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[VCNet, dict[str, object]]:
     """Load VCNet weights written by :func:`vidcolor.training.inference_payload`; returns (model, meta)."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsNotFoundError(
-            f"VCNet weights {str(path)!r} are missing: reinstall vidcolor (the default model ships inside the "
-            "package) or pass the path of weights written by `vidcolor train`"
-        )
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file
-        raise WeightsMismatchError(f"{str(path)!r} is not a readable VCNet weights file ({exc}): re-export or reinstall it") from exc
-    if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
-        raise WeightsMismatchError(
-            f"{str(path)!r} is not VCNet inference weights (format tag {WEIGHTS_FORMAT!r} missing): use best.pt or "
-            "default.pt, not a training checkpoint"
-        )
-    model = VCNet(VCNetConfig.from_dict(payload["config"]))
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        raise WeightsMismatchError(f"{str(path)!r} does not fit the VCNet architecture it names: {exc}") from exc
-    model.eval().to(device)
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    return model, dict(payload.get("meta", {}))
+    return load_trained_network(
+        path, family="VCNet", weights_format=WEIGHTS_FORMAT, device=device,
+        build=lambda config: VCNet(VCNetConfig.from_dict(config)),
+        missing_hint="reinstall vidcolor (the default model ships inside the package) or pass the path of weights "
+                     "written by `vidcolor train`")
 
 
 def _pad(image: np.ndarray) -> np.ndarray:
