@@ -7,6 +7,13 @@ registered model that can be built here, each with and without the temporal chec
 
     .venv/bin/python bench/quality.py                      # all clips, short side 256
     .venv/bin/python bench/quality.py --clips blackswan,dog --max-frames 30
+    .venv/bin/python bench/quality.py --no-reference       # automatic models, no reference at all
+
+``--no-reference`` scores what ``vidcolor colorize INPUT -o OUT`` does without any reference: for
+each automatic model A, ``A per frame`` (A colours every frame on its own, with and without the
+temporal check) against ``no-ref: <exemplar> <- A`` (A colours the clip's first frame only, which
+becomes the reference the exemplar model carries with the temporal check: vidcolor's no-reference
+mode, through the pipeline's own :func:`~vidcolor.pipeline.automatic_reference`).
 
 Columns: PSNR/SSIM (higher is better), warp error ×1000 and its ratio to the ground truth's own
 (lower is better, 1.0 = as stable as the real colours), the chroma-only warp error in Lab units²
@@ -34,13 +41,32 @@ from vidcolor import metrics  # noqa: E402
 from vidcolor.color import LumaFormat, guided_upsample, luma_to_gray_level, luma_to_lightness, rgb_codes  # noqa: E402
 from vidcolor.colorizers.base import ColorizedFrame, Colorizer  # noqa: E402
 from vidcolor.flow import DISFlow, FlowPair, make_flow  # noqa: E402
-from vidcolor.pipeline import working_size  # noqa: E402
+from vidcolor.pipeline import automatic_reference, working_size  # noqa: E402
 from vidcolor.references import Reference  # noqa: E402
 from vidcolor.temporal import TemporalCheck, TemporalSettings  # noqa: E402
 
 CLIPS = REPO.parent / "shared" / "data" / "clips"
 GRAY_LUMA = LumaFormat(bit_depth=8, full_range=True, matrix="bt601")
 COLUMNS = ("psnr", "ssim", "warp_error", "warp_ratio", "ab_warp", "cdc", "colorfulness", "sec_per_frame")
+
+
+class NoReferenceMode(Colorizer):
+    """vidcolor's no-reference mode on one shot: the automatic model colours the shot's first
+    frame, which becomes the reference ``inner`` propagates (the given reference is ignored)."""
+
+    def __init__(self, inner: Colorizer, auto: Colorizer) -> None:
+        self.inner, self.auto = inner, auto
+        self.name = f"{inner.name}<-{auto.name}"
+        self.reference: Reference | None = None
+
+    def reset(self) -> None:
+        self.inner.reset()
+        self.reference = None
+
+    def step(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
+        if self.reference is None:
+            self.reference = automatic_reference(self.auto, lightness, key=f"bench-auto:{self.auto.name}")
+        return self.inner.step(lightness, self.reference)
 
 
 class GrayColorizer(Colorizer):
@@ -141,14 +167,33 @@ def build_methods(names: list[str], flow_method: str, settings: TemporalSettings
     return methods
 
 
+def build_no_reference_methods(names: list[str], exemplar: str, flow_method: str,
+                               settings: TemporalSettings) -> list[tuple[str, object]]:
+    """Rows of ``--no-reference``: each automatic model per frame, then as the keyframe source of
+    the no-reference mode."""
+    from vidcolor.colorizers import AUTOMATIC_MODELS, get_colorizer
+
+    def checked(colorizer: Colorizer) -> Colorizer:
+        return TemporalCheck(colorizer, make_flow(flow_method), settings)
+
+    methods: list[tuple[str, object]] = [("gray", GrayColorizer)]
+    for name in names or list(AUTOMATIC_MODELS):
+        methods.append((f"{name} per frame", lambda n=name: get_colorizer(n)))
+        methods.append((f"{name} per frame+temporal", lambda n=name: checked(get_colorizer(n))))
+        methods.append((f"no-ref: {exemplar}<-{name}",
+                        lambda n=name: NoReferenceMode(checked(get_colorizer(exemplar)), get_colorizer(n))))
+    return methods
+
+
 def print_table(title: str, rows: dict[str, dict[str, float]]) -> None:
+    width = max(22, *(len(label) for label in rows))
     print(f"\n## {title}")
-    print(f"{'method':<22} {'PSNR':>7} {'SSIM':>6} {'warp×1e3':>9} {'ratio':>6} {'ab-warp':>8} {'CDC×1e3':>8} {'colourf.':>8} "
+    print(f"{'method':<{width}} {'PSNR':>7} {'SSIM':>6} {'warp×1e3':>9} {'ratio':>6} {'ab-warp':>8} {'CDC×1e3':>8} {'colourf.':>8} "
           f"{'s/frame':>8} {'flagged':>7}")
     for label, r in rows.items():
         flagged = f"{r['flagged']:7.0f}" if "flagged" in r else f"{'':>7}"
         print(
-            f"{label:<22} {r['psnr']:7.2f} {r['ssim']:6.4f} {r['warp_error'] * 1e3:9.3f} {r['warp_ratio']:6.3f} {r['ab_warp']:8.4f} "
+            f"{label:<{width}} {r['psnr']:7.2f} {r['ssim']:6.4f} {r['warp_error'] * 1e3:9.3f} {r['warp_ratio']:6.3f} {r['ab_warp']:8.4f} "
             f"{r['cdc'] * 1e3:8.3f} {r['colorfulness']:8.2f} {r['sec_per_frame']:8.3f} {flagged}"
         )
 
@@ -162,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flow", default="auto", choices=("auto", "dis", "raft-small", "raft-large"),
                         help="flow of the temporal check (metrics always use DIS on the gray source)")
     parser.add_argument("--threads", type=int, default=2, help="torch/OpenCV threads (default 2)")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="no reference at all: --models names automatic models (default: all), compared per frame "
+                             "and as keyframes of the no-reference mode")
+    parser.add_argument("--exemplar", default="default", help="with --no-reference: the model that propagates the keyframe")
     for f in TemporalSettings.__dataclass_fields__.values():
         parser.add_argument(f"--{f.name.replace('_', '-')}", type=float, default=f.default, help=f"temporal check {f.name}")
     args = parser.parse_args(argv)
@@ -178,7 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     if not clips:
         print(f"no clips found under {CLIPS}: the shared data set is missing", file=sys.stderr)
         return 1
-    methods = build_methods(args.models.split(",") if args.models else [], args.flow, settings)
+    names = args.models.split(",") if args.models else []
+    if args.no_reference:
+        methods = build_no_reference_methods(names, args.exemplar, args.flow, settings)
+    else:
+        methods = build_methods(names, args.flow, settings)
     print(f"# size {args.size}, temporal {settings}, flow {args.flow}")
     totals: dict[str, list[dict[str, float]]] = {}
     for name, folder in clips:

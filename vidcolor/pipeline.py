@@ -220,10 +220,7 @@ class FrameColorizer:
         else:
             raise RuntimeError(f"frame {index}: the automatic reference needs frame {start}, the first of its shot; "
                                "pass frame_at to FrameColorizer")
-        self.auto.reset()
-        predicted = self.auto.step(first, None)
-        rgb = lab_with_luma(lightness_to_gray(first), predicted.ab)
-        reference = Reference.from_array(np.clip(rgb, 0.0, 1.0).astype(np.float32), key=f"auto:{self.auto.name}:{start}")
+        reference = automatic_reference(self.auto, first, key=f"auto:{self.auto.name}:{start}")
         self._auto_references[start] = reference
         while len(self._auto_references) > 8:
             self._auto_references.popitem(last=False)
@@ -233,6 +230,15 @@ class FrameColorizer:
         if self._end is None:
             self._end = self.colorizer.fork()
         return self._end
+
+
+def automatic_reference(auto: Colorizer, lightness: np.ndarray, key: str) -> Reference:
+    """A reference made by colorizing ``lightness`` (working-size Lab L) with the automatic model
+    ``auto``: the keyframe of a shot that has no reference (no-reference mode)."""
+    auto.reset()
+    predicted = auto.step(lightness, None)
+    rgb = lab_with_luma(lightness_to_gray(lightness), predicted.ab)
+    return Reference.from_array(np.clip(rgb, 0.0, 1.0).astype(np.float32), key=key)
 
 
 def blend_predictions(start: ColorizedFrame, end: ColorizedFrame, position: float) -> ColorizedFrame:
