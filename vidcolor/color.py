@@ -12,7 +12,6 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
-import torch
 
 # BT.601 / BT.709 / BT.2020 luma coefficients (Kr, Kb), keyed by FFmpeg's colorspace names.
 _LUMA_COEFFICIENTS: dict[str, tuple[float, float]] = {
@@ -91,32 +90,59 @@ def luma_to_gray(luma: np.ndarray, luma_format: LumaFormat) -> np.ndarray:
     return np.clip((luma - 16.0 * scale) / (219.0 * scale), 0.0, 1.0)
 
 
+def _apply_lut(luma: np.ndarray, table: np.ndarray) -> np.ndarray:
+    if luma.dtype == np.uint8 and table.size == 256:
+        return cv2.LUT(luma, table)  # several times faster than a numpy gather on 8-bit planes
+    return np.take(table, luma)
+
+
 def luma_to_lightness(luma: np.ndarray, luma_format: LumaFormat) -> np.ndarray:
     """A luma plane (uint8/uint16 code values) → float32 Lab L, same shape."""
-    return lightness_lut(luma_format)[luma]
+    return _apply_lut(luma, lightness_lut(luma_format))
 
 
 def luma_to_gray_level(luma: np.ndarray, luma_format: LumaFormat) -> np.ndarray:
     """A luma plane → float32 Y' in [0, 1], same shape."""
-    return gray_lut(luma_format)[luma]
+    return _apply_lut(luma, gray_lut(luma_format))
 
 
-def guided_upsample(ab: np.ndarray, guide_lightness: np.ndarray, radius: int | None = None, eps: float = 1e-3) -> np.ndarray:
+def guided_upsample(ab: np.ndarray, guide_lightness: np.ndarray, radius: int = 1, eps: float = 1e-3) -> np.ndarray:
     """Upsample chroma to the guide's size, snapping colour edges to the full-resolution luma.
 
     Bilinear upsampling alone bleeds colour across edges by the scale factor; a guided filter
-    (He et al. 2010, OpenCV's ``ximgproc``) re-aligns the chroma to the luma's edges, the role the
-    joint bilateral filter plays in the Deep Colorization paper's post-processing.
+    (He et al. 2010) re-aligns the chroma to the luma's edges, the role the joint bilateral filter
+    plays in the Deep Colorization paper's post-processing. This is the *fast* guided filter (He &
+    Sun 2015) on OpenCV box filters: the local linear model ``ab ≈ A·L + B`` is fitted at the
+    chroma's own resolution (window ``2·radius + 1`` pixels there) and only ``A`` and ``B`` are
+    upsampled. OpenCV's ``ximgproc.guidedFilter`` can only filter at the output size, after a
+    bilinear upsampling: measured on the 7 shared clips (bench/quality.py protocol, 30 frames of
+    each, temporal check on), mean PSNR 31.55 against 31.46 dB with ``classic`` and 32.02 against
+    31.95 dB with ``default``, at the same warp ratio, and 7x cheaper for 1080p output (3 ms
+    against 21 ms for 4:2:0 chroma planes). A window of 3 (``radius=1``) beat 5 on every clip.
     """
     height, width = guide_lightness.shape
-    up = cv2.resize(ab, (width, height), interpolation=cv2.INTER_LINEAR)
-    scale = max(height / ab.shape[0], width / ab.shape[1])
-    if scale <= 1.0:
-        return up
-    if radius is None:
-        radius = max(2, int(round(scale * 2)))
-    guide = np.ascontiguousarray(guide_lightness / 100.0, dtype=np.float32)
-    return cv2.ximgproc.guidedFilter(guide, np.ascontiguousarray(up), radius, eps)
+    h, w = ab.shape[:2]
+    if h >= height and w >= width:
+        return cv2.resize(ab, (width, height), interpolation=cv2.INTER_LINEAR)
+    guide = np.ascontiguousarray(guide_lightness, dtype=np.float32) * np.float32(0.01)
+    small = cv2.resize(guide, (w, h), interpolation=cv2.INTER_AREA)
+    ab = np.asarray(ab, dtype=np.float32)
+    window = (2 * radius + 1, 2 * radius + 1)
+
+    def mean(x: np.ndarray) -> np.ndarray:
+        return cv2.boxFilter(x, -1, window, borderType=cv2.BORDER_REFLECT)
+
+    mean_i = mean(small)
+    var_i = mean(small * small) - mean_i * mean_i
+    channels = []
+    for p in (np.ascontiguousarray(ab[..., 0]), np.ascontiguousarray(ab[..., 1])):  # plane by plane: cv2 is
+        mean_p = mean(p)  # fastest on contiguous single-channel arrays
+        a = (mean(p * small) - mean_p * mean_i) / (var_i + np.float32(eps))
+        b = mean_p - a * mean_i
+        a_up = cv2.resize(mean(a), (width, height), interpolation=cv2.INTER_LINEAR)
+        b_up = cv2.resize(mean(b), (width, height), interpolation=cv2.INTER_LINEAR)
+        channels.append(a_up * guide + b_up)
+    return cv2.merge(channels)
 
 
 def rgb_to_gray(rgb: np.ndarray, matrix: str = "bt601") -> np.ndarray:
@@ -164,8 +190,9 @@ _TABLE_AB = 65  # a and b samples over [-128, 128]
 
 
 @lru_cache(maxsize=8)
-def _chroma_table(matrix: str) -> torch.Tensor:
-    """(Cb, Cr) on a (Y', b, a) grid, as a ``grid_sample`` volume ``(1, 2, Y', b, a)``."""
+def _chroma_table(matrix: str) -> tuple[np.ndarray, np.ndarray]:
+    """Cb and Cr on a (Y', b, a) grid, laid out for :func:`cv2.remap`: one ``(b, a)`` tile per Y'
+    sample, side by side, each of shape ``(b, Y' x a)``."""
     kr, kb = _LUMA_COEFFICIENTS.get(matrix, _LUMA_COEFFICIENTS["bt601"])
     gray, b, a = np.meshgrid(np.linspace(0, 1, _TABLE_GRAY), np.linspace(-128, 128, _TABLE_AB),
                              np.linspace(-128, 128, _TABLE_AB), indexing="ij")
@@ -173,24 +200,34 @@ def _chroma_table(matrix: str) -> torch.Tensor:
     y = kr * rgb[..., 0] + (1.0 - kr - kb) * rgb[..., 1] + kb * rgb[..., 2]
     cb = (rgb[..., 2] - y) / (2.0 * (1.0 - kb))
     cr = (rgb[..., 0] - y) / (2.0 * (1.0 - kr))
-    return torch.from_numpy(np.stack([cb, cr])[None].astype(np.float32))
+    return tuple(np.ascontiguousarray(c.astype(np.float32).transpose(1, 0, 2).reshape(_TABLE_AB, _TABLE_GRAY * _TABLE_AB))
+                 for c in (cb, cr))
 
 
 def chroma_of(gray: np.ndarray, ab: np.ndarray, matrix: str = "bt601") -> tuple[np.ndarray, np.ndarray]:
     """Normalised Cb, Cr (in [-0.5, 0.5]) of chroma ``ab`` shown at luma ``gray`` (Y' in [0, 1]).
 
-    Trilinear lookup in a table of :func:`lab_with_luma`, so it costs one ``grid_sample``.
+    Trilinear lookup in a table of :func:`lab_with_luma`: bilinear in (a, b) by two
+    :func:`cv2.remap` calls on the two nearest Y' tiles, linear between them (5x faster than
+    ``torch.grid_sample`` on a 1080p frame).
     """
-    table = _chroma_table(matrix)
-    grid = np.empty(gray.shape + (3,), np.float32)
-    grid[..., 0] = ab[..., 0] / 128.0
-    grid[..., 1] = ab[..., 1] / 128.0
-    grid[..., 2] = gray * 2.0 - 1.0
-    with torch.inference_mode():
-        sampled = torch.nn.functional.grid_sample(table, torch.from_numpy(grid)[None, None], mode="bilinear",
-                                                  padding_mode="border", align_corners=True)
-    cb, cr = sampled[0, :, 0].numpy()
-    return cb, cr
+    tables = _chroma_table(matrix)
+    step = np.float32((_TABLE_AB - 1) / 256.0)
+    x = np.clip(np.asarray(ab[..., 0], np.float32) * step + np.float32((_TABLE_AB - 1) / 2), 0, _TABLE_AB - 1)
+    y = np.clip(np.asarray(ab[..., 1], np.float32) * step + np.float32((_TABLE_AB - 1) / 2), 0, _TABLE_AB - 1)
+    z = np.clip(np.asarray(gray, np.float32) * np.float32(_TABLE_GRAY - 1), 0, _TABLE_GRAY - 1)
+    tile = np.minimum(np.floor(z), _TABLE_GRAY - 2)
+    fraction = z - tile
+    x_low = tile * np.float32(_TABLE_AB) + x
+    # fixed-point maps (1/32 of a table step, about 0.1 ab units), converted once for four lookups
+    maps_low = cv2.convertMaps(x_low, y, cv2.CV_16SC2)
+    maps_high = cv2.convertMaps(x_low + np.float32(_TABLE_AB), y, cv2.CV_16SC2)
+    planes = []
+    for table in tables:
+        low = cv2.remap(table, *maps_low, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        high = cv2.remap(table, *maps_high, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        planes.append(low + fraction * (high - low))
+    return planes[0], planes[1]
 
 
 def chroma_planes(gray: np.ndarray, ab: np.ndarray, luma_format: LumaFormat) -> tuple[np.ndarray, np.ndarray]:

@@ -76,3 +76,13 @@ class Colorizer(ABC):
         corrected colours forward rather than its own flickering ones. Non-recurrent colorizers
         ignore it (the default).
         """
+
+
+def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
+    """``image`` edge-padded at the bottom and right to a multiple of ``multiple`` (networks that
+    halve the resolution several times need it); unchanged when it already is one."""
+    h, w = image.shape[:2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if not ph and not pw:
+        return image
+    return np.pad(image, ((0, ph), (0, pw)) + ((0, 0),) * (image.ndim - 2), mode="edge")

@@ -25,7 +25,7 @@ from ..flow import visible_mask
 from ..models.vcnet import AB_SCALE, SIZE_MULTIPLE, Features, Memory, VCNet, VCNetConfig, flow_candidate
 from ..references import Reference
 from ..training import WEIGHTS_FORMAT, luma_lightness, reference_size
-from .base import ColorizedFrame, Colorizer
+from .base import ColorizedFrame, Colorizer, pad_to_multiple
 
 #: Reference memories kept per colorizer (a shot usually has one reference).
 _REFERENCE_CACHE_SIZE = 8
@@ -46,12 +46,7 @@ def load_vcnet(path: str | os.PathLike[str], device: str | torch.device = "cpu")
 
 
 def _pad(image: np.ndarray) -> np.ndarray:
-    h, w = image.shape[:2]
-    ph, pw = (-h) % SIZE_MULTIPLE, (-w) % SIZE_MULTIPLE
-    if not ph and not pw:
-        return image
-    pad = ((0, ph), (0, pw)) + ((0, 0),) * (image.ndim - 2)
-    return np.pad(image, pad, mode="edge")
+    return pad_to_multiple(image, SIZE_MULTIPLE)
 
 
 class DefaultColorizer(Colorizer):

@@ -22,7 +22,7 @@ from ..color import guided_upsample
 from ..weights import load_trained_network
 from ..models.fast import AB_SCALE, EMBEDDING_CONFIDENCE, REFERENCE_SIDE, SIZE_MULTIPLE, WEIGHTS_FORMAT, FastNet, FastNetConfig, Modulation
 from ..references import Reference
-from .base import ColorizedFrame, Colorizer
+from .base import ColorizedFrame, Colorizer, pad_to_multiple
 
 #: Reference embeddings kept per colorizer.
 _REFERENCE_CACHE_SIZE = 8
@@ -43,11 +43,7 @@ def load_fastnet(path: str | os.PathLike[str], device: str | torch.device = "cpu
 
 
 def _pad(image: np.ndarray) -> np.ndarray:
-    h, w = image.shape[:2]
-    ph, pw = (-h) % SIZE_MULTIPLE, (-w) % SIZE_MULTIPLE
-    if not ph and not pw:
-        return image
-    return np.pad(image, ((0, ph), (0, pw)) + ((0, 0),) * (image.ndim - 2), mode="edge")
+    return pad_to_multiple(image, SIZE_MULTIPLE)
 
 
 class FastColorizer(Colorizer):
