@@ -179,3 +179,15 @@ def test_wraps_the_classic_colorizer_on_a_real_clip() -> None:
         assert out.ab.shape == (90, 160, 2)
         assert np.abs(out.ab - lab[..., 1:]).mean() < 10.0  # close to the true colours
         assert STAT_KEYS <= out.stats.keys()
+
+
+def test_persistence_defaults_to_the_colorizers_own_and_an_explicit_value_wins() -> None:
+    from vidcolor.colorizers import get_colorizer
+
+    default, classic = get_colorizer("default"), get_colorizer("classic")
+    assert TemporalCheck(default, DISFlow()).settings.persistence == default.temporal_persistence == 0.8
+    assert TemporalCheck(classic, DISFlow()).settings.persistence == 1.0
+    explicit = TemporalCheck(default, DISFlow(), TemporalSettings(persistence=0.95))
+    assert explicit.settings.persistence == 0.95
+    # the resolved value is in the description, so a resumed run never mixes the two
+    assert explicit.describe()["temporal"]["persistence"] == 0.95

@@ -423,7 +423,7 @@ class _Parser:
                                     "write enabled = true or enabled = false")
             elif isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item) or item < 0:
                 raise self.fail(self.key_line(key, line), "", f"[temporal] {key} {item!r} is not a non-negative number",
-                                f"write e.g. {key} = {getattr(TemporalSettings(), key)} (the default)")
+                                f"write e.g. {key} = {getattr(TemporalSettings(), key) or 1.0}")
         return MappingProxyType({k: (v if isinstance(v, bool) else float(v)) for k, v in value.items()})
 
     def shots(self, value: object) -> tuple[Shot, ...]:

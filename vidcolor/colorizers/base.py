@@ -42,6 +42,8 @@ class Colorizer(ABC):
     default_short_side: int = 256
     #: False for automatic models (eccv16, cheng2015): they colour every frame without an exemplar.
     needs_reference: bool = True
+    #: The temporal check's ``persistence`` when the user sets none (see :class:`~vidcolor.temporal.TemporalSettings`).
+    temporal_persistence: float = 1.0
 
     @abstractmethod
     def reset(self) -> None:
