@@ -139,10 +139,11 @@ def guided_upsample(ab: np.ndarray, guide_lightness: np.ndarray, radius: int = 1
         mean_p = mean(p)  # fastest on contiguous single-channel arrays
         a = (mean(p * small) - mean_p * mean_i) / (var_i + np.float32(eps))
         b = mean_p - a * mean_i
-        a_up = cv2.resize(mean(a), (width, height), interpolation=cv2.INTER_LINEAR)
-        b_up = cv2.resize(mean(b), (width, height), interpolation=cv2.INTER_LINEAR)
-        channels.append(a_up * guide + b_up)
-    return cv2.merge(channels)
+        plane = cv2.resize(mean(a), (width, height), interpolation=cv2.INTER_LINEAR)
+        plane *= guide  # in place: no full-size temporaries
+        plane += cv2.resize(mean(b), (width, height), interpolation=cv2.INTER_LINEAR)
+        channels.append(plane)
+    return np.dstack(channels)
 
 
 def rgb_to_gray(rgb: np.ndarray, matrix: str = "bt601") -> np.ndarray:
