@@ -4,8 +4,8 @@
     .venv/bin/python bench/fast.py --max-frames 20 --speed-frames 8
 
 **Speed.** Real DAVIS `dog` frames upscaled to 1920x1080 are the input. Per frame, as the
-pipeline does: full-resolution lightness → working size (area filter) → ``step()`` → luma-guided
-chroma upsampling back to 1080p. Both models run interleaved frame by frame (so a change in the
+pipeline does for a 1080p 4:2:0 output: luma → full-resolution lightness → working size (area
+filter) → ``step()`` → luma-guided Cb/Cr planes (:func:`vidcolor.pipeline.chroma_for_frame`). Both models run interleaved frame by frame (so a change in the
 machine's load hits both alike); the median over frames after a warm-up frame is reported for
 ``step()`` alone and for the whole per-frame path. Settings: (a) each model's
 ``default_short_side``; (b) the same working size ``--size`` as shipped (both cap their network
@@ -34,9 +34,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from quality import COLUMNS, GRAY_LUMA, GrayColorizer, colorize, find_clips, load_clip, print_table, score  # noqa: E402
-from vidcolor.color import guided_upsample, luma_to_lightness  # noqa: E402
+from vidcolor.color import luma_to_gray_level, luma_to_lightness  # noqa: E402
 from vidcolor.colorizers.base import Colorizer  # noqa: E402
-from vidcolor.pipeline import working_size  # noqa: E402
+from vidcolor.pipeline import chroma_for_frame, working_size  # noqa: E402
 from vidcolor.references import Reference  # noqa: E402
 
 SPEED_CLIP = REPO.parent / "shared" / "data" / "clips" / "davis" / "dog" / "JPEGImages"
@@ -55,20 +55,21 @@ def frames_1080p(count: int) -> list[np.ndarray]:
 def time_pair(models: dict[str, Colorizer], frames: list[np.ndarray], sizes: dict[str, int]) -> dict[str, tuple[float, float, tuple[int, int]]]:
     """Interleaved per-frame timing: name → (median step s, median whole-frame s, working size)."""
     reference = Reference.from_array(frames[0], key="bench-fast:speed")
-    lightness = [luma_to_lightness(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), GRAY_LUMA) for f in frames]
+    lumas = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
     steps: dict[str, list[float]] = {name: [] for name in models}
     totals: dict[str, list[float]] = {name: [] for name in models}
     dims = {name: working_size(1920, 1080, sizes[name]) for name in models}
     for model in models.values():
         model.reset()
-    for index, full in enumerate(lightness):
+    for index, luma in enumerate(lumas):
         for name, model in models.items():
-            start = time.perf_counter()
+            start = time.perf_counter()  # the pipeline's per-frame work for a 4:2:0 1080p output
+            full = luma_to_lightness(luma, GRAY_LUMA)
             small = cv2.resize(full, dims[name], interpolation=cv2.INTER_AREA)
             begin_step = time.perf_counter()
             result = model.step(small, reference)
             end_step = time.perf_counter()
-            guided_upsample(result.ab, full)
+            chroma_for_frame(full, luma_to_gray_level(luma, GRAY_LUMA), result.ab, (960, 540), GRAY_LUMA)
             end = time.perf_counter()
             if index > 0:  # frame 0: reference embedding/memory, allocations
                 steps[name].append(end_step - begin_step)
@@ -96,8 +97,8 @@ def speed(frame_count: int, size: int) -> None:
             native = min(getattr(models[name], "native_short_side"), sizes[name])
             print(f"{label:<34} {name:<8} {dims[0]:>4}x{dims[1]:<4} {native:>9} {step_s * 1e3:8.1f} {frame_s * 1e3:8.1f} "
                   f"{base_step / step_s:10.2f}x {base_frame / frame_s:11.2f}x")
-    print("# step = Colorizer.step() at the working size; frame = 1080p lightness → working size + step + the pipeline's\n"
-          "# luma-guided chroma upsampling to 1080p (the same work for every model); ratio = default / fast")
+    print("# step = Colorizer.step() at the working size; frame = the pipeline's whole per-frame work for a 1080p 4:2:0\n"
+          "# output: luma → lightness, working size, step, luma-guided Cb/Cr planes (the same for every model); ratio = default / fast")
 
 
 def quality(size: int, max_frames: int | None, clips_arg: str | None, temporal: bool) -> None:
