@@ -11,8 +11,8 @@ registered model that can be built here, each with and without the temporal chec
 
 ``--no-reference`` scores what ``vidcolor colorize INPUT -o OUT`` does without any reference: for
 each automatic model A, ``A per frame`` (A colours every frame on its own, with and without the
-temporal check) against ``no-ref: <exemplar> <- A`` (A colours the clip's first frame only, which
-becomes the reference the exemplar model carries with the temporal check: vidcolor's no-reference
+temporal check) against ``no-ref: <exemplar> <- A`` (A colours the clip's middle frame only, which
+becomes the reference the exemplar model follows with the temporal check: vidcolor's no-reference
 mode, through the pipeline's own :func:`~vidcolor.pipeline.automatic_reference`).
 
 Columns: PSNR/SSIM (higher is better), warp error ×1000 and its ratio to the ground truth's own
@@ -51,12 +51,15 @@ COLUMNS = ("psnr", "ssim", "warp_error", "warp_ratio", "ab_warp", "cdc", "colorf
 
 
 class NoReferenceMode(Colorizer):
-    """vidcolor's no-reference mode on one shot: the automatic model colours the shot's first
-    frame, which becomes the reference ``inner`` propagates (the given reference is ignored)."""
+    """vidcolor's no-reference mode on one shot: the automatic model colours the shot's middle
+    frame (``keyframe``, working-size lightness, set per clip; as the pipeline's
+    ``FrameColorizer.automatic_keyframe``), which becomes the reference ``inner`` follows (the
+    given reference is ignored)."""
 
     def __init__(self, inner: Colorizer, auto: Colorizer) -> None:
         self.inner, self.auto = inner, auto
         self.name = f"{inner.name}<-{auto.name}"
+        self.keyframe: np.ndarray | None = None
         self.reference: Reference | None = None
 
     def reset(self) -> None:
@@ -65,7 +68,8 @@ class NoReferenceMode(Colorizer):
 
     def step(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
         if self.reference is None:
-            self.reference = automatic_reference(self.auto, lightness, key=f"bench-auto:{self.auto.name}")
+            keyframe = self.keyframe if self.keyframe is not None else lightness
+            self.reference = automatic_reference(self.auto, keyframe, key=f"bench-auto:{self.auto.name}")
         return self.inner.step(lightness, self.reference)
 
 
@@ -244,8 +248,14 @@ def main(argv: list[str] | None = None) -> int:
             "sec_per_frame": 0.0,
         }
         rows["ground truth"] = gt
+        height, width = clip.frames[0].shape[:2]
+        middle = cv2.resize(clip.lightness[len(clip.lightness) // 2], working_size(width, height, args.size),
+                            interpolation=cv2.INTER_AREA)
         for label, factory in methods:
-            outputs, seconds, stats = colorize(clip, factory(), args.size)  # type: ignore[operator]
+            colorizer = factory()  # type: ignore[operator]
+            if isinstance(colorizer, NoReferenceMode):
+                colorizer.keyframe = middle
+            outputs, seconds, stats = colorize(clip, colorizer, args.size)
             rows[label] = score(clip, outputs, truth, seconds)
             if stats and "flagged" in stats[0]:
                 rows[label]["flagged"] = float(np.sum([s["flagged"] for s in stats]))

