@@ -99,3 +99,16 @@ def test_batch_and_vapoursynth_give_the_cli_frames(photo_clip: Path, cli_output:
         frame = clip.get_frame(index)
         got = np.stack([np.asarray(frame[p]) for p in range(3)]).astype(int)
         assert np.abs(got - expected[index]).max() <= 1, index
+
+
+def test_the_automatic_keyframe_is_each_shots_middle_frame() -> None:
+    from vidcolor.colorizers import get_colorizer
+    from vidcolor.pipeline import FrameColorizer
+    from vidcolor.schedule import ReferenceSchedule
+
+    schedule = ReferenceSchedule([], [6], frame_count=20)  # shots 0-5 and 6-19
+    frames = FrameColorizer(get_colorizer("classic"), schedule, (32, 16), frame_at=lambda index: np.zeros((16, 32)))
+    assert [frames.automatic_keyframe(i) for i in (0, 5, 6, 19)] == [2, 2, 12, 12]
+    # without a way to fetch other frames (or an unknown length) the shot's first frame is used
+    blind = FrameColorizer(get_colorizer("classic"), schedule, (32, 16))
+    assert blind.automatic_keyframe(19) == 6
