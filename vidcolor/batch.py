@@ -474,7 +474,7 @@ def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = Non
                  on_frame: Callable[[Any], None] | None = None) -> dict[str, object]:
     """Colorize one batch job (the ``run_one`` of ``vidcolor batch``): preset or --ref, settings
     by precedence (explicit option > preset > default), resuming when the pipeline supports it."""
-    from .colorizers import build_colorizer, set_torch_threads  # noqa: PLC0415 - keeps planning free of model imports
+    from .colorizers import build_colorizer, no_reference_colorizer, set_torch_threads  # noqa: PLC0415 - keeps planning free of model imports
     from .temporal import TemporalSettings  # noqa: PLC0415
     from .pipeline import colorize_video, parse_size  # noqa: PLC0415
     from .reader import probe  # noqa: PLC0415
@@ -503,11 +503,7 @@ def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = Non
     # resume unless frames go to a folder (rewritten whole); the job's signature covers preset,
     # reference files (a repaint) and options: a changed one must not resume from old chunks
     extra: dict[str, Any] = {"resume": not spec.is_sequence, "settings": {"batch_job": job.signature}}
-    auto = None
-    if not schedule.keyframes and colorizer.needs_reference:
-        from .colorizers import default_auto_model, get_colorizer  # noqa: PLC0415
-
-        auto = get_colorizer(options.auto_model or default_auto_model(), device=options.device)
+    auto = no_reference_colorizer(colorizer, bool(schedule.keyframes), options.auto_model, device=options.device)
     summary = colorize_video(job.input, spec, schedule, colorizer, short_side=short_side, size=fixed,
                              overwrite=job.overwrite, on_start=on_start, on_frame=on_frame, info=info, auto=auto,
                              **extra)

@@ -206,11 +206,11 @@ class FrameColorizer:
         return blend_predictions(results[0], results[1], position)
 
     def auto_reference(self, index: int, small: np.ndarray | None = None) -> Reference:
-        """The automatic reference of the segment holding ``index``: its first frame colorized by
-        the automatic model (``small`` is ``index``'s working-resolution lightness, if known)."""
+        """The automatic reference of the segment holding ``index``: its :meth:`automatic_keyframe`
+        colorized by the automatic model (``small`` is ``index``'s working-resolution lightness,
+        if known)."""
         assert self.auto is not None
-        span = self.schedule.shot_at(index)
-        start = span.start
+        start = self.schedule.shot_at(index).start
         cached = self._auto_references.get(start)
         if cached is not None:
             self._auto_references.move_to_end(start)

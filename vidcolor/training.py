@@ -53,7 +53,8 @@ logger = logging.getLogger(__name__)
 WEIGHTS_FORMAT = "vidcolor-vcnet-1"
 #: Clips never used for training; validation reports them.
 DEFAULT_HOLDOUT = ("davis/dog", "davis/horsejump-high")
-_PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+#: Photo files the trainers read.
+PHOTO_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 
 
 @dataclass
@@ -193,7 +194,7 @@ def load_training_data(config: TrainConfig, log: Callable[[str], None] = print) 
     photo_dir = root / "photos"
     if not photo_dir.is_dir():
         raise FileNotFoundError(f"training photos not found at {str(photo_dir)!r}: pass --data pointing at shared/data")
-    paths = sorted(p for p in photo_dir.rglob("*") if p.suffix.lower() in _PHOTO_EXTENSIONS)
+    paths = sorted(p for p in photo_dir.rglob("*") if p.suffix.lower() in PHOTO_EXTENSIONS)
     if config.max_photos:
         paths = paths[: config.max_photos]
     photos: list[np.ndarray] = []
@@ -816,7 +817,8 @@ def inference_payload(model: VCNet, meta: dict[str, object]) -> dict[str, object
     }
 
 
-def _atomic_save(obj: object, path: Path) -> None:
+def save_atomic(obj: object, path: Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, renamed into place: a crash never leaves a half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -825,7 +827,7 @@ def _atomic_save(obj: object, path: Path) -> None:
 
 def save_checkpoint(path: Path, model: VCNet, optimizer: torch.optim.Optimizer, config: TrainConfig, iteration: int, best: float, elapsed: float) -> None:
     """A resumable training state: weights, optimizer moments, iteration, config, best score."""
-    _atomic_save(
+    save_atomic(
         {
             "format": WEIGHTS_FORMAT + "-train",
             "config": asdict(config),
@@ -979,9 +981,9 @@ def train(
             if scores["psnr/mean"] > best:
                 best = scores["psnr/mean"]
                 meta = {"iteration": iteration, "elapsed_seconds": elapsed, "validation": scores, "train_config": asdict(config)}
-                _atomic_save(inference_payload(model, meta), out_dir / "best.pt")
+                save_atomic(inference_payload(model, meta), out_dir / "best.pt")
                 if export:
-                    _atomic_save(inference_payload(model, meta), Path(export))
+                    save_atomic(inference_payload(model, meta), Path(export))
                 say(f"new best {best:.3f} dB at iteration {iteration}")
         stop_for_time = config.max_minutes and time.monotonic() - started > config.max_minutes * 60
         if iteration == end or stop_for_time or time.monotonic() - last_checkpoint > config.checkpoint_minutes * 60:

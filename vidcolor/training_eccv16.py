@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from .color import rgb_to_gray_lightness, rgb_to_lab
+from .colorizers.base import pad_to_multiple
 from .models.eccv16 import (
     DEFAULT_TEMPERATURE,
     REBALANCE_LAMBDA,
@@ -55,6 +56,7 @@ from .models.eccv16 import (
     smooth_prior,
     soft_encode,
 )
+from .training import PHOTO_EXTENSIONS, save_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +65,6 @@ WEIGHTS_FORMAT = "vidcolor-eccv16-1"
 CHECKPOINT_FORMAT = "vidcolor-eccv16-train-1"
 #: Photo folders that are never trained on (relative to ``<data>/photos``): the benchmark.
 BENCHMARK_DIRS = ("bsds500/test",)
-_PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 
 
 @dataclass
@@ -154,7 +155,7 @@ def photo_paths(data_root: str | os.PathLike[str]) -> list[Path]:
     excluded = [root / d for d in BENCHMARK_DIRS]
     return sorted(
         p for p in root.rglob("*")
-        if p.suffix.lower() in _PHOTO_EXTENSIONS and not any(p.is_relative_to(e) for e in excluded)
+        if p.suffix.lower() in PHOTO_EXTENSIONS and not any(p.is_relative_to(e) for e in excluded)
     )
 
 
@@ -254,16 +255,11 @@ def auc_cmf(predicted_ab: np.ndarray, true_ab: np.ndarray, max_threshold: float 
     return float(np.trapezoid(share, thresholds) / max_threshold)
 
 
-def pad_to_multiple(lightness: np.ndarray, multiple: int = SIZE_MULTIPLE) -> np.ndarray:
-    h, w = lightness.shape
-    return np.pad(lightness, ((0, (-h) % multiple), (0, (-w) % multiple)), mode="edge")
-
-
 @torch.inference_mode()
 def predict_ab(net: Eccv16Net, lightness: np.ndarray, temperature: float = DEFAULT_TEMPERATURE) -> np.ndarray:
     """Annealed-mean ab (H, W, 2) of a whole image at its own size (padded to a multiple of 8)."""
     h, w = lightness.shape
-    x = torch.from_numpy(pad_to_multiple(lightness).astype(np.float32))[None, None]
+    x = torch.from_numpy(pad_to_multiple(lightness, SIZE_MULTIPLE).astype(np.float32))[None, None]
     logits = net(x)
     ab = annealed_mean(logits, net.bin_centres(), temperature)
     ab = F.interpolate(ab, scale_factor=4, mode="bilinear", align_corners=False)[0, :, :h, :w]
@@ -294,12 +290,6 @@ def validate(net: Eccv16Net, photos: Sequence[np.ndarray], temperature: float = 
 # checkpoints
 
 
-def _atomic_save(obj: object, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def inference_payload(net: Eccv16Net, meta: dict[str, object]) -> dict[str, object]:
     """What :func:`vidcolor.colorizers.eccv16.load_small` reads: format tag, widths, tensors, meta."""
     state = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -314,7 +304,7 @@ def export_weights(checkpoint: Path, out: Path, meta: dict[str, object] | None =
     net.load_state_dict(state["model"])
     info = {"iteration": int(state["iteration"]), "train_seconds": float(state["elapsed"]), "config": asdict(config)}
     info.update(meta or {})
-    _atomic_save(inference_payload(net, json.loads(json.dumps(info))), out)
+    save_atomic(inference_payload(net, json.loads(json.dumps(info))), out)
     return out
 
 
@@ -338,7 +328,7 @@ def blend_weights(first: Path, second: Path, alpha: float, out: Path, meta: dict
     info: dict[str, object] = {"blend": {"first": str(first), "second": str(second), "alpha": alpha},
                                "first_meta": a.get("meta", {}), "second_meta": b.get("meta", {})}
     info.update(meta or {})
-    _atomic_save({"format": WEIGHTS_FORMAT, "config": a["config"], "state_dict": state, "meta": info}, out)
+    save_atomic({"format": WEIGHTS_FORMAT, "config": a["config"], "state_dict": state, "meta": info}, out)
     return out
 
 
@@ -394,7 +384,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
         f"until iteration {switch_iter}, then λ={config.lam_final}")
 
     def save(iteration: int) -> None:
-        _atomic_save({
+        save_atomic({
             "format": CHECKPOINT_FORMAT, "config": json.dumps(asdict(config)), "model": net.state_dict(),
             "optimizer": optimizer.state_dict(), "iteration": iteration, "elapsed": elapsed,
             "prior": torch.from_numpy(prior), "history": json.dumps(history),
@@ -409,7 +399,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
         if iteration == switch_iter and switch_iter < config.iterations:
             snapshot = out / f"weights-iter{iteration}.pt"
             if not snapshot.exists():
-                _atomic_save(inference_payload(net, {"iteration": iteration, "note": "snapshot at the rebalancing switch"}), snapshot)
+                save_atomic(inference_payload(net, {"iteration": iteration, "note": "snapshot at the rebalancing switch"}), snapshot)
         t0 = time.monotonic()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, iteration)
@@ -440,7 +430,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
         if config.max_minutes and now - chunk_start > config.max_minutes * 60:
             break
     save(iteration)
-    _atomic_save(inference_payload(net, {"iteration": iteration, "train_seconds": elapsed, "config": asdict(config),
+    save_atomic(inference_payload(net, {"iteration": iteration, "train_seconds": elapsed, "config": asdict(config),
                                          "history": history}), out / "weights.pt")
     log(f"stopped at iteration {iteration}/{config.iterations} after {elapsed / 60:.1f} min of training")
     return {"iteration": iteration, "elapsed": elapsed, "history": history}

@@ -43,10 +43,12 @@ import torch
 import torch.nn.functional as F
 
 from .color import lab_to_rgb, rgb_to_lab
+from .colorizers.base import pad_to_multiple
 from .models.fast import AB_SCALE, REFERENCE_SIDE, SIZE_MULTIPLE, WEIGHTS_FORMAT, FastNet, FastNetConfig, lab_to_rgb_torch
 from .models.vcnet import Encoder, count_parameters
 from .training import (
     DEFAULT_HOLDOUT,
+    PHOTO_EXTENSIONS,
     _is_colourful,
     _read_rgb,
     _resize_short,
@@ -54,10 +56,10 @@ from .training import (
     luma_lightness,
     psnr,
     read_clip,
+    save_atomic,
     working_size,
 )
 
-_PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 #: Photos never trained on (kept for evaluation elsewhere), as path fragments.
 EXCLUDED_PHOTOS = ("bsds500/test",)
 
@@ -132,7 +134,7 @@ def load_data(config: FastTrainConfig, log: Callable[[str], None] = print) -> Fa
     photo_dir = root / "photos"
     if not photo_dir.is_dir():
         raise FileNotFoundError(f"training photos not found at {str(photo_dir)!r}: pass --data pointing at shared/data")
-    paths = sorted(p for p in photo_dir.rglob("*") if p.suffix.lower() in _PHOTO_EXTENSIONS
+    paths = sorted(p for p in photo_dir.rglob("*") if p.suffix.lower() in PHOTO_EXTENSIONS
                    and not any(part in p.as_posix() for part in EXCLUDED_PHOTOS))
     if config.max_photos:
         paths = paths[: config.max_photos]
@@ -373,12 +375,6 @@ def compute_losses(model: FastNet, batch: FastBatch, config: FastTrainConfig, pe
 # validation (the bench protocol, at the working size)
 
 
-def _pad(image: np.ndarray, multiple: int = SIZE_MULTIPLE) -> np.ndarray:
-    h, w = image.shape[:2]
-    pad = ((0, (-h) % multiple), (0, (-w) % multiple)) + ((0, 0),) * (image.ndim - 2)
-    return np.pad(image, pad, mode="edge")
-
-
 @torch.inference_mode()
 def colorize_frames(model: FastNet, frames_rgb: Sequence[np.ndarray], reference_rgb: np.ndarray, short_side: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Colorize frames (gray input = BT.601 luma lightness) recurrently from one reference.
@@ -395,7 +391,7 @@ def colorize_frames(model: FastNet, frames_rgb: Sequence[np.ndarray], reference_
         small = cv2.resize(rgb.astype(np.float32) / 255.0, (w, h), interpolation=cv2.INTER_AREA)
         lab = rgb_to_lab(small)
         lab[..., 0] = luma_lightness(small)
-        l_t = torch.from_numpy(np.ascontiguousarray(_pad(lab[..., 0])))[None, None] / 50.0 - 1.0
+        l_t = torch.from_numpy(np.ascontiguousarray(pad_to_multiple(lab[..., 0], SIZE_MULTIPLE)))[None, None] / 50.0 - 1.0
         out = model(l_t, weights, previous_ab, previous_l)
         previous_ab, previous_l = out.ab, l_t
         predictions.append(out.ab[0, :, :h, :w].permute(1, 2, 0).numpy() * AB_SCALE)
@@ -430,13 +426,6 @@ def inference_payload(model: FastNet, meta: dict[str, object]) -> dict[str, obje
     """What ships in ``fast.pt``: format tag, architecture config, tensors, provenance (plain data)."""
     return {"format": WEIGHTS_FORMAT, "config": model.cfg.to_dict(),
             "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()}, "meta": meta}
-
-
-def _atomic_save(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def learning_rate(config: FastTrainConfig, iteration: int) -> float:
@@ -489,7 +478,7 @@ def train(config: FastTrainConfig, log: Callable[[str], None] = print, resume: s
     iteration = start
 
     def checkpoint() -> None:
-        _atomic_save({"format": WEIGHTS_FORMAT + "-train", "config": asdict(config), "model": model.state_dict(),
+        save_atomic({"format": WEIGHTS_FORMAT + "-train", "config": asdict(config), "model": model.state_dict(),
                       "optimizer": optimizer.state_dict(), "iteration": iteration, "best": best,
                       "elapsed_seconds": elapsed_before + time.monotonic() - started}, out_dir / "last.pt")
 
@@ -524,9 +513,9 @@ def train(config: FastTrainConfig, log: Callable[[str], None] = print, resume: s
                 best = scores["psnr/mean"]
                 payload = inference_payload(model, {"iteration": iteration, "elapsed_seconds": elapsed, "validation": scores,
                                                     "train_config": json.dumps(asdict(config))})
-                _atomic_save(payload, out_dir / "best.pt")
+                save_atomic(payload, out_dir / "best.pt")
                 if export:
-                    _atomic_save(payload, Path(export))
+                    save_atomic(payload, Path(export))
                 say(f"new best {best:.3f} dB at iteration {iteration}")
         if iteration == end or stop_for_time or time.monotonic() - last_checkpoint > config.checkpoint_minutes * 60:
             checkpoint()

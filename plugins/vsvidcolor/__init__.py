@@ -18,7 +18,7 @@ import vapoursynth as vs
 
 from vidcolor.color import (LumaFormat, gray_to_lightness, guided_upsample, luma_to_gray_level, luma_to_lightness,
                            rgb_codes)
-from vidcolor.colorizers import MODELS, build_colorizer, default_auto_model, default_model, get_colorizer
+from vidcolor.colorizers import MODELS, build_colorizer, default_model, no_reference_colorizer
 from vidcolor.errors import VidcolorError
 from vidcolor.pipeline import ChunkPlan, FrameColorizer, chroma_for_frame, parse_size, working_size
 from vidcolor.references import Reference, load_reference
@@ -122,8 +122,7 @@ def colorize(
         if model not in MODELS:
             raise vs.Error(f"{func}: the preset's model must be one of {', '.join(MODELS)}, got {model!r}")
         colorizer = build_colorizer(model, device=device, temporal=settings, flow=flow)
-        auto = get_colorizer(auto_model or default_auto_model(), device=device) \
-            if not schedule.keyframes and colorizer.needs_reference else None
+        auto = no_reference_colorizer(colorizer, bool(schedule.keyframes), auto_model, device=device)
     except VidcolorError as exc:
         raise vs.Error(f"{func}: {exc}") from None
     work = working_size(clip.width, clip.height, size or colorizer.default_short_side)

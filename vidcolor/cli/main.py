@@ -129,7 +129,7 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
              device: str, threads: int | None, resume: bool, chunk_length: int, executor: str, address: str | None, num_cpus: int | None,
              overwrite: bool, quiet: bool) -> None:
     """Colorize INPUT (a video, a folder of frames, or a %06d pattern) into OUTPUT."""
-    from ..colorizers import MODELS, build_colorizer, default_auto_model, default_model, get_colorizer, set_torch_threads
+    from ..colorizers import MODELS, build_colorizer, default_model, no_reference_colorizer, set_torch_threads
     from ..pipeline import ChunkPlan, colorize_video, parse_size
     from ..reader import probe
     from ..references import load_reference
@@ -185,9 +185,8 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
         settings = TemporalSettings()
     set_torch_threads(threads, model)
     colorizer = build_colorizer(model, device=device, temporal=settings, flow=flow)
-    auto = None
-    if not schedule.keyframes and colorizer.needs_reference:
-        auto = get_colorizer(auto_model or default_auto_model(), device=device)
+    auto = no_reference_colorizer(colorizer, bool(schedule.keyframes), auto_model, device=device)
+    if auto is not None:
         logger.info("no reference: the %s model colours the middle frame of each of %d shot(s)", auto.name,
                     len(schedule.cuts - {0}) + 1)
     if address is not None and executor != "ray":

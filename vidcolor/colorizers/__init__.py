@@ -75,6 +75,16 @@ def default_auto_model() -> str:
     return "eccv16" if official_installed() else "cheng2015"
 
 
+def no_reference_colorizer(colorizer: Colorizer, has_references: bool, auto_model: str | None = None, *,
+                           device: str = "cpu") -> Colorizer | None:
+    """The automatic model of no-reference mode (``auto_model``, else :func:`default_auto_model`),
+    or None when it has no part: the schedule has references, or ``colorizer`` is automatic itself.
+    One decision for the CLI, batch and the VapourSynth filter."""
+    if has_references or not colorizer.needs_reference:
+        return None
+    return get_colorizer(auto_model or default_auto_model(), device=device)
+
+
 def set_torch_threads(threads: int | None, model: str) -> int:
     """Set torch's intra-op threads for a run of ``model`` and return the count.
 
@@ -107,4 +117,5 @@ def build_colorizer(name: str, *, device: str = "cpu", temporal: TemporalSetting
 
 
 __all__ = ["MODELS", "ColorizedFrame", "Colorizer", "ModelEntry", "AUTOMATIC_MODELS", "build_colorizer", "default_auto_model", "default_model", "get_colorizer",
+           "no_reference_colorizer",
            "set_torch_threads"]

@@ -50,7 +50,7 @@ from ..models.eccv16 import (
     normalised_entropy,
 )
 from ..references import Reference
-from .base import ColorizedFrame, Colorizer
+from .base import ColorizedFrame, Colorizer, pad_to_multiple
 
 #: Format tag of vidcolor's own ECCV16 weight files (written by vidcolor.training_eccv16).
 WEIGHTS_FORMAT = "vidcolor-eccv16-1"
@@ -182,7 +182,7 @@ class Eccv16Colorizer(Colorizer):
         net_h, net_w = self._network_size(height, width)
         small = lightness if (net_h, net_w) == (height, width) else cv2.resize(
             lightness, (net_w, net_h), interpolation=cv2.INTER_AREA if net_h < height else cv2.INTER_LINEAR)
-        padded = np.pad(small, ((0, (-net_h) % SIZE_MULTIPLE), (0, (-net_w) % SIZE_MULTIPLE)), mode="edge")
+        padded = pad_to_multiple(small, SIZE_MULTIPLE)
         x = torch.from_numpy(np.ascontiguousarray(padded)).to(self.device)[None, None]
         logits = self.net(x)
         ab = annealed_mean(logits, self.centres, self.temperature)
