@@ -143,11 +143,11 @@ def test_default_colorizer_larger_working_size_comes_back_at_that_size() -> None
     from vidcolor.colorizers.default import DefaultColorizer
 
     colorizer = DefaultColorizer()
-    frames = _davis_frames("dog", 2, (427, 240))
+    frames = _davis_frames("dog", 2, (854, 480))
     reference = Reference.from_array(frames[0], key="test:dog:big")
     for rgb in frames:
         result = colorizer.step(luma_lightness(rgb.astype(np.float32) / 255.0), reference)
-        assert result.ab.shape == (240, 427, 2) and result.confidence.shape == (240, 427)
+        assert result.ab.shape == (480, 854, 2) and result.confidence.shape == (480, 854)
     assert colorizer._shape is not None and min(colorizer._shape) == colorizer.native_short_side
 
 

@@ -1022,6 +1022,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--crop", type=int, default=TrainConfig.crop)
+    parser.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak learning rate (e.g. lower to fine-tune)")
     parser.add_argument("--threads", type=int, default=TrainConfig.threads)
     parser.add_argument("--val-every", type=int, default=TrainConfig.val_every)
     parser.add_argument("--val-size", type=int, default=TrainConfig.val_short_side, help="validation working short side")
@@ -1036,6 +1037,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
         seed=args.seed,
         batch_size=args.batch_size,
         crop=args.crop,
+        lr=args.lr,
         threads=args.threads,
         val_every=args.val_every,
         val_short_side=args.val_size,
