@@ -7,6 +7,7 @@ registered model that can be built here, each with and without the temporal chec
 
     .venv/bin/python bench/quality.py                      # all clips, short side 256
     .venv/bin/python bench/quality.py --clips blackswan,dog --max-frames 30
+    .venv/bin/python bench/quality.py --models "default;default:native_short_side=160"   # with options
     .venv/bin/python bench/quality.py --no-reference       # automatic models, no reference at all
 
 ``--no-reference`` scores what ``vidcolor colorize INPUT -o OUT`` does without any reference: for
@@ -159,15 +160,19 @@ def build_methods(names: list[str], flow_method: str, settings: TemporalSettings
     """(row label, factory) pairs; models that cannot be built here are reported and skipped."""
     from vidcolor.colorizers import MODELS, get_colorizer
 
+    from automatic import parse_model
+
     methods: list[tuple[str, object]] = [("gray", GrayColorizer)]
-    for name in names or list(MODELS):
+    for spec in names or list(MODELS):
+        name, options = parse_model(spec)
         try:
-            get_colorizer(name)
+            get_colorizer(name, **options)
         except Exception as exc:  # missing weights or an unfinished model: skip, say why
-            print(f"# skipping model {name!r}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            print(f"# skipping model {spec!r}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             continue
-        methods.append((name, lambda n=name: get_colorizer(n)))
-        methods.append((f"{name}+temporal", lambda n=name: TemporalCheck(get_colorizer(n), make_flow(flow_method), settings)))
+        methods.append((spec, lambda n=name, o=options: get_colorizer(n, **o)))
+        methods.append((f"{spec}+temporal",
+                        lambda n=name, o=options: TemporalCheck(get_colorizer(n, **o), make_flow(flow_method), settings)))
     return methods
 
 
@@ -207,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", help="comma-separated clip names (default: all)")
     parser.add_argument("--max-frames", type=int, default=None, help="use the first N frames of each clip")
     parser.add_argument("--size", type=int, default=256, help="working short side in pixels (default 256)")
-    parser.add_argument("--models", help="comma-separated registry names (default: every buildable one)")
+    parser.add_argument("--models", help="comma-separated registry names (default: every buildable one); with options, "
+                                         "separate by ';': 'default;default:native_short_side=160,weights=FILE'")
     parser.add_argument("--flow", default="auto", choices=("auto", "dis", "raft-small", "raft-large"),
                         help="flow of the temporal check (metrics always use DIS on the gray source)")
     parser.add_argument("--threads", type=int, default=2, help="torch/OpenCV threads (default 2)")
@@ -231,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     if not clips:
         print(f"no clips found under {CLIPS}: the shared data set is missing", file=sys.stderr)
         return 1
-    names = args.models.split(",") if args.models else []
+    names = args.models.split(";" if ";" in (args.models or "") else ",") if args.models else []
     if args.no_reference:
         methods = build_no_reference_methods(names, args.exemplar, args.flow, settings)
     else:
