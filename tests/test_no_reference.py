@@ -112,3 +112,29 @@ def test_the_automatic_keyframe_is_each_shots_middle_frame() -> None:
     # without a way to fetch other frames (or an unknown length) the shot's first frame is used
     blind = FrameColorizer(get_colorizer("classic"), schedule, (32, 16))
     assert blind.automatic_keyframe(19) == 6
+
+
+def test_vapoursynth_scene_change_properties_start_shots_with_their_own_reference(photo_clip: Path) -> None:
+    """With no reference, a scene change marked by frame properties (as misc.SCDetect marks them)
+    gives the next shot its own automatic reference, exactly as ``cuts=`` does."""
+    vs = pytest.importorskip("vapoursynth", reason="the vs extra is not installed: pip install -e .[vs]")
+    import vsvidcolor
+
+    source = vs.core.bs.VideoSource(str(photo_clip))
+    cut = FRAMES // 2
+    # two shots: the camera move, then the same move mirrored and run backwards
+    spliced = source[:cut] + source.std.FlipHorizontal()[::-1][:FRAMES - cut]
+    marked = spliced.std.SetFrameProps(_SceneChangePrev=0, _SceneChangeNext=0)
+    marked = marked[:cut] + marked[cut:].std.SetFrameProps(_SceneChangePrev=1)[0] + marked[cut + 1:]
+
+    def planes(clip: vs.VideoNode, index: int) -> np.ndarray:
+        frame = clip.get_frame(index)
+        return np.stack([np.asarray(frame[p]) for p in range(3)]).astype(int)
+
+    from_props = vsvidcolor.colorize(marked, chunk_length=6, cache_chunks=1)
+    from_cuts = vsvidcolor.colorize(spliced, cuts=[cut], chunk_length=6, cache_chunks=1)
+    one_shot = vsvidcolor.colorize(marked, cuts=[], chunk_length=6, cache_chunks=1)
+    for index in (FRAMES - 1, cut, cut - 1, 0):  # out of order
+        assert np.abs(planes(from_props, index) - planes(from_cuts, index)).max() <= 1, index
+    # without the cut, the second shot follows a reference made from a frame of the first
+    assert np.abs(planes(from_props, FRAMES - 1) - planes(one_shot, FRAMES - 1))[1:].max() > 4

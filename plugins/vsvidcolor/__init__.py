@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from os import PathLike
 from typing import TYPE_CHECKING
 
@@ -67,7 +67,8 @@ def colorize(
     :param auto_model:   with no reference at all: the automatic model (``eccv16``, ``cheng2015``) that colours
                          the middle frame of each segment, which ``model`` then carries through it.
     :param cuts:         with no reference: shot starts (e.g. from ``vidcolor scenes``); each gets its own
-                         automatic reference.
+                         automatic reference. Default: the clip's scene-change frame properties (below),
+                         read in one pass over the clip at the first request; ``[]`` for none.
     :param size:         working resolution short side in pixels (default: the preset's, else the model's).
     :param temporal:     optical-flow temporal check (default: on, with the preset's ``[temporal]`` settings).
     :param flow:         flow for the temporal check: ``auto`` (installed RAFT, else OpenCV DIS), ``dis``,
@@ -80,8 +81,11 @@ def colorize(
     :param warmup:       frames replayed before each chunk so colour carries across chunk boundaries.
     :param cache_chunks: finished chunks kept in memory (working-resolution chroma only).
 
-    Scene changes marked with ``_SceneChangePrev``/``_SceneChangeNext`` frame properties restart the
-    recurrence, like keyframes do.
+    Scene changes marked with ``_SceneChangePrev``/``_SceneChangeNext`` frame properties (e.g. by
+    ``misc.SCDetect``) restart the recurrence, like keyframes do. With no reference and no ``cuts``
+    they also start a new shot with its own automatic reference, as ``vidcolor colorize
+    --detect-scenes`` does: the filter then reads every frame's properties once, before colorizing,
+    so that any frame requested in any order gets the colours one sequential pass gives.
     """
     func = "vsvidcolor.colorize"
     if not isinstance(clip, vs.VideoNode):
@@ -107,12 +111,14 @@ def colorize(
     if flow not in ("auto", "dis", "raft-small", "raft-large"):
         raise vs.Error(f"{func}: flow must be auto, dis, raft-small or raft-large, got {flow!r}")
     try:
+        read_cuts = False
         if given:
             schedule, loaded = _schedule(func, clip, ref, refs, ref_clip, ref_frames, preset)
         else:  # no reference: each segment between `cuts` gets its own automatic reference
             if cuts is not None and not all(isinstance(c, int) and 0 < c < clip.num_frames for c in cuts):
                 raise vs.Error(f"{func}: cuts must be frame numbers in 1..{clip.num_frames - 1}, got {cuts!r}")
             schedule, loaded = ReferenceSchedule([], cuts or (), frame_count=clip.num_frames), None
+            read_cuts = cuts is None and _marks_scene_changes(clip)
         settings = loaded.temporal_settings() if loaded is not None else TemporalSettings()
         if temporal is not None:
             settings = (settings or TemporalSettings()) if temporal else None
@@ -126,9 +132,15 @@ def colorize(
     except VidcolorError as exc:
         raise vs.Error(f"{func}: {exc}") from None
     work = working_size(clip.width, clip.height, size or colorizer.default_short_side)
-    frames = FrameColorizer(colorizer, schedule, work, ChunkPlan(chunk_length, warmup), auto=auto,
-                            frame_at=lambda n: _lightness(clip.get_frame(n)))
-    chunks = _ChunkCache(clip, frames, cache_chunks)
+
+    def colorizer_of_frames() -> FrameColorizer:
+        shots = schedule
+        if auto is not None and read_cuts:
+            shots = ReferenceSchedule([], _scene_change_cuts(clip), frame_count=clip.num_frames)
+        return FrameColorizer(colorizer, shots, work, ChunkPlan(chunk_length, warmup), auto=auto,
+                              frame_at=lambda n: _lightness(clip.get_frame(n)))
+
+    chunks = _ChunkCache(clip, colorizer_of_frames, cache_chunks)
 
     if rgb:
         out_format = vs.core.query_video_format(vs.RGB, fmt.sample_type, fmt.bits_per_sample, 0, 0)
@@ -236,19 +248,49 @@ def _schedule(func: str, clip: vs.VideoNode, ref: object, refs: Mapping[int, obj
     return loaded.schedule(clip.num_frames, fps), loaded
 
 
-class _ChunkCache:
-    """Working-resolution chroma per frame, computed one chunk at a time under a lock."""
+def _marks_scene_changes(clip: vs.VideoNode) -> bool:
+    """Whether the clip carries scene-change properties (a detector sets them on every frame)."""
+    props = clip.get_frame(0).props
+    return "_SceneChangePrev" in props or "_SceneChangeNext" in props
 
-    def __init__(self, clip: vs.VideoNode, frames: FrameColorizer, capacity: int) -> None:
+
+def _scene_change_cuts(clip: vs.VideoNode) -> list[int]:
+    """Shot starts marked by frame properties: a frame with ``_SceneChangePrev`` starts a shot, and
+    so does the frame after one with ``_SceneChangeNext``."""
+    cuts: set[int] = set()
+    for index in range(clip.num_frames):
+        props = clip.get_frame(index).props
+        if index > 0 and props.get("_SceneChangePrev", 0):
+            cuts.add(index)
+        if props.get("_SceneChangeNext", 0) and index + 1 < clip.num_frames:
+            cuts.add(index + 1)
+    return sorted(cuts)
+
+
+class _ChunkCache:
+    """Working-resolution chroma per frame, computed one chunk at a time under a lock.
+
+    ``build`` makes the :class:`FrameColorizer` at the first request, so that work it needs first
+    (reading scene-change properties) does not delay the script's evaluation.
+    """
+
+    def __init__(self, clip: vs.VideoNode, build: Callable[[], FrameColorizer], capacity: int) -> None:
         self.clip = clip
-        self.frames = frames
+        self.build = build
+        self._frames: FrameColorizer | None = None
         self.capacity = capacity
         self.lock = threading.Lock()
         self.chunks: OrderedDict[int, dict[int, np.ndarray]] = OrderedDict()
 
+    @property
+    def frames(self) -> FrameColorizer:
+        if self._frames is None:
+            self._frames = self.build()
+        return self._frames
+
     def ab(self, n: int) -> np.ndarray:
-        start = self.frames.chunk_start(n)
         with self.lock:
+            start = self.frames.chunk_start(n)
             chunk = self.chunks.get(start)
             if chunk is None:
                 chunk = self._compute(n)
