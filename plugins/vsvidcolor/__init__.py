@@ -111,14 +111,12 @@ def colorize(
     if flow not in ("auto", "dis", "raft-small", "raft-large"):
         raise vs.Error(f"{func}: flow must be auto, dis, raft-small or raft-large, got {flow!r}")
     try:
-        read_cuts = False
         if given:
             schedule, loaded = _schedule(func, clip, ref, refs, ref_clip, ref_frames, preset)
         else:  # no reference: each segment between `cuts` gets its own automatic reference
             if cuts is not None and not all(isinstance(c, int) and 0 < c < clip.num_frames for c in cuts):
                 raise vs.Error(f"{func}: cuts must be frame numbers in 1..{clip.num_frames - 1}, got {cuts!r}")
             schedule, loaded = ReferenceSchedule([], cuts or (), frame_count=clip.num_frames), None
-            read_cuts = cuts is None and _marks_scene_changes(clip)
         settings = loaded.temporal_settings() if loaded is not None else TemporalSettings()
         if temporal is not None:
             settings = (settings or TemporalSettings()) if temporal else None
@@ -135,7 +133,7 @@ def colorize(
 
     def colorizer_of_frames() -> FrameColorizer:
         shots = schedule
-        if auto is not None and read_cuts:
+        if auto is not None and cuts is None and _marks_scene_changes(clip):
             shots = ReferenceSchedule([], _scene_change_cuts(clip), frame_count=clip.num_frames)
         return FrameColorizer(colorizer, shots, work, ChunkPlan(chunk_length, warmup), auto=auto,
                               frame_at=lambda n: _lightness(clip.get_frame(n)))

@@ -55,7 +55,7 @@ class DefaultColorizer(Colorizer):
     The network runs at the working size up to a short side of :attr:`native_short_side`. Its
     training clips were held at a short side of 240 (photos 288), so it sees objects at their
     training scale near there: on the 7 shared clips at a working size of 256, running it at 256
-    instead of shrinking to 160 gives +0.61 dB (31.39 → 32.00, ``bench/quality.py``). Far above,
+    instead of shrinking to 160 gave +0.61 dB (31.39 → 32.00 with the v5 weights, ``bench/quality.py``). Far above,
     the attention has too many look-alike positions to choose from: at a working size of 480 a cap
     of 360 beat both 256 and no cap (3 clips, +0.19 and +0.21 dB). A larger working frame is shrunk
     to the cap and its chroma comes back through the luma-guided filter. The default working size
