@@ -157,3 +157,37 @@ def test_warm_start_copies_matching_and_grown_layers(tmp_path: Path) -> None:
     warm_start(grown, tmp_path / "old.pt")
     assert torch.equal(grown.refine1.weight[:, :6], state["refine1.weight"])
     assert grown.refine1.weight[:, 6:].abs().sum() == 0
+
+
+def test_widening_the_network_keeps_what_the_narrow_one_computes(tmp_path: Path) -> None:
+    """`vidcolor train --channels` with --init-from: a wider model starts as the shipped one."""
+    from vidcolor.colorizers.default import DefaultColorizer, default_weights_path
+    from vidcolor.models.vcnet import VCNet, VCNetConfig
+    from vidcolor.references import Reference
+    from vidcolor.training import inference_payload, warm_start
+
+    wide = VCNet(VCNetConfig(channels=(24, 48, 96), match_channels=64))
+    assert warm_start(wide, default_weights_path()) > 0
+    torch.save(inference_payload(wide, {}), tmp_path / "wide.pt")
+    yy, xx = np.mgrid[0:96, 0:160].astype(np.float32)
+    frames = [np.clip(np.dstack([xx + 6 * i, yy * 2, 255 - xx]), 0, 255).astype(np.uint8) for i in range(4)]
+    reference = Reference.from_array(frames[0], key="gradient")
+    outputs = []
+    for weights in (default_weights_path(), tmp_path / "wide.pt"):
+        colorizer = DefaultColorizer(weights=weights)
+        outputs.append([colorizer.step(luma_lightness(f.astype(np.float32) / 255.0), reference).ab for f in frames])
+    assert sum(p.numel() for p in wide.parameters()) > 2 * sum(
+        p.numel() for p in DefaultColorizer().model.parameters()
+    )
+    for narrow_ab, wide_ab in zip(*outputs):
+        assert np.abs(narrow_ab).max() > 1.0  # colour was produced, so the comparison means something
+        np.testing.assert_allclose(wide_ab, narrow_ab, atol=1e-3)
+
+
+def test_train_command_refuses_malformed_channels(capsys: pytest.CaptureFixture[str]) -> None:
+    from vidcolor.training import main
+
+    for bad in ("16,32", "16,x,64", "16,0,64"):
+        with pytest.raises(SystemExit):
+            main(["--channels", bad])
+        assert "--channels takes three positive widths" in capsys.readouterr().err

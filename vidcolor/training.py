@@ -1022,13 +1022,25 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--crop", type=int, default=TrainConfig.crop)
+    parser.add_argument("--unroll", type=int, default=TrainConfig.unroll, help="frames per training sequence (the recurrence)")
     parser.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak learning rate (e.g. lower to fine-tune)")
     parser.add_argument("--threads", type=int, default=TrainConfig.threads)
     parser.add_argument("--val-every", type=int, default=TrainConfig.val_every)
     parser.add_argument("--val-size", type=int, default=TrainConfig.val_short_side, help="validation working short side")
     parser.add_argument("--export", default=None, help="also write each new best inference weights here")
     parser.add_argument("--init-from", default="", help="inference weights to warm-start a new run from")
+    parser.add_argument(
+        "--channels", default=",".join(map(str, VCNetConfig.channels)),
+        help="encoder widths at 1/2, 1/4, 1/8 (wider than --init-from's: its function is kept, new channels start at zero)",
+    )
+    parser.add_argument("--match-channels", type=int, default=VCNetConfig.match_channels, help="matching feature width")
     args = parser.parse_args(argv)
+    try:
+        channels = tuple(int(width) for width in args.channels.split(","))
+    except ValueError:
+        channels = ()
+    if len(channels) != 3 or min(channels) < 1:
+        parser.error(f"--channels takes three positive widths such as 16,32,64, not {args.channels!r}")
     config = TrainConfig(
         data_root=args.data,
         out_dir=args.out,
@@ -1037,10 +1049,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
         seed=args.seed,
         batch_size=args.batch_size,
         crop=args.crop,
+        unroll=args.unroll,
         lr=args.lr,
         threads=args.threads,
         val_every=args.val_every,
         val_short_side=args.val_size,
         init_from=args.init_from,
+        model=VCNetConfig(channels=channels, match_channels=args.match_channels).to_dict(),  # type: ignore[arg-type]
     )
     train(config, resume=args.resume, export=args.export)
