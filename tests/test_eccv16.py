@@ -211,8 +211,27 @@ def test_colorizer_settings_are_validated_and_described() -> None:
     for colorizer in (square, aspect):
         out = colorizer.step(lightness, None)
         assert out.ab.shape == (50, 130, 2) and out.confidence.shape == (50, 130)
-    assert aspect.describe() == {"model": "eccv16", "weights": "x", "vibrancy": 0.38, "net_short_side": 64, "fit": "aspect",
-                                 "upsample": "bilinear"}
+    assert aspect.describe() == {"model": "eccv16", "weights": "x", "vibrancy": 0.38, "chroma_gain": 1.0, "net_short_side": 64,
+                                 "fit": "aspect", "upsample": "bilinear"}
+
+
+def test_chroma_gain_scales_the_decoded_chroma_and_is_read_from_the_weights(tmp_path: Path) -> None:
+    from vidcolor.training_eccv16 import inference_payload
+
+    torch.manual_seed(0)
+    net = E.Eccv16Net(E.SMALL)
+    lightness = np.random.default_rng(4).uniform(0, 100, size=(64, 96)).astype(np.float32)
+    plain = Eccv16Colorizer.from_network(net, "x", net_short_side=64).step(lightness, None).ab
+    doubled = Eccv16Colorizer.from_network(net, "x", net_short_side=64, chroma_gain=2.0).step(lightness, None).ab
+    assert np.abs(plain).max() > 0.1
+    np.testing.assert_allclose(doubled, 2.0 * plain, rtol=1e-5, atol=1e-4)
+    torch.save(inference_payload(net, {"chroma_gain": 2.0}), tmp_path / "w.pt")
+    stored = Eccv16Colorizer(weights=tmp_path / "w.pt", net_short_side=64)
+    assert stored.chroma_gain == 2.0
+    np.testing.assert_allclose(stored.step(lightness, None).ab, doubled, rtol=1e-5, atol=1e-4)
+    assert Eccv16Colorizer(weights=tmp_path / "w.pt", net_short_side=64, chroma_gain=1.0).chroma_gain == 1.0
+    with pytest.raises(InputError, match="chroma_gain"):
+        Eccv16Colorizer.from_network(net, "x", chroma_gain=5.0)
 
 
 def test_benchmark_photos_are_never_trained_on() -> None:

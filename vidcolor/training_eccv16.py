@@ -456,18 +456,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--init-from", default="", help="start from these inference weights (new run only)")
     parser.add_argument("--start-iteration", type=int, default=0, help="schedule position of --init-from")
     parser.add_argument("--blend", metavar="A,B,ALPHA", help="with --export: write ALPHA·A + (1-ALPHA)·B (inference files)")
-    parser.add_argument("--vibrancy", type=float, help="with --blend: the default temperature stored in the file's meta")
+    parser.add_argument("--vibrancy", type=float, help="with --blend or --export: the default temperature stored in the file's meta")
+    parser.add_argument("--chroma-gain", type=float,
+                        help="with --blend or --export: the chroma multiplier stored in the file's meta (chosen on validation photos)")
     parser.add_argument("--export", metavar="PATH", help="only write inference weights from OUT/checkpoint.pt to PATH")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    extra = {key: value for key, value in (("vibrancy", args.vibrancy), ("chroma_gain", args.chroma_gain)) if value is not None}
     if args.export and args.blend:
         first, second, alpha = args.blend.split(",")
-        extra = {} if args.vibrancy is None else {"vibrancy": args.vibrancy}
         blend_weights(Path(first), Path(second), float(alpha), Path(args.export), extra)
         print(f"wrote {args.export}")
         return 0
     if args.export:
-        export_weights(Path(args.out) / "checkpoint.pt", Path(args.export))
+        export_weights(Path(args.out) / "checkpoint.pt", Path(args.export), extra)
         print(f"wrote {args.export}")
         return 0
     config = TrainConfig(

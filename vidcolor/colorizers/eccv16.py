@@ -4,7 +4,10 @@ Each frame is colorized on its own: the network predicts a distribution over 313
 quarter of its input size, decoded with the annealed mean at temperature T (``vibrancy``: 1 = the
 distribution mean, muted; 0 = the mode, vivid but patchy). Default: the published T = 0.38; a
 vidcolor weight file may carry another T chosen for it on validation photos (``meta["vibrancy"]``;
-the shipped small model keeps 0.38). Confidence is
+the shipped small model keeps 0.38). A vidcolor weight file may also carry a global chroma gain
+(``meta["chroma_gain"]``, or ``chroma_gain=``): the mean of an uncertain distribution shrinks toward
+gray, and on a small model trained without rebalancing, scaling that chroma back up keeps more
+accuracy than rebalancing does for the same colourfulness (model card). Confidence is
 ``1 - entropy / log 313`` of that distribution (a peaked, certain prediction scores near 1). The reference is ignored. Frame-to-frame flicker is expected
 (nothing ties frames together): the no-reference mode uses this model for keyframes only and lets
 the exemplar colorizer propagate them.
@@ -114,9 +117,11 @@ class Eccv16Colorizer(Colorizer):
         net_short_side: int = 256,
         fit: str = "aspect",
         upsample: str = "bilinear",
+        chroma_gain: float | None = None,
     ) -> None:
         self.device = torch.device(device)
-        self._settings(DEFAULT_TEMPERATURE if vibrancy is None else vibrancy, net_short_side, fit, upsample)
+        self._settings(DEFAULT_TEMPERATURE if vibrancy is None else vibrancy, net_short_side, fit, upsample,
+                       1.0 if chroma_gain is None else chroma_gain)
         if weights is None:
             weights = "official" if official_installed() else "shipped"
         if weights == "official":
@@ -128,23 +133,29 @@ class Eccv16Colorizer(Colorizer):
         else:
             self.net, self.meta = load_small(weights, self.device)
             self.weights = os.fspath(weights)
-        if vibrancy is None and isinstance(self.meta.get("vibrancy"), (int, float)):
-            # the temperature chosen for these weights on validation photos (see the model card)
-            self._settings(float(self.meta["vibrancy"]), net_short_side, fit, upsample)  # type: ignore[arg-type]
+        # the temperature and chroma gain chosen for these weights on validation photos (model card)
+        stored_vibrancy, stored_gain = self.meta.get("vibrancy"), self.meta.get("chroma_gain")
+        if vibrancy is None and isinstance(stored_vibrancy, (int, float)):
+            vibrancy = float(stored_vibrancy)
+        if chroma_gain is None and isinstance(stored_gain, (int, float)):
+            chroma_gain = float(stored_gain)
+        self._settings(DEFAULT_TEMPERATURE if vibrancy is None else vibrancy, net_short_side, fit, upsample,
+                       1.0 if chroma_gain is None else chroma_gain)
         self.centres = self.net.bin_centres().to(self.device)
 
     @classmethod
     def from_network(cls, net: Eccv16Net, label: str, *, device: str = "cpu", vibrancy: float = DEFAULT_TEMPERATURE,
-                     net_short_side: int = 256, fit: str = "aspect", upsample: str = "bilinear") -> Eccv16Colorizer:
+                     net_short_side: int = 256, fit: str = "aspect", upsample: str = "bilinear",
+                     chroma_gain: float = 1.0) -> Eccv16Colorizer:
         """A colorizer around an already loaded network (tests, benchmarks of training snapshots)."""
         self = cls.__new__(cls)
         self.device = torch.device(device)
-        self._settings(vibrancy, net_short_side, fit, upsample)
+        self._settings(vibrancy, net_short_side, fit, upsample, chroma_gain)
         self.net, self.meta, self.weights = _frozen(net, self.device), {"weights": label}, label
         self.centres = self.net.bin_centres().to(self.device)
         return self
 
-    def _settings(self, vibrancy: float, net_short_side: int, fit: str, upsample: str) -> None:
+    def _settings(self, vibrancy: float, net_short_side: int, fit: str, upsample: str, chroma_gain: float) -> None:
         if not 0.0 <= float(vibrancy) <= 1.0:
             raise InputError(f"eccv16 vibrancy (the annealed-mean temperature T) must be in [0, 1], got {vibrancy}: "
                              "1 = mean (muted), 0 = mode (vivid), paper 0.38")
@@ -154,7 +165,10 @@ class Eccv16Colorizer(Colorizer):
             raise InputError(f"eccv16 upsample must be one of {', '.join(_UPSAMPLES)}, got {upsample!r}")
         if int(net_short_side) < 32:
             raise InputError(f"eccv16 net_short_side must be at least 32 pixels, got {net_short_side}")
+        if not 0.0 <= float(chroma_gain) <= 4.0:
+            raise InputError(f"eccv16 chroma_gain must be in [0, 4], got {chroma_gain}: 1 = as decoded, 0 = gray")
         self.temperature = float(vibrancy)
+        self.chroma_gain = float(chroma_gain)
         self.net_short_side = int(net_short_side)
         self.fit = fit
         self.upsample = upsample
@@ -163,8 +177,8 @@ class Eccv16Colorizer(Colorizer):
         """Nothing to forget: every frame is colorized on its own."""
 
     def describe(self) -> dict[str, object]:
-        return {"model": self.name, "weights": self.weights, "vibrancy": self.temperature, "net_short_side": self.net_short_side,
-                "fit": self.fit, "upsample": self.upsample}
+        return {"model": self.name, "weights": self.weights, "vibrancy": self.temperature, "chroma_gain": self.chroma_gain,
+                "net_short_side": self.net_short_side, "fit": self.fit, "upsample": self.upsample}
 
     def _network_size(self, height: int, width: int) -> tuple[int, int]:
         if self.fit == "square":
@@ -185,7 +199,7 @@ class Eccv16Colorizer(Colorizer):
         padded = pad_to_multiple(small, SIZE_MULTIPLE)
         x = torch.from_numpy(np.ascontiguousarray(padded)).to(self.device)[None, None]
         logits = self.net(x)
-        ab = annealed_mean(logits, self.centres, self.temperature)
+        ab = annealed_mean(logits, self.centres, self.temperature) * self.chroma_gain
         confidence = 1.0 - normalised_entropy(logits)[:, None]
         maps = torch.cat([ab, confidence], dim=1)
         maps = F.interpolate(maps, scale_factor=OUTPUT_STRIDE, mode="bilinear", align_corners=False)[0, :, :net_h, :net_w]
