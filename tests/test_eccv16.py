@@ -255,3 +255,18 @@ def test_shipped_small_model_beats_gray_on_held_out_photos() -> None:
         ours.append(auc_cmf(ab, truth))
         gray.append(auc_cmf(np.zeros_like(truth), truth))
     assert np.mean(ours) > np.mean(gray)
+
+
+def test_validation_reports_the_photos_own_chroma_for_the_calibrated_gain() -> None:
+    from vidcolor.color import rgb_to_lab
+    from vidcolor.training_eccv16 import validate
+
+    torch.manual_seed(0)
+    net = E.Eccv16Net(E.SMALL)
+    yy, xx = np.mgrid[0:64, 0:96]
+    photos = [np.dstack([xx * 2, yy * 3, 255 - xx * 2]).astype(np.uint8), np.full((64, 96, 3), (200, 60, 40), np.uint8)]
+    result = validate(net, photos)
+    expected = np.mean([np.hypot(*np.moveaxis(rgb_to_lab(p.astype(np.float32) / 255)[..., 1:], -1, 0)).mean() for p in photos])
+    assert result["true_chroma"] > 20.0
+    assert result["true_chroma"] == pytest.approx(expected, rel=1e-5)
+    assert validate(net, [np.full((64, 96, 3), 128, np.uint8)])["true_chroma"] == pytest.approx(0.0, abs=0.05)

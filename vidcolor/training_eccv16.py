@@ -267,12 +267,17 @@ def predict_ab(net: Eccv16Net, lightness: np.ndarray, temperature: float = DEFAU
 
 
 def validate(net: Eccv16Net, photos: Sequence[np.ndarray], temperature: float = DEFAULT_TEMPERATURE) -> dict[str, float]:
-    """AuC (raw accuracy), gray's AuC and mean chroma on the validation photos."""
+    """AuC (raw accuracy), gray's AuC, mean chroma and colourfulness on the validation photos.
+
+    ``true_chroma / chroma`` is the calibrated chroma gain: the factor that gives the output the
+    photos' own mean chroma, undoing the shrinkage toward gray of averaging an uncertain
+    distribution (stored as ``meta["chroma_gain"]`` with ``--export --chroma-gain``).
+    """
     from .metrics import colorfulness
     from .color import lab_with_luma, rgb_to_gray
 
     net.eval()
-    aucs, gray_aucs, chroma, colourful = [], [], [], []
+    aucs, gray_aucs, chroma, true_chroma, colourful = [], [], [], [], []
     for rgb8 in photos:
         rgb = rgb8.astype(np.float32) / 255.0
         ab_true = rgb_to_lab(rgb)[..., 1:]
@@ -280,10 +285,11 @@ def validate(net: Eccv16Net, photos: Sequence[np.ndarray], temperature: float = 
         aucs.append(auc_cmf(ab, ab_true))
         gray_aucs.append(auc_cmf(np.zeros_like(ab_true), ab_true))
         chroma.append(float(np.hypot(ab[..., 0], ab[..., 1]).mean()))
+        true_chroma.append(float(np.hypot(ab_true[..., 0], ab_true[..., 1]).mean()))
         colourful.append(colorfulness(lab_with_luma(rgb_to_gray(rgb), ab)))
     net.train()
     return {"auc": float(np.mean(aucs)), "gray_auc": float(np.mean(gray_aucs)), "chroma": float(np.mean(chroma)),
-            "colourfulness": float(np.mean(colourful))}
+            "true_chroma": float(np.mean(true_chroma)), "colourfulness": float(np.mean(colourful))}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -422,6 +428,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
             result["iteration"] = iteration
             history.append(result)
             log(f"val it {iteration}: AuC {result['auc']:.4f} (gray {result['gray_auc']:.4f}) chroma {result['chroma']:.1f} "
+                f"(photos {result['true_chroma']:.1f}: calibrated gain {result['true_chroma'] / max(result['chroma'], 1e-6):.2f}) "
                 f"colourfulness {result['colourfulness']:.1f} ({time.monotonic() - t1:.0f} s)")
         now = time.monotonic()
         if now - last_ckpt > config.checkpoint_minutes * 60:
