@@ -184,10 +184,13 @@ def test_widening_the_network_keeps_what_the_narrow_one_computes(tmp_path: Path)
         np.testing.assert_allclose(wide_ab, narrow_ab, atol=1e-3)
 
 
-def test_train_command_refuses_malformed_channels(capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_command_refuses_malformed_channels_and_unroll(capsys: pytest.CaptureFixture[str]) -> None:
     from vidcolor.training import main
 
     for bad in ("16,32", "16,x,64", "16,0,64"):
         with pytest.raises(SystemExit):
             main(["--channels", bad])
         assert "--channels takes three positive widths" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--unroll", "0"])
+    assert "--unroll takes the number of frames" in capsys.readouterr().err

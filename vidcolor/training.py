@@ -1041,6 +1041,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
         channels = ()
     if len(channels) != 3 or min(channels) < 1:
         parser.error(f"--channels takes three positive widths such as 16,32,64, not {args.channels!r}")
+    if args.unroll < 1:
+        parser.error(f"--unroll takes the number of frames per training sequence (at least 1), not {args.unroll}")
     config = TrainConfig(
         data_root=args.data,
         out_dir=args.out,
