@@ -174,9 +174,9 @@ _TABLE_AB = 65  # a and b samples over [-128, 128]
 
 
 @lru_cache(maxsize=8)
-def _chroma_table(matrix: str) -> tuple[np.ndarray, np.ndarray]:
+def _chroma_table(matrix: str) -> np.ndarray:
     """Cb and Cr on a (Y', b, a) grid, laid out for :func:`cv2.remap`: one ``(b, a)`` tile per Y'
-    sample, side by side, each of shape ``(b, Y' x a)``."""
+    sample, side by side, shape ``(b, Y' x a, 2)`` (two channels: one remap looks up both)."""
     kr, kb = _LUMA_COEFFICIENTS.get(matrix, _LUMA_COEFFICIENTS["bt601"])
     gray, b, a = np.meshgrid(np.linspace(0, 1, _TABLE_GRAY), np.linspace(-128, 128, _TABLE_AB),
                              np.linspace(-128, 128, _TABLE_AB), indexing="ij")
@@ -184,8 +184,8 @@ def _chroma_table(matrix: str) -> tuple[np.ndarray, np.ndarray]:
     y = kr * rgb[..., 0] + (1.0 - kr - kb) * rgb[..., 1] + kb * rgb[..., 2]
     cb = (rgb[..., 2] - y) / (2.0 * (1.0 - kb))
     cr = (rgb[..., 0] - y) / (2.0 * (1.0 - kr))
-    return tuple(np.ascontiguousarray(c.astype(np.float32).transpose(1, 0, 2).reshape(_TABLE_AB, _TABLE_GRAY * _TABLE_AB))
-                 for c in (cb, cr))
+    return np.ascontiguousarray(np.stack([c.astype(np.float32).transpose(1, 0, 2).reshape(_TABLE_AB, _TABLE_GRAY * _TABLE_AB)
+                                          for c in (cb, cr)], axis=-1))
 
 
 def chroma_of(gray: np.ndarray, ab: np.ndarray, matrix: str = "bt601") -> tuple[np.ndarray, np.ndarray]:
@@ -195,7 +195,7 @@ def chroma_of(gray: np.ndarray, ab: np.ndarray, matrix: str = "bt601") -> tuple[
     :func:`cv2.remap` calls on the two nearest Y' tiles, linear between them (5x faster than
     ``torch.grid_sample`` on a 1080p frame).
     """
-    tables = _chroma_table(matrix)
+    table = _chroma_table(matrix)
     step = np.float32((_TABLE_AB - 1) / 256.0)
     x = np.clip(np.asarray(ab[..., 0], np.float32) * step + np.float32((_TABLE_AB - 1) / 2), 0, _TABLE_AB - 1)
     y = np.clip(np.asarray(ab[..., 1], np.float32) * step + np.float32((_TABLE_AB - 1) / 2), 0, _TABLE_AB - 1)
@@ -203,15 +203,13 @@ def chroma_of(gray: np.ndarray, ab: np.ndarray, matrix: str = "bt601") -> tuple[
     tile = np.minimum(np.floor(z), _TABLE_GRAY - 2)
     fraction = z - tile
     x_low = tile * np.float32(_TABLE_AB) + x
-    # fixed-point maps (1/32 of a table step, about 0.1 ab units), converted once for four lookups
+    # fixed-point maps (1/32 of a table step, about 0.1 ab units)
     maps_low = cv2.convertMaps(x_low, y, cv2.CV_16SC2)
     maps_high = cv2.convertMaps(x_low + np.float32(_TABLE_AB), y, cv2.CV_16SC2)
-    planes = []
-    for table in tables:
-        low = cv2.remap(table, *maps_low, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        high = cv2.remap(table, *maps_high, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        planes.append(low + fraction * (high - low))
-    return planes[0], planes[1]
+    low = cv2.remap(table, *maps_low, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    high = cv2.remap(table, *maps_high, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    chroma = low + fraction[..., None] * (high - low)
+    return chroma[..., 0], chroma[..., 1]
 
 
 def chroma_planes(gray: np.ndarray, ab: np.ndarray, luma_format: LumaFormat) -> tuple[np.ndarray, np.ndarray]:

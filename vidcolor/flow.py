@@ -12,6 +12,7 @@ weights are not installed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -290,12 +291,23 @@ def _to_u8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8))
 
 
+@functools.lru_cache(maxsize=8)
+def _pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """x and y coordinates of every pixel (read-only, cached: every frame of a clip has one size)."""
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    grid_x.flags.writeable = grid_y.flags.writeable = False
+    return grid_x, grid_y
+
+
+def _sample_maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Absolute sampling positions ``(x + dx, y + dy)`` for :func:`cv2.remap`."""
+    grid_x, grid_y = _pixel_grid(*flow.shape[:2])
+    return grid_x + flow[..., 0], grid_y + flow[..., 1]
+
+
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Backward-warp ``image`` (H, W[, C]) by ``flow``: ``out[y, x] = image[y + dy, x + dx]``."""
-    h, w = flow.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    map_x = grid_x + flow[..., 0]
-    map_y = grid_y + flow[..., 1]
+    map_x, map_y = _sample_maps(flow)
     return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -306,13 +318,12 @@ def visible_mask(forward: np.ndarray, backward: np.ndarray, alpha: float = 0.01,
     al. (2010) used by Lai et al. (2018) for warp error: ``|f + b(f)|² < α(|f|² + |b(f)|²) + β``.
     Pixels whose forward flow leaves the frame have no counterpart in ``dst`` and are occluded.
     """
-    back_at_fwd = warp(backward, forward)
-    diff = forward + back_at_fwd
-    lhs = (diff**2).sum(axis=-1)
-    rhs = alpha * ((forward**2).sum(axis=-1) + (back_at_fwd**2).sum(axis=-1)) + beta
     h, w = forward.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    tx = grid_x + forward[..., 0]
-    ty = grid_y + forward[..., 1]
+    tx, ty = _sample_maps(forward)
+    back_at_fwd = cv2.remap(backward, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    fx, fy = forward[..., 0], forward[..., 1]
+    bx, by = back_at_fwd[..., 0], back_at_fwd[..., 1]
+    lhs = (fx + bx) ** 2 + (fy + by) ** 2
+    rhs = alpha * (fx * fx + fy * fy + bx * bx + by * by) + beta
     inside = (tx >= -0.5) & (tx <= w - 0.5) & (ty >= -0.5) & (ty <= h - 0.5)
     return (lhs < rhs) & inside

@@ -125,7 +125,7 @@ class TemporalCheck(Colorizer):
         corrected = ab + alpha[..., None] * (warped_ab - ab)
         out_conf = np.maximum(confidence, alpha * carried).astype(np.float32)
 
-        change = np.linalg.norm(corrected - ab, axis=-1)
+        change = np.hypot(corrected[..., 0] - ab[..., 0], corrected[..., 1] - ab[..., 1])
         heavy = float((change > s.flag_delta).mean())
         visible = pair.visible & (match > 0.5)
         stats.update(
@@ -148,5 +148,6 @@ def _warp_error(lightness: np.ndarray, ab: np.ndarray, warped_l: np.ndarray, war
         return 0.0
     current = lab_to_rgb(np.dstack([lightness, ab]))
     previous = lab_to_rgb(np.dstack([warped_l, warped_ab]))
-    diff = (current - previous)[visible]
-    return float(np.mean(diff.astype(np.float64) ** 2))
+    diff = current - previous
+    squared = diff[..., 0] ** 2 + diff[..., 1] ** 2 + diff[..., 2] ** 2  # per pixel; no strided reduction
+    return float(squared[visible].sum(dtype=np.float64) / (3 * np.count_nonzero(visible)))
