@@ -194,3 +194,31 @@ def test_train_command_refuses_malformed_channels_and_unroll(capsys: pytest.Capt
     with pytest.raises(SystemExit):
         main(["--unroll", "0"])
     assert "--unroll takes the number of frames" in capsys.readouterr().err
+
+
+def test_squared_error_term_adds_its_weight_times_the_mean_squared_error(tiny: tuple[TrainConfig, TrainingData]) -> None:
+    """`--mse-weight`: the total grows by exactly w_mse × mean((pred − truth)²), the L2 that PSNR scores."""
+    from vidcolor.models.vcnet import build_vcnet
+    from vidcolor.training import compute_losses
+
+    config, data = tiny
+    torch.manual_seed(0)
+    model = build_vcnet()
+    batch = make_batch(data, config, 1)
+    with torch.no_grad():
+        plain = compute_losses(model, batch, replace(config, w_mse=0.0), 1)
+        weighted = compute_losses(model, batch, replace(config, w_mse=3.0), 1)
+    assert float(plain["mse"]) > 0
+    assert torch.allclose(weighted["mse"], plain["mse"])
+    assert torch.allclose(weighted["total"] - plain["total"], 3.0 * plain["mse"], rtol=1e-4, atol=1e-7)
+    # squared error of ab/110 errors (well below 1) is smaller than their absolute error
+    assert float(plain["mse"]) < float(plain["l1"])
+
+
+def test_train_command_refuses_negative_loss_weights(capsys: pytest.CaptureFixture[str]) -> None:
+    from vidcolor.training import main
+
+    for flag in ("--mse-weight", "--l1-weight"):
+        with pytest.raises(SystemExit):
+            main([flag, "-1"])
+        assert f"{flag} takes a weight of 0 or more" in capsys.readouterr().err
