@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from concurrent.futures import ThreadPoolExecutor
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -289,6 +290,17 @@ def _to_u8(image: np.ndarray) -> np.ndarray:
     if image.dtype == np.uint8:
         return np.ascontiguousarray(image)
     return np.ascontiguousarray(np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8))
+
+
+def flow_pool() -> ThreadPoolExecutor:
+    """Worker threads for flow that a step can estimate while its network runs: OpenCV and torch
+    release the GIL while they compute, so the two overlap on a multi-core CPU."""
+    return _flow_pool_of(os.getpid())  # a forked child gets its own: the parent's threads are not in it
+
+
+@functools.cache
+def _flow_pool_of(pid: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="vidcolor-flow")
 
 
 @functools.lru_cache(maxsize=8)

@@ -20,6 +20,7 @@ change a large part of the frame, a likely flicker or a scene change the schedul
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import Future
 
 from dataclasses import dataclass
 
@@ -28,7 +29,7 @@ import numpy as np
 
 from .color import lab_to_rgb
 from .colorizers.base import ColorizedFrame, Colorizer
-from .flow import FlowEstimator, forward_backward, make_flow, warp
+from .flow import FlowEstimator, FlowPair, flow_pool, forward_backward, make_flow, warp
 from .references import Reference
 
 
@@ -99,18 +100,22 @@ class TemporalCheck(Colorizer):
             self._previous = (lightness, ab.astype(np.float32), confidence)
 
     def step(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
+        motion: Future[FlowPair] | None = None
+        if self._previous is not None and self._previous[0].shape == lightness.shape:
+            # the flow needs only the two inputs: estimate it while the inner colorizer predicts
+            motion = flow_pool().submit(forward_backward, self.flow, lightness / 100.0, self._previous[0] / 100.0)
         predicted = self.inner.step(lightness, reference)
         ab = predicted.ab.astype(np.float32)
         confidence = np.clip(predicted.confidence.astype(np.float32), 0.0, 1.0)
         stats = dict(predicted.stats)
-        if self._previous is None or self._previous[0].shape != lightness.shape:
+        if motion is None or self._previous is None:
             self._previous = (lightness, ab, confidence)
             stats.update(warp_error=0.0, occluded=0.0, confidence=float(confidence.mean()), corrected=0.0, flagged=0.0)
             return ColorizedFrame(ab, confidence, stats)
 
         s = self.settings
         prev_l, prev_ab, prev_conf = self._previous
-        pair = forward_backward(self.flow, lightness / 100.0, prev_l / 100.0)
+        pair = motion.result()
         warped_l = warp(prev_l, pair.forward)
         warped_ab = warp(prev_ab, pair.forward)
         warped_conf = warp(prev_conf, pair.forward)

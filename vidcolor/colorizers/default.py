@@ -21,7 +21,7 @@ import torch
 
 from ..weights import load_trained_network
 from ..color import guided_upsample
-from ..flow import visible_mask
+from ..flow import flow_pool, visible_mask
 from ..models.vcnet import AB_SCALE, SIZE_MULTIPLE, Features, Memory, VCNet, VCNetConfig, flow_candidate
 from ..references import Reference
 from ..training import WEIGHTS_FORMAT, luma_lightness, reference_size
@@ -147,11 +147,18 @@ class DefaultColorizer(Colorizer):
             found = self._aligned[key] = (gray, l_norm, ab)
         return found
 
+    def _flows_to(self, gray: np.ndarray, sources: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """DIS flow from this frame to each source frame, with its forward-backward visibility."""
+        flows = []
+        for source_gray in sources:
+            forward = self._dis.calc(gray, source_gray, None)
+            flows.append((forward, visible_mask(forward, self._dis.calc(source_gray, gray, None))))
+        return flows
+
     def _flow_candidate(
-        self, gray: np.ndarray, l_norm: torch.Tensor, source_gray: np.ndarray, source_l: torch.Tensor, source_ab: torch.Tensor
+        self, flow: tuple[np.ndarray, np.ndarray], l_norm: torch.Tensor, source_l: torch.Tensor, source_ab: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        forward = self._dis.calc(gray, source_gray, None)
-        visible = visible_mask(forward, self._dis.calc(source_gray, gray, None))
+        forward, visible = flow
         return flow_candidate(
             source_ab,
             source_l,
@@ -167,15 +174,21 @@ class DefaultColorizer(Colorizer):
             self.reset()
             self._shape = (height, width)
         l_norm = self._lightness_tensor(lightness)
+        gray = np.clip(_pad(np.asarray(lightness, dtype=np.float32)) * 2.55 + 0.5, 0, 255).astype(np.uint8)
+        has_previous = self._previous_ab is not None and self._previous_l is not None and self._previous_gray is not None
+        aligned = self._aligned_reference(reference, gray.shape[1], gray.shape[0]) if reference is not None else None
+        sources = ([self._previous_gray] if has_previous else []) + ([aligned[0]] if aligned is not None else [])
+        # the flows need only the gray frames: estimate them while the network encodes
+        flows = flow_pool().submit(self._flows_to, gray, sources) if sources else None
         features = self.model.encode(l_norm)
         memory = self._reference_memory(reference, l_norm.shape[2] * l_norm.shape[3]) if reference is not None else None
-        gray = np.clip(_pad(np.asarray(lightness, dtype=np.float32)) * 2.55 + 0.5, 0, 255).astype(np.uint8)
+        motion = flows.result() if flows is not None else []
         flow_ab = flow_confidence = ref_flow_ab = ref_flow_confidence = None
-        if self._previous_ab is not None and self._previous_l is not None and self._previous_gray is not None:
-            flow_ab, flow_confidence = self._flow_candidate(gray, l_norm, self._previous_gray, self._previous_l, self._previous_ab)
-        if reference is not None:
-            ref_gray, ref_l, ref_ab = self._aligned_reference(reference, gray.shape[1], gray.shape[0])
-            ref_flow_ab, ref_flow_confidence = self._flow_candidate(gray, l_norm, ref_gray, ref_l, ref_ab)
+        if has_previous:
+            flow_ab, flow_confidence = self._flow_candidate(motion.pop(0), l_norm, self._previous_l, self._previous_ab)
+        if aligned is not None:
+            _, ref_l, ref_ab = aligned
+            ref_flow_ab, ref_flow_confidence = self._flow_candidate(motion.pop(0), l_norm, ref_l, ref_ab)
         out = self.model.step(
             l_norm, memory, self._previous, self._previous_ab, features=features, flow_ab=flow_ab, flow_confidence=flow_confidence,
             ref_flow_ab=ref_flow_ab, ref_flow_confidence=ref_flow_confidence,
