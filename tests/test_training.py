@@ -222,3 +222,25 @@ def test_train_command_refuses_negative_loss_weights(capsys: pytest.CaptureFixtu
         with pytest.raises(SystemExit):
             main([flag, "-1"])
         assert f"{flag} takes a weight of 0 or more" in capsys.readouterr().err
+
+
+def test_train_command_refuses_a_clip_share_outside_0_to_1_and_a_negative_warmup(capsys: pytest.CaptureFixture[str]) -> None:
+    from vidcolor.training import main
+
+    for bad in ("-0.1", "1.5"):
+        with pytest.raises(SystemExit):
+            main(["--clip-share", bad])
+        assert "--clip-share takes a fraction between 0 and 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--warmup", "-1"])
+    assert "--warmup takes a number of iterations" in capsys.readouterr().err
+
+
+def test_clip_share_sets_where_sequences_come_from(tiny: tuple[TrainConfig, TrainingData]) -> None:
+    """--clip-share 1: every sequence is cut from a clip (real motion, no known correspondence after
+    frame 0); 0: every one is a photo's pseudo-video, whose correspondence is known exactly."""
+    config, data = tiny
+    from_clips = make_batch(data, replace(config, p_clip=1.0), 5)
+    assert bool((from_clips.match[:, 1:] == -1).all())
+    from_photos = make_batch(data, replace(config, p_clip=0.0, p_unrelated_ref=0.0, p_no_ref_batch=0.0), 5)
+    assert bool((from_photos.match[:, 1:] >= 0).any(dim=-1).all())

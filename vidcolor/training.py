@@ -1030,9 +1030,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
     parser.add_argument("--crop", type=int, default=TrainConfig.crop)
     parser.add_argument("--unroll", type=int, default=TrainConfig.unroll, help="frames per training sequence (the recurrence)")
     parser.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak learning rate (e.g. lower to fine-tune)")
+    parser.add_argument("--warmup", type=int, default=TrainConfig.warmup, help="iterations of linear learning-rate warm-up")
     parser.add_argument("--threads", type=int, default=TrainConfig.threads)
     parser.add_argument("--val-every", type=int, default=TrainConfig.val_every)
     parser.add_argument("--val-size", type=int, default=TrainConfig.val_short_side, help="validation working short side")
+    parser.add_argument("--clip-share", type=float, default=TrainConfig.p_clip,
+                        help="share of training sequences cut from the colour clips (the rest: photos as pseudo-video)")
     parser.add_argument("--l1-weight", type=float, default=TrainConfig.w_l1, help="weight of the L1 loss on ab")
     parser.add_argument("--mse-weight", type=float, default=TrainConfig.w_mse,
                         help="weight of the squared error on ab (PSNR's own loss; e.g. 50 beside --l1-weight 2.5)")
@@ -1052,6 +1055,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
         parser.error(f"--channels takes three positive widths such as 16,32,64, not {args.channels!r}")
     if args.unroll < 1:
         parser.error(f"--unroll takes the number of frames per training sequence (at least 1), not {args.unroll}")
+    if args.warmup < 0:
+        parser.error(f"--warmup takes a number of iterations (0 or more), not {args.warmup}")
+    if not 0.0 <= args.clip_share <= 1.0:
+        parser.error(f"--clip-share takes a fraction between 0 and 1, not {args.clip_share}")
     for flag, weight in (("--l1-weight", args.l1_weight), ("--mse-weight", args.mse_weight)):
         if weight < 0:
             parser.error(f"{flag} takes a weight of 0 or more, not {weight}")
@@ -1065,10 +1072,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
         crop=args.crop,
         unroll=args.unroll,
         lr=args.lr,
+        warmup=args.warmup,
         threads=args.threads,
         val_every=args.val_every,
         val_short_side=args.val_size,
         init_from=args.init_from,
+        p_clip=args.clip_share,
         w_l1=args.l1_weight,
         w_mse=args.mse_weight,
         model=VCNetConfig(channels=channels, match_channels=args.match_channels).to_dict(),  # type: ignore[arg-type]
