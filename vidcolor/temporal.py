@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 from concurrent.futures import Future
-
 from dataclasses import dataclass
 
 import cv2
