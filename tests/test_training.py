@@ -184,16 +184,20 @@ def test_widening_the_network_keeps_what_the_narrow_one_computes(tmp_path: Path)
         np.testing.assert_allclose(wide_ab, narrow_ab, atol=1e-3)
 
 
-def test_train_command_refuses_malformed_channels_and_unroll(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("arguments", "message"), [
+    *((["--channels", bad], "--channels takes three positive widths") for bad in ("16,32", "16,x,64", "16,0,64")),
+    (["--unroll", "0"], "--unroll takes the number of frames"),
+    *(([flag, "-1"], f"{flag} takes a weight of 0 or more") for flag in ("--mse-weight", "--l1-weight")),
+    *((["--clip-share", bad], "--clip-share takes a fraction between 0 and 1") for bad in ("-0.1", "1.5")),
+    (["--warmup", "-1"], "--warmup takes a number of iterations"),
+])
+def test_train_command_refuses_a_bad_option_with_a_message(arguments: list[str], message: str,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     from vidcolor.training import main
 
-    for bad in ("16,32", "16,x,64", "16,0,64"):
-        with pytest.raises(SystemExit):
-            main(["--channels", bad])
-        assert "--channels takes three positive widths" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["--unroll", "0"])
-    assert "--unroll takes the number of frames" in capsys.readouterr().err
+        main(arguments)
+    assert message in capsys.readouterr().err
 
 
 def test_squared_error_term_adds_its_weight_times_the_mean_squared_error(tiny: tuple[TrainConfig, TrainingData]) -> None:
@@ -213,27 +217,6 @@ def test_squared_error_term_adds_its_weight_times_the_mean_squared_error(tiny: t
     assert torch.allclose(weighted["total"] - plain["total"], 3.0 * plain["mse"], rtol=1e-4, atol=1e-7)
     # squared error of ab/110 errors (well below 1) is smaller than their absolute error
     assert float(plain["mse"]) < float(plain["l1"])
-
-
-def test_train_command_refuses_negative_loss_weights(capsys: pytest.CaptureFixture[str]) -> None:
-    from vidcolor.training import main
-
-    for flag in ("--mse-weight", "--l1-weight"):
-        with pytest.raises(SystemExit):
-            main([flag, "-1"])
-        assert f"{flag} takes a weight of 0 or more" in capsys.readouterr().err
-
-
-def test_train_command_refuses_a_clip_share_outside_0_to_1_and_a_negative_warmup(capsys: pytest.CaptureFixture[str]) -> None:
-    from vidcolor.training import main
-
-    for bad in ("-0.1", "1.5"):
-        with pytest.raises(SystemExit):
-            main(["--clip-share", bad])
-        assert "--clip-share takes a fraction between 0 and 1" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["--warmup", "-1"])
-    assert "--warmup takes a number of iterations" in capsys.readouterr().err
 
 
 def test_clip_share_sets_where_sequences_come_from(tiny: tuple[TrainConfig, TrainingData]) -> None:
