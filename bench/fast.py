@@ -126,7 +126,7 @@ def quality(size: int, max_frames: int | None, clips_arg: str | None, temporal: 
         clip = load_clip(name, folder, max_frames)
         rows: dict[str, dict[str, float]] = {}
         for label, make in methods:
-            outputs, seconds, _ = colorize(clip, make(), size)  # type: ignore[operator]
+            outputs, seconds, *_ = colorize(clip, make(), size)  # type: ignore[operator]
             rows[label] = score(clip, outputs, clip.frames[1:], seconds)
         print_table(f"{name} ({len(clip.frames)} frames, scored 1..{len(clip.frames) - 1}, working short side {size})", rows)
         per_clip[name] = {label: row["psnr"] for label, row in rows.items()}

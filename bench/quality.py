@@ -9,6 +9,7 @@ registered model that can be built here, each with and without the temporal chec
     .venv/bin/python bench/quality.py --clips blackswan,dog --max-frames 30
     .venv/bin/python bench/quality.py --models "default;default:native_short_side=160"   # with options
     .venv/bin/python bench/quality.py --no-reference       # automatic models, no reference at all
+    .venv/bin/python bench/quality.py --detail             # plus rows with the reference's fine chroma added
 
 ``--no-reference`` scores what ``vidcolor colorize INPUT -o OUT`` does without any reference: for
 each automatic model A, ``A per frame`` (A colours every frame on its own, with and without the
@@ -41,6 +42,7 @@ sys.path.insert(0, str(REPO))
 from vidcolor import metrics  # noqa: E402
 from vidcolor.color import LumaFormat, guided_upsample, luma_to_gray_level, luma_to_lightness, rgb_codes  # noqa: E402
 from vidcolor.colorizers.base import ColorizedFrame, Colorizer  # noqa: E402
+from vidcolor.detail import ReferenceDetail  # noqa: E402
 from vidcolor.flow import DISFlow, FlowPair, make_flow  # noqa: E402
 from vidcolor.pipeline import automatic_reference, working_size  # noqa: E402
 from vidcolor.references import Reference  # noqa: E402
@@ -122,25 +124,34 @@ def load_clip(name: str, folder: Path, max_frames: int | None) -> Clip:
     return clip
 
 
-def colorize(clip: Clip, colorizer: Colorizer, short_side: int) -> tuple[list[np.ndarray], float, list[dict]]:
+def colorize(clip: Clip, colorizer: Colorizer, short_side: int,
+             detail: ReferenceDetail | None = None) -> tuple[list[np.ndarray], float, list[dict], list[np.ndarray], float]:
     """Run the colorizer over the whole clip as the pipeline does (working-size lightness in,
     chroma upsampled guided by full-resolution lightness, RGB whose luma is the input's); return
-    the outputs of frames 1..N-1, seconds per frame (colorizer and upsampling) and their stats."""
+    the outputs of frames 1..N-1, seconds per frame (colorizer and upsampling), their stats, and
+    with ``detail`` the same outputs with the reference's detail added (else an empty list) and the
+    seconds per frame that adding it took."""
     height, width = clip.frames[0].shape[:2]
     w, h = working_size(width, height, short_side)
     reference = Reference.from_array(clip.frames[0], key=f"bench:{clip.name}:0")
     colorizer.reset()
-    outputs, stats = [], []
+    outputs, stats, detailed = [], [], []
+    detail_seconds = 0.0
     start = time.perf_counter()
     for index, lightness in enumerate(clip.lightness):
         small = cv2.resize(lightness, (w, h), interpolation=cv2.INTER_AREA)
         result = colorizer.step(small, reference)
         if index > 0:  # frame 0 is the reference itself: colorized (it starts the recurrence), not scored
             ab = guided_upsample(result.ab, lightness)
-            outputs.append(rgb_codes(luma_to_gray_level(clip.grays[index], GRAY_LUMA), ab, 8, GRAY_LUMA.matrix))
+            gray = luma_to_gray_level(clip.grays[index], GRAY_LUMA)
+            outputs.append(rgb_codes(gray, ab, 8, GRAY_LUMA.matrix))
             stats.append(result.stats)
-    elapsed = (time.perf_counter() - start) / len(clip.lightness)
-    return outputs, elapsed, stats
+            if detail is not None:
+                detail_start = time.perf_counter()
+                detailed.append(rgb_codes(gray, detail.add(ab, small, [(reference, 1.0)]), 8, GRAY_LUMA.matrix))
+                detail_seconds += time.perf_counter() - detail_start
+    elapsed = (time.perf_counter() - start - detail_seconds) / len(clip.lightness)
+    return outputs, elapsed, stats, detailed, detail_seconds / len(clip.lightness)
 
 
 def score(clip: Clip, outputs: list[np.ndarray], truth: list[np.ndarray], seconds: float) -> dict[str, float]:
@@ -220,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-reference", action="store_true",
                         help="no reference at all: --models names automatic models (default: all), compared per frame "
                              "and as keyframes of the no-reference mode")
+    parser.add_argument("--detail", action="store_true",
+                        help="also score every row with the reference's fine chroma added (vidcolor.detail), "
+                             "as '<row>+detail', from the same run")
     parser.add_argument("--exemplar", default="default", help="with --no-reference: the model that propagates the keyframe")
     for f in TemporalSettings.__dataclass_fields__.values():
         parser.add_argument(f"--{f.name.replace('_', '-')}", type=float, default=f.default, help=f"temporal check {f.name}")
@@ -261,10 +275,13 @@ def main(argv: list[str] | None = None) -> int:
             colorizer = factory()  # type: ignore[operator]
             if isinstance(colorizer, NoReferenceMode):
                 colorizer.keyframe = middle
-            outputs, seconds, stats = colorize(clip, colorizer, args.size)
+            detail = ReferenceDetail() if args.detail and label != "gray" and not args.no_reference else None
+            outputs, seconds, stats, detailed, detail_seconds = colorize(clip, colorizer, args.size, detail)
             rows[label] = score(clip, outputs, truth, seconds)
             if stats and "flagged" in stats[0]:
                 rows[label]["flagged"] = float(np.sum([s["flagged"] for s in stats]))
+            if detailed:
+                rows[f"{label}+detail"] = score(clip, detailed, truth, seconds + detail_seconds)
         print_table(f"{name} ({len(clip.frames)} frames, scored 1..{len(clip.frames) - 1})", rows)
         for label, row in rows.items():
             totals.setdefault(label, []).append(row)

@@ -3,7 +3,7 @@
 Both run in this process's machine state, one after the other, so the ratio is meaningful on a
 noisy machine even when the absolute fps are not. Usage::
 
-    python bench/throughput.py [--model default] [--encoder-preset medium] [--frames 96] [--source FILE]
+    python bench/throughput.py [--model default] [--encoder-preset medium] [--frames 96] [--source FILE] [--detail]
 
 The source defaults to a 1080p clip built from the demo photo (camera pan/zoom), grayscale, with
 film grain (``--grain``) so it costs the encoder what real footage does.
@@ -70,12 +70,13 @@ def plain_transcode(source: str, output: str, preset: str, crf: int) -> tuple[in
     return count, time.perf_counter() - started
 
 
-def colorize(source: str, reference: str, output: str, model: str, preset: str, crf: int) -> tuple[int, float, float]:
+def colorize(source: str, reference: str, output: str, model: str, preset: str, crf: int,
+             extra: tuple[str, ...] = ()) -> tuple[int, float, float]:
     """Run the real command; returns (frames, wall seconds including start-up, the run's own seconds
     from its summary line: decode to the renamed output, without interpreter start-up and model loading)."""
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "vidcolor", "colorize", source, "-o", output, "--ref", reference,
-                           "--model", model, "--encoder-preset", preset, "--crf", str(crf), "--overwrite"],
+                           "--model", model, "--encoder-preset", preset, "--crf", str(crf), "--overwrite", *extra],
                           check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     elapsed = time.perf_counter() - started
     match = re.search(r"(\d+) frames in ([\d.]+) s", done.stdout)
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--grain", type=float, default=3.0,
                         help="film grain of the synthetic source, in 8-bit code values (3 brings this machine's plain "
                              "transcode to the 6 fps medium / 13 fps veryfast of real footage; 0 = clean)")
+    parser.add_argument("--detail", action="store_true", help="run vidcolor with --detail (the references' fine colour)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         source = args.source or make_source(os.path.join(tmp, "source-1080p.mp4"), args.frames, args.grain)
@@ -106,12 +108,14 @@ def main() -> None:
         cv2.imwrite(reference, cv2.cvtColor(camera_path(data.coffee(), 2, 1920, 1080)[0], cv2.COLOR_RGB2BGR)
                     if args.source is None else first.to_ndarray(format="bgr24"))
         n_plain, t_plain = plain_transcode(source, os.path.join(tmp, "plain.mp4"), args.encoder_preset, args.crf)
-        n_ours, t_ours, t_run = colorize(source, reference, os.path.join(tmp, "ours.mp4"), args.model, args.encoder_preset, args.crf)
+        extra = ("--detail",) if args.detail else ()
+        n_ours, t_ours, t_run = colorize(source, reference, os.path.join(tmp, "ours.mp4"), args.model, args.encoder_preset,
+                                         args.crf, extra)
     grain = f", grain {args.grain:g}" if args.source is None else ""
     print(f"1080p, x264 preset {args.encoder_preset}, crf {args.crf}, {n_plain} frames{grain}")
     print(f"{'run':<44}{'frames':>8}{'seconds':>10}{'fps':>8}")
     print(f"{'plain PyAV transcode':<44}{n_plain:>8}{t_plain:>10.2f}{n_plain / t_plain:>8.2f}")
-    print(f"{'vidcolor colorize --model ' + args.model + ' (command)':<44}{n_ours:>8}{t_ours:>10.2f}{n_ours / t_ours:>8.2f}")
+    print(f"{'vidcolor colorize --model ' + args.model + ' '.join(('',) + extra) + ' (command)':<44}{n_ours:>8}{t_ours:>10.2f}{n_ours / t_ours:>8.2f}")
     print(f"{'  of which the run itself (after start-up)':<44}{n_ours:>8}{t_run:>10.2f}{n_ours / t_run:>8.2f}")
     print(f"time ratio vidcolor / plain transcode: {t_ours / t_plain:.2f}x whole command, {t_run / t_plain:.2f}x without "
           f"start-up ({t_ours - t_run:.1f} s, paid once per file) (target <= 2.0x)")

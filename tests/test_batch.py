@@ -326,3 +326,25 @@ def test_preset_temporal_table_can_turn_off_the_temporal_check(tmp_path: Path) -
     a, b = _rgb_frames(tmp_path / "a" / "t.mkv"), _rgb_frames(tmp_path / "b" / "t.mkv")
     assert np.array_equal(a[0], b[0])  # the first frame has no previous frame to check against
     assert any(not np.array_equal(x, y) for x, y in zip(a[1:], b[1:]))
+
+
+def test_preset_detail_and_the_option_over_it(tmp_path: Path) -> None:
+    from test_detail import fabric, panned
+
+    scene = fabric(300, 160, seed=5)
+    truth = [panned(scene, 1.5 * i, 0.5 * i, 128, 96) for i in range(6)]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_clip(folder / "f.mkv", truth, codec="ffv1", pix_fmt="yuv444p", gray=True)
+    cv2.imwrite(str(folder / "ref.png"), cv2.cvtColor(truth[0], cv2.COLOR_RGB2BGR))
+    (folder / "f.toml").write_text('model = "classic"\nsize = 48\ncodec = "ffv1"\ndetail = true\n'
+                                   '[[shot]]\nstart = 0\nreference = "ref.png"\n')
+    detailed = run_batch(plan_batch(folder, tmp_path / "a"), colorize_job)[0]
+    plain = run_batch(plan_batch(folder, tmp_path / "b", BatchOptions(detail=False)), colorize_job)[0]
+    assert detailed.ok and plain.ok, (detailed.message, plain.message)
+
+    def error(frames: list[np.ndarray]) -> float:
+        return float(np.mean([(f.astype(float) - t) ** 2 for f, t in zip(frames[1:], truth[1:])]))
+
+    # the preset's detail = true brought the fine colour back; --no-detail (the option) won over it
+    assert error(_rgb_frames(tmp_path / "a" / "f.mkv")) < 0.5 * error(_rgb_frames(tmp_path / "b" / "f.mkv"))

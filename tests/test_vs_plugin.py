@@ -36,6 +36,20 @@ def planes(frame: vs.VideoFrame) -> np.ndarray:
     return np.stack([np.asarray(frame[p]) for p in range(frame.format.num_planes)])
 
 
+def assert_shuffled_requests_match(out: vs.VideoNode, cli_output: Path, seed: int) -> list[np.ndarray]:
+    """Request ``out``'s frames in a shuffled order, all at once, and compare each with the CLI's
+    output (within one code value of YUV444 rounding); returns the CLI's frames."""
+    with av.open(str(cli_output)) as container:
+        expected = [f.to_ndarray(format="yuv444p").astype(int) for f in container.decode(video=0)]
+    order = list(range(out.num_frames))
+    random.Random(seed).shuffle(order)
+    futures = {i: out.get_frame_async(i) for i in order}
+    for i in order:
+        got = planes(futures[i].result()).astype(int)
+        assert np.abs(got - expected[i]).max() <= 1, i
+    return expected
+
+
 def test_output_format_and_untouched_luma(clip_and_ref):
     clip, reference = clip_and_ref
     out = vsvidcolor.colorize(clip, ref=str(reference), model="classic")
@@ -106,6 +120,7 @@ def test_vspipe_matches_cli_on_bigbuckbunny(tmp_path):
         ({"ref": "REF", "model": "nope"}, "model must be one of"),
         ({"ref": "REF", "size": 4}, "size must be an integer of at least 16"),
         ({"ref": "REF", "chunk_length": -1}, "chunk_length and warmup must be >= 0"),
+        ({"ref": "REF", "detail": "yes"}, "detail must be True or False, got 'yes'"),
         ({"ref_clip": "GRAYCLIP"}, "ref_clip must be an RGB clip, got Gray8"),
         ({"ref_clip": "RGBCLIP2", "ref_frames": [0]}, "ref_clip must have one frame per entry of ref_frames (1), got 2 frames"),
         ({"ref_clip": "RGBCLIP2", "ref_frames": [0, 40]}, "ref_frames must be frame numbers in 0..29, got 40"),
@@ -165,14 +180,29 @@ def test_preset_gives_the_cli_frames_in_any_order(tmp_path):
     result = CliRunner().invoke(main, ["colorize", str(source), "-o", str(cli_out), "--preset", str(preset),
                                        "--codec", "ffv1", "--chunk-length", "6", "-q"])
     assert result.exit_code == 0, result.output
-    with av.open(str(cli_out)) as container:
-        expected = [f.to_ndarray(format="yuv444p").astype(int) for f in container.decode(video=0)]
     out = vsvidcolor.colorize(core.bs.VideoSource(str(source)), preset=str(preset), chunk_length=6, cache_chunks=1)
-    order = list(range(out.num_frames))
-    random.Random(5).shuffle(order)
-    futures = {i: out.get_frame_async(i) for i in order}
-    for i in order:
-        got = planes(futures[i].result()).astype(int)
-        assert np.abs(got - expected[i]).max() <= 1, i
+    expected = assert_shuffled_requests_match(out, cli_out, seed=5)
     # the end reference took effect: the first shot runs from red into blue
     assert expected[0][2].mean() > expected[13][2].mean() + 10  # Cr falls from red to blue
+
+
+def test_reference_detail_gives_the_cli_frames(tmp_path):
+    """detail=True: the filter adds the reference's fine colour exactly as `vidcolor colorize
+    --detail` does, in any request order, and it changes the frames."""
+    from test_detail import fabric, panned
+
+    scene = fabric(300, 160, seed=5)
+    frames = [panned(scene, 1.5 * i, 0.5 * i, 128, 96) for i in range(12)]
+    source = write_clip(tmp_path / "c.mkv", frames, codec="ffv1", pix_fmt="yuv444p", gray=True)
+    reference = tmp_path / "ref.png"
+    cv2.imwrite(str(reference), cv2.cvtColor(frames[0], cv2.COLOR_RGB2BGR))
+    cli_out = tmp_path / "cli.mkv"
+    result = CliRunner().invoke(main, ["colorize", str(source), "-o", str(cli_out), "--ref", str(reference),
+                                       "--model", "classic", "--size", "48", "--codec", "ffv1", "--detail", "-q"])
+    assert result.exit_code == 0, result.output
+    clip = core.bs.VideoSource(str(source))
+    out = vsvidcolor.colorize(clip, ref=str(reference), model="classic", size=48, detail=True, cache_chunks=1)
+    expected = assert_shuffled_requests_match(out, cli_out, seed=7)
+    plain = vsvidcolor.colorize(clip, ref=str(reference), model="classic", size=48)
+    changed = np.abs(planes(plain.get_frame(5)).astype(int)[1:] - expected[5][1:]).mean()
+    assert changed > 2.0, changed

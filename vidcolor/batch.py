@@ -62,6 +62,7 @@ class BatchOptions:
     temporal: bool | None = None
     flow: str = "auto"
     auto_model: str | None = None
+    detail: bool | None = None
     overwrite: bool = False
 
 
@@ -475,6 +476,7 @@ def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = Non
     """Colorize one batch job (the ``run_one`` of ``vidcolor batch``): preset or --ref, settings
     by precedence (explicit option > preset > default), resuming when the pipeline supports it."""
     from .colorizers import build_colorizer, no_reference_colorizer, set_torch_threads  # noqa: PLC0415 - keeps planning free of model imports
+    from .detail import ReferenceDetail  # noqa: PLC0415
     from .temporal import TemporalSettings  # noqa: PLC0415
     from .pipeline import colorize_video, parse_size  # noqa: PLC0415
     from .reader import probe  # noqa: PLC0415
@@ -506,7 +508,7 @@ def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = Non
     auto = no_reference_colorizer(colorizer, bool(schedule.keyframes), options.auto_model, device=options.device)
     summary = colorize_video(job.input, spec, schedule, colorizer, short_side=short_side, size=fixed,
                              overwrite=job.overwrite, on_start=on_start, on_frame=on_frame, info=info, auto=auto,
-                             **extra)
+                             detail=ReferenceDetail() if pick(options.detail, "detail", False) else None, **extra)
     return {"frames": summary.frames, "seconds": summary.seconds, "model": summary.model}
 
 

@@ -54,7 +54,7 @@ def _encode_chunk(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, chu
     from .pipeline import FrameColorizer, RunSummary, encode_chunks, read_lightness  # noqa: PLC0415
 
     local = FrameColorizer(frames.colorizer, frames.schedule, frames.work, frames.plan, auto=frames.auto,
-                           frame_at=lambda index: read_lightness(info, index))
+                           frame_at=lambda index: read_lightness(info, index), detail=frames.detail)
     summary = RunSummary(info.path, spec.path, 0, 0.0, frames.work, frames.colorizer.name)
     names: list[str] = []
     encode_chunks(info, spec, local, [chunk], total, lambda _: Path(segment), lambda *done: names.append(done[2]), summary)

@@ -9,6 +9,8 @@ VapourSynth.
 from __future__ import annotations
 
 import bisect
+import dataclasses
+import functools
 import logging
 import os
 import time
@@ -25,6 +27,7 @@ import numpy as np
 from .color import (LumaFormat, chroma_planes, guided_upsample, lab_with_luma, lightness_to_gray, luma_to_gray_level,
                     luma_to_lightness, rgb_codes)
 from .colorizers.base import ColorizedFrame, Colorizer
+from .detail import ReferenceDetail
 from .errors import InputError, OutputError
 from .reader import Frame, VideoInfo, VideoReader, count_frames, probe, timecode
 from .resume import Journal, file_signature, run_signature
@@ -119,12 +122,16 @@ class FrameColorizer:
     frame-to-frame flicker never reaches the output. ``frame_at(index)`` (full-resolution
     lightness of any frame) fetches that keyframe, so every pass (the stream, a resumed chunk, a
     VapourSynth request) builds the same reference.
+
+    ``detail`` (optional) adds the references' colour finer than the working size when the chroma
+    is brought to the output size (:meth:`upsample`).
     """
 
     def __init__(self, colorizer: Colorizer, schedule: ReferenceSchedule, work: tuple[int, int],
                  plan: ChunkPlan = ChunkPlan(), *, auto: Colorizer | None = None,
-                 frame_at: Callable[[int], np.ndarray] | None = None) -> None:
+                 frame_at: Callable[[int], np.ndarray] | None = None, detail: ReferenceDetail | None = None) -> None:
         self.colorizer = colorizer
+        self.detail = detail
         self.schedule = schedule
         self.work = work
         self.plan = plan
@@ -205,6 +212,14 @@ class FrameColorizer:
             return results[0]
         return blend_predictions(results[0], results[1], position)
 
+    def upsample(self, index: int, ab: np.ndarray, guide: np.ndarray) -> np.ndarray:
+        """Frame ``index``'s working chroma ``ab`` at ``guide``'s size (see :func:`upsample_chroma`).
+
+        Thread-safe (it reads the schedule only), so output planes can be made on another thread.
+        """
+        sources = self.schedule.references_at(index) if self.detail is not None else []
+        return upsample_chroma(ab, guide, self.detail, sources)
+
     def auto_reference(self, index: int, small: np.ndarray | None = None) -> Reference:
         """The automatic reference of the segment holding ``index``: its :meth:`automatic_keyframe`
         colorized by the automatic model (``small`` is ``index``'s working-resolution lightness,
@@ -276,18 +291,31 @@ def blend_predictions(start: ColorizedFrame, end: ColorizedFrame, position: floa
     return ColorizedFrame(ab.astype(np.float32), confidence, stats)
 
 
+def upsample_chroma(ab: np.ndarray, guide: np.ndarray, detail: ReferenceDetail | None = None,
+                    sources: Sequence[tuple[Reference, float]] = ()) -> np.ndarray:
+    """Working-resolution chroma ``ab`` at the size of ``guide`` (the frame's lightness there),
+    snapped to its edges, plus the references' finer detail when ``detail`` is given (see
+    :mod:`vidcolor.detail`; ``sources`` from :meth:`ReferenceSchedule.references_at`)."""
+    ab_up = guided_upsample(ab, guide)
+    if detail is None or not sources:
+        return ab_up
+    small = cv2.resize(guide, (ab.shape[1], ab.shape[0]), interpolation=cv2.INTER_AREA)
+    return detail.add(ab_up, small, sources)
+
+
 def chroma_for_frame(full_lightness: np.ndarray, full_gray: np.ndarray, ab: np.ndarray, chroma_size: tuple[int, int],
-                     luma_format: LumaFormat) -> tuple[np.ndarray, np.ndarray]:
+                     luma_format: LumaFormat,
+                     upsample: Callable[[np.ndarray, np.ndarray], np.ndarray] = guided_upsample) -> tuple[np.ndarray, np.ndarray]:
     """Cb, Cr planes of ``chroma_size`` (width, height) for working-resolution chroma ``ab``,
-    upsampled under the guidance of the full-resolution lightness."""
+    brought to that size by ``upsample(ab, lightness there)`` (e.g. :meth:`FrameColorizer.upsample`
+    of the frame)."""
     height, width = full_lightness.shape
     chroma_w, chroma_h = chroma_size
     guide, gray = full_lightness, full_gray
     if (chroma_w, chroma_h) != (width, height):
         guide = cv2.resize(full_lightness, (chroma_w, chroma_h), interpolation=cv2.INTER_AREA)
         gray = cv2.resize(full_gray, (chroma_w, chroma_h), interpolation=cv2.INTER_AREA)
-    ab_up = guided_upsample(ab, guide)
-    return chroma_planes(gray, ab_up, luma_format)
+    return chroma_planes(gray, upsample(ab, guide), luma_format)
 
 
 def colorize_video(
@@ -307,6 +335,7 @@ def colorize_video(
     settings: Mapping[str, object] | None = None,
     auto: Colorizer | None = None,
     distribute: ChunkDistributor | None = None,
+    detail: ReferenceDetail | None = None,
 ) -> RunSummary:
     """Colorize ``input_path`` into ``spec``; every input problem is raised before anything is written.
 
@@ -315,7 +344,8 @@ def colorize_video(
     further options that change the frames, so a rerun with other settings starts over.
     ``auto`` (an automatic colorizer) turns on no-reference mode for a schedule without references
     (see :class:`FrameColorizer`). ``distribute`` (e.g. :func:`vidcolor.distributed.ray_chunks`)
-    encodes the chunks elsewhere in parallel; it implies ``resume``.
+    encodes the chunks elsewhere in parallel; it implies ``resume``. ``detail`` adds the
+    references' fine colour at the output size (:mod:`vidcolor.detail`).
     """
     info = info or probe(input_path)
     resume = resume or distribute is not None
@@ -328,7 +358,8 @@ def colorize_video(
     if auto is None and not schedule.keyframes and colorizer.needs_reference:
         raise InputError(f"{input_path!r}: no reference and no automatic model: pass a reference (--ref IMAGE) "
                          "or an automatic model for no-reference mode")
-    frames = FrameColorizer(colorizer, schedule, work, plan, auto=auto, frame_at=lambda index: read_lightness(info, index))
+    frames = FrameColorizer(colorizer, schedule, work, plan, auto=auto, frame_at=lambda index: read_lightness(info, index),
+                            detail=detail)
     summary = RunSummary(input_path, spec.path, 0, 0.0, work, colorizer.name)
     if on_start is not None:
         on_start(info)
@@ -339,7 +370,8 @@ def colorize_video(
             encoder_preset=spec.encoder_preset, plan=(plan.length, plan.warmup), cuts=sorted(schedule.cuts),
             auto=auto.describe() if auto is not None else None,
             keyframes=[(k.frame, k.reference.fingerprint, k.end_reference.fingerprint if k.end_reference else None, k.end_frame)
-                       for k in schedule.keyframes], settings=dict(settings or {}))
+                       for k in schedule.keyframes], settings=dict(settings or {}),
+            **({"detail": dataclasses.asdict(detail.settings)} if detail is not None else {}))
         _colorize_in_chunks(info, spec, frames, Journal.open(spec.path, signature), summary, on_frame, distribute)
         summary.seconds = time.perf_counter() - started
         return summary
@@ -460,21 +492,22 @@ def _render(frame: Frame, frames: FrameColorizer, info: VideoInfo, spec: OutputS
     if on_frame is not None:
         on_frame(item)
     if overlap is None:
-        return [_planes(frame, full_l, result.ab, info, spec, pix_fmt, out_format)]
-    return overlap.push(_planes, frame, full_l, result.ab, info, spec, pix_fmt, out_format)
+        return [_planes(frame, full_l, result.ab, frames, info, spec, pix_fmt, out_format)]
+    return overlap.push(_planes, frame, full_l, result.ab, frames, info, spec, pix_fmt, out_format)
 
 
-def _planes(frame: Frame, full_l: np.ndarray, ab: np.ndarray, info: VideoInfo, spec: OutputSpec, pix_fmt: str,
-            out_format: LumaFormat) -> OutputFrame:
+def _planes(frame: Frame, full_l: np.ndarray, ab: np.ndarray, frames: FrameColorizer, info: VideoInfo,
+            spec: OutputSpec, pix_fmt: str, out_format: LumaFormat) -> OutputFrame:
     """The output frame: the input's luma with the chroma ``ab`` upsampled under its guidance."""
     full_gray = luma_to_gray_level(frame.luma, info.luma_format)
+    upsample = functools.partial(frames.upsample, frame.index)
     if spec.codec.rgb:
-        ab_full = guided_upsample(ab, full_l)
+        ab_full = upsample(ab, full_l)
         rgb = rgb_codes(full_gray, ab_full, info.luma_format.bit_depth, info.luma_format.matrix)
         return OutputFrame(frame.index, frame.pts, rgb=rgb)
     fmt = av.VideoFormat(pix_fmt)
     chroma_size = (fmt.chroma_width(info.width), fmt.chroma_height(info.height))
-    cb, cr = chroma_for_frame(full_l, full_gray, ab, chroma_size, out_format)
+    cb, cr = chroma_for_frame(full_l, full_gray, ab, chroma_size, out_format, upsample)
     luma = convert_luma(frame.luma, info.luma_format, out_format)
     return OutputFrame(frame.index, frame.pts, planes=(luma, cb, cr))
 

@@ -51,7 +51,8 @@ if TYPE_CHECKING:
     from .temporal import TemporalSettings
 
 FORMAT_VERSION = 1
-TOP_KEYS = ("version", "model", "size", "codec", "crf", "encoder_preset", "timecode_fps", "scenes", "temporal", "shot")
+TOP_KEYS = ("version", "model", "size", "detail", "codec", "crf", "encoder_preset", "timecode_fps", "scenes", "temporal",
+            "shot")
 SHOT_KEYS = ("start", "end", "reference", "end_reference", "name")
 SCENE_KEYS = ("detect", "threshold", "min_length")
 DEFAULT_SCENE_THRESHOLD = 27.0
@@ -152,6 +153,7 @@ class Preset:
     timecode_fps: Fraction | None = None
     scenes: SceneSettings = SceneSettings()
     temporal: Mapping[str, float | bool] = field(default_factory=lambda: MappingProxyType({}))
+    detail: bool | None = None
 
     def resolve(self, fps: Fraction | float | None, frame_count: int | None = None) -> tuple[Shot, ...]:
         """Shots sorted by start with frame-number positions, checked against the clip.
@@ -326,7 +328,11 @@ class _Parser:
         scenes = self.scenes(data.get("scenes", {}))
         temporal = self.temporal(data.get("temporal", {}))
         shots = self.shots(data.get("shot"))
-        return Preset(self.path, shots, model, size, codec, crf, encoder_preset, timecode_fps, scenes, temporal)
+        detail = data.get("detail")
+        if detail is not None and not isinstance(detail, bool):
+            raise self.fail(self.key_line("detail", None), "", f"detail {detail!r} is not true or false",
+                            "write detail = true to carry the references' fine colour detail, or leave it out")
+        return Preset(self.path, shots, model, size, codec, crf, encoder_preset, timecode_fps, scenes, temporal, detail)
 
     def unknown(self, table: Mapping[str, object], known: tuple[str, ...], start: int | None, where: str,
                 what: str) -> None:

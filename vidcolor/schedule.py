@@ -110,6 +110,17 @@ class ReferenceSchedule:
         position = bisect.bisect_right(self._starts, frame) - 1
         return self.keyframes[max(position, 0)].reference
 
+    def references_at(self, frame: int) -> list[tuple[Reference, float]]:
+        """The references whose colours ``frame`` carries, with their shares: one at 1.0, or a
+        two-keyframe shot's start and end references at ``1 - t`` and ``t`` (:meth:`blend_position`)."""
+        keyframe = self.keyframe_at(frame)
+        if keyframe is None:
+            return []
+        position = self.blend_position(frame)
+        if position is None or keyframe.end_reference is None:
+            return [(keyframe.reference, 1.0)]
+        return [(keyframe.reference, 1.0 - position), (keyframe.end_reference, position)]
+
     def keyframe_at(self, frame: int) -> Keyframe | None:
         """The keyframe whose reference applies at ``frame`` (the first one before any keyframe)."""
         if not self.keyframes:

@@ -7,6 +7,7 @@ VapourSynth's random, parallel frame requests with exactly what one sequential p
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -16,9 +17,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import vapoursynth as vs
 
-from vidcolor.color import (LumaFormat, gray_to_lightness, guided_upsample, luma_to_gray_level, luma_to_lightness,
-                           rgb_codes)
+from vidcolor.color import LumaFormat, gray_to_lightness, luma_to_gray_level, luma_to_lightness, rgb_codes
 from vidcolor.colorizers import MODELS, build_colorizer, default_model, no_reference_colorizer
+from vidcolor.detail import ReferenceDetail
 from vidcolor.errors import VidcolorError
 from vidcolor.pipeline import ChunkPlan, FrameColorizer, chroma_for_frame, parse_size, working_size
 from vidcolor.references import Reference, load_reference
@@ -46,6 +47,7 @@ def colorize(
     size: int | None = None,
     temporal: bool | None = None,
     flow: str = "auto",
+    detail: bool | None = None,
     device: str = "cpu",
     rgb: bool = False,
     chunk_length: int = ChunkPlan.length,
@@ -73,6 +75,9 @@ def colorize(
     :param temporal:     optical-flow temporal check (default: on, with the preset's ``[temporal]`` settings).
     :param flow:         flow for the temporal check: ``auto`` (installed RAFT, else OpenCV DIS), ``dis``,
                          ``raft-small``, ``raft-large``.
+    :param detail:       carry the references' colour detail finer than the working size (printed text,
+                         patterns, thin painted lines) onto each full-size frame by optical flow
+                         (default: the preset's ``detail``, else off).
     :param device:       torch device for learned models (``cpu``, ``cuda``, ``cuda:1``).
     :param rgb:          return RGB (same depth) instead of YUV444.
     :param chunk_length: frames per chunk; a request computes its chunk sequentially, so seeking costs up
@@ -108,6 +113,8 @@ def colorize(
              if value is not None]
     if len(given) > 1:
         raise vs.Error(f"{func}: give only one of ref, refs, ref_clip, preset, got {', '.join(given)}")
+    if detail is not None and not isinstance(detail, (bool, int)):
+        raise vs.Error(f"{func}: detail must be True or False, got {detail!r}")
     if flow not in ("auto", "dis", "raft-small", "raft-large"):
         raise vs.Error(f"{func}: flow must be auto, dis, raft-small or raft-large, got {flow!r}")
     try:
@@ -123,6 +130,8 @@ def colorize(
         if size is None and loaded is not None and loaded.size is not None:
             size = parse_size(loaded.size)[0]  # a WxH preset size keeps its short side here
         model = model or (loaded.model if loaded is not None and loaded.model else default_model())
+        if detail is None:
+            detail = bool(loaded.detail) if loaded is not None and loaded.detail is not None else False
         if model not in MODELS:
             raise vs.Error(f"{func}: the preset's model must be one of {', '.join(MODELS)}, got {model!r}")
         colorizer = build_colorizer(model, device=device, temporal=settings, flow=flow)
@@ -136,7 +145,8 @@ def colorize(
         if auto is not None and cuts is None and _marks_scene_changes(clip):
             shots = ReferenceSchedule([], _scene_change_cuts(clip), frame_count=clip.num_frames)
         return FrameColorizer(colorizer, shots, work, ChunkPlan(chunk_length, warmup), auto=auto,
-                              frame_at=lambda n: _lightness(clip.get_frame(n)))
+                              frame_at=lambda n: _lightness(clip.get_frame(n)),
+                              detail=ReferenceDetail() if detail else None)
 
     chunks = _ChunkCache(clip, colorizer_of_frames, cache_chunks)
 
@@ -157,8 +167,9 @@ def colorize(
             lightness = luma_to_lightness(luma, luma_format)
             gray = luma_to_gray_level(luma, luma_format)
         ab = chunks.ab(n)
+        upsample = functools.partial(chunks.frames.upsample, n)
         if rgb:
-            ab_full = guided_upsample(ab, lightness)
+            ab_full = upsample(ab, lightness)
             bits = 16 if fmt.sample_type == vs.FLOAT or fmt.bits_per_sample > 8 else 8
             codes = rgb_codes(gray, ab_full, bits, luma_format.matrix)
             scale = 1.0 / 65535.0 if fmt.sample_type == vs.FLOAT else None
@@ -174,11 +185,11 @@ def colorize(
             np.asarray(out[0])[:] = luma
             if fmt.sample_type == vs.FLOAT:
                 cb, cr = chroma_for_frame(lightness, gray, ab, (clip.width, clip.height),
-                                          LumaFormat(16, True, luma_format.matrix))
+                                          LumaFormat(16, True, luma_format.matrix), upsample)
                 np.asarray(out[1])[:] = (cb.astype(np.float32) - 32768.0) / 65535.0
                 np.asarray(out[2])[:] = (cr.astype(np.float32) - 32768.0) / 65535.0
             else:
-                cb, cr = chroma_for_frame(lightness, gray, ab, (clip.width, clip.height), luma_format)
+                cb, cr = chroma_for_frame(lightness, gray, ab, (clip.width, clip.height), luma_format, upsample)
                 np.asarray(out[1])[:] = cb
                 np.asarray(out[2])[:] = cr
         props = out.props

@@ -101,6 +101,9 @@ def scenes(input_path: str, preset_path: str, keyframes_dir: str | None, thresho
               help="Optical-flow temporal check. [default: as each preset says; on]")
 @click.option("--flow", type=click.Choice(["auto", "dis", "raft-small", "raft-large"]), default="auto", show_default=True,
               help="Optical flow for the temporal check.")
+@click.option("--detail/--no-detail", default=None,
+              help="Carry the references' colour detail finer than the working size onto the full-size output. "
+                   "[default: as each preset says; off]")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Run files here one by one, or spread them over a Ray cluster.")
 @click.option("--address", default=None, metavar="ADDR",
@@ -113,7 +116,7 @@ def scenes(input_path: str, preset_path: str, keyframes_dir: str | None, thresho
 def batch(in_dir: str, out_dir: str, preset: str | None, ref: str | None, model: str | None, auto_model: str | None,
           size: str | None,
           codec: str | None, crf: int | None, encoder_preset: str | None, device: str, detect_scenes: bool | None,
-          temporal: bool | None, flow: str, executor: str, address: str | None, num_cpus: int | None, retry_failed: bool, overwrite: bool,
+          temporal: bool | None, flow: str, detail: bool | None, executor: str, address: str | None, num_cpus: int | None, retry_failed: bool, overwrite: bool,
           quiet: bool) -> None:
     """Colorize every video and frame folder in IN_DIR into OUT_DIR; resumable.
 
@@ -136,7 +139,7 @@ def batch(in_dir: str, out_dir: str, preset: str | None, ref: str | None, model:
     options = BatchOptions(preset=preset, ref=ref, model=model, auto_model=auto_model, default_model=default_model(),
                            size=size, codec=codec,
                            crf=crf, encoder_preset=encoder_preset, device=device, detect_scenes=detect_scenes,
-                           temporal=temporal, flow=flow, overwrite=overwrite)
+                           temporal=temporal, flow=flow, detail=detail, overwrite=overwrite)
     jobs = plan_batch(in_dir, out_dir, options)
     if not jobs:
         raise click.UsageError(f"no video files or frame folders in {in_dir!r}: nothing to colorize")

@@ -97,6 +97,10 @@ FLOWS = ["auto", "dis", "raft-small", "raft-large"]
               help="Optical-flow temporal check while colorizing (steadier colour, per-frame flags). [default: on]")
 @click.option("--flow", type=click.Choice(FLOWS), default="auto", show_default=True,
               help="Optical flow for the temporal check: auto takes installed RAFT weights, else OpenCV DIS.")
+@click.option("--detail/--no-detail", default=None,
+              help="Carry the references' colour detail finer than the working size (printed text, patterns, "
+                   "thin painted lines) onto the full-size output by optical flow; costs a little speed. "
+                   "[default: as the preset says; off]")
 @click.option("--stats", "write_stats", is_flag=True,
               help="Write per-frame stats (confidence, warp error, flags) to OUTPUT.stats.jsonl for `vidcolor report`.")
 @click.option("--report", "report_path", default=None, metavar="REPORT.html",
@@ -124,12 +128,13 @@ FLOWS = ["auto", "dis", "raft-small", "raft-large"]
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path: str | None,
              detect_scenes: bool | None, model: str | None, auto_model: str | None, size: str | None,
-             temporal: bool | None, flow: str,
+             temporal: bool | None, flow: str, detail: bool | None,
              write_stats: bool, report_path: str | None, codec: str | None, crf: int | None, encoder_preset: str | None,
              device: str, threads: int | None, resume: bool, chunk_length: int, executor: str, address: str | None, num_cpus: int | None,
              overwrite: bool, quiet: bool) -> None:
     """Colorize INPUT (a video, a folder of frames, or a %06d pattern) into OUTPUT."""
     from ..colorizers import MODELS, build_colorizer, default_model, no_reference_colorizer, set_torch_threads
+    from ..detail import ReferenceDetail
     from ..pipeline import ChunkPlan, colorize_video, parse_size
     from ..reader import probe
     from ..references import load_reference
@@ -200,11 +205,13 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
     with logging_redirect_tqdm(loggers=[logger]), bar:
         summary = colorize_video(input_path, spec, schedule, colorizer, short_side=short_side, size=fixed,
                                  overwrite=overwrite, on_frame=advance, info=info, resume=resume,
-                                 plan=ChunkPlan(length=chunk_length), auto=auto, distribute=distribute)
+                                 plan=ChunkPlan(length=chunk_length), auto=auto, distribute=distribute,
+                                 detail=ReferenceDetail() if pick(detail, "detail", False) else None)
     if write_stats or report_path:
         from ..report import run_metadata, run_stats_path, write_run_stats
 
         options = {"preset": preset_path, "size": size, "temporal check": "on" if settings is not None else "off",
+                   "reference detail": "on" if pick(detail, "detail", False) else "off",
                    "flow": flow, "chunk length": chunk_length, "device": device}
         run = run_metadata(summary, schedule, colorizer, {k: v for k, v in options.items() if v is not None})
         write_run_stats(run_stats_path(spec.path), ({"frame": r.index, "timecode": r.timecode, "confidence": r.confidence,
