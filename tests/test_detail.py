@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 from pathlib import Path
 
@@ -158,3 +159,12 @@ def test_preset_detail_key(tmp_path):
     bad.write_text('detail = "yes"\n[[shot]]\nstart = 0\nreference = "ref.png"\n')
     with pytest.raises(PresetError, match="detail 'yes' is not true or false"):
         load_preset(bad)
+
+
+def test_detail_without_a_reference_says_it_changes_nothing(make_clip, tmp_path, caplog):
+    source = make_clip("in.mp4", count=4)
+    with caplog.at_level(logging.WARNING):
+        result = CliRunner().invoke(main, ["colorize", str(source), "-o", str(tmp_path / "o.mkv"), "--model", "classic",
+                                           "--codec", "ffv1", "--detail", "-q"])
+    assert result.exit_code == 0, result.output
+    assert any("this run has no reference: it changes nothing" in r.getMessage() for r in caplog.records)

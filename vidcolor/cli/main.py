@@ -194,6 +194,9 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
     if auto is not None:
         logger.info("no reference: the %s model colours the middle frame of each of %d shot(s)", auto.name,
                     len(schedule.cuts - {0}) + 1)
+    use_detail = bool(pick(detail, "detail", False))
+    if use_detail and not schedule.keyframes:
+        logger.warning("--detail carries a reference's fine colour, and this run has no reference: it changes nothing")
     if address is not None and executor != "ray":
         raise click.BadParameter("--address joins a Ray cluster: add --executor ray", param_hint="--address")
     distribute = None
@@ -206,12 +209,12 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
         summary = colorize_video(input_path, spec, schedule, colorizer, short_side=short_side, size=fixed,
                                  overwrite=overwrite, on_frame=advance, info=info, resume=resume,
                                  plan=ChunkPlan(length=chunk_length), auto=auto, distribute=distribute,
-                                 detail=ReferenceDetail() if pick(detail, "detail", False) else None)
+                                 detail=ReferenceDetail() if use_detail else None)
     if write_stats or report_path:
         from ..report import run_metadata, run_stats_path, write_run_stats
 
         options = {"preset": preset_path, "size": size, "temporal check": "on" if settings is not None else "off",
-                   "reference detail": "on" if pick(detail, "detail", False) else "off",
+                   "reference detail": "on" if use_detail else "off",
                    "flow": flow, "chunk length": chunk_length, "device": device}
         run = run_metadata(summary, schedule, colorizer, {k: v for k, v in options.items() if v is not None})
         write_run_stats(run_stats_path(spec.path), ({"frame": r.index, "timecode": r.timecode, "confidence": r.confidence,
