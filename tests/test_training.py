@@ -188,7 +188,8 @@ def test_widening_the_network_keeps_what_the_narrow_one_computes(tmp_path: Path)
     *((["--channels", bad], "--channels takes three positive widths") for bad in ("16,32", "16,x,64", "16,0,64")),
     (["--unroll", "0"], "--unroll takes the number of frames"),
     *(([flag, "-1"], f"{flag} takes a weight of 0 or more") for flag in ("--mse-weight", "--l1-weight")),
-    *((["--clip-share", bad], "--clip-share takes a fraction between 0 and 1") for bad in ("-0.1", "1.5")),
+    *(([flag, bad], f"{flag} takes a fraction between 0 and 1") for flag in ("--clip-share", "--color-jitter")
+      for bad in ("-0.1", "1.5")),
     (["--warmup", "-1"], "--warmup takes a number of iterations"),
 ])
 def test_train_command_refuses_a_bad_option_with_a_message(arguments: list[str], message: str,
@@ -227,3 +228,23 @@ def test_clip_share_sets_where_sequences_come_from(tiny: tuple[TrainConfig, Trai
     assert bool((from_clips.match[:, 1:] == -1).all())
     from_photos = make_batch(data, replace(config, p_clip=0.0, p_unrelated_ref=0.0, p_no_ref_batch=0.0), 5)
     assert bool((from_photos.match[:, 1:] >= 0).any(dim=-1).all())
+
+
+def test_color_jitter_turns_frames_and_reference_alike_and_keeps_lightness() -> None:
+    """--color-jitter: one chroma rotation and saturation change for the whole sequence and its
+    reference (so copying the reference's colours stays the right answer), lightness kept."""
+    from vidcolor.color import rgb_to_lab
+    from vidcolor.training import _color_jitter
+
+    rng = np.random.default_rng(4)
+    frames = [np.clip(rng.normal(0.5, 0.12, (16, 16, 3)), 0.2, 0.8).astype(np.float32) for _ in range(3)]
+    reference = frames[1].copy()
+    new_frames, new_labs, new_reference = _color_jitter(np.random.default_rng(9), frames, reference, 25.0)
+    np.testing.assert_allclose(new_reference, new_frames[1], atol=1e-6)  # the same colours turn the same way
+    np.testing.assert_allclose(new_labs[0], rgb_to_lab(new_frames[0]), atol=1e-4)
+    before, after = rgb_to_lab(frames[0]), new_labs[0]
+    assert np.abs(after[..., 0] - before[..., 0]).max() < 1.0  # muted colours stay in gamut: L kept
+    turned = np.degrees(np.angle((after[..., 1] + 1j * after[..., 2]) / (before[..., 1] + 1j * before[..., 2])))
+    saturated = np.hypot(before[..., 1], before[..., 2]) > 5
+    assert 1.0 < abs(np.median(turned[saturated])) <= 25.5  # a real, bounded rotation
+    assert not np.allclose(after[..., 1:], before[..., 1:], atol=1.0)

@@ -95,6 +95,11 @@ class TrainConfig:
     p_occluder: float = 0.5
     #: Probability that input lightness comes from BT.601/709 luma (as in a gray video), not Lab L.
     p_luma_input: float = 0.75
+    #: Probability that a sequence and its reference get one random chroma rotation and saturation
+    #: change (up to ``color_jitter_degrees``, ±15 %): the same few clips then show the network new
+    #: colours, so it learns to copy them from the reference rather than remember them.
+    p_color_jitter: float = 0.0
+    color_jitter_degrees: float = 25.0
     # loss weights
     w_l1: float = 5.0
     #: Squared error on ab: PSNR is an L2 score, and where the colour is uncertain L1 settles on a
@@ -504,6 +509,8 @@ def _finish(
     config: TrainConfig,
 ) -> Sample:
     ref_rgb = np.clip(ref_rgb, 0, 1).astype(np.float32)
+    if config.p_color_jitter > 0 and rng.random() < config.p_color_jitter:  # no draw when off: old runs replay
+        rgbs, labs, ref_rgb = _color_jitter(rng, rgbs, ref_rgb, config.color_jitter_degrees)
     ref_lab = rgb_to_lab(ref_rgb)
     stack = np.stack(labs)
     # input lightness: mostly that of the luma a gray video would carry (same conversion for the
@@ -534,6 +541,23 @@ def _finish(
         ref_flow=ref_flow,
         ref_visible=ref_visible,
     )
+
+
+def _color_jitter(rng: np.random.Generator, rgbs: list[np.ndarray], ref_rgb: np.ndarray,
+                  degrees: float) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """One chroma rotation and saturation scale for every frame and the reference (Lab L kept;
+    colours leaving the gamut are clipped); returns the new RGB frames, their Lab and the reference."""
+    angle = math.radians(rng.uniform(-degrees, degrees))
+    scale = rng.uniform(0.85, 1.15)
+    turn = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]], np.float32) * np.float32(scale)
+
+    def shift(rgb: np.ndarray) -> np.ndarray:
+        lab = rgb_to_lab(rgb)
+        lab[..., 1:] = lab[..., 1:] @ turn.T
+        return lab_to_rgb(lab)
+
+    new_rgbs = [shift(r) for r in rgbs]
+    return new_rgbs, [rgb_to_lab(r) for r in new_rgbs], shift(ref_rgb)
 
 
 def dis_flows(lightness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1036,6 +1060,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
     parser.add_argument("--val-size", type=int, default=TrainConfig.val_short_side, help="validation working short side")
     parser.add_argument("--clip-share", type=float, default=TrainConfig.p_clip,
                         help="share of training sequences cut from the colour clips (the rest: photos as pseudo-video)")
+    parser.add_argument("--color-jitter", type=float, default=TrainConfig.p_color_jitter,
+                        help="share of sequences whose colours (and their reference's) are rotated and rescaled together")
     parser.add_argument("--l1-weight", type=float, default=TrainConfig.w_l1, help="weight of the L1 loss on ab")
     parser.add_argument("--mse-weight", type=float, default=TrainConfig.w_mse,
                         help="weight of the squared error on ab (PSNR's own loss; e.g. 50 beside --l1-weight 2.5)")
@@ -1057,8 +1083,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
         parser.error(f"--unroll takes the number of frames per training sequence (at least 1), not {args.unroll}")
     if args.warmup < 0:
         parser.error(f"--warmup takes a number of iterations (0 or more), not {args.warmup}")
-    if not 0.0 <= args.clip_share <= 1.0:
-        parser.error(f"--clip-share takes a fraction between 0 and 1, not {args.clip_share}")
+    for flag, share in (("--clip-share", args.clip_share), ("--color-jitter", args.color_jitter)):
+        if not 0.0 <= share <= 1.0:
+            parser.error(f"{flag} takes a fraction between 0 and 1, not {share}")
     for flag, weight in (("--l1-weight", args.l1_weight), ("--mse-weight", args.mse_weight)):
         if weight < 0:
             parser.error(f"{flag} takes a weight of 0 or more, not {weight}")
@@ -1078,6 +1105,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
         val_short_side=args.val_size,
         init_from=args.init_from,
         p_clip=args.clip_share,
+        p_color_jitter=args.color_jitter,
         w_l1=args.l1_weight,
         w_mse=args.mse_weight,
         model=VCNetConfig(channels=channels, match_channels=args.match_channels).to_dict(),  # type: ignore[arg-type]
