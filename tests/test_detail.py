@@ -168,3 +168,11 @@ def test_detail_without_a_reference_says_it_changes_nothing(make_clip, tmp_path,
                                            "--codec", "ffv1", "--detail", "-q"])
     assert result.exit_code == 0, result.output
     assert any("this run has no reference: it changes nothing" in r.getMessage() for r in caplog.records)
+
+
+def test_nothing_is_added_when_the_working_size_is_the_output_size():
+    frame = panned(fabric(200, 120, seed=3), 2.0, 1.0, 96, 64)
+    reference = Reference.from_array(panned(fabric(200, 120, seed=3), 0, 0, 96, 64), key="ref")
+    ab = chroma(frame)
+    small_l = rgb_to_gray_lightness(frame.astype(np.float32) / 255.0)
+    np.testing.assert_array_equal(ReferenceDetail().add(ab, small_l, [(reference, 1.0)]), ab)

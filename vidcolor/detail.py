@@ -114,10 +114,10 @@ class ReferenceDetail:
         if ab.ndim != 3 or ab.shape[2] != 2:
             raise InputError(f"detail needs chroma of shape (H, W, 2), got {ab.shape}")
         out = ab.astype(np.float32, copy=True)
-        if self.settings.strength == 0.0:
-            return out
         height, width = ab.shape[:2]
         small_h, small_w = small_lightness.shape
+        if self.settings.strength == 0.0 or (small_w >= width and small_h >= height):
+            return out  # off, or the chroma was predicted at the output size: no finer detail to add
         for reference, weight in sources:
             if weight <= 0.0:
                 continue
