@@ -176,3 +176,16 @@ def test_nothing_is_added_when_the_working_size_is_the_output_size():
     ab = chroma(frame)
     small_l = rgb_to_gray_lightness(frame.astype(np.float32) / 255.0)
     np.testing.assert_array_equal(ReferenceDetail().add(ab, small_l, [(reference, 1.0)]), ab)
+
+
+def test_a_reference_keeps_no_output_size_copies():
+    """A film has a reference per shot, each held for the whole run: detail must not leave
+    full-size images cached on them (only the small working-size lightness the models use too)."""
+    scene = fabric(400, 260, seed=3)
+    detail = ReferenceDetail()
+    references = [Reference.from_array(panned(scene, 3.0 * i, 0, 320, 192), key=f"shot{i}") for i in range(6)]
+    _, small_l, plain = perfect_small_prediction(panned(scene, 1.0, 1.0, 320, 192), (100, 60))
+    for reference in references:
+        detail.add(plain, small_l, [(reference, 1.0)])
+        assert all(width <= 100 and height <= 60 for _, width, height in reference._cache), list(reference._cache)
+    assert len(detail._prepared) <= 4  # and the step itself keeps only the last few

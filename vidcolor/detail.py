@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .color import guided_upsample
+from .color import guided_upsample, rgb_to_gray_lightness, rgb_to_lab
 from .errors import InputError
 from .flow import DISFlow, FlowEstimator, forward_backward, warp
 from .references import Reference
@@ -92,14 +92,15 @@ class ReferenceDetail:
             if cached is not None:
                 self._prepared.move_to_end(key)
                 return cached
-        out_w, out_h = output_size
-        ab = np.ascontiguousarray(reference.lab_at(out_w, out_h)[..., 1:], dtype=np.float32)
-        guide = reference.lightness_at(out_w, out_h)
-        carried = guided_upsample(cv2.resize(ab, work, interpolation=cv2.INTER_AREA), guide)
+        # output-size copies are made here and not cached on the reference: a film with hundreds of
+        # shots keeps only the few prepared references below
+        rgb = reference.resized(*output_size)
+        ab = np.ascontiguousarray(rgb_to_lab(rgb)[..., 1:], dtype=np.float32)
+        carried = guided_upsample(cv2.resize(ab, work, interpolation=cv2.INTER_AREA), rgb_to_gray_lightness(rgb))
         prepared = _PreparedReference(detail=ab - carried, lightness=reference.lightness_at(*work))
         with self._lock:
             self._prepared[key] = prepared
-            while len(self._prepared) > 8:
+            while len(self._prepared) > 4:
                 self._prepared.popitem(last=False)
         return prepared
 

@@ -44,9 +44,13 @@ class Reference:
         """The RGB image resized to ``width x height`` (area filter when shrinking), cached."""
         key = ("rgb", width, height)
         if key not in self._cache:
-            interp = cv2.INTER_AREA if width < self.rgb.shape[1] else cv2.INTER_LINEAR
-            self._cache[key] = cv2.resize(self.rgb, (width, height), interpolation=interp)
+            self._cache[key] = self.resized(width, height)
         return self._cache[key]
+
+    def resized(self, width: int, height: int) -> np.ndarray:
+        """As :meth:`rgb_at`, not cached: for output-size copies a long film must not keep per shot."""
+        interp = cv2.INTER_AREA if width < self.rgb.shape[1] else cv2.INTER_LINEAR
+        return cv2.resize(self.rgb, (width, height), interpolation=interp)
 
     def lab_at(self, width: int, height: int) -> np.ndarray:
         """The image as float32 Lab ``(height, width, 3)``, cached."""
