@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from vidcolor.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, main
 
-from helpers import color_frames, leftover_partials, write_clip
+from helpers import color_frames, decoded_video, leftover_partials, write_clip
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -191,3 +191,23 @@ def test_ctrl_c_leaves_no_half_file(tmp_path):
     assert "interrupted" in stderr
     assert not out.exists()
     assert leftover_partials(tmp_path) == []
+
+
+def test_the_program_leaves_quickly_with_everything_written(tmp_path):
+    """`python -m vidcolor` skips the interpreter's teardown (os._exit once the work is done): the
+    output, its stats file, the summary line and the exit codes must all be complete by then."""
+    source = write_clip(tmp_path / "in.mp4", color_frames(6, 96, 64))
+    reference = tmp_path / "ref.png"
+    cv2.imwrite(str(reference), cv2.cvtColor(color_frames(1, 96, 64)[0], cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out.mkv"
+    done = subprocess.run([sys.executable, "-m", "vidcolor", "colorize", str(source), "-o", str(out), "--ref",
+                           str(reference), "--model", "classic", "--codec", "ffv1", "--stats"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"wrote {out}: 6 frames")
+    assert len(decoded_video(out)) == 6
+    assert len((tmp_path / "out.mkv.stats.jsonl").read_text().splitlines()) == 7  # the run, then 6 frames
+    missing = subprocess.run([sys.executable, "-m", "vidcolor", "colorize", str(tmp_path / "missing.mp4"), "-o",
+                              str(tmp_path / "o.mkv")], capture_output=True, text=True, timeout=120)
+    assert missing.returncode == EXIT_BAD_INPUT
+    assert "does not exist" in missing.stderr
