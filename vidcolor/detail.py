@@ -119,12 +119,13 @@ class ReferenceDetail:
         small_h, small_w = small_lightness.shape
         if self.settings.strength == 0.0 or (small_w >= width and small_h >= height):
             return out  # off, or the chroma was predicted at the output size: no finer detail to add
+        frame_l = np.ascontiguousarray(small_lightness, dtype=np.float32)
+        frame_gray = frame_l * np.float32(0.01)
         for reference, weight in sources:
             if weight <= 0.0:
                 continue
             prepared = self.prepare(reference, (width, height), (small_w, small_h))
-            frame_l = np.ascontiguousarray(small_lightness, dtype=np.float32)
-            pair = forward_backward(self._flow(), frame_l * np.float32(0.01), prepared.lightness * np.float32(0.01))
+            pair = forward_backward(self._flow(), frame_gray, prepared.lightness * np.float32(0.01))
             landed_l = warp(prepared.lightness, pair.forward)
             agreement = np.exp(-np.square(landed_l - frame_l) / np.float32(2.0 * self.settings.lightness_sigma ** 2))
             trust = (pair.visible * agreement).astype(np.float32)
