@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vidcolor import metrics  # noqa: E402
-from vidcolor.color import LumaFormat, guided_upsample, luma_to_gray_level, luma_to_lightness, rgb_codes  # noqa: E402
+from vidcolor.color import LumaFormat, guided_upsample, luma_to_gray_level, luma_to_lightness, rgb_codes, shrink_area  # noqa: E402
 from vidcolor.colorizers.base import ColorizedFrame, Colorizer  # noqa: E402
 from vidcolor.detail import ReferenceDetail  # noqa: E402
 from vidcolor.flow import DISFlow, FlowPair, make_flow  # noqa: E402
@@ -139,7 +139,7 @@ def colorize(clip: Clip, colorizer: Colorizer, short_side: int,
     detail_seconds = 0.0
     start = time.perf_counter()
     for index, lightness in enumerate(clip.lightness):
-        small = cv2.resize(lightness, (w, h), interpolation=cv2.INTER_AREA)
+        small = shrink_area(lightness, (w, h))  # as the pipeline shrinks frames
         result = colorizer.step(small, reference)
         if index > 0:  # frame 0 is the reference itself: colorized (it starts the recurrence), not scored
             ab = guided_upsample(result.ab, lightness)

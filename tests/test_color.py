@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from vidcolor.color import (LumaFormat, chroma_of, chroma_planes, guided_upsample, lab_with_luma, luma_to_gray_level,
-                            luma_to_lightness, rgb_codes, rgb_to_gray, rgb_to_lab)
+                            luma_to_lightness, rgb_codes, rgb_to_gray, rgb_to_lab, shrink_area)
 
 
 def test_limited_range_luma_maps_black_and_white():
@@ -54,3 +54,32 @@ def test_guided_upsampling_snaps_colour_to_luma_edges():
     jump = up[:, 37, 0] - up[:, 36, 0]  # the colour step sits exactly on the luma edge
     assert jump.mean() > 4 * (bilinear[:, 37, 0] - bilinear[:, 36, 0]).mean()
     assert jump.mean() > 3 * np.abs(np.diff(up[:, 20:36, 0], axis=1)).max()
+
+
+def test_guided_upsampling_keeps_chroma_that_follows_the_luma():
+    """A tint that rises with brightness (a sepia-like wash, a lit surface) comes back at full
+    resolution from the coarse chroma, where bilinear upsampling blurs it."""
+    rng = np.random.default_rng(3)
+    lightness = cv2.resize(rng.uniform(20, 80, (24, 24)).astype(np.float32), (192, 192), interpolation=cv2.INTER_CUBIC)
+    lightness = np.clip(lightness, 0, 100)
+    truth = np.stack([0.5 * lightness - 20.0, 10.0 - 0.3 * lightness], axis=2).astype(np.float32)
+    ab_small = cv2.resize(truth, (32, 32), interpolation=cv2.INTER_AREA)
+    up = guided_upsample(ab_small, lightness)
+    bilinear = cv2.resize(ab_small, (192, 192), interpolation=cv2.INTER_LINEAR)
+    assert up.shape == truth.shape and up.dtype == np.float32
+    assert np.abs(up - truth).mean() < 0.4 * np.abs(bilinear - truth).mean()
+    same = guided_upsample(truth, lightness)  # nothing to upsample: returned as it is
+    assert np.allclose(same, truth)
+
+
+def test_area_shrink_matches_opencv_area_resize():
+    """The halving fast path is an implementation detail: it must average like INTER_AREA."""
+    rng = np.random.default_rng(5)
+    image = cv2.GaussianBlur(rng.uniform(0, 100, (1080, 1920)).astype(np.float32), (0, 0), 1.5)
+    for size in ((284, 160), (455, 256), (1920, 1080), (640, 360)):
+        fast, exact = shrink_area(image, size), cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        naive = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)  # what skipping the box average costs
+        assert fast.shape == exact.shape
+        assert np.abs(fast - exact).mean() < 0.1 * max(np.abs(naive - exact).mean(), 1e-3)
+    odd = image[:1079, :1919]  # odd sizes skip the halving and stay exact
+    assert np.array_equal(shrink_area(odd, (284, 160)), cv2.resize(odd, (284, 160), interpolation=cv2.INTER_AREA))

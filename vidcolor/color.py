@@ -106,27 +106,70 @@ def luma_to_gray_level(luma: np.ndarray, luma_format: LumaFormat) -> np.ndarray:
     return _apply_lut(luma, gray_lut(luma_format))
 
 
-def guided_upsample(ab: np.ndarray, guide_lightness: np.ndarray, radius: int | None = None, eps: float = 1e-3) -> np.ndarray:
+def shrink_area(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Box-average ``image`` down to ``size`` (width, height), as ``cv2.INTER_AREA`` does, faster.
+
+    OpenCV's area resize is slow at non-integer ratios, in proportion to the source size (4 ms
+    for 1080p to a 160-line working size, on the per-frame path). Halving first (an exact 2x2 box
+    average, OpenCV's fast path) while the image is still at least six times the target, then
+    finishing with the area resize, takes 1 ms there and stays within 0.15 L units on average of
+    the one-step result (a twentieth of what skipping the box average would cost).
+    """
+    width, height = size
+    while (image.shape[1] >= 6 * width and image.shape[0] >= 6 * height
+           and image.shape[1] % 2 == 0 and image.shape[0] % 2 == 0):
+        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    if (image.shape[1], image.shape[0]) == (width, height):
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def guided_upsample(ab: np.ndarray, guide_lightness: np.ndarray, radius: int = 1, eps: float = 1e-3) -> np.ndarray:
     """Upsample chroma to the guide's size, snapping colour edges to the full-resolution luma.
 
     Bilinear upsampling alone bleeds colour across edges by the scale factor; a guided filter
-    (He et al. 2010, OpenCV's ``ximgproc``) re-aligns the chroma to the luma's edges, the role the
-    joint bilateral filter plays in the Deep Colorization paper's post-processing.
+    (He et al. 2010) re-aligns the chroma to the luma's edges, the role the joint bilateral filter
+    plays in the Deep Colorization paper's post-processing.
 
-    The default radius is the scale factor, so the filter reaches as far as bilinear upsampling
-    smears. Measured on the 7 shared clips (bench/quality.py protocol, 30 frames each, ``classic``
-    with the temporal check): mean PSNR 31.55 dB against 31.46 with twice that radius; the PSNR
-    keeps rising as the radius shrinks toward plain bilinear (31.59), which no longer snaps edges.
+    This is the *fast* guided filter (He & Sun 2015): the per-window linear model ``ab = a·L + b``
+    is fitted at the chroma's own size against the guide shrunk to it (``radius`` in those
+    pixels), and only the smoothed coefficients are scaled up and applied to the full-resolution
+    luma. From a 160-line working size, one thread: 9 ms instead of 21 ms per 960x540 chroma
+    plane (1080p 4:2:0), 20 instead of 88 at 1080p, 66 instead of 350 at 4K, against OpenCV's
+    full-resolution filter with a radius of the scale factor. On the 7 shared clips
+    (``bench/quality.py``, working size 256, with the temporal check) it scores as that filter
+    did (default 32.39 vs 32.40 dB, classic 30.84 vs 30.84), and a tint that follows the luma
+    comes back sharper, because the fit sees the working-size picture rather than bilinear blur.
     """
     height, width = guide_lightness.shape
-    up = cv2.resize(ab, (width, height), interpolation=cv2.INTER_LINEAR)
-    scale = max(height / ab.shape[0], width / ab.shape[1])
-    if scale <= 1.0:
-        return up
-    if radius is None:
-        radius = max(1, int(round(scale)))
-    guide = np.ascontiguousarray(guide_lightness, dtype=np.float32) * np.float32(0.01)
-    return cv2.ximgproc.guidedFilter(guide, np.ascontiguousarray(up, dtype=np.float32), radius, eps)
+    small_h, small_w = ab.shape[:2]
+    if small_h >= height and small_w >= width:
+        return cv2.resize(ab, (width, height), interpolation=cv2.INTER_AREA if small_h > height else cv2.INTER_LINEAR)
+    guide = shrink_area(np.ascontiguousarray(guide_lightness, dtype=np.float32), (small_w, small_h)) * np.float32(0.01)
+    chroma = np.ascontiguousarray(ab, dtype=np.float32)
+    window = (2 * radius + 1, 2 * radius + 1)
+
+    def mean(x: np.ndarray) -> np.ndarray:
+        return cv2.boxFilter(x, -1, window, borderType=cv2.BORDER_REFLECT)
+
+    mean_guide = mean(guide)
+    variance = mean(guide * guide) - mean_guide * mean_guide
+    mean_chroma = mean(chroma)
+    covariance = mean(chroma * guide[..., None]) - mean_chroma * mean_guide[..., None]
+    slope = covariance / (variance + np.float32(eps))[..., None]
+    offset = mean(mean_chroma - slope * mean_guide[..., None])
+    slope = mean(slope) * np.float32(0.01)  # applied to the guide's own 0..100 scale below
+    full_guide = np.asarray(guide_lightness, dtype=np.float32)
+    # one plane at a time, into two reused buffers: OpenCV's per-plane ops beat numpy broadcasting,
+    # and fresh output-size temporaries cost more in page faults than the arithmetic
+    scaled = np.empty((height, width), np.float32)
+    shifted = np.empty((height, width), np.float32)
+    channels = []
+    for c in range(chroma.shape[2]):
+        cv2.resize(np.ascontiguousarray(slope[..., c]), (width, height), dst=scaled, interpolation=cv2.INTER_LINEAR)
+        cv2.resize(np.ascontiguousarray(offset[..., c]), (width, height), dst=shifted, interpolation=cv2.INTER_LINEAR)
+        channels.append(cv2.add(cv2.multiply(scaled, full_guide, dst=scaled), shifted))
+    return cv2.merge(channels)
 
 
 def rgb_to_gray(rgb: np.ndarray, matrix: str = "bt601") -> np.ndarray:

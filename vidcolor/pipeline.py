@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from .color import (LumaFormat, chroma_planes, guided_upsample, lab_with_luma, lightness_to_gray, luma_to_gray_level,
-                    luma_to_lightness, rgb_codes)
+                    luma_to_lightness, rgb_codes, shrink_area)
 from .colorizers.base import ColorizedFrame, Colorizer
 from .detail import ReferenceDetail
 from .errors import InputError, OutputError
@@ -170,7 +170,7 @@ class FrameColorizer:
     def working_lightness(self, full_lightness: np.ndarray) -> np.ndarray:
         small = full_lightness
         if (full_lightness.shape[1], full_lightness.shape[0]) != self.work:
-            small = cv2.resize(full_lightness, self.work, interpolation=cv2.INTER_AREA)
+            small = shrink_area(full_lightness, self.work)
         return np.ascontiguousarray(small, dtype=np.float32)
 
     def predict(self, index: int, full_lightness: np.ndarray, *, cut: bool = False) -> ColorizedFrame:
@@ -299,7 +299,7 @@ def upsample_chroma(ab: np.ndarray, guide: np.ndarray, detail: ReferenceDetail |
     ab_up = guided_upsample(ab, guide)
     if detail is None or not sources:
         return ab_up
-    small = cv2.resize(guide, (ab.shape[1], ab.shape[0]), interpolation=cv2.INTER_AREA)
+    small = shrink_area(guide, (ab.shape[1], ab.shape[0]))
     return detail.add(ab_up, small, sources)
 
 
