@@ -128,10 +128,11 @@ class ReferenceDetail:
             pair = forward_backward(self._flow(), frame_gray, prepared.lightness * np.float32(0.01))
             landed_l = warp(prepared.lightness, pair.forward)
             agreement = np.exp(-np.square(landed_l - frame_l) / np.float32(2.0 * self.settings.lightness_sigma ** 2))
-            trust = (pair.visible * agreement).astype(np.float32)
-            flow_up = cv2.resize(pair.forward, (width, height), interpolation=cv2.INTER_LINEAR)
-            flow_up *= np.array([width / small_w, height / small_h], np.float32)
+            trust = (pair.visible * agreement).astype(np.float32) * np.float32(self.settings.strength * weight)
+            # scaled and multiplied while small, and multiplied per plane at the output size:
+            # numpy's broadcasting over (H, W, 2) costs more there than the warp itself
+            flow_small = pair.forward * np.array([width / small_w, height / small_h], np.float32)
+            flow_up = cv2.resize(flow_small, (width, height), interpolation=cv2.INTER_LINEAR)
             trust_up = cv2.resize(trust, (width, height), interpolation=cv2.INTER_LINEAR)
-            scale = np.float32(self.settings.strength * weight)
-            out += warp(prepared.detail, flow_up) * (trust_up * scale)[..., None]
+            cv2.add(out, cv2.multiply(warp(prepared.detail, flow_up), cv2.merge([trust_up, trust_up])), dst=out)
         return out
