@@ -68,6 +68,8 @@ def test_guided_upsampling_keeps_chroma_that_follows_the_luma():
     bilinear = cv2.resize(ab_small, (192, 192), interpolation=cv2.INTER_LINEAR)
     assert up.shape == truth.shape and up.dtype == np.float32
     assert np.abs(up - truth).mean() < 0.4 * np.abs(bilinear - truth).mean()
+    single = guided_upsample(np.ascontiguousarray(ab_small[..., 0]), lightness)  # one (H, W) plane works alike
+    assert single.shape == lightness.shape and np.allclose(single, up[..., 0], atol=1e-4)
     same = guided_upsample(truth, lightness)  # nothing to upsample: returned as it is
     assert np.allclose(same, truth)
 

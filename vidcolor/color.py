@@ -146,7 +146,7 @@ def guided_upsample(ab: np.ndarray, guide_lightness: np.ndarray, radius: int = 1
     if small_h >= height and small_w >= width:
         return cv2.resize(ab, (width, height), interpolation=cv2.INTER_AREA if small_h > height else cv2.INTER_LINEAR)
     guide = shrink_area(np.ascontiguousarray(guide_lightness, dtype=np.float32), (small_w, small_h)) * np.float32(0.01)
-    chroma = np.ascontiguousarray(ab, dtype=np.float32)
+    chroma = np.ascontiguousarray(ab, dtype=np.float32).reshape(small_h, small_w, -1)  # (H, W) counts as one plane
     window = (2 * radius + 1, 2 * radius + 1)
 
     def mean(x: np.ndarray) -> np.ndarray:
@@ -169,7 +169,7 @@ def guided_upsample(ab: np.ndarray, guide_lightness: np.ndarray, radius: int = 1
         cv2.resize(np.ascontiguousarray(slope[..., c]), (width, height), dst=scaled, interpolation=cv2.INTER_LINEAR)
         cv2.resize(np.ascontiguousarray(offset[..., c]), (width, height), dst=shifted, interpolation=cv2.INTER_LINEAR)
         channels.append(cv2.add(cv2.multiply(scaled, full_guide, dst=scaled), shifted))
-    return cv2.merge(channels)
+    return cv2.merge(channels).reshape((height, width) + ab.shape[2:])
 
 
 def rgb_to_gray(rgb: np.ndarray, matrix: str = "bt601") -> np.ndarray:
