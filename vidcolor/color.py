@@ -149,8 +149,8 @@ def guided_upsample(ab: np.ndarray, guide_lightness: np.ndarray, radius: int = 1
     chroma = np.ascontiguousarray(ab, dtype=np.float32).reshape(small_h, small_w, -1)  # (H, W) counts as one plane
     window = (2 * radius + 1, 2 * radius + 1)
 
-    def mean(x: np.ndarray) -> np.ndarray:
-        return cv2.boxFilter(x, -1, window, borderType=cv2.BORDER_REFLECT)
+    def mean(x: np.ndarray) -> np.ndarray:  # (OpenCV drops a trailing axis of length 1: put it back)
+        return cv2.boxFilter(x, -1, window, borderType=cv2.BORDER_REFLECT).reshape(x.shape)
 
     mean_guide = mean(guide)
     variance = mean(guide * guide) - mean_guide * mean_guide
