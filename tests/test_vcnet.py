@@ -171,3 +171,39 @@ def test_flow_candidate_trusts_only_consistent_flow() -> None:
     assert conf[..., 10:].min() > 0.99 and conf[..., :10].max() == 0
     _, conf_dark = flow_candidate(ab, l, l - 0.4, zero, visible)  # 20 L units darker: not the same surface
     assert conf_dark.max() < 0.01
+
+
+def test_default_colorizer_reference_flow_preset_follows_the_network_size() -> None:
+    """Medium DIS for the reference flow once the network runs at 240 lines or more (quality sizes),
+    fast below (the CLI's speed-bound default 160); explicit choices win; bad ones are refused."""
+    import pickle
+
+    from vidcolor.colorizers.default import DefaultColorizer
+    from vidcolor.errors import InputError
+
+    colorizer = DefaultColorizer()
+    assert colorizer.reference_flow_for(160) == "fast" and colorizer.reference_flow_for(256) == "medium"
+    assert DefaultColorizer(reference_flow_preset="fast").reference_flow_for(360) == "fast"
+    with pytest.raises(InputError, match="not an OpenCV DIS preset"):
+        DefaultColorizer(reference_flow_preset="slowest")
+    with pytest.raises(InputError, match="previous_flow_preset"):
+        DefaultColorizer(previous_flow_preset="")
+    # the presets really reach the flow: at 256 lines, medium and fast give different colours
+    frames = [np.roll(_pattern(456, 256), 6 * i, axis=1) for i in range(3)]
+    reference = Reference.from_array(frames[0], key="test:pattern:0")
+    outputs = {}
+    for preset in ("fast", "medium"):
+        model = pickle.loads(pickle.dumps(DefaultColorizer(reference_flow_preset=preset)))  # survives pickling
+        for rgb in frames:
+            result = model.step(luma_lightness(rgb.astype(np.float32) / 255.0), reference)
+        outputs[preset] = result.ab
+    assert np.abs(outputs["fast"] - outputs["medium"]).mean() > 1e-3
+
+
+def _pattern(width: int, height: int) -> np.ndarray:
+    """Colour blobs on a textured ground: something DIS can track and the network can colour."""
+    rng = np.random.default_rng(7)
+    base = cv2.resize(rng.uniform(0, 255, (height // 8, width // 8, 3)).astype(np.float32), (width, height),
+                      interpolation=cv2.INTER_CUBIC)
+    texture = rng.normal(0, 12, (height, width, 1)).astype(np.float32)
+    return np.clip(base + texture, 0, 255).astype(np.uint8)
