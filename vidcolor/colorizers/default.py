@@ -84,10 +84,11 @@ class DefaultColorizer(Colorizer):
     #: ``medium`` for the flow to the reference (a far, large motion) gave +0.11 dB on the 7 shared
     #: clips at a working size of 256 (every clip gained; 32.39 → 32.50 dB with the temporal check);
     #: ``medium`` for the previous frame (one frame away) added only 0.01 dB more. It costs about
-    #: 6 ms a frame, which at the default size 160 would take a 1080p ``veryfast`` encode past 2x
-    #: a plain transcode (2.03–2.05x against 1.88–1.90x). So ``None`` (the default) picks
-    #: ``medium`` once the network runs at :attr:`REFERENCE_FLOW_MEDIUM_FROM` lines or more, where
-    #: the user has already traded speed for quality and the flow is a smaller share of the frame.
+    #: a fifth of ``step()`` (one thread: 30 → 36 ms at 160 lines, 88 → 107 ms at 256), which at
+    #: the default size 160 would take a 1080p ``veryfast`` encode past 2x a plain transcode
+    #: (2.03–2.05x against 1.88–1.90x). So ``None`` (the default) picks ``medium`` once the
+    #: network runs at :attr:`REFERENCE_FLOW_MEDIUM_FROM` lines or more: sizes a user picks to
+    #: trade speed for quality.
     previous_flow_preset = "fast"
     reference_flow_preset: str | None = None
     REFERENCE_FLOW_MEDIUM_FROM = 240
