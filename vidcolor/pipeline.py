@@ -296,11 +296,10 @@ def upsample_chroma(ab: np.ndarray, guide: np.ndarray, detail: ReferenceDetail |
     """Working-resolution chroma ``ab`` at the size of ``guide`` (the frame's lightness there),
     snapped to its edges, plus the references' finer detail when ``detail`` is given (see
     :mod:`vidcolor.detail`; ``sources`` from :meth:`ReferenceSchedule.references_at`)."""
-    ab_up = guided_upsample(ab, guide)
     if detail is None or not sources:
-        return ab_up
-    small = shrink_area(guide, (ab.shape[1], ab.shape[0]))
-    return detail.add(ab_up, small, sources)
+        return guided_upsample(ab, guide)
+    small = shrink_area(np.ascontiguousarray(guide, dtype=np.float32), (ab.shape[1], ab.shape[0]))  # shared by both steps
+    return detail.add(guided_upsample(ab, guide, small_guide=small), small, sources)
 
 
 def chroma_for_frame(full_lightness: np.ndarray, full_gray: np.ndarray, ab: np.ndarray, chroma_size: tuple[int, int],
