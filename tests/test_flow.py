@@ -15,6 +15,7 @@ from vidcolor.flow import (
     RAFT_WEIGHT_FILES,
     DISFlow,
     RAFTFlow,
+    compose,
     find_raft_weights,
     forward_backward,
     make_flow,
@@ -178,3 +179,16 @@ def test_unknown_method_and_device_are_input_errors() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="no CUDA GPU"):
             make_flow("auto", device="cuda")
+
+
+def test_compose_chains_two_flows() -> None:
+    """a→b then b→c: each pixel takes the second flow where the first one lands, not where it starts."""
+    height, width = 20, 40
+    first = np.zeros((height, width, 2), np.float32)
+    first[..., 0] = 3.0  # everything moves 3 px right
+    second = np.zeros((height, width, 2), np.float32)
+    second[..., 1] = np.arange(width, dtype=np.float32)[None, :] * 0.1  # downward motion growing with x
+    chained = compose(first, second)
+    assert np.allclose(chained[..., 0], 3.0)
+    x = np.arange(width - 3, dtype=np.float32)
+    assert np.allclose(chained[:, : width - 3, 1], (x + 3.0) * 0.1, atol=1e-5)

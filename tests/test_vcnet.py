@@ -207,3 +207,51 @@ def _pattern(width: int, height: int) -> np.ndarray:
                       interpolation=cv2.INTER_CUBIC)
     texture = rng.normal(0, 12, (height, width, 1)).astype(np.float32)
     return np.clip(base + texture, 0, 255).astype(np.uint8)
+
+
+def test_default_colorizer_reference_flow_follows_motion_far_from_the_reference() -> None:
+    """A pan that takes the frame 55 px from its reference (more than DIS finds from zero at 160
+    lines): starting each frame's flow to the reference from the previous frame's finds it, and
+    the colours with it; a new reference starts afresh."""
+    from vidcolor.colorizers.default import DefaultColorizer
+
+    ground = _pattern(400, 160)
+    frames = [np.ascontiguousarray(ground[:, 100 - 5 * i: 388 - 5 * i]) for i in range(12)]
+    truth = rgb_to_lab(frames[-1].astype(np.float32) / 255.0)[..., 1:]
+    reference = Reference.from_array(frames[0], key="test:pan:0")
+    errors, shifts = {}, {}
+    for warm in (False, True):
+        colorizer = DefaultColorizer(warm_reference_flow=warm)
+        for rgb in frames:
+            result = colorizer.step(luma_lightness(rgb.astype(np.float32) / 255.0), reference)
+        errors[warm] = float(np.abs(result.ab - truth)[:, 60:].mean())  # columns the reference shows
+        key, flow = colorizer._reference_flow
+        assert key == "test:pan:0"
+        shifts[warm] = float(np.median(flow.forward[:, 80:, 0]))
+    assert abs(shifts[True] + 55) < 1.0 and abs(shifts[False] + 55) > 10
+    assert errors[True] < 0.5 * errors[False]
+    # another reference: nothing is carried over from the first one's flows
+    other = Reference.from_array(frames[-1], key="test:pan:11")
+    colorizer.step(luma_lightness(frames[-1].astype(np.float32) / 255.0), other)
+    key, flow = colorizer._reference_flow
+    assert key == "test:pan:11" and abs(float(np.median(flow.forward[:, 80:, 0]))) < 1.0
+    colorizer.reset()
+    assert colorizer._reference_flow is None
+
+
+def test_default_colorizer_after_reset_answers_as_a_new_one() -> None:
+    """Chunk replays (VapourSynth, resumed runs) rely on reset() leaving nothing behind, OpenCV's
+    flow objects included: a used colorizer, once reset, gives a new one's output bit for bit."""
+    from vidcolor.colorizers.default import DefaultColorizer
+
+    ground = _pattern(400, 160)
+    frames = [np.ascontiguousarray(ground[:, 100 - 5 * i: 388 - 5 * i]) for i in range(5)]
+    lightness = [luma_lightness(rgb.astype(np.float32) / 255.0) for rgb in frames]
+    reference = Reference.from_array(frames[0], key="test:pan:0")
+    used = DefaultColorizer()
+    for frame in lightness[::-1]:
+        used.step(frame, reference)
+    used.reset()
+    new = DefaultColorizer()
+    for frame in lightness:
+        assert np.array_equal(used.step(frame, reference).ab, new.step(frame, reference).ab)

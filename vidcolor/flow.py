@@ -323,6 +323,15 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+def compose(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Flow a→c from ``first`` (a→b) and ``second`` (b→c): ``first(x) + second(x + first(x))``.
+
+    Where ``first`` points outside b, ``second`` is read at the nearest edge pixel: a guess, which is
+    what the result is for (a starting point for a flow estimator, not a measurement).
+    """
+    return first + warp(second, first)
+
+
 def visible_mask(forward: np.ndarray, backward: np.ndarray, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:
     """Forward–backward consistency: True where a pixel of ``src`` is visible in ``dst``.
 
