@@ -239,6 +239,25 @@ def test_default_colorizer_reference_flow_follows_motion_far_from_the_reference(
     assert colorizer._reference_flow is None
 
 
+def test_default_colorizer_reference_flow_locks_on_while_nearing_the_reference() -> None:
+    """The other way: a shot that ends on its keyframe starts 55 px from it, too far for DIS. The
+    wrong flows found there are not carried (they fail the forward-backward check), so the flow
+    is right again by 15 px from the keyframe; carrying them everywhere kept it wrong down to 10."""
+    from vidcolor.colorizers.default import DefaultColorizer
+
+    ground = _pattern(400, 160)
+    shifts = [5 * (11 - i) for i in range(12)]
+    frames = [np.ascontiguousarray(ground[:, 100 - shift: 388 - shift]) for shift in shifts]
+    reference = Reference.from_array(frames[-1], key="test:nearing")
+    colorizer = DefaultColorizer()
+    errors = []
+    for rgb, shift in zip(frames, shifts):
+        colorizer.step(luma_lightness(rgb.astype(np.float32) / 255.0), reference)
+        errors.append(abs(float(np.median(colorizer._reference_flow[1].forward[:, 80:, 0])) + shift))
+    assert max(errors[:4]) > 10  # far away it is wrong, as fresh DIS is
+    assert max(errors[-4:]) < 1.0, errors
+
+
 def test_default_colorizer_after_reset_answers_as_a_new_one() -> None:
     """Chunk replays (VapourSynth, resumed runs) rely on reset() leaving nothing behind, OpenCV's
     flow objects included: a used colorizer, once reset, gives a new one's output bit for bit."""
