@@ -17,6 +17,7 @@ from vidcolor.flow import (
     RAFTFlow,
     compose,
     find_raft_weights,
+    global_shift,
     forward_backward,
     make_flow,
     visible_mask,
@@ -192,3 +193,14 @@ def test_compose_chains_two_flows() -> None:
     assert np.allclose(chained[..., 0], 3.0)
     x = np.arange(width - 3, dtype=np.float32)
     assert np.allclose(chained[:, : width - 3, 1], (x + 3.0) * 0.1, atol=1e-5)
+
+
+def test_global_shift_finds_a_pan_and_declines_unrelated_frames() -> None:
+    """The flow estimator's start for a far reference: one translation for the whole frame, in the
+    flow's convention (src pixel x is found at x + shift in dst), or None when none fits."""
+    ground = texture(140, 240)
+    src = ground[10:130, 20:220]
+    panned = ground[15:135, 8:208]  # the view moved: src's content is 12 px right and 5 px up in it
+    dx, dy = global_shift(src, panned)
+    assert abs(dx - 12) < 1.0 and abs(dy + 5) < 1.0  # a start for a flow estimator, not a measurement
+    assert global_shift(src, texture(120, 200, seed=5)) is None

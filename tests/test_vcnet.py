@@ -240,22 +240,47 @@ def test_default_colorizer_reference_flow_follows_motion_far_from_the_reference(
 
 
 def test_default_colorizer_reference_flow_locks_on_while_nearing_the_reference() -> None:
-    """The other way: a shot that ends on its keyframe starts 55 px from it, too far for DIS. The
-    wrong flows found there are not carried (they fail the forward-backward check), so the flow
-    is right again by 15 px from the keyframe; carrying them everywhere kept it wrong down to 10."""
+    """The other way: a shot that ends on its keyframe starts 55 px from it, too far for DIS from
+    zero. The pan's global shift (phase correlation) is the start, so the flow is right from the
+    first frame; from zero it is wrong there."""
     from vidcolor.colorizers.default import DefaultColorizer
 
     ground = _pattern(400, 160)
     shifts = [5 * (11 - i) for i in range(12)]
     frames = [np.ascontiguousarray(ground[:, 100 - shift: 388 - shift]) for shift in shifts]
     reference = Reference.from_array(frames[-1], key="test:nearing")
+    errors: dict[bool, list[float]] = {}
+    for warm in (True, False):
+        colorizer = DefaultColorizer(warm_reference_flow=warm)
+        errors[warm] = []
+        for rgb, shift in zip(frames, shifts):
+            colorizer.step(luma_lightness(rgb.astype(np.float32) / 255.0), reference)
+            errors[warm].append(abs(float(np.median(colorizer._reference_flow[1].forward[:, 80:, 0])) + shift))
+    assert max(errors[True]) < 1.0, errors[True]
+    assert max(errors[False][:4]) > 10
+
+
+def test_default_colorizer_carries_the_reference_flow_only_where_it_held() -> None:
+    """A carried flow that failed the forward-backward check is not a start: the flow is then what
+    it would have been with nothing carried (so a region wrong far from the keyframe can lock on
+    as it nears); where it held, it is the start."""
+    from vidcolor.colorizers.default import DefaultColorizer, _Flow
+
+    ground = _pattern(400, 160)
+    frame, previous, reference = (luma_lightness(np.ascontiguousarray(ground[:, x: x + 288]).astype(np.float32) / 255.0)
+                                  for x in (60, 64, 100))
+    grays = [np.clip(image * 2.55 + 0.5, 0, 255).astype(np.uint8) for image in (frame, previous, reference)]
     colorizer = DefaultColorizer()
-    errors = []
-    for rgb, shift in zip(frames, shifts):
-        colorizer.step(luma_lightness(rgb.astype(np.float32) / 255.0), reference)
-        errors.append(abs(float(np.median(colorizer._reference_flow[1].forward[:, 80:, 0])) + shift))
-    assert max(errors[:4]) > 10  # far away it is wrong, as fresh DIS is
-    assert max(errors[-4:]) < 1.0, errors
+    dis = colorizer._dis["fast"]
+    wrong = np.zeros((160, 288, 2), np.float32)
+    wrong[..., 1] = 30.0  # 30 px down: nothing like the true motion
+    nothing_carried = colorizer._estimate_flows(grays[0], grays[1], grays[2], dis, None)[1]
+    failed = _Flow(wrong, -wrong, np.zeros((160, 288), bool))
+    assert np.array_equal(colorizer._estimate_flows(grays[0], grays[1], grays[2], dis, failed)[1].forward,
+                          nothing_carried.forward)
+    held = _Flow(wrong, -wrong, np.ones((160, 288), bool))
+    assert not np.array_equal(colorizer._estimate_flows(grays[0], grays[1], grays[2], dis, held)[1].forward,
+                              nothing_carried.forward)
 
 
 def test_default_colorizer_after_reset_answers_as_a_new_one() -> None:

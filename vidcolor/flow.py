@@ -323,6 +323,20 @@ def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+@functools.lru_cache(maxsize=8)
+def _hanning(height: int, width: int) -> np.ndarray:
+    return cv2.createHanningWindow((width, height), cv2.CV_32F)
+
+
+def global_shift(src: np.ndarray, dst: np.ndarray, min_response: float = 0.1) -> tuple[float, float] | None:
+    """The one translation (dx, dy) that best carries ``src`` onto ``dst`` (phase correlation), or
+    None when no translation stands out (peak response below ``min_response``: a zoom, a turn,
+    other content). A pan's motion in one FFT, at any size: a starting point for a flow estimator."""
+    _check_pair(src, dst)
+    (dx, dy), response = cv2.phaseCorrelate(np.float32(src), np.float32(dst), _hanning(*src.shape[:2]))
+    return (float(dx), float(dy)) if response >= min_response else None
+
+
 def compose(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """Flow a→c from ``first`` (a→b) and ``second`` (b→c): ``first(x) + second(x + first(x))``.
 

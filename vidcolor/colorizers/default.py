@@ -8,7 +8,8 @@ previous frame's memory, lightness and output are carried between steps and drop
 training) and to the reference resized to the frame (the medium preset from a 240-line network
 size up, where the speed allows it: that motion is larger), which give the network two
 pixel-accurate colour candidates besides its attention. The flow to the reference starts from the
-previous frame's, carried through this frame's motion, so it follows a shot far from its keyframe.
+previous frame's, carried through this frame's motion, and elsewhere from the pan's global shift, so
+it follows a shot far from its keyframe.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 from ..weights import load_trained_network
 from ..color import guided_upsample
 from ..errors import InputError
-from ..flow import compose, flow_pool, visible_mask, warp
+from ..flow import compose, flow_pool, global_shift, visible_mask, warp
 from ..models.vcnet import AB_SCALE, SIZE_MULTIPLE, Features, Memory, VCNet, VCNetConfig, flow_candidate
 from ..references import Reference
 from ..training import WEIGHTS_FORMAT, luma_lightness, reference_size
@@ -82,10 +83,6 @@ def _dis_flow(dis: cv2.DISOpticalFlow, source: np.ndarray, target: np.ndarray, g
     return dis.calc(source, target, start)
 
 
-def _where(mask: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    return np.where(mask[..., None], flow, np.float32(0.0)).astype(np.float32, copy=False)
-
-
 def _pad(image: np.ndarray) -> np.ndarray:
     return pad_to_multiple(image, SIZE_MULTIPLE)
 
@@ -123,13 +120,13 @@ class DefaultColorizer(Colorizer):
     reference_flow_preset: str | None = None
     REFERENCE_FLOW_MEDIUM_FROM = 240
     #: Start each frame's flow to the reference from the previous frame's, carried through the
-    #: motion between the two frames, wherever that flow held both ways (elsewhere from zero).
-    #: DIS searches coarse to fine from zero and misses large motion; a keyframe is often many
-    #: frames (and much motion) away, but only one frame's motion from where the last frame's flow
-    #: to it ended. On the 7 shared clips with the temporal check: +0.11 dB at 256 (32.50 → 32.61,
-    #: medium preset) and +0.09 at 160 (fast); with the keyframe at the end of each clip instead
-    #: (the chain starts far from it) 31.87 → 31.88. The flow is still measured against the
-    #: reference every frame; the cost is a few remaps at the working size.
+    #: motion between the two frames, wherever that flow held both ways; elsewhere from the pan's
+    #: global shift (phase correlation), else zero. DIS searches coarse to fine from zero and misses
+    #: large motion, and a keyframe is often many frames (and much motion) away. On the 7 shared
+    #: clips with the temporal check: 32.50 → 32.62 dB at 256 (medium preset), 31.64 → 31.72 at 160
+    #: (fast); with each clip's last frame as the keyframe instead (the shot starts far from it):
+    #: 31.87 → 31.97 and 31.09 → 31.22. The flow is still measured against the reference every
+    #: frame; the cost is about 1.7 ms a frame at 160 lines.
     warm_reference_flow = True
 
     def __init__(
@@ -244,16 +241,33 @@ class DefaultColorizer(Colorizer):
             previous = _Flow.of(_dis_flow(dis, gray, previous_gray), _dis_flow(dis, previous_gray, gray))
         if reference_gray is not None:
             forward_guess = backward_guess = None
-            if carried is not None and previous is not None:
-                # carried only where it held (found both ways) and starting from zero elsewhere, so
-                # that a region the chain got wrong far from the keyframe can lock on as it nears
-                held_here = warp(carried.visible.astype(np.float32), previous.forward) > 0.5
-                held_there = visible_mask(carried.backward, carried.forward)
-                forward_guess = _where(held_here, compose(previous.forward, carried.forward))  # this → previous → reference
-                backward_guess = _where(held_there, compose(carried.backward, previous.backward))  # reference → previous → this
+            if self.warm_reference_flow:
+                forward_guess, backward_guess = self._reference_flow_starts(gray, reference_gray, previous, carried)
             reference = _Flow.of(_dis_flow(reference_dis, gray, reference_gray, forward_guess),
                                  _dis_flow(reference_dis, reference_gray, gray, backward_guess))
         return previous, reference
+
+    @staticmethod
+    def _reference_flow_starts(
+        gray: np.ndarray, reference_gray: np.ndarray, previous: _Flow | None, carried: _Flow | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Where DIS starts this frame's flows to and from the reference.
+
+        The previous frame's flows, carried through this frame's motion, where they held (found
+        both ways); elsewhere the pan's global shift (phase correlation), else zero. Carrying only
+        what held lets a region the chain got wrong far from the keyframe lock on as it nears.
+        """
+        shift = global_shift(gray, reference_gray) or (0.0, 0.0)
+        forward = np.broadcast_to(np.float32(shift), (*gray.shape, 2)).copy()
+        backward = np.negative(forward)
+        if carried is not None and previous is not None:
+            # OpenCV's masked copy: numpy's where= costs more than the remaps here
+            carried_forward = compose(previous.forward, carried.forward)  # this → previous → reference
+            held_here = warp(carried.visible.view(np.uint8), previous.forward)  # 0/1 in, rounded to 0/1 out
+            cv2.copyTo(carried_forward, held_here, forward)
+            carried_backward = compose(carried.backward, previous.backward)  # reference → previous → this
+            cv2.copyTo(carried_backward, visible_mask(carried.backward, carried.forward).view(np.uint8), backward)
+        return forward, backward
 
     def _flow_candidate(
         self, flow: _Flow, l_norm: torch.Tensor, source_l: torch.Tensor, source_ab: torch.Tensor
