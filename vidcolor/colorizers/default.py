@@ -231,9 +231,9 @@ class DefaultColorizer(Colorizer):
     ) -> tuple[_Flow | None, _Flow | None]:
         """DIS flows from this frame to the previous frame and to the reference, both ways.
 
-        ``carried`` is the previous frame's flows with the reference; with them the
-        reference flow starts from that pair composed with this frame's motion (DIS takes a given
-        flow as its first estimate) instead of from zero.
+        ``carried`` is the previous frame's flows with the reference. With :attr:`warm_reference_flow`
+        the reference flows start from :meth:`_reference_flow_starts` (DIS takes a given flow as its
+        first estimate) rather than from zero.
         """
         previous = reference = None
         if previous_gray is not None:
