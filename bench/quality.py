@@ -10,6 +10,7 @@ registered model that can be built here, each with and without the temporal chec
     .venv/bin/python bench/quality.py --models "default;default:native_short_side=160"   # with options
     .venv/bin/python bench/quality.py --no-reference       # automatic models, no reference at all
     .venv/bin/python bench/quality.py --detail             # plus rows with the reference's fine chroma added
+    .venv/bin/python bench/quality.py --keyframe last      # reference = the last frame: the shot nears its keyframe
 
 ``--no-reference`` scores what ``vidcolor colorize INPUT -o OUT`` does without any reference: for
 each automatic model A, ``A per frame`` (A colours every frame on its own, with and without the
@@ -95,7 +96,15 @@ class Clip:
     frames: list[np.ndarray]  # RGB uint8, the ground truth
     lightness: list[np.ndarray] = field(default_factory=list)  # full-res Lab L of the gray input
     grays: list[np.ndarray] = field(default_factory=list)  # uint8 luma (the gray input)
-    motion: list[FlowPair] = field(default_factory=list)  # source motion for frames 1..N-1
+    motion: list[FlowPair] = field(default_factory=list)  # source motion over the scored frames
+    #: The frame whose true colours are the reference: 0 (the shot moves away from its keyframe) or
+    #: the last (it nears its keyframe, as the end of a shot between two keyframes does).
+    keyframe: int = 0
+
+    @property
+    def scored(self) -> list[int]:
+        """Every frame but the keyframe, in order."""
+        return [i for i in range(len(self.frames)) if i != self.keyframe]
 
 
 def find_clips(names: set[str] | None) -> list[tuple[str, Path]]:
@@ -110,7 +119,7 @@ def find_clips(names: set[str] | None) -> list[tuple[str, Path]]:
     return found
 
 
-def load_clip(name: str, folder: Path, max_frames: int | None) -> Clip:
+def load_clip(name: str, folder: Path, max_frames: int | None, keyframe: str = "first") -> Clip:
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".png"})
     if max_frames:
         files = files[:max_frames]
@@ -120,7 +129,8 @@ def load_clip(name: str, folder: Path, max_frames: int | None) -> Clip:
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # BT.601 full-range luma
         clip.grays.append(gray)
         clip.lightness.append(luma_to_lightness(gray, GRAY_LUMA))
-    clip.motion = metrics.source_motion(clip.grays[1:], DISFlow())
+    clip.keyframe = 0 if keyframe == "first" else len(frames) - 1
+    clip.motion = metrics.source_motion([clip.grays[i] for i in clip.scored], DISFlow())
     return clip
 
 
@@ -128,12 +138,12 @@ def colorize(clip: Clip, colorizer: Colorizer, short_side: int,
              detail: ReferenceDetail | None = None) -> tuple[list[np.ndarray], float, list[dict], list[np.ndarray], float]:
     """Run the colorizer over the whole clip as the pipeline does (working-size lightness in,
     chroma upsampled guided by full-resolution lightness, RGB whose luma is the input's); return
-    the outputs of frames 1..N-1, seconds per frame (colorizer and upsampling), their stats, and
+    the outputs of every frame but the keyframe (:attr:`Clip.scored`), seconds per frame (colorizer and upsampling), their stats, and
     with ``detail`` the same outputs with the reference's detail added (else an empty list) and the
     seconds per frame that adding it took."""
     height, width = clip.frames[0].shape[:2]
     w, h = working_size(width, height, short_side)
-    reference = Reference.from_array(clip.frames[0], key=f"bench:{clip.name}:0")
+    reference = Reference.from_array(clip.frames[clip.keyframe], key=f"bench:{clip.name}:{clip.keyframe}")
     colorizer.reset()
     outputs, stats, detailed = [], [], []
     detail_seconds = 0.0
@@ -141,7 +151,7 @@ def colorize(clip: Clip, colorizer: Colorizer, short_side: int,
     for index, lightness in enumerate(clip.lightness):
         small = shrink_area(lightness, (w, h))  # as the pipeline shrinks frames
         result = colorizer.step(small, reference)
-        if index > 0:  # frame 0 is the reference itself: colorized (it starts the recurrence), not scored
+        if index != clip.keyframe:  # the reference itself is colorized (in its place in the shot), not scored
             ab = guided_upsample(result.ab, lightness)
             gray = luma_to_gray_level(clip.grays[index], GRAY_LUMA)
             outputs.append(rgb_codes(gray, ab, 8, GRAY_LUMA.matrix))
@@ -234,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detail", action="store_true",
                         help="also score every row with the reference's fine chroma added (vidcolor.detail), "
                              "as '<row>+detail', from the same run")
+    parser.add_argument("--keyframe", choices=("first", "last"), default="first",
+                        help="which frame's true colours are the reference (default: first)")
     parser.add_argument("--exemplar", default="default", help="with --no-reference: the model that propagates the keyframe")
     for f in TemporalSettings.__dataclass_fields__.values():
         parser.add_argument(f"--{f.name.replace('_', '-')}", type=float, default=f.default, help=f"temporal check {f.name}")
@@ -256,11 +268,11 @@ def main(argv: list[str] | None = None) -> int:
         methods = build_no_reference_methods(names, args.exemplar, args.flow, settings)
     else:
         methods = build_methods(names, args.flow, settings)
-    print(f"# size {args.size}, temporal {settings}, flow {args.flow}")
+    print(f"# size {args.size}, keyframe {args.keyframe}, temporal {settings}, flow {args.flow}")
     totals: dict[str, list[dict[str, float]]] = {}
     for name, folder in clips:
-        clip = load_clip(name, folder, args.max_frames)
-        truth = clip.frames[1:]
+        clip = load_clip(name, folder, args.max_frames, args.keyframe)
+        truth = [clip.frames[i] for i in clip.scored]
         rows: dict[str, dict[str, float]] = {}
         gt = {
             "psnr": float("inf"), "ssim": 1.0, "warp_error": metrics.warp_error(truth, clip.motion), "warp_ratio": 1.0,
@@ -282,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows[label]["flagged"] = float(np.sum([s["flagged"] for s in stats]))
             if detailed:
                 rows[f"{label}+detail"] = score(clip, detailed, truth, seconds + detail_seconds)
-        print_table(f"{name} ({len(clip.frames)} frames, scored 1..{len(clip.frames) - 1})", rows)
+        print_table(f"{name} ({len(clip.frames)} frames, scored {clip.scored[0]}..{clip.scored[-1]})", rows)
         for label, row in rows.items():
             totals.setdefault(label, []).append(row)
     means = {label: {c: float(np.mean([r[c] for r in rs])) for c in COLUMNS} for label, rs in totals.items()}
