@@ -138,9 +138,9 @@ def colorize(clip: Clip, colorizer: Colorizer, short_side: int,
              detail: ReferenceDetail | None = None) -> tuple[list[np.ndarray], float, list[dict], list[np.ndarray], float]:
     """Run the colorizer over the whole clip as the pipeline does (working-size lightness in,
     chroma upsampled guided by full-resolution lightness, RGB whose luma is the input's); return
-    the outputs of every frame but the keyframe (:attr:`Clip.scored`), seconds per frame (colorizer and upsampling), their stats, and
-    with ``detail`` the same outputs with the reference's detail added (else an empty list) and the
-    seconds per frame that adding it took."""
+    the outputs of every frame but the keyframe (:attr:`Clip.scored`), seconds per frame
+    (colorizer and upsampling), their stats, and with ``detail`` the same outputs with the
+    reference's detail added (else an empty list) and the seconds per frame that adding it took."""
     height, width = clip.frames[0].shape[:2]
     w, h = working_size(width, height, short_side)
     reference = Reference.from_array(clip.frames[clip.keyframe], key=f"bench:{clip.name}:{clip.keyframe}")
