@@ -11,6 +11,7 @@ registered model that can be built here, each with and without the temporal chec
     .venv/bin/python bench/quality.py --no-reference       # automatic models, no reference at all
     .venv/bin/python bench/quality.py --detail             # plus rows with the reference's fine chroma added
     .venv/bin/python bench/quality.py --keyframe last      # reference = the last frame: the shot nears its keyframe
+    .venv/bin/python bench/quality.py --keyframe both      # first and last frame: a shot between two keyframes
 
 ``--no-reference`` scores what ``vidcolor colorize INPUT -o OUT`` does without any reference: for
 each automatic model A, ``A per frame`` (A colours every frame on its own, with and without the
@@ -45,7 +46,7 @@ from vidcolor.color import LumaFormat, guided_upsample, luma_to_gray_level, luma
 from vidcolor.colorizers.base import ColorizedFrame, Colorizer  # noqa: E402
 from vidcolor.detail import ReferenceDetail  # noqa: E402
 from vidcolor.flow import DISFlow, FlowPair, make_flow  # noqa: E402
-from vidcolor.pipeline import automatic_reference, working_size  # noqa: E402
+from vidcolor.pipeline import automatic_reference, blend_predictions, working_size  # noqa: E402
 from vidcolor.references import Reference  # noqa: E402
 from vidcolor.temporal import TemporalCheck, TemporalSettings  # noqa: E402
 
@@ -97,14 +98,15 @@ class Clip:
     lightness: list[np.ndarray] = field(default_factory=list)  # full-res Lab L of the gray input
     grays: list[np.ndarray] = field(default_factory=list)  # uint8 luma (the gray input)
     motion: list[FlowPair] = field(default_factory=list)  # source motion over the scored frames
-    #: The frame whose true colours are the reference: 0 (the shot moves away from its keyframe) or
-    #: the last (it nears its keyframe, as the end of a shot between two keyframes does).
-    keyframe: int = 0
+    #: The frames whose true colours are the references: (0,) (the shot moves away from its
+    #: keyframe), the last (it nears its keyframe) or both (a shot between two keyframes, whose
+    #: predictions the pipeline blends: :func:`~vidcolor.pipeline.blend_predictions`).
+    keyframes: tuple[int, ...] = (0,)
 
     @property
     def scored(self) -> list[int]:
-        """Every frame but the keyframe, in order."""
-        return [i for i in range(len(self.frames)) if i != self.keyframe]
+        """Every frame but the keyframes, in order."""
+        return [i for i in range(len(self.frames)) if i not in self.keyframes]
 
 
 def find_clips(names: set[str] | None) -> list[tuple[str, Path]]:
@@ -129,7 +131,8 @@ def load_clip(name: str, folder: Path, max_frames: int | None, keyframe: str = "
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # BT.601 full-range luma
         clip.grays.append(gray)
         clip.lightness.append(luma_to_lightness(gray, GRAY_LUMA))
-    clip.keyframe = 0 if keyframe == "first" else len(frames) - 1
+    last = len(frames) - 1
+    clip.keyframes = {"first": (0,), "last": (last,), "both": (0, last)}[keyframe]
     clip.motion = metrics.source_motion([clip.grays[i] for i in clip.scored], DISFlow())
     return clip
 
@@ -138,27 +141,34 @@ def colorize(clip: Clip, colorizer: Colorizer, short_side: int,
              detail: ReferenceDetail | None = None) -> tuple[list[np.ndarray], float, list[dict], list[np.ndarray], float]:
     """Run the colorizer over the whole clip as the pipeline does (working-size lightness in,
     chroma upsampled guided by full-resolution lightness, RGB whose luma is the input's); return
-    the outputs of every frame but the keyframe (:attr:`Clip.scored`), seconds per frame
+    the outputs of every frame but the keyframes (:attr:`Clip.scored`), seconds per frame
     (colorizer and upsampling), their stats, and with ``detail`` the same outputs with the
-    reference's detail added (else an empty list) and the seconds per frame that adding it took."""
+    reference's detail added (else an empty list) and the seconds per frame that adding it took.
+    With two keyframes, a second colorizer (:meth:`~Colorizer.fork`) follows the end one and the
+    two predictions are blended by position and confidence, as the pipeline blends a shot's."""
     height, width = clip.frames[0].shape[:2]
     w, h = working_size(width, height, short_side)
-    reference = Reference.from_array(clip.frames[clip.keyframe], key=f"bench:{clip.name}:{clip.keyframe}")
+    references = [Reference.from_array(clip.frames[k], key=f"bench:{clip.name}:{k}") for k in clip.keyframes]
     colorizer.reset()
+    colorizers = [colorizer] + [colorizer.fork() for _ in references[1:]]
+    last = len(clip.lightness) - 1
     outputs, stats, detailed = [], [], []
     detail_seconds = 0.0
     start = time.perf_counter()
     for index, lightness in enumerate(clip.lightness):
         small = shrink_area(lightness, (w, h))  # as the pipeline shrinks frames
-        result = colorizer.step(small, reference)
-        if index != clip.keyframe:  # the reference itself is colorized (in its place in the shot), not scored
+        results = [c.step(small, r) for c, r in zip(colorizers, references)]
+        position = index / last if len(results) == 2 else 0.0
+        result = blend_predictions(*results, position) if len(results) == 2 else results[0]
+        sources = [(references[0], 1.0 - position), (references[1], position)] if len(results) == 2 else [(references[0], 1.0)]
+        if index not in clip.keyframes:  # a reference itself is colorized (in its place in the shot), not scored
             ab = guided_upsample(result.ab, lightness)
             gray = luma_to_gray_level(clip.grays[index], GRAY_LUMA)
             outputs.append(rgb_codes(gray, ab, 8, GRAY_LUMA.matrix))
             stats.append(result.stats)
             if detail is not None:
                 detail_start = time.perf_counter()
-                detailed.append(rgb_codes(gray, detail.add(ab, small, [(reference, 1.0)]), 8, GRAY_LUMA.matrix))
+                detailed.append(rgb_codes(gray, detail.add(ab, small, sources), 8, GRAY_LUMA.matrix))
                 detail_seconds += time.perf_counter() - detail_start
     elapsed = (time.perf_counter() - start - detail_seconds) / len(clip.lightness)
     return outputs, elapsed, stats, detailed, detail_seconds / len(clip.lightness)
@@ -244,12 +254,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detail", action="store_true",
                         help="also score every row with the reference's fine chroma added (vidcolor.detail), "
                              "as '<row>+detail', from the same run")
-    parser.add_argument("--keyframe", choices=("first", "last"), default="first",
-                        help="which frame's true colours are the reference (default: first)")
+    parser.add_argument("--keyframe", choices=("first", "last", "both"), default="first",
+                        help="which frame's true colours are the reference (default: first); both: the first and "
+                             "the last, blended as in a shot between two keyframes")
     parser.add_argument("--exemplar", default="default", help="with --no-reference: the model that propagates the keyframe")
     for f in TemporalSettings.__dataclass_fields__.values():
         parser.add_argument(f"--{f.name.replace('_', '-')}", type=float, default=f.default, help=f"temporal check {f.name}")
     args = parser.parse_args(argv)
+    if args.no_reference and args.keyframe == "both":
+        parser.error("--no-reference has no keyframes to blend: drop --keyframe both")
 
     cv2.setNumThreads(args.threads)
     try:
