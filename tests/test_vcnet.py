@@ -299,3 +299,27 @@ def test_default_colorizer_after_reset_answers_as_a_new_one() -> None:
     new = DefaultColorizer()
     for frame in lightness:
         assert np.array_equal(used.step(frame, reference).ab, new.step(frame, reference).ab)
+
+
+def test_default_colorizer_confidence_says_where_the_reference_reaches() -> None:
+    """The confidence is the share of colour copied from the reference at that very pixel, so a
+    shot's two keyframes each colour what they show: the frame's left strip is seen only by the end
+    keyframe, its right strip only by the start one, and the blend takes each strip from the side
+    that sees it (equal confidence everywhere would mix in the other side's guess half and half)."""
+    from vidcolor.colorizers.default import DefaultColorizer
+    from vidcolor.pipeline import blend_predictions
+
+    ground = _pattern(400, 160)
+    frame = np.ascontiguousarray(ground[:, 56:344])
+    lightness = luma_lightness(frame.astype(np.float32) / 255.0)
+    truth = rgb_to_lab(frame.astype(np.float32) / 255.0)[..., 1:]
+    start, end = (DefaultColorizer().step(lightness, Reference.from_array(np.ascontiguousarray(ground[:, x: x + 288]), key=name))
+                  for name, x in (("start", 96), ("end", 16)))
+    left, right, middle = np.s_[:, :32], np.s_[:, 256:], np.s_[:, 100:190]
+    for seen, unseen, result in ((right, left, start), (left, right, end)):
+        assert result.confidence[unseen].mean() < 0.5 * result.confidence[middle].mean()
+        assert result.confidence[seen].mean() > 0.2
+    blended = blend_predictions(start, end, 0.5)
+    for strip, better in ((left, end), (right, start)):
+        best = float(np.abs(better.ab - truth)[strip].mean())
+        assert float(np.abs(blended.ab - truth)[strip].mean()) < 1.5 * best + 1.0

@@ -40,6 +40,7 @@ AB_SCALE = 110.0
 #: Order of the candidate chroma maps the gates choose between.
 CANDIDATES = ("ref_patch", "ref_coarse", "prev_patch", "prev_still", "prev_flow", "gray", "ref_flow")
 _GRAY = CANDIDATES.index("gray")
+_REF_FLOW = CANDIDATES.index("ref_flow")
 #: Largest free correction (normalised ab) the network may add to its gated candidates, per stage.
 CORRECTION = 0.03
 
@@ -121,6 +122,9 @@ class StepOutput:
     ab: torch.Tensor
     #: (B, 1, H, W) in [0, 1]: weight the gates gave to colour-backed candidates.
     confidence: torch.Tensor
+    #: (B, 1, H, W) in [0, 1]: share of the output taken from the reference warped by optical flow
+    #: (both stages' gates on that candidate), i.e. colour the reference shows at this very pixel.
+    anchored: torch.Tensor
     #: (B, 2, H/8, W/8) reference chroma gathered by the attention (or zeros without reference).
     ref_coarse: torch.Tensor
     #: (B, N, M) attention logits over the reference (None without reference); for the matching loss.
@@ -315,9 +319,12 @@ class VCNet(nn.Module):
         gate_ref = torch.sigmoid(refine[:, 3:4]) * ref_flow_confidence * (1.0 - gate_prev)
         ab = ab_up + CORRECTION * torch.tanh(refine[:, :2]) + gate_prev * (flow_ab - ab_up) + gate_ref * (ref_flow_ab - ab_up)
         confidence = F.interpolate(confidence2, scale_factor=2, mode="bilinear", align_corners=False)
+        ref_flow_gate2 = F.interpolate(gates[:, _REF_FLOW : _REF_FLOW + 1], scale_factor=2, mode="bilinear", align_corners=False)
+        anchored = gate_ref + (1.0 - gate_prev - gate_ref) * ref_flow_gate2
         return StepOutput(
             ab=ab,
             confidence=confidence,
+            anchored=anchored,
             ref_coarse=ref_coarse,
             ref_logits=ref_logits,
             memory=self.memory(feats, ab),
