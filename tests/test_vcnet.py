@@ -212,7 +212,8 @@ def _pattern(width: int, height: int) -> np.ndarray:
 def test_default_colorizer_reference_flow_follows_motion_far_from_the_reference() -> None:
     """A pan that takes the frame 55 px from its reference (more than DIS finds from zero at 160
     lines): starting each frame's flow to the reference from the previous frame's finds it, and
-    the colours with it; a new reference starts afresh."""
+    the colours with it, and so does keeping the previous frame's as a candidate; a new reference
+    starts afresh."""
     from vidcolor.colorizers.default import DefaultColorizer
 
     ground = _pattern(400, 160)
@@ -220,16 +221,21 @@ def test_default_colorizer_reference_flow_follows_motion_far_from_the_reference(
     truth = rgb_to_lab(frames[-1].astype(np.float32) / 255.0)[..., 1:]
     reference = Reference.from_array(frames[0], key="test:pan:0")
     errors, shifts = {}, {}
-    for warm in (False, True):
-        colorizer = DefaultColorizer(warm_reference_flow=warm)
+    # nothing carried; DIS starts from the carried flow; it stays a candidate; both (the default)
+    for carry in ("none", "warm", "track", "both"):
+        colorizer = DefaultColorizer(warm_reference_flow=carry in ("warm", "both"),
+                                     track_reference_flow=carry in ("track", "both"))
         for rgb in frames:
             result = colorizer.step(luma_lightness(rgb.astype(np.float32) / 255.0), reference)
-        errors[warm] = float(np.abs(result.ab - truth)[:, 60:].mean())  # columns the reference shows
+        errors[carry] = float(np.abs(result.ab - truth)[:, 60:].mean())  # columns the reference shows
         key, flow = colorizer._reference_flow
         assert key == "test:pan:0"
-        shifts[warm] = float(np.median(flow.forward[:, 80:, 0]))
-    assert abs(shifts[True] + 55) < 1.0 and abs(shifts[False] + 55) > 10
-    assert errors[True] < 0.5 * errors[False]
+        shifts[carry] = float(np.median(flow.forward[:, 80:, 0]))
+    assert abs(shifts["none"] + 55) > 10
+    assert all(abs(shifts[carry] + 55) < 1.0 for carry in ("warm", "track", "both"))
+    # measured: none 7.9, warm 1.5, track 4.7 (DIS's wrong flow still wins where it matches as well), both 1.5
+    assert errors["warm"] < 0.5 * errors["none"] and errors["both"] < 0.5 * errors["none"]
+    assert errors["track"] < 0.75 * errors["none"]
     # another reference: nothing is carried over from the first one's flows
     other = Reference.from_array(frames[-1], key="test:pan:11")
     colorizer.step(luma_lightness(frames[-1].astype(np.float32) / 255.0), other)
@@ -281,6 +287,36 @@ def test_default_colorizer_carries_the_reference_flow_only_where_it_held() -> No
     held = _Flow(wrong, -wrong, np.ones((160, 288), bool))
     assert not np.array_equal(colorizer._estimate_flows(grays[0], grays[1], grays[2], dis, held)[1].forward,
                               nothing_carried.forward)
+
+
+def test_default_colorizer_keeps_the_tracked_reference_flow_where_it_matches_better() -> None:
+    """Far from its keyframe DIS can hold on to a look-alike: pixel by pixel, the reference flow is
+    the tracked one where only it held or where the reference it points to matches the frame
+    better, DIS's elsewhere; and it counts as held where either did."""
+    from vidcolor.colorizers.default import _better_matching, _Flow, _Tracked
+
+    ground = cv2.cvtColor(_pattern(400, 160), cv2.COLOR_RGB2GRAY)
+    reference, frame = ground[:, 100:388], ground[:, 92:380]  # the frame is the reference moved 8 px right
+    true = np.zeros((160, 288, 2), np.float32)
+    true[..., 0] = -8.0
+    measured = true.copy()
+    measured[:, 144:, 1] = 6.0  # right half: 6 px off, yet DIS's own check passed
+    visible = np.ones((160, 288), bool)
+    tracked_visible = np.zeros((160, 288), bool)
+    tracked_visible[:, 40:] = True  # tracking lost the left edge
+    measured_visible = visible.copy()
+    measured_visible[:, 200:240] = False  # DIS's check failed there
+    tracked = _Tracked(true + 0.25, tracked_visible, tracked_visible)
+    chosen = _better_matching(_Flow(measured, -measured, measured_visible), tracked, frame, reference)
+    assert np.array_equal(chosen.forward[:, :40], measured[:, :40])  # tracking lost: DIS's, right or not
+    right = chosen.forward[20:-20, 160:270]
+    assert np.abs(right - true[20:-20, 160:270]).max() < 0.5  # DIS's was 6 px off: tracked
+    assert np.abs(chosen.forward[:, 200:240] - true[:, 200:240]).max() < 0.5  # only tracking held
+    assert chosen.visible.all()
+    # a tracked flow that is the wrong one is not taken where DIS's matches
+    wrong = _Tracked(true + np.float32([0.0, 6.0]), visible, visible)
+    kept = _better_matching(_Flow(true, -true, visible), wrong, frame, reference)
+    assert np.mean(np.abs(kept.forward - true).max(axis=2) < 0.5) > 0.95
 
 
 def test_default_colorizer_after_reset_answers_as_a_new_one() -> None:

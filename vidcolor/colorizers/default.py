@@ -83,6 +83,49 @@ def _dis_flow(dis: cv2.DISOpticalFlow, source: np.ndarray, target: np.ndarray, g
     return dis.calc(source, target, start)
 
 
+class _Tracked(NamedTuple):
+    """The previous frame's flow to the reference, carried through this frame's motion."""
+
+    forward: np.ndarray
+    #: Where the flow held for the previous frame: DIS may start from it there.
+    held: np.ndarray
+    #: Where it held and this frame's pixel was found in the previous frame: a candidate there.
+    visible: np.ndarray
+
+
+def _track(previous: _Flow | None, carried: _Flow | None) -> _Tracked | None:
+    """Carry ``carried`` (the previous frame's flows with the reference) through ``previous`` (this
+    frame's flows with the previous frame); None at a shot's first frame or a new reference."""
+    if previous is None or carried is None:
+        return None
+    forward = compose(previous.forward, carried.forward)  # this → previous → reference
+    held = warp(carried.visible.view(np.uint8), previous.forward).view(bool)  # 0/1 in, rounded to 0/1 out
+    return _Tracked(forward, held, held & previous.visible)
+
+
+#: Blur (pixels) of the lightness mismatch by which :func:`_better_matching` compares two flows.
+_MATCH_BLUR = 2.0
+
+
+def _better_matching(measured: _Flow, tracked: _Tracked, gray: np.ndarray, reference_gray: np.ndarray) -> _Flow:
+    """Per pixel, the flow to the reference DIS measured or the one tracked from the previous frame.
+
+    The tracked flow where only it held, or where both held and the reference's lightness it
+    points to matches this frame's better (locally averaged); the measured flow elsewhere. DIS
+    alone loses hold of a keyframe many frames away (its forward-backward check fails, or it
+    settles on a look-alike); tracking alone drifts and misses what it never saw. The result
+    counts as held wherever either did. ``backward`` stays the measured one.
+    """
+    target = gray.astype(np.float32)
+    source = reference_gray.astype(np.float32)
+    measured_error = cv2.GaussianBlur(cv2.absdiff(warp(source, measured.forward), target), (0, 0), _MATCH_BLUR)
+    tracked_error = cv2.GaussianBlur(cv2.absdiff(warp(source, tracked.forward), target), (0, 0), _MATCH_BLUR)
+    use_tracked = tracked.visible & (~measured.visible | (tracked_error < measured_error))
+    forward = measured.forward.copy()
+    cv2.copyTo(tracked.forward, use_tracked.view(np.uint8), forward)
+    return _Flow(forward, measured.backward, measured.visible | tracked.visible)
+
+
 def _pad(image: np.ndarray) -> np.ndarray:
     return pad_to_multiple(image, SIZE_MULTIPLE)
 
@@ -137,11 +180,20 @@ class DefaultColorizer(Colorizer):
     #: first and last frame) 33.67 → 34.21 dB, every clip gained; one keyframe 32.62 → 32.68 at the
     #: start, 31.97 → 32.07 at the end. Between two keyframes 0.3 and 0.5 gave 33.94 and 33.86.
     unanchored_confidence = 0.0
+    #: Keep the previous frame's flow to the reference, carried through this frame's motion, as a
+    #: candidate beside DIS's new measurement, pixel by pixel the better matching
+    #: (:func:`_better_matching`): a keyframe many frames away is found by tracking where DIS
+    #: loses it. On the 7 shared clips with the temporal check (``bench/quality.py``): one
+    #: keyframe at the start 32.68 → 32.73 dB at 256 (bmx-trees −0.07, the rest gained),
+    #: 31.78 → 31.87 at 160; at the end 32.07 → 32.10; two keyframes 34.21 → 34.20. About 1 ms
+    #: a frame at 160 lines.
+    track_reference_flow = True
 
     def __init__(
         self, device: str = "cpu", *, weights: str | os.PathLike[str] | None = None, native_short_side: int | None = None,
         previous_flow_preset: str | None = None, reference_flow_preset: str | None = None,
         warm_reference_flow: bool | None = None, unanchored_confidence: float | None = None,
+        track_reference_flow: bool | None = None,
     ) -> None:
         self.device = torch.device(device)
         if native_short_side is not None:
@@ -152,6 +204,8 @@ class DefaultColorizer(Colorizer):
             self.reference_flow_preset = _checked_preset("reference_flow_preset", reference_flow_preset)
         if warm_reference_flow is not None:
             self.warm_reference_flow = warm_reference_flow
+        if track_reference_flow is not None:
+            self.track_reference_flow = track_reference_flow
         if unanchored_confidence is not None:
             if not 0.0 <= unanchored_confidence <= 1.0:
                 raise InputError(f"unanchored_confidence {unanchored_confidence} is outside 0..1")
@@ -244,25 +298,31 @@ class DefaultColorizer(Colorizer):
     ) -> tuple[_Flow | None, _Flow | None]:
         """DIS flows from this frame to the previous frame and to the reference, both ways.
 
-        ``carried`` is the previous frame's flows with the reference. With :attr:`warm_reference_flow`
-        the reference flows start from :meth:`_reference_flow_starts` (DIS takes a given flow as its
-        first estimate) rather than from zero.
+        ``carried`` is the previous frame's flows with the reference, carried through this frame's
+        motion by :func:`_track`. With :attr:`warm_reference_flow` DIS starts from it (and from the
+        pan's global shift where it did not hold: :meth:`_reference_flow_starts`) rather than from
+        zero; with :attr:`track_reference_flow` it also stays a candidate (:func:`_better_matching`).
         """
         previous = reference = None
         if previous_gray is not None:
             dis = self._dis[self.previous_flow_preset]
             previous = _Flow.of(_dis_flow(dis, gray, previous_gray), _dis_flow(dis, previous_gray, gray))
         if reference_gray is not None:
+            tracked = _track(previous, carried)
             forward_guess = backward_guess = None
             if self.warm_reference_flow:
-                forward_guess, backward_guess = self._reference_flow_starts(gray, reference_gray, previous, carried)
+                forward_guess, backward_guess = self._reference_flow_starts(
+                    gray, reference_gray, tracked, carried, previous)
             reference = _Flow.of(_dis_flow(reference_dis, gray, reference_gray, forward_guess),
                                  _dis_flow(reference_dis, reference_gray, gray, backward_guess))
+            if self.track_reference_flow and tracked is not None:
+                reference = _better_matching(reference, tracked, gray, reference_gray)
         return previous, reference
 
     @staticmethod
     def _reference_flow_starts(
-        gray: np.ndarray, reference_gray: np.ndarray, previous: _Flow | None, carried: _Flow | None,
+        gray: np.ndarray, reference_gray: np.ndarray, tracked: _Tracked | None, carried: _Flow | None,
+        previous: _Flow | None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Where DIS starts this frame's flows to and from the reference.
 
@@ -273,11 +333,9 @@ class DefaultColorizer(Colorizer):
         shift = global_shift(gray, reference_gray) or (0.0, 0.0)
         forward = np.broadcast_to(np.float32(shift), (*gray.shape, 2)).copy()
         backward = np.negative(forward)
-        if carried is not None and previous is not None:
+        if tracked is not None and carried is not None and previous is not None:
             # OpenCV's masked copy: numpy's where= costs more than the remaps here
-            carried_forward = compose(previous.forward, carried.forward)  # this → previous → reference
-            held_here = warp(carried.visible.view(np.uint8), previous.forward)  # 0/1 in, rounded to 0/1 out
-            cv2.copyTo(carried_forward, held_here, forward)
+            cv2.copyTo(tracked.forward, tracked.held.view(np.uint8), forward)
             carried_backward = compose(carried.backward, previous.backward)  # reference → previous → this
             cv2.copyTo(carried_backward, visible_mask(carried.backward, carried.forward).view(np.uint8), backward)
         return forward, backward
@@ -305,7 +363,8 @@ class DefaultColorizer(Colorizer):
         aligned = self._aligned_reference(reference, gray.shape[1], gray.shape[0]) if reference is not None else None
         reference_dis = self._dis[self.reference_flow_for(min(height, width))]
         carried = None
-        if self.warm_reference_flow and reference is not None and self._reference_flow is not None:
+        carries = self.warm_reference_flow or self.track_reference_flow
+        if carries and reference is not None and self._reference_flow is not None:
             carried_key, carried_flow = self._reference_flow
             carried = carried_flow if carried_key == reference.key else None
         # the flows need only the gray frames: estimate them while the network encodes
