@@ -178,8 +178,11 @@ def test_ctrl_c_leaves_no_half_file(tmp_path):
     reference = tmp_path / "ref.png"
     cv2.imwrite(str(reference), cv2.cvtColor(color_frames(1, 320, 240)[0], cv2.COLOR_RGB2BGR))
     out = tmp_path / "out.mp4"
+    # a shell's background job (`pytest ... &`) starts with SIGINT ignored, which the child would
+    # inherit, and Python then never turns Ctrl-C into KeyboardInterrupt: restore the default first
     process = subprocess.Popen([sys.executable, "-m", "vidcolor", "colorize", str(source), "-o", str(out), "--ref",
-                                str(reference), "--model", "classic"], stderr=subprocess.PIPE, text=True)
+                                str(reference), "--model", "classic"], stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not leftover_partials(tmp_path):
         time.sleep(0.05)
