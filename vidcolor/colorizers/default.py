@@ -27,7 +27,9 @@ from ..weights import load_trained_network
 from ..color import guided_upsample
 from ..errors import InputError
 from ..flow import compose, flow_pool, global_shift, visible_mask, warp
-from ..models.vcnet import AB_SCALE, SIZE_MULTIPLE, Features, Memory, VCNet, VCNetConfig, flow_candidate
+from ..models.vcnet import (
+    AB_SCALE, FLOW_LIGHTNESS_TOLERANCE, SIZE_MULTIPLE, Features, Memory, VCNet, VCNetConfig, flow_candidate,
+)
 from ..references import Reference
 from ..training import WEIGHTS_FORMAT, luma_lightness, reference_size
 from .base import ColorizedFrame, Colorizer, pad_to_multiple
@@ -188,12 +190,21 @@ class DefaultColorizer(Colorizer):
     #: 31.78 → 31.87 at 160; at the end 32.07 → 32.10; two keyframes 34.21 → 34.20. About 1 ms
     #: a frame at 160 lines.
     track_reference_flow = True
+    #: Lab L difference at which a pixel of the flow-warped reference loses trust (to 1/e): the
+    #: reference is another moment of the shot (light, exposure and grain move on), or a still a
+    #: colorist graded, so its lightness agrees with the frame's less closely than the previous
+    #: frame's does; that candidate keeps the training's 4. On the 7 shared clips at 256 with the
+    #: temporal check and the tracked flow (``bench/quality.py``, start keyframe): 4 / 8 / 9 / 14 / 24
+    #: gave 32.733 / 32.847 / 32.855 / 32.850 / 32.787 dB (the previous-frame candidate's at 9 too:
+    #: 32.871; it alone at 9: 32.735). 8 (bmx-trees −0.10, the rest gained or held) also gave
+    #: 32.10 → 32.26 at the end keyframe and 31.87 → 31.97 at a working size of 160.
+    reference_flow_tolerance = 8.0
 
     def __init__(
         self, device: str = "cpu", *, weights: str | os.PathLike[str] | None = None, native_short_side: int | None = None,
         previous_flow_preset: str | None = None, reference_flow_preset: str | None = None,
         warm_reference_flow: bool | None = None, unanchored_confidence: float | None = None,
-        track_reference_flow: bool | None = None,
+        track_reference_flow: bool | None = None, reference_flow_tolerance: float | None = None,
     ) -> None:
         self.device = torch.device(device)
         if native_short_side is not None:
@@ -206,6 +217,10 @@ class DefaultColorizer(Colorizer):
             self.warm_reference_flow = warm_reference_flow
         if track_reference_flow is not None:
             self.track_reference_flow = track_reference_flow
+        if reference_flow_tolerance is not None:
+            if not reference_flow_tolerance > 0.0:
+                raise InputError(f"reference_flow_tolerance {reference_flow_tolerance} must be a positive Lab L difference")
+            self.reference_flow_tolerance = float(reference_flow_tolerance)
         if unanchored_confidence is not None:
             if not 0.0 <= unanchored_confidence <= 1.0:
                 raise InputError(f"unanchored_confidence {unanchored_confidence} is outside 0..1")
@@ -341,7 +356,7 @@ class DefaultColorizer(Colorizer):
         return forward, backward
 
     def _flow_candidate(
-        self, flow: _Flow, l_norm: torch.Tensor, source_l: torch.Tensor, source_ab: torch.Tensor
+        self, flow: _Flow, l_norm: torch.Tensor, source_l: torch.Tensor, source_ab: torch.Tensor, tolerance: float,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return flow_candidate(
             source_ab,
@@ -349,6 +364,7 @@ class DefaultColorizer(Colorizer):
             l_norm,
             torch.from_numpy(flow.forward).to(self.device).permute(2, 0, 1)[None],
             torch.from_numpy(flow.visible).to(self.device, torch.float32)[None, None],
+            tolerance,
         )
 
     @torch.inference_mode()
@@ -376,10 +392,12 @@ class DefaultColorizer(Colorizer):
         previous_flow, reference_flow = flows.result() if flows is not None else (None, None)
         flow_ab = flow_confidence = ref_flow_ab = ref_flow_confidence = None
         if previous_flow is not None:
-            flow_ab, flow_confidence = self._flow_candidate(previous_flow, l_norm, self._previous_l, self._previous_ab)
+            flow_ab, flow_confidence = self._flow_candidate(previous_flow, l_norm, self._previous_l, self._previous_ab,
+                                                            FLOW_LIGHTNESS_TOLERANCE)
         if aligned is not None and reference_flow is not None:
             _, ref_l, ref_ab = aligned
-            ref_flow_ab, ref_flow_confidence = self._flow_candidate(reference_flow, l_norm, ref_l, ref_ab)
+            ref_flow_ab, ref_flow_confidence = self._flow_candidate(reference_flow, l_norm, ref_l, ref_ab,
+                                                                    self.reference_flow_tolerance)
         self._reference_flow = (reference.key, reference_flow) if reference is not None and reference_flow is not None else None
         out = self.model.step(
             l_norm, memory, self._previous, self._previous_ab, features=features, flow_ab=flow_ab, flow_confidence=flow_confidence,

@@ -348,16 +348,19 @@ FLOW_LIGHTNESS_TOLERANCE = 4.0
 
 
 def flow_candidate(
-    previous_ab: torch.Tensor, previous_l: torch.Tensor, l_norm: torch.Tensor, flow: torch.Tensor, visible: torch.Tensor
+    previous_ab: torch.Tensor, previous_l: torch.Tensor, l_norm: torch.Tensor, flow: torch.Tensor, visible: torch.Tensor,
+    tolerance: float = FLOW_LIGHTNESS_TOLERANCE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The previous output pulled onto this frame by ``flow`` (this frame → previous), and its reliability.
 
     Reliability = forward-backward visibility (``visible``, (B, 1, H, W) in {0, 1}) times how well
-    the warped previous lightness matches this frame's (both normalised as ``L / 50 - 1``).
+    the warped previous lightness matches this frame's (both normalised as ``L / 50 - 1``): it
+    falls to 1/e at a difference of ``tolerance`` Lab L units (training used the default for both
+    candidates).
     """
     pulled = warp_tensor(torch.cat([previous_ab, previous_l], dim=1), flow)
     mismatch = (pulled[:, 2:3] - l_norm).abs() * 50.0
-    return pulled[:, :2], visible * torch.exp(-mismatch / FLOW_LIGHTNESS_TOLERANCE)
+    return pulled[:, :2], visible * torch.exp(-mismatch / tolerance)
 
 
 def _check_size(x: torch.Tensor) -> None:
