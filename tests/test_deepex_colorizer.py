@@ -169,6 +169,68 @@ def test_previous_frame_feeds_back_and_reset_forgets_it(colorizer: DeepExColoriz
     np.testing.assert_array_equal(colorizer.step(f0, reference).ab, first)
 
 
+def _recurrence(colorizer: DeepExColorizer, reference: Reference, frame: np.ndarray, previous_l: np.ndarray,
+                previous_ab: np.ndarray) -> np.ndarray:
+    """The official recurrence by hand at an aligned size: the networks on ``frame`` with
+    (``previous_l``, ``previous_ab``) as the previous frame."""
+    h, w = frame.shape
+    ref_h, ref_w = colorizer.reference_size(reference, h, w)
+    to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None]  # noqa: E731
+    with torch.inference_mode():
+        ref = colorizer.net.reference(to_t(reference.rgb_at(ref_w, ref_h)), to_t(reference.lab_at(ref_w, ref_h) - np.array([50, 0, 0], np.float32)))
+        previous = torch.cat([torch.from_numpy(previous_l - np.float32(50))[None, None], to_t(previous_ab)], dim=1)
+        return colorizer.net(torch.from_numpy(frame - np.float32(50))[None, None], ref, previous).ab[0].permute(1, 2, 0).numpy()
+
+
+def test_set_previous_feeds_the_corrected_frame_to_the_recurrence(colorizer: DeepExColorizer, reference: Reference) -> None:
+    f0, f1 = _lightness(0, 96, 48), _lightness(1, 96, 48)  # aligned: no padding
+    colorizer.reset()
+    first = colorizer.step(f0, reference).ab
+    uncorrected = colorizer.step(f1, reference).ab
+    corrected = np.ascontiguousarray(first[::-1, ::-1]) + np.float32(15.0)  # a correction the network never made
+    colorizer.reset()
+    colorizer.step(f0, reference)
+    colorizer.set_previous(corrected)
+    got = colorizer.step(f1, reference).ab
+    np.testing.assert_array_equal(got, _recurrence(colorizer, reference, f1, f0, corrected))
+    assert np.abs(got - uncorrected).mean() > 1.0
+
+
+def test_set_previous_of_the_unchanged_output_changes_nothing(installed: dict, reference: Reference) -> None:
+    """Padded size and the official look: handing back the frame's own output is exactly a no-op."""
+    frames = [_lightness(i, 90, 45) for i in range(3)]
+    for look in ({}, {"chroma_gain": 1.25, "smooth_lambda": 500.0}):
+        plain, echoed = DeepExColorizer(state_dicts=installed, **look), DeepExColorizer(state_dicts=installed, **look)
+        for frame in frames:
+            expected = plain.step(frame, reference).ab
+            out = echoed.step(frame, reference).ab
+            np.testing.assert_array_equal(out, expected)
+            echoed.set_previous(out)
+
+
+def test_set_previous_takes_the_correction_back_out_of_the_chroma_gain(installed: dict, reference: Reference) -> None:
+    f0, f1 = _lightness(0, 96, 48), _lightness(1, 96, 48)
+    plain, boosted = DeepExColorizer(state_dicts=installed), DeepExColorizer(state_dicts=installed, chroma_gain=1.25)
+    raw, output = plain.step(f0, reference).ab, boosted.step(f0, reference).ab
+    shift = np.float32(10.0) * np.sign(raw)
+    plain.set_previous(raw + shift / np.float32(1.25))
+    boosted.set_previous(output + shift)
+    np.testing.assert_allclose(boosted.step(f1, reference).ab, 1.25 * plain.step(f1, reference).ab, rtol=1e-4, atol=0.05)  # float rounding only
+
+
+def test_the_temporal_check_corrections_reach_the_recurrence(installed: dict, reference: Reference) -> None:
+    """Under --temporal the frame fed back is the checked output, not the raw prediction."""
+    from vidcolor.flow import DISFlow
+    from vidcolor.temporal import TemporalCheck
+
+    frames = [_lightness(i, 96, 48) for i in range(3)]
+    checked = TemporalCheck(DeepExColorizer(state_dicts=installed), DISFlow())
+    outputs = [checked.step(f, reference) for f in frames[:2]]
+    assert outputs[1].stats["corrected"] > 0.5  # the check changed frame 1
+    raw_next = checked.inner.step(frames[2], reference).ab  # the inner network's own next prediction
+    np.testing.assert_array_equal(raw_next, _recurrence(checked.inner, reference, frames[2], frames[1], outputs[1].ab))
+
+
 def test_without_reference_confidence_is_zero(colorizer: DeepExColorizer) -> None:
     colorizer.reset()
     out = colorizer.step(_lightness(0, 96, 48), None)

@@ -16,6 +16,10 @@ official script, none of which changes what the networks compute:
 The official look (chroma × 1.25, then a fast global smoother guided by L with λ = 500, σ = 4)
 is available through ``chroma_gain``/``smooth_lambda``/``smooth_sigma`` for a ``deepex-official``
 preset; it applies to the output only, never to the frame fed back, as in the official script.
+
+Under the temporal check, :meth:`DeepExColorizer.set_previous` feeds the *corrected* frame back
+instead of the raw prediction (the correction is taken back out of the official look first), so
+flicker the check removed does not return through the recurrence.
 """
 
 from __future__ import annotations
@@ -129,12 +133,16 @@ class DeepExColorizer(Colorizer):
         self.net = DeepExNet.from_state_dicts(state_dicts["vggnet"], state_dicts["nonlocal_net"], state_dicts["colornet"], device=self.device)
         self._references: OrderedDict[tuple[str, str, int, int], ReferenceFeatures] = OrderedDict()
         self._previous: torch.Tensor | None = None
+        #: The last frame's output (after the official look) at the working size: what
+        #: ``set_previous`` receives corrected.
+        self._last_output: np.ndarray | None = None
 
     # ----------------------------------------------------------------------------------------
 
     def reset(self) -> None:
         """Start a new shot: the next frame gets zeros as its previous frame (reference features stay cached)."""
         self._previous = None
+        self._last_output = None
 
     @torch.inference_mode()
     def step(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
@@ -171,6 +179,7 @@ class DeepExColorizer(Colorizer):
         if reference is None:
             confidence[:] = 0.0
         ab = self._postprocess(np.ascontiguousarray(ab, dtype=np.float32), lightness)
+        self._last_output = ab.copy()
         stats.update(
             similarity_mean=float(similarity.mean()),
             similarity_min=float(similarity.min()),
@@ -179,6 +188,37 @@ class DeepExColorizer(Colorizer):
             seconds_colorization=t2 - t1,
         )
         return ColorizedFrame(ab=ab, confidence=confidence, stats=stats)
+
+    @torch.inference_mode()
+    def set_previous(self, ab: np.ndarray) -> None:
+        """Feed a corrected output (from the temporal check) back as the previous frame.
+
+        The recurrence holds the raw network chroma, so the correction ``ab - output`` is divided
+        by ``chroma_gain`` and added to it (the smoother's effect stays out of the feedback, as in
+        the official script); with the plain look the corrected frame is fed back as is. The pad
+        rows/columns take the correction mirrored, like the lightness. An unchanged output leaves
+        the recurrence exactly as it was.
+        """
+        if self._previous is None or self._last_output is None:
+            return
+        height, width = self._last_output.shape[:2]
+        ab = np.asarray(ab, dtype=np.float32)
+        if ab.shape[:2] != (height, width):
+            ab = cv2.resize(ab, (width, height), interpolation=cv2.INTER_AREA)
+        raw = self._previous[0, 1:].permute(1, 2, 0).float().cpu().numpy()  # (net_h, net_w, 2)
+        raw_crop = raw[:height, :width]
+        if self.chroma_gain == 1.0 and self.smooth_lambda is None:
+            fed = ab
+        elif self.chroma_gain > 0.0:
+            fed = raw_crop + (ab - self._last_output) / np.float32(self.chroma_gain)
+        else:
+            return  # the output is all zeros whatever the network says: nothing to take back
+        delta = np.stack([_pad(np.ascontiguousarray(fed[..., c] - raw_crop[..., c]), *raw.shape[:2]) for c in range(2)], axis=-1)
+        fed_full = raw + delta
+        fed_full[:height, :width] = fed
+        fed_t = torch.from_numpy(np.ascontiguousarray(fed_full.transpose(2, 0, 1)))[None].to(self._previous.device, self._previous.dtype)
+        self._previous = torch.cat([self._previous[:, :1], fed_t], dim=1)
+        self._last_output = ab.copy()
 
     def prepare_reference(self, reference: Reference, height: int, width: int) -> None:
         """Compute and cache ``reference``'s features for frames of working size ``height`` x ``width``.
