@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from vidcolor.cli import main
 from vidcolor.colorizers import get_colorizer
+from vidcolor.errors import OutputError
 from vidcolor.pipeline import ChunkPlan, FrameColorizer
 from vidcolor.references import load_reference
 from vidcolor.resume import work_folder
@@ -141,13 +142,14 @@ def test_resume_fills_gaps_between_finished_chunks(tmp_path, reference_png, monk
     original = Journal.record
     kept = {5, 15}
 
-    def record_some(self, start, end, file):  # a real run that "loses" the other chunks
+    def record_some(self, start, end, file, *rest):  # a real run that "loses" the other chunks
         if start in kept:
-            original(self, start, end, file)
+            original(self, start, end, file, *rest)
 
     with monkeypatch.context() as patch:  # fault injection: the journal forgets chunks 0, 2
         patch.setattr(Journal, "record", record_some)
-        with pytest.raises(KeyError):
+        # the gaps are named, with the fix, instead of a KeyError ("internal error")
+        with pytest.raises(OutputError, match="do not cover .* from frame 0 .*missing from frame 0.*run the same command again"):
             colorize_video(str(source), spec, schedule, get_colorizer("classic"), plan=plan, resume=True)
     import json
 

@@ -48,38 +48,40 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
             ray.shutdown()
 
 
-def _encode_chunk(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, chunk: tuple[int, int], total: int,
-                  segment: str) -> tuple[str, list[FrameResult]]:
-    """On a worker: encode one chunk into ``segment``; its per-frame results go back to the driver."""
+def _encode_chunk(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, piece: tuple[int, int | None], folder: str,
+                  extension: str) -> tuple[list[tuple[int, int, str, bool]], list[FrameResult]]:
+    """On a worker: encode one piece (a chunk, or the last one, which runs to the end of the
+    stream and may become several segments) into the work ``folder``; the finished segments and
+    the per-frame results go back to the driver."""
     from .pipeline import FrameColorizer, RunSummary, encode_chunks, read_lightness  # noqa: PLC0415
+    from .resume import segment_name  # noqa: PLC0415
 
     local = FrameColorizer(frames.colorizer, frames.schedule, frames.work, frames.plan, auto=frames.auto,
                            frame_at=lambda index: read_lightness(info, index), detail=frames.detail)
     summary = RunSummary(info.path, spec.path, 0, 0.0, frames.work, frames.colorizer.name)
-    names: list[str] = []
-    encode_chunks(info, spec, local, [chunk], total, lambda _: Path(segment), lambda *done: names.append(done[2]), summary)
-    return names[0], summary.results
+    segments: list[tuple[int, int, str, bool]] = []
+    encode_chunks(info, spec, local, piece[0], piece[1], lambda start: Path(folder) / segment_name(start, extension),
+                  lambda *done: segments.append(done), summary)
+    return segments, summary.results
 
 
 def ray_chunks(address: str | None = None, num_cpus: int | None = None) -> Callable[..., None]:
     """A chunk distributor for :func:`vidcolor.pipeline.colorize_video` running on Ray."""
 
-    def distribute(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, chunks: Sequence[tuple[int, int]],
-                   total: int, segment_for: Callable[[int], Path], on_segment: Callable[[int, int, str], None],
+    def distribute(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, pieces: Sequence[tuple[int, int | None]],
+                   folder: str, extension: str, on_segment: Callable[[int, int, str, bool], None],
                    summary: RunSummary, on_frame: Callable[[FrameResult], None] | None) -> None:
         with ray_session(address, num_cpus) as ray:
             remote = ray.remote(num_cpus=1, max_retries=0)(_encode_chunk)
             # sent once to the object store, not once per chunk (a model's weights can be large)
             info_ref, spec_ref, frames_ref = ray.put(info), ray.put(spec), ray.put(frames)
-            pending = {remote.remote(info_ref, spec_ref, frames_ref, chunk, total, str(segment_for(chunk[0]))): chunk
-                       for chunk in chunks}
-            waiting = list(pending)
+            waiting = [remote.remote(info_ref, spec_ref, frames_ref, piece, folder, extension) for piece in pieces]
             while waiting:
                 ready, waiting = ray.wait(waiting, num_returns=1)
                 for ref in ready:
-                    name, results = ray.get(ref)  # a failed chunk raises here: the finished ones stay recorded
-                    start, end = pending[ref]
-                    on_segment(start, end, name)
+                    segments, results = ray.get(ref)  # a failed chunk raises here: the finished ones stay recorded
+                    for segment in segments:
+                        on_segment(*segment)
                     for item in results:
                         summary.frames += 1
                         summary.results.append(item)

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError, WeightsMismatchError, WeightsNotFoundError
+from .weights import note_loaded
 
 if TYPE_CHECKING:
     import torch
@@ -188,6 +189,7 @@ def load_raft_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
 
     try:
         state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+        note_loaded(path)  # named in the run signature of --resume
     except FileNotFoundError as exc:
         raise WeightsNotFoundError(f"RAFT weight file {os.fspath(path)!r} does not exist") from exc
     except Exception as exc:  # torch raises pickle/zip errors of several kinds

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import logging
 import os
+import sys
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -30,7 +31,7 @@ from .colorizers.base import ColorizedFrame, Colorizer
 from .detail import ReferenceDetail
 from .errors import InputError, OutputError
 from .reader import Frame, VideoInfo, VideoReader, count_frames, probe, timecode
-from .resume import Journal, file_signature, run_signature
+from .resume import Journal, RunSignature, input_identity, run_signature
 from .references import Reference
 from .schedule import ReferenceSchedule
 from .writer import (OutputFrame, OutputSpec, VideoWriter, assemble_segments, check_encodable, check_output,
@@ -335,12 +336,15 @@ def colorize_video(
     auto: Colorizer | None = None,
     distribute: ChunkDistributor | None = None,
     detail: ReferenceDetail | None = None,
+    restart_on_change: bool = False,
 ) -> RunSummary:
     """Colorize ``input_path`` into ``spec``; every input problem is raised before anything is written.
 
     With ``resume``, the output is encoded chunk by chunk into a work folder beside it, and a rerun
     continues from the last completed chunk (see :mod:`vidcolor.resume`). ``settings`` lists any
-    further options that change the frames, so a rerun with other settings starts over.
+    further options that change the frames (:func:`resume_signature` finds the rest). Work left by
+    a run with another signature is refused with a message naming what changed, or, with
+    ``restart_on_change``, deleted with a warning; it is never mixed in.
     ``auto`` (an automatic colorizer) turns on no-reference mode for a schedule without references
     (see :class:`FrameColorizer`). ``distribute`` (e.g. :func:`vidcolor.distributed.ray_chunks`)
     encodes the chunks elsewhere in parallel; it implies ``resume``. ``detail`` adds the
@@ -364,14 +368,9 @@ def colorize_video(
         on_start(info)
     started = time.perf_counter()
     if resume:
-        signature = run_signature(
-            input=file_signature(input_path), model=colorizer.describe(), work=work, codec=spec.codec.name, crf=spec.crf,
-            encoder_preset=spec.encoder_preset, plan=(plan.length, plan.warmup), cuts=sorted(schedule.cuts),
-            auto=auto.describe() if auto is not None else None,
-            keyframes=[(k.frame, k.reference.fingerprint, k.end_reference.fingerprint if k.end_reference else None, k.end_frame)
-                       for k in schedule.keyframes], settings=dict(settings or {}),
-            **({"detail": dataclasses.asdict(detail.settings)} if detail is not None else {}))
-        _colorize_in_chunks(info, spec, frames, Journal.open(spec.path, signature), summary, on_frame, distribute)
+        signature = resume_signature(info, spec, frames, settings)
+        journal = Journal.open(spec.path, signature, restart=restart_on_change)
+        _colorize_in_chunks(info, spec, frames, journal, summary, on_frame, distribute)
         summary.seconds = time.perf_counter() - started
         return summary
     with VideoReader(info) as reader, VideoWriter(spec, info, overwrite=overwrite) as writer, _Overlap() as overlap:
@@ -394,10 +393,65 @@ def read_lightness(info: VideoInfo, index: int) -> np.ndarray:
     raise InputError(f"{info.path!r}: frame {index} cannot be decoded")
 
 
-def plan_chunks(frames: FrameColorizer, total: int) -> list[tuple[int, int]]:
-    """Every chunk of the clip as (first frame, one past the last)."""
+def resume_signature(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer,
+                     settings: Mapping[str, object] | None = None) -> RunSignature:
+    """Everything that changes a resumable run's frames: vidcolor's version, the models and the
+    SHA-256 of every weight file they loaded, the device and dtype, the working size, the encoder,
+    the chunk plan, the schedule (reference pictures by content), the detail settings, ``settings``
+    (e.g. a batch job's preset) and the input's identity (every frame file of a sequence)."""
+    from . import __version__  # noqa: PLC0415 - the package imports this module
+
+    schedule, detail = frames.schedule, frames.detail
+    models = [model for model in (frames.colorizer, frames.auto) if model is not None]
+    return run_signature(
+        vidcolor=__version__, input=input_identity(info.path, info.sequence_files),
+        model=frames.colorizer.describe(), auto=frames.auto.describe() if frames.auto is not None else None,
+        weights=_weight_digests(models), runtime=_runtime(models), work=list(frames.work),
+        output={"codec": spec.codec.name, "crf": spec.crf, "encoder_preset": spec.encoder_preset,
+                "extension": os.path.splitext(spec.path)[1].lower()},
+        plan=[frames.plan.length, frames.plan.warmup], cuts=sorted(schedule.cuts),
+        keyframes=[(k.frame, k.reference.fingerprint, k.end_reference.fingerprint if k.end_reference else None, k.end_frame)
+                   for k in schedule.keyframes],
+        detail=dataclasses.asdict(detail.settings) if detail is not None else None, settings=dict(settings or {}))
+
+
+def _weight_files(model: object) -> tuple[str, ...]:
+    """Weight files behind ``model`` as recorded when it was built (see
+    :func:`vidcolor.weights.recording_loads`); a wrapper built by hand falls back to its inner model."""
+    from .weights import weight_files_of  # noqa: PLC0415
+
+    files = weight_files_of(model)
+    inner = getattr(model, "inner", None)
+    return files if files or inner is None else _weight_files(inner)
+
+
+def _weight_digests(models: Sequence[Colorizer]) -> dict[str, str]:
+    from .weights import weights_digest  # noqa: PLC0415
+
+    digests: dict[str, str] = {}
+    for model in models:
+        for path in _weight_files(model):
+            name = os.path.basename(path)
+            digests[name if digests.get(name, path) == path else path] = weights_digest(path)
+    return dict(sorted(digests.items()))
+
+
+def _runtime(models: Sequence[Colorizer]) -> dict[str, object]:
+    """Device and floating-point type: the same weights give other frames on another device."""
+    devices = []
+    for model in models:
+        holder: object | None = model
+        while holder is not None and getattr(holder, "device", None) is None:
+            holder = getattr(holder, "inner", None)
+        devices.append(str(getattr(holder, "device", "cpu")))
+    torch = sys.modules.get("torch")
+    return {"devices": devices, "dtype": str(torch.get_default_dtype()) if torch is not None else None}
+
+
+def plan_chunks(frames: FrameColorizer, total: int, first: int = 0) -> list[tuple[int, int]]:
+    """Every chunk from frame ``first`` (a chunk start) to ``total`` as (first frame, one past the last)."""
     chunks: list[tuple[int, int]] = []
-    position = 0
+    position = first
     while position < total:
         _, start, end = frames.chunk_bounds(position, total)
         chunks.append((start, end))
@@ -405,77 +459,89 @@ def plan_chunks(frames: FrameColorizer, total: int) -> list[tuple[int, int]]:
     return chunks
 
 
-def encode_chunks(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, run: Sequence[tuple[int, int]], total: int,
-                  segment_for: Callable[[int], Path], on_segment: Callable[[int, int, str], None],
-                  summary: RunSummary, on_frame: Callable[[FrameResult], None] | None = None) -> None:
-    """Encode a run of consecutive chunks, one segment file each, reading the clip once from the
-    first chunk's warm-up; ``on_segment(start, end, file name)`` follows each finished segment."""
-    begin, _, _ = frames.chunk_bounds(run[0][0], total)
-    ends = dict(run)
-    last = run[-1][1]
+#: Called as each segment is finished: (first frame, one past the last, file name, the input ended here).
+OnSegment = Callable[[int, int, str, bool], None]
+
+
+def encode_chunks(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, first: int, stop: int | None,
+                  segment_for: Callable[[int], Path], on_segment: OnSegment, summary: RunSummary,
+                  on_frame: Callable[[FrameResult], None] | None = None) -> None:
+    """Encode the consecutive chunks from the one starting at ``first`` up to frame ``stop``
+    (exclusive; None: to the end of the stream), one segment file each, reading the input once from
+    the first chunk's warm-up.
+
+    Chunks start where :meth:`FrameColorizer.chunk_start` says, found as frames arrive, and the
+    last one ends where decoding ends: the container's frame count, which may be an estimate, is
+    never trusted to say where the film ends."""
+    begin, _, _ = frames.chunk_bounds(first, sys.maxsize)
     frames._last_index = None  # a fresh pass: the recurrence restarts at ``begin``
     writer: VideoWriter | None = None
-    current: tuple[int, int] | None = None
+    current = first
+    written = 0
+    ended = True
     try:
         with VideoReader(info, start=begin) as reader:
             for frame in reader:
-                if frame.index >= last:
+                if stop is not None and frame.index >= stop:
+                    ended = False
                     break
-                if frame.index in ends:
-                    if writer is not None and current is not None:
-                        writer.close()
-                        on_segment(current[0], current[1], os.path.basename(writer.spec.path))
-                    current = (frame.index, ends[frame.index])
-                    segment = segment_for(frame.index)
-                    writer = VideoWriter(replace(spec, path=str(segment)), info, copy_streams=False, overwrite=True)
+                if frame.index >= first and frames.chunk_start(frame.index) == frame.index:
+                    if writer is not None:
+                        _finish_segment(writer, info, current, frame.index, written, on_segment, last=False)
+                    current, written = frame.index, 0
+                    writer = VideoWriter(replace(spec, path=str(segment_for(frame.index))), info, copy_streams=False,
+                                         overwrite=True)
                 if writer is None:  # warm-up frames before the first chunk: predict only
                     frames.predict(frame.index, luma_to_lightness(frame.luma, info.luma_format))
                     continue
                 for output in _render(frame, frames, info, spec, writer.pix_fmt, writer.luma_format, summary, on_frame):
                     writer.write(output)
-        if writer is not None and current is not None:
-            writer.close()
-            on_segment(current[0], current[1], os.path.basename(writer.spec.path))
+                written += 1
+        if writer is not None:
+            _finish_segment(writer, info, current, current + written, written, on_segment, last=ended)
     except BaseException:
         if writer is not None:
             writer.abort()
         raise
 
 
-def _contiguous_runs(chunks: Sequence[tuple[int, int]]) -> list[list[tuple[int, int]]]:
-    runs: list[list[tuple[int, int]]] = []
-    for chunk in chunks:
-        if runs and runs[-1][-1][1] == chunk[0]:
-            runs[-1].append(chunk)
-        else:
-            runs.append([chunk])
-    return runs
+def _finish_segment(writer: VideoWriter, info: VideoInfo, start: int, end: int, written: int, on_segment: OnSegment, *,
+                    last: bool) -> None:
+    writer.close()
+    if written != end - start:
+        raise InputError(f"{info.path!r}: frames {start}-{end - 1} came out of order ({written} decoded): the "
+                         "input's timestamps are broken; remux or re-encode it (e.g. with ffmpeg) and run again")
+    on_segment(start, end, os.path.basename(writer.spec.path), last)
 
 
 def _colorize_in_chunks(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, journal: Journal,
                         summary: RunSummary, on_frame: Callable[[FrameResult], None] | None,
                         distribute: ChunkDistributor | None = None) -> None:
-    total = info.frame_count if info.frame_count is not None else count_frames(info)
-    chunks = plan_chunks(frames, total)
-    missing = [chunk for chunk in chunks if chunk[0] not in journal.chunks]
     extension = os.path.splitext(spec.path)[1]
+    missing = journal.missing()
     if missing and distribute is not None:
-        distribute(info, spec, frames, missing, total, lambda start: journal.segment_path(start, extension),
-                   journal.record, summary, on_frame)
-    else:
-        for run in _contiguous_runs(missing):
-            encode_chunks(info, spec, frames, run, total, lambda start: journal.segment_path(start, extension),
-                          journal.record, summary, on_frame)
-    segments = [str(journal.folder / str(journal.chunks[start]["file"])) for start, _ in chunks]
-    assemble_segments(spec, info, segments)
+        # the estimate only spreads the work: each piece still ends where decoding ends
+        estimate = journal.frame_count or info.frame_count or count_frames(info)
+        pieces: list[tuple[int, int | None]] = []
+        for first, stop in missing:
+            planned: list[tuple[int, int | None]] = list(plan_chunks(frames, stop if stop is not None else estimate, first))
+            if stop is None:
+                planned[-1:] = [(planned[-1][0] if planned else first, None)]
+            pieces += planned
+        distribute(info, spec, frames, pieces, str(journal.folder), extension, journal.record, summary, on_frame)
+        missing = journal.missing()
+    for first, stop in missing:
+        encode_chunks(info, spec, frames, first, stop, lambda start: journal.segment_path(start, extension),
+                      journal.record, summary, on_frame)
+    assemble_segments(spec, info, [str(path) for path in journal.segments(spec.path)])
     journal.discard()
 
 
-#: Encodes the given chunks somewhere else (e.g. on a Ray cluster) with the same arguments as
-#: :func:`encode_chunks` takes, calling ``on_segment`` in this process as segments complete.
-ChunkDistributor = Callable[[VideoInfo, OutputSpec, "FrameColorizer", Sequence[tuple[int, int]], int,
-                             Callable[[int], Path], Callable[[int, int, str], None], RunSummary,
-                             Callable[[FrameResult], None] | None], None]
+#: Encodes the given pieces (first frame, stop or None) somewhere else (e.g. on a Ray cluster) into
+#: segment files named by :func:`vidcolor.resume.segment_name` in the work folder, calling
+#: ``on_segment`` in this process as segments complete.
+ChunkDistributor = Callable[[VideoInfo, OutputSpec, "FrameColorizer", Sequence[tuple[int, int | None]], str, str,
+                             OnSegment, RunSummary, Callable[[FrameResult], None] | None], None]
 
 
 def _render(frame: Frame, frames: FrameColorizer, info: VideoInfo, spec: OutputSpec, pix_fmt: str,

@@ -1,11 +1,24 @@
 """Resumable runs: the output is encoded chunk by chunk into a work folder with a journal.
 
 Each chunk of :class:`~vidcolor.pipeline.ChunkPlan` becomes one segment file, renamed into place
-when complete and then recorded in ``journal.json`` (rewritten atomically). A rerun with the same
-settings skips recorded chunks and restarts at the first missing one, warm-up included, so the
-frames are exactly those of an uninterrupted resumable run, even after ``kill -9``. At the end the
-segments are joined packet for packet, audio/subtitles are copied from the input, and the result is
-renamed into place.
+when complete, flushed to disk, and then described twice: by a sidecar beside it
+(``chunk-00000000.mkv.json``: frame range, frame count, SHA-256 of the segment, run signature) and
+in ``journal.json``, both written atomically (:mod:`vidcolor.durable`). A rerun with the same
+signature keeps every chunk whose file still matches its SHA-256 and restarts at the first missing
+one, warm-up included, so the frames are exactly those of an uninterrupted resumable run, even
+after ``kill -9``. At the end the segments are joined packet for packet, audio/subtitles are
+copied from the input, and the result is renamed into place.
+
+**A damaged or missing journal** loses nothing that can be verified: the journal is rebuilt from
+the sidecars whose segment still has the recorded size and SHA-256; only chunks that cannot be
+verified are encoded again.
+
+**Another signature** (:func:`run_signature`: vidcolor's version, the weights' SHA-256, every
+setting that changes the frames, the device, the input's identity) never mixes chunks. What
+changed is named, and the run either refuses (the default: a restorer asking to *resume* does not
+expect hours of finished chunks to vanish; the message says how to finish with the old settings or
+to start over) or, when the caller asks for it (``restart``: batch, whose journal already decided
+that the film must be redone), starts over with a warning.
 """
 
 from __future__ import annotations
@@ -15,75 +28,268 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+from .durable import PARTIAL_MARK, DamagedJournal, JournalFile, atomic_write_json, fsync_file, sha256_of_file
+from .errors import OutputError
 
 logger = logging.getLogger(__name__)
 
 JOURNAL = "journal.json"
+JOURNAL_VERSION = 2
+#: A chunk's sidecar is its segment's name plus this.
+SIDECAR = ".json"
+CHUNK_PREFIX = "chunk-"
+
+
+@dataclass(frozen=True)
+class RunSignature:
+    """Everything that changes the output's frames, as named parts (plain JSON data) and their digest."""
+
+    parts: dict[str, Any]
+    digest: str
+
+    def changes_from(self, previous: dict[str, Any] | None) -> list[str]:
+        """Names of the parts that differ from ``previous`` (``weights.default.pt``, ``device``, ...)."""
+        if not isinstance(previous, dict):
+            return ["an unknown setting (the earlier run's record is unreadable)"]
+        return _differences(previous, self.parts) or ["an unknown setting"]
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "", depth: int = 2) -> list[str]:
+    names = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if depth > 1 and isinstance(a, dict) and isinstance(b, dict):
+            names += _differences(a, b, f"{prefix}{key}.", depth - 1) or [prefix + key]
+        else:
+            names.append(prefix + key)
+    return names
+
+
+def run_signature(**parts: object) -> RunSignature:
+    """The signature of a run from its named parts (normalised through JSON, so a tuple and a
+    list, or a reloaded journal and a live run, compare equal)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return RunSignature(json.loads(text), hashlib.sha256(text.encode()).hexdigest())
+
+
+def input_identity(path: str, frame_files: Sequence[str] = ()) -> dict[str, object]:
+    """Identity of an input without reading it: size and modification time (ns) of the file, or of
+    every frame of an image sequence (digested: a frame edited in place changes it, the folder's
+    own mtime does not matter)."""
+    if not frame_files:
+        stat = os.stat(path)
+        return {"path": os.path.abspath(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    digest = hashlib.sha256()
+    total = 0
+    for name in frame_files:
+        stat = os.stat(name)
+        total += stat.st_size
+        digest.update(f"{os.path.basename(name)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return {"path": os.path.abspath(path), "frames": len(frame_files), "size": total, "files": digest.hexdigest()}
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """One finished segment: frames ``start`` to ``end`` (exclusive), ``last`` when the input's
+    stream ended with it (the decoded end of the film, whatever its header claimed)."""
+
+    start: int
+    end: int
+    frames: int
+    file: str
+    size: int
+    sha256: str
+    last: bool = False
+
+    @classmethod
+    def from_json(cls, data: object) -> ChunkRecord | None:
+        try:
+            assert isinstance(data, dict)
+            record = cls(int(data["start"]), int(data["end"]), int(data["frames"]), str(data["file"]), int(data["size"]),
+                         str(data["sha256"]), bool(data.get("last", False)))
+        except (AssertionError, KeyError, TypeError, ValueError):
+            return None
+        safe = os.path.basename(record.file) == record.file and record.file.startswith(CHUNK_PREFIX)
+        return record if safe and 0 <= record.start < record.end else None
+
+
+def segment_name(start: int, extension: str) -> str:
+    """The segment file of the chunk starting at frame ``start``."""
+    return f"{CHUNK_PREFIX}{start:08d}{extension}"
 
 
 @dataclass
 class Journal:
-    """Completed chunks of one output, keyed by their first frame."""
+    """Finished chunks of one output, keyed by their first frame (see the module docstring)."""
 
     folder: Path
-    signature: str
-    chunks: dict[int, dict[str, int | str]] = field(default_factory=dict)
+    signature: RunSignature
+    chunks: dict[int, ChunkRecord] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, output_path: str, signature: str) -> Journal:
-        """Load the journal beside ``output_path``, or start a new one if absent or from other settings."""
+    def open(cls, output_path: str, signature: RunSignature, *, restart: bool = False) -> Journal:
+        """The journal beside ``output_path``: its verified chunks, or a new one. Work from other
+        settings raises :class:`OutputError` naming what changed, or is deleted when ``restart``."""
         folder = work_folder(output_path)
-        path = folder / JOURNAL
-        if path.is_file():
+        if not folder.is_dir():
+            return cls._new(folder, signature)
+        for stray in folder.glob(f".*{PARTIAL_MARK}*"):  # a chunk or journal write cut short by a kill
+            stray.unlink(missing_ok=True)
+        book = JournalFile(folder / JOURNAL, JOURNAL_VERSION)
+        try:
+            data, damage = book.load(), None
+        except DamagedJournal as exc:
+            data, damage = None, str(exc)
+        candidates: list[tuple[ChunkRecord, str, dict[str, Any] | None]] = []
+        if data is not None:
+            parts = data.get("parts") if isinstance(data.get("parts"), dict) else None
+            if data.get("signature") != signature.digest:
+                return cls._other_settings(folder, output_path, signature, parts, restart)
+            for value in (data.get("chunks") or {}).values():
+                record = ChunkRecord.from_json(value)
+                if record is not None:
+                    candidates.append((record, signature.digest, parts))
+        for sidecar in sorted(folder.glob(f"{CHUNK_PREFIX}*{SIDECAR}")):
             try:
-                data = json.loads(path.read_text())
+                value = json.loads(sidecar.read_text(encoding="utf-8"))
             except (OSError, ValueError):
-                data = {}
-            if data.get("signature") == signature:
-                chunks = {int(k): v for k, v in data.get("chunks", {}).items()
-                          if (folder / str(v.get("file", ""))).is_file()}
-                for stray in folder.glob(".*vidcolor-partial*"):  # a chunk cut short by a kill
-                    stray.unlink()
-                if chunks:
-                    logger.warning("resuming %s: %d chunk(s) already done", output_path, len(chunks))
-                return cls(folder, signature, chunks)
-            logger.warning("%s holds work from a run with other settings; starting over", folder)
-            shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True, exist_ok=True)
+                continue  # unreadable: its chunk cannot be verified
+            record = ChunkRecord.from_json(value)
+            if record is not None and isinstance(value, dict):
+                parts = value.get("parts") if isinstance(value.get("parts"), dict) else None
+                candidates.append((record, str(value.get("signature")), parts))
+        foreign = [(record, parts) for record, digest, parts in candidates if digest != signature.digest]
+        if foreign:
+            return cls._other_settings(folder, output_path, signature, foreign[0][1], restart)
+        journal = cls(folder, signature, _verified(folder, [record for record, _, _ in candidates]))
+        journal._remove_unrecorded()
+        if damage is not None or (data is None and journal.chunks):
+            logger.warning("resume journal %s is %s: rebuilt from the chunks' sidecars, %d finished chunk(s) verified "
+                           "by SHA-256 and kept", folder / JOURNAL, damage or "missing", len(journal.chunks))
+        journal.save()
+        if journal.chunks:
+            logger.warning("resuming %s: %d chunk(s) already done", output_path, len(journal.chunks))
+        return journal
+
+    @classmethod
+    def _new(cls, folder: Path, signature: RunSignature) -> Journal:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create the resume work folder {str(folder)!r} ({exc.strerror}): "
+                              "write the output into a folder you can write to") from exc
         journal = cls(folder, signature)
         journal.save()
         return journal
 
-    def save(self) -> None:
-        temp = self.folder / f".{JOURNAL}.tmp"
-        temp.write_text(json.dumps({"signature": self.signature, "chunks": self.chunks}, indent=1))
-        os.replace(temp, self.folder / JOURNAL)
+    @classmethod
+    def _other_settings(cls, folder: Path, output_path: str, signature: RunSignature, parts: dict[str, Any] | None,
+                        restart: bool) -> Journal:
+        changed = ", ".join(signature.changes_from(parts))
+        if not restart:
+            raise OutputError(
+                f"{str(folder)!r} holds finished chunks of {output_path!r} made with other settings ({changed} changed); "
+                f"chunks of two runs are never mixed: run again with the earlier settings to finish that run, or delete "
+                f"{str(folder)!r} to start over with these")
+        logger.warning("%s holds chunks made with other settings (%s changed): starting %s over", folder, changed,
+                       output_path)
+        shutil.rmtree(folder, ignore_errors=True)
+        return cls._new(folder, signature)
 
-    def record(self, start: int, end: int, file: str) -> None:
-        self.chunks[start] = {"start": start, "end": end, "file": file}
+    def _remove_unrecorded(self) -> None:
+        """Delete segment files and sidecars no verified chunk owns (they would be overwritten anyway)."""
+        owned = {name for record in self.chunks.values() for name in (record.file, record.file + SIDECAR)}
+        for path in self.folder.glob(f"{CHUNK_PREFIX}*"):
+            if path.name not in owned:
+                path.unlink(missing_ok=True)
+
+    def save(self) -> None:
+        JournalFile(self.folder / JOURNAL, JOURNAL_VERSION).save(
+            {"signature": self.signature.digest, "parts": self.signature.parts,
+             "chunks": {str(start): asdict(record) for start, record in sorted(self.chunks.items())}})
+
+    def record(self, start: int, end: int, file: str, last: bool = False) -> None:
+        """Note a finished segment: flushed to disk, hashed, described by its sidecar, then journalled."""
+        path = self.folder / file
+        fsync_file(path)
+        record = ChunkRecord(start, end, end - start, file, path.stat().st_size, sha256_of_file(path), last)
+        atomic_write_json(self.folder / (file + SIDECAR),
+                          {**asdict(record), "signature": self.signature.digest, "parts": self.signature.parts})
+        self.chunks[start] = record
         self.save()
 
     def segment_path(self, start: int, extension: str) -> Path:
-        return self.folder / f"chunk-{start:08d}{extension}"
+        return self.folder / segment_name(start, extension)
+
+    @property
+    def frame_count(self) -> int | None:
+        """Frames of the input as decoded, once a pass has reached the end of its stream."""
+        return next((record.end for record in self.chunks.values() if record.last), None)
+
+    def missing(self) -> list[tuple[int, int | None]]:
+        """What is left to encode, as (first frame, stop) runs of consecutive chunks; ``stop`` is
+        the first frame of the next finished chunk, None for "to the end of the stream"."""
+        runs: list[tuple[int, int | None]] = []
+        position = 0
+        starts = sorted(self.chunks)
+        while True:
+            record = self.chunks.get(position)
+            if record is not None:
+                if record.last:
+                    return runs
+                position = record.end
+                continue
+            later = [start for start in starts if start > position]
+            runs.append((position, later[0] if later else None))
+            if not later:
+                return runs
+            position = later[0]
+
+    def segments(self, output_path: str) -> list[Path]:
+        """The segment files from frame 0 to the end of the stream, in order."""
+        if self.missing():
+            raise OutputError(f"the chunks in {str(self.folder)!r} do not cover {output_path!r} from frame 0 to the end "
+                              f"of the input (missing from frame {self.missing()[0][0]}): run the same command again "
+                              "to encode what is missing")
+        paths, position = [], 0
+        while True:
+            record = self.chunks[position]
+            paths.append(self.folder / record.file)
+            if record.last:
+                return paths
+            position = record.end
 
     def discard(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def _verified(folder: Path, records: Sequence[ChunkRecord]) -> dict[int, ChunkRecord]:
+    """The records whose segment file still has its recorded size and SHA-256."""
+    kept: dict[int, ChunkRecord] = {}
+    checked: dict[ChunkRecord, bool] = {}
+    for record in records:
+        if record.start in kept or record in checked:
+            continue
+        path = folder / record.file
+        try:
+            checked[record] = path.stat().st_size == record.size and sha256_of_file(path) == record.sha256
+        except OSError:
+            checked[record] = False
+        if checked[record]:
+            kept[record.start] = record
+        elif path.exists():
+            logger.warning("chunk %s does not match its record (size or SHA-256 differs): frames %d-%d are "
+                           "encoded again", path, record.start, record.end - 1)
+    return kept
+
+
 def work_folder(output_path: str) -> Path:
     folder, name = os.path.split(os.path.abspath(output_path))
     return Path(folder) / f".{name}.vidcolor-work"
-
-
-def run_signature(**settings: object) -> str:
-    """A stable digest of everything that changes the output's frames."""
-    text = json.dumps(settings, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def file_signature(path: str) -> dict[str, object]:
-    """Identity of an input file (or folder) without reading it all: size and modification time."""
-    stat = os.stat(path)
-    return {"path": os.path.abspath(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}

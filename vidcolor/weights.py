@@ -24,7 +24,9 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
+import weakref
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from .durable import sha256_of_file
 from .errors import InputError, WeightsMismatchError, WeightsNotFoundError
 
 if TYPE_CHECKING:
@@ -272,6 +275,8 @@ def read_state_dict(source: str | os.PathLike[str] | Any, label: str | None = No
     label = label or (os.fspath(source) if isinstance(source, (str, os.PathLike)) else "weight file")
     try:
         state = torch.load(source, map_location="cpu", weights_only=True)
+        if isinstance(source, (str, os.PathLike)):
+            note_loaded(source)
     except FileNotFoundError as exc:
         raise WeightsNotFoundError(f"weight file {label!r} does not exist") from exc
     except Exception as exc:  # pickle, zip and "unsupported global" errors all mean "not a tensor file"
@@ -327,13 +332,52 @@ def load_state_dict(name: str, file: str, *, verify: bool = False) -> OrderedDic
     return state
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256_file = sha256_of_file
+
+
+# --------------------------------------------------------------------------------------------
+# Which weight files a model loaded, and their digests (the run signature of --resume)
+# --------------------------------------------------------------------------------------------
+_recording = threading.local()
+_attached: weakref.WeakKeyDictionary[object, tuple[str, ...]] = weakref.WeakKeyDictionary()
+_digests: dict[tuple[str, int, int], str] = {}
+
+
+def note_loaded(path: str | os.PathLike[str]) -> None:
+    """Every loader calls this with the file it read, for the open :func:`recording_loads` blocks."""
+    for files in getattr(_recording, "stack", ()):
+        files.append(os.path.abspath(path))
+
+
+@contextlib.contextmanager
+def recording_loads() -> Iterator[list[str]]:
+    """The weight files loaded (on this thread) inside the block, in order."""
+    stack: list[list[str]] = _recording.__dict__.setdefault("stack", [])
+    files: list[str] = []
+    stack.append(files)
+    try:
+        yield files
+    finally:
+        stack.remove(files)
+
+
+def attach_weight_files(owner: object, files: Iterable[str]) -> None:
+    """Remember which weight files made ``owner`` (a colorizer): its run signature names them."""
+    _attached[owner] = tuple(dict.fromkeys(files))
+
+
+def weight_files_of(owner: object) -> tuple[str, ...]:
+    return _attached.get(owner, ())
+
+
+def weights_digest(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a weight file, hashed once per (path, size, mtime): a resumed run checks a
+    400 MB file without reading it again in the same process."""
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _digests:
+        _digests[key] = sha256_of_file(path)
+    return _digests[key]
 
 
 # --------------------------------------------------------------------------------------------
@@ -656,6 +700,7 @@ def load_trained_network(path: str | os.PathLike[str], *, family: str, weights_f
         raise WeightsNotFoundError(f"{family} weights {str(path)!r} are missing: {missing_hint}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+        note_loaded(path)
     except Exception as exc:  # a truncated or foreign file
         raise WeightsMismatchError(f"{str(path)!r} is not a readable {family} weights file ({exc}): re-export or reinstall it") from exc
     if not isinstance(payload, dict) or payload.get("format") != weights_format:

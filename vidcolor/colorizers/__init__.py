@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
+from ..weights import attach_weight_files, recording_loads, weight_files_of
 from .base import ColorizedFrame, Colorizer
 
 if TYPE_CHECKING:
@@ -47,7 +48,10 @@ def get_colorizer(name: str, *, device: str = "cpu", **options: object) -> Color
         raise InputError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
     entry = MODELS[name]
     module = importlib.import_module(entry.module)
-    return getattr(module, entry.cls)(device=device, **options)
+    with recording_loads() as loaded:  # the weight files a resumed run must find unchanged
+        colorizer = getattr(module, entry.cls)(device=device, **options)
+    attach_weight_files(colorizer, loaded)
+    return colorizer
 
 
 def default_model() -> str:
@@ -113,7 +117,10 @@ def build_colorizer(name: str, *, device: str = "cpu", temporal: TemporalSetting
     from ..flow import make_flow
     from ..temporal import TemporalCheck
 
-    return TemporalCheck(colorizer, make_flow(flow, device=device), temporal)
+    with recording_loads() as loaded:
+        checked = TemporalCheck(colorizer, make_flow(flow, device=device), temporal)
+    attach_weight_files(checked, [*weight_files_of(colorizer), *loaded])
+    return checked
 
 
 __all__ = ["MODELS", "ColorizedFrame", "Colorizer", "ModelEntry", "AUTOMATIC_MODELS", "build_colorizer", "default_auto_model", "default_model", "get_colorizer",

@@ -47,6 +47,7 @@ from torch import nn
 
 from ..color import guided_upsample
 from ..errors import InputError, WeightsMismatchError, WeightsNotFoundError
+from ..weights import note_loaded
 
 #: Format tag of the shipped weight file (checked on load).
 WEIGHTS_FORMAT = "vidcolor-cheng2015-v1"
@@ -294,6 +295,7 @@ def load_cheng2015(path: str | os.PathLike[str] | None = None) -> tuple[Cheng201
             "train them with `python -m vidcolor.training_cheng2015 --out PATH`")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+        note_loaded(path)  # named in the run signature of --resume
     except Exception as exc:  # truncated or foreign file
         raise WeightsMismatchError(f"{str(path)!r} is not a readable cheng2015 weights file ({exc}): retrain or reinstall it") from exc
     if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
