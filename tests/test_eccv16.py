@@ -244,8 +244,7 @@ def test_benchmark_photos_are_never_trained_on() -> None:
 
 def test_shipped_small_model_beats_gray_on_held_out_photos() -> None:
     folder = shared_path("photos/bsds500/test")
-    if not shipped_weights_path().is_file():
-        pytest.skip(f"shipped weights {shipped_weights_path()} not built yet (python -m vidcolor.training_eccv16)")
+    assert shipped_weights_path().is_file(), f"the shipped weights {shipped_weights_path()} are missing from the package"
     colorizer = Eccv16Colorizer(weights="shipped")
     ours, gray = [], []
     for path in sorted(folder.glob("*.jpg"))[::10]:  # 20 photos spread over the 200
