@@ -70,7 +70,7 @@ DEFAULT_FRAMES_PER_SHOT = 3
 #: Library images vidcolor reads (what OpenCV decodes without extra flags).
 LIBRARY_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
 #: Bump when the cached arrays change meaning; older caches are then recomputed.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: library JPEGs are read upright (EXIF orientation)
 #: Images whose aspect ratio exceeds this are centre-cropped to it (panoramas would swamp the grid).
 MAX_ASPECT = 2.5
 

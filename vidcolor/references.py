@@ -73,16 +73,24 @@ class Reference:
         return cls(key=key, rgb=_to_float_rgb(rgb, key))
 
 
+#: Any depth, any colour layout (alpha is dropped), and the EXIF orientation applied: a phone
+#: photo stores its pixels sideways with a tag saying how to turn them, and a reference must be
+#: upright to match the film. (``IMREAD_UNCHANGED`` would ignore that tag.)
+_READ_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+
+
 def read_rgb(path: str | os.PathLike[str]) -> np.ndarray | None:
-    """An image file as RGB at its own depth (gray and alpha images too), or None when unreadable."""
-    image = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    """An image file as upright RGB at its own depth (gray and alpha images too), or None when unreadable.
+
+    Every reference goes through here (``--ref``, presets, the VapourSynth filter, ``refs suggest``
+    libraries, reports), so all of them honour the EXIF orientation (all 8 values).
+    """
+    image = cv2.imread(os.fspath(path), _READ_FLAGS)
     if image is None:
         return None
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)  # ANYCOLOR gives 1 or 3 channels, never alpha
 
 
 def load_reference(path: str | os.PathLike[str]) -> Reference:
