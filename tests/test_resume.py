@@ -158,3 +158,207 @@ def test_resume_fills_gaps_between_finished_chunks(tmp_path, reference_png, monk
     assert sorted(int(k) for k in json.loads((work_folder(str(gappy)) / JOURNAL).read_text())["chunks"]) == [5, 15]
     colorize_video(str(source), spec, schedule, get_colorizer("classic"), plan=plan, resume=True)
     assert all_planes_list(gappy) == all_planes_list(whole)
+
+
+# -- issue 22: what a resumed run may reuse --------------------------------------------------
+def interrupt_after(count: int):
+    """An ``on_frame`` that stops the run like Ctrl-C after ``count`` frames."""
+    seen: list[int] = []
+
+    def on_frame(result) -> None:
+        seen.append(result.index)
+        if len(seen) == count:
+            raise KeyboardInterrupt
+
+    return on_frame
+
+
+def resumable(source, output, reference_png, model="classic", *, length=4, **kwargs):
+    from vidcolor.pipeline import colorize_video
+    from vidcolor.writer import resolve_output
+
+    colorizer = model if not isinstance(model, str) else get_colorizer(model)
+    schedule = ReferenceSchedule([Keyframe(0, load_reference(reference_png))])
+    return colorize_video(str(source), resolve_output(str(output), codec="ffv1"), schedule, colorizer,
+                          plan=ChunkPlan(length=length), **{"resume": True, **kwargs})
+
+
+def chunk_files(output) -> list[str]:
+    return sorted(p.name for p in work_folder(str(output)).glob("chunk-*.mkv"))
+
+
+def test_changed_version_or_weights_never_mix_chunks(tmp_path, reference_png, monkeypatch, caplog):
+    """The signature holds vidcolor's version and the SHA-256 of the weights a model loaded: an
+    interrupted run is refused after either changed (naming it), or restarted when asked."""
+    import torch
+
+    import vidcolor
+    from vidcolor.colorizers.fast import fast_weights_path
+
+    source = write_clip(tmp_path / "in.mp4", color_frames(14, 96, 64), gray=True)
+    weights = tmp_path / "mine.pt"
+    weights.write_bytes(fast_weights_path().read_bytes())
+    output = tmp_path / "out.mkv"
+    with pytest.raises(KeyboardInterrupt):
+        resumable(source, output, reference_png, get_colorizer("fast", weights=str(weights)), on_frame=interrupt_after(9))
+    done = chunk_files(output)
+    assert done == ["chunk-00000000.mkv", "chunk-00000004.mkv"]
+
+    monkeypatch.setattr(vidcolor, "__version__", "99.0")  # an upgrade between the two runs
+    with pytest.raises(OutputError, match=r"other settings \(vidcolor changed\).*never mixed.*delete"):
+        resumable(source, output, reference_png, get_colorizer("fast", weights=str(weights)))
+    monkeypatch.undo()
+    assert chunk_files(output) == done  # refusing deletes nothing
+
+    payload = torch.load(weights, weights_only=True)  # fine-tuned weights saved under the same name
+    name = next(k for k, v in payload["state_dict"].items() if v.is_floating_point())
+    payload["state_dict"][name] = payload["state_dict"][name] + 0.05
+    torch.save(payload, weights)
+    with pytest.raises(OutputError, match=r"\(weights.mine.pt changed\)"):
+        resumable(source, output, reference_png, get_colorizer("fast", weights=str(weights)))
+    with caplog.at_level("WARNING", logger="vidcolor.resume"):
+        summary = resumable(source, output, reference_png, get_colorizer("fast", weights=str(weights)),
+                            restart_on_change=True)
+    assert "weights.mine.pt changed" in caplog.text and summary.frames == 14  # all redone, none reused
+    fresh = tmp_path / "fresh.mkv"
+    resumable(source, fresh, reference_png, get_colorizer("fast", weights=str(weights)))
+    assert all_planes_list(output) == all_planes_list(fresh)
+
+
+def avi_with_header_count(path, frames, claimed: int | None):
+    """A real AVI whose header misstates its frame count. ``claimed=None``: the way vidcolor once
+    wrote AVIs (issue 22, 9): a 1/600 s time base with frames 20 ticks apart, so the header counts
+    ticks, far more than the frames; else the count fields of the header are set to ``claimed``
+    (as a damaged or hand-edited file has them)."""
+    import struct
+    from fractions import Fraction
+
+    if claimed is None:
+        return write_clip(path, frames, codec="mpeg4", rate=600, pts=[20 * i for i in range(len(frames))],
+                          time_base=Fraction(1, 600))
+    write_clip(path, frames, codec="mpeg4")
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<I", data, data.find(b"avih") + 8 + 16, claimed)  # dwTotalFrames
+    struct.pack_into("<I", data, data.find(b"strh") + 8 + 32, claimed)  # the video stream's dwLength
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("claimed", [None, 9], ids=["header-too-high", "header-too-low"])
+def test_resume_counts_the_frames_it_decodes(tmp_path, reference_png, claimed):
+    """Whatever the header claims, a resumable run, interrupted or not, has every decoded frame:
+    no KeyError when it claims too many, no dropped tail when it claims too few."""
+    from vidcolor.pipeline import colorize_video
+    from vidcolor.reader import probe
+    from vidcolor.writer import resolve_output
+
+    source = avi_with_header_count(tmp_path / "in.avi", color_frames(22, 96, 64), claimed)
+    announced = probe(str(source)).frame_count
+    assert announced == claimed if claimed else announced > 100, announced  # the premise: the header is wrong
+    plain = tmp_path / "plain.mkv"
+    colorize_video(str(source), resolve_output(str(plain), codec="ffv1"),
+                   ReferenceSchedule([Keyframe(0, load_reference(reference_png))]), get_colorizer("classic"),
+                   plan=ChunkPlan(length=4))
+    expected = all_planes_list(plain)
+    assert len(expected) == 22
+    whole = tmp_path / "whole.mkv"
+    assert resumable(source, whole, reference_png).frames == 22
+    assert all_planes_list(whole) == expected
+    resumed = tmp_path / "resumed.mkv"
+    with pytest.raises(KeyboardInterrupt):  # stopped at frame 15: past the header's 9, before the real end
+        resumable(source, resumed, reference_png, on_frame=interrupt_after(16))
+    assert chunk_files(resumed)[-1] == "chunk-00000008.mkv"
+    assert resumable(source, resumed, reference_png).frames == 22 - 12
+    assert all_planes_list(resumed) == expected
+
+
+def frame_folder(folder, count: int, first: int = 0):
+    import cv2
+
+    folder.mkdir()
+    for number, rgb in enumerate(color_frames(count, 96, 64), start=first):
+        cv2.imwrite(str(folder / f"{number:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def test_resume_on_image_sequences_and_frames_edited_in_place(tmp_path, reference_png):
+    """--resume takes a %06d pattern and a frame folder; a frame edited in place (the folder's own
+    mtime put back) is a changed input: refused with exit 2, naming the input and the fix."""
+    import cv2
+
+    scans = frame_folder(tmp_path / "scans", 11)
+    common = ["--ref", str(reference_png), "--model", "classic", "--no-temporal", "--codec", "ffv1", "--chunk-length", "4",
+              "-q"]  # the settings of resumable()
+    plain = tmp_path / "plain.mkv"
+    assert CliRunner().invoke(main, ["colorize", str(scans), "-o", str(plain), *common]).exit_code == 0
+    expected = all_planes_list(plain)
+    assert len(expected) == 11
+    for source in (scans, scans / "%06d.png"):
+        output = tmp_path / f"{'pattern' if '%' in str(source) else 'folder'}.mkv"
+        result = CliRunner().invoke(main, ["colorize", str(source), "-o", str(output), *common, "--resume"])
+        assert result.exit_code == 0, result.output
+        assert all_planes_list(output) == expected
+    edited = tmp_path / "edited.mkv"
+    with pytest.raises(KeyboardInterrupt):
+        resumable(scans / "%06d.png", edited, reference_png, on_frame=interrupt_after(6))
+    assert chunk_files(edited) == ["chunk-00000000.mkv"]
+    before = os.stat(scans)
+    retouched = cv2.imread(str(scans / "000002.png"))
+    cv2.imwrite(str(scans / "000002.png"), 255 - retouched)  # a frame replaced in place
+    os.utime(scans, ns=(before.st_atime_ns, before.st_mtime_ns))
+    result = CliRunner().invoke(main, ["colorize", str(scans / "%06d.png"), "-o", str(edited), *common, "--resume"])
+    assert result.exit_code == 2, result.output
+    assert "(input.files, input.size changed)" in result.output and str(work_folder(str(edited))) in result.output, result.output[-400:]
+    assert chunk_files(edited) == ["chunk-00000000.mkv"] and "internal error" not in result.output
+
+
+def test_ray_chunks_of_an_image_sequence(tmp_path, reference_png):
+    """--executor ray on a %06d pattern (it crashed on os.stat of the pattern) equals a plain run."""
+    pytest.importorskip("ray", reason="Ray is in the test extras: pip install -e '.[test]'")
+    scans = frame_folder(tmp_path / "scans", 13)
+    common = ["--ref", str(reference_png), "--model", "classic", "--codec", "ffv1", "--chunk-length", "4", "-q"]
+    plain, spread = tmp_path / "plain.mkv", tmp_path / "ray.mkv"
+    assert CliRunner().invoke(main, ["colorize", str(scans / "%06d.png"), "-o", str(plain), *common]).exit_code == 0
+    result = CliRunner().invoke(main, ["colorize", str(scans / "%06d.png"), "-o", str(spread), *common,
+                                       "--executor", "ray", "--num-cpus", "2"])
+    assert result.exit_code == 0, result.output
+    assert all_planes_list(spread) == all_planes_list(plain) and len(all_planes_list(plain)) == 13
+    assert not work_folder(str(spread)).exists()
+
+
+def test_damaged_journal_or_chunk_loses_only_what_cannot_be_verified(tmp_path, reference_png, caplog):
+    """An unreadable journal is rebuilt from the chunks' sidecars (every chunk whose SHA-256 still
+    matches is kept); a truncated or altered chunk is encoded again; the result equals an
+    uninterrupted run."""
+    from vidcolor.resume import JOURNAL
+
+    source = write_clip(tmp_path / "in.mp4", color_frames(18, 96, 64), gray=True)
+    whole = tmp_path / "whole.mkv"
+    resumable(source, whole, reference_png)
+    expected = all_planes_list(whole)
+    output = tmp_path / "out.mkv"
+    folder = work_folder(str(output))
+
+    with pytest.raises(KeyboardInterrupt):
+        resumable(source, output, reference_png, on_frame=interrupt_after(14))
+    assert chunk_files(output) == [f"chunk-{s:08d}.mkv" for s in (0, 4, 8)]
+    (folder / JOURNAL).write_text('{"version": 2, "signature": "3f1c", "chunks": {"0": {"sta')  # torn by a crash
+    with caplog.at_level("WARNING", logger="vidcolor.resume"):
+        with pytest.raises(KeyboardInterrupt):  # resumed at 12, stopped again at 16
+            resumable(source, output, reference_png, on_frame=interrupt_after(5))
+    assert "is not JSON" in caplog.text and "3 finished chunk(s) verified by SHA-256 and kept" in caplog.text
+    assert chunk_files(output) == [f"chunk-{s:08d}.mkv" for s in (0, 4, 8, 12)]
+
+    truncated = folder / "chunk-00000004.mkv"
+    truncated.write_bytes(truncated.read_bytes()[:-40])
+    altered = folder / "chunk-00000012.mkv"
+    data = bytearray(altered.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one byte flipped
+    altered.write_bytes(bytes(data))
+    (folder / JOURNAL).unlink()  # and the journal is gone
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vidcolor.resume"):
+        summary = resumable(source, output, reference_png)
+    assert f"chunk {truncated} does not match its record" in caplog.text and f"chunk {altered}" in caplog.text
+    assert summary.frames == 18 - 8  # chunks 0 and 8 kept; 4, 12 and the rest encoded
+    assert all_planes_list(output) == expected and not folder.exists()

@@ -429,10 +429,12 @@ def _weight_digests(models: Sequence[Colorizer]) -> dict[str, str]:
     from .weights import weights_digest  # noqa: PLC0415
 
     digests: dict[str, str] = {}
+    named: dict[str, str] = {}  # file name -> path: two files of one name are told apart by path
     for model in models:
         for path in _weight_files(model):
             name = os.path.basename(path)
-            digests[name if digests.get(name, path) == path else path] = weights_digest(path)
+            key = name if named.setdefault(name, path) == path else path
+            digests[key] = weights_digest(path)
     return dict(sorted(digests.items()))
 
 
@@ -444,8 +446,8 @@ def _runtime(models: Sequence[Colorizer]) -> dict[str, object]:
         while holder is not None and getattr(holder, "device", None) is None:
             holder = getattr(holder, "inner", None)
         devices.append(str(getattr(holder, "device", "cpu")))
-    torch = sys.modules.get("torch")
-    return {"devices": devices, "dtype": str(torch.get_default_dtype()) if torch is not None else None}
+    torch = sys.modules.get("torch")  # not imported by a weight-free run: torch's default then
+    return {"devices": devices, "dtype": str(torch.get_default_dtype()) if torch is not None else "torch.float32"}
 
 
 def plan_chunks(frames: FrameColorizer, total: int, first: int = 0) -> list[tuple[int, int]]:
