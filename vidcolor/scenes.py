@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from types import ModuleType
 
 import cv2
 import numpy as np
@@ -54,15 +55,55 @@ class ScenePreset:
     fps: Fraction
 
 
-def _detector(threshold: float, min_length: int) -> object:
+#: The PySceneDetect releases vidcolor declares (pyproject.toml): the newest whose OpenCV is an extra.
+SCENEDETECT_REQUIREMENT = "scenedetect>=0.6.7.1,<0.7"
+
+
+def _scenedetect() -> ModuleType:
+    """PySceneDetect, imported only when detecting (it is a dependency, but an environment
+    assembled by hand may lack it: then the message says what to install)."""
     try:
-        from scenedetect import ContentDetector  # noqa: PLC0415 - optional heavy import, only when detecting
-    except ImportError as exc:  # pragma: no cover - depends on the installation
+        import scenedetect  # noqa: PLC0415 - heavy import, only when detecting
+    except ImportError as exc:
         raise InputError(
-            "scene detection needs PySceneDetect: install it with "
-            "`pip install --no-deps 'scenedetect>=0.7,<0.8' platformdirs` (--no-deps keeps vidcolor's OpenCV)"
+            f"scene detection (no-reference mode, --report, --detect-scenes, `vidcolor scenes`) needs PySceneDetect, "
+            f"which is missing from this Python environment ({exc}): install it with `pip install "
+            f"'{SCENEDETECT_REQUIREMENT}'`, or reinstall vidcolor with `pip install --force-reinstall vidcolor`"
         ) from exc
-    return ContentDetector(threshold=threshold, min_scene_len=min_length, luma_only=True)
+    return scenedetect
+
+
+class CutDetector:
+    """PySceneDetect's ``ContentDetector`` on luma, fed frame by frame, over both of its APIs.
+
+    0.6 (what vidcolor installs) counts frames as ``int``; 0.7 (which requires opencv-python, so
+    it is only present when installed by hand with ``--no-deps``) passes ``FrameTimecode``s in
+    and out. The detection itself is the same code in both; callers see frame numbers only.
+    """
+
+    def __init__(self, threshold: float, min_length: int, fps: Fraction) -> None:
+        module = _scenedetect()
+        self._detector = module.ContentDetector(threshold=threshold, min_scene_len=min_length, luma_only=True)
+        version = tuple(int(part) for part in module.__version__.split(".")[:2] if part.isdigit())
+        self._timecode = None if version < (0, 7) else module.FrameTimecode
+        self._fps = fps
+        self._last = 0
+
+    def _position(self, index: int) -> object:
+        return index if self._timecode is None else self._timecode(index, fps=self._fps)
+
+    @staticmethod
+    def _frames(cuts: list[object]) -> list[int]:
+        return [int(getattr(cut, "frame_num", cut)) for cut in cuts]
+
+    def process(self, index: int, image: np.ndarray) -> list[int]:
+        """Cuts found once frame ``index`` (BGR, 8-bit) is seen; frames must come in order."""
+        self._last = index
+        return self._frames(self._detector.process_frame(self._position(index), image))
+
+    def finish(self) -> list[int]:
+        """Cuts still held back (a merged flash) after the last frame."""
+        return self._frames(self._detector.post_process(self._position(self._last)))
 
 
 def _small_gray(luma: np.ndarray, info: VideoInfo) -> np.ndarray:
@@ -76,26 +117,21 @@ def _small_gray(luma: np.ndarray, info: VideoInfo) -> np.ndarray:
 def _scan(info: VideoInfo, threshold: float, min_length: int,
           on_frame: Callable[[int], None] | None) -> tuple[list[int], list[float], int]:
     """One decoding pass: cuts, a sharpness score per frame, and the number of frames decoded."""
-    from scenedetect import FrameTimecode  # noqa: PLC0415
-
     if not 0 < threshold < 256:
         raise InputError(f"scene threshold {threshold} is out of range: give a mean luma change between 0 and 255 (default 27)")
     if min_length < 1:
         raise InputError(f"minimum shot length {min_length} must be at least 1 frame")
-    detector = _detector(threshold, min_length)
-    fps = info.fps if info.fps > 0 else Fraction(24)
+    detector = CutDetector(threshold, min_length, info.fps if info.fps > 0 else Fraction(24))
     cuts: list[int] = []
     sharpness: list[float] = []
-    position = FrameTimecode(0, fps=fps)
     with VideoReader(info) as reader:
         for frame in reader:
             small = _small_gray(frame.luma, info)
             sharpness.append(float(cv2.Laplacian(small, cv2.CV_32F).var()))
-            position = FrameTimecode(frame.index, fps=fps)
-            cuts += [c.frame_num for c in detector.process_frame(position, cv2.cvtColor(small, cv2.COLOR_GRAY2BGR))]  # type: ignore[attr-defined]
+            cuts += detector.process(frame.index, cv2.cvtColor(small, cv2.COLOR_GRAY2BGR))
             if on_frame is not None:
                 on_frame(frame.index)
-    cuts += [c.frame_num for c in detector.post_process(position)]  # type: ignore[attr-defined]
+    cuts += detector.finish()
     count = len(sharpness)
     return sorted({c for c in cuts if 0 < c < count}), sharpness, count
 
