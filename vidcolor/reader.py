@@ -4,16 +4,23 @@ Reads any container/codec FFmpeg reads, plus image sequences (a folder of frames
 pattern such as ``scan/%06d.tif``). Only luma is kept, at its native bit depth and code values,
 so the output's luma can be the input's exactly. Frame timestamps are kept (variable frame rate
 stays variable), rotation metadata is applied, and corrupt packets are skipped and counted.
+
+A read that starts at frame N (``VideoReader(info, start=N)``) seeks: a packet index made by
+demuxing only (:func:`packet_index`, cached per file) maps frame numbers to timestamps and knows
+the keyframes, so decoding starts at the keyframe shown at or before N and the frames come out
+numbered exactly as one sequential pass numbers them. Whenever that cannot be guaranteed (no
+timestamps, damaged data, frames that do not come out where the index says) the reader decodes
+from the start instead: slower, never a wrong frame.
 """
 
 from __future__ import annotations
 
 import logging
-
 import os
 import queue
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -33,6 +40,28 @@ QUEUE_LENGTH = 4
 #: Consecutive undecodable packets after which the input is declared broken.
 MAX_CONSECUTIVE_DECODE_FAILURES = 50
 DEFAULT_SEQUENCE_FPS = Fraction(24)
+#: Packet indexes kept per process (one per file identity: path, size, mtime).
+INDEX_CACHE_SIZE = 8
+#: Keyframes tried, each one further back, before a positioned read decodes from the start.
+SEEK_ATTEMPTS = 3
+#: Codecs whose decoders mark which pictures others refer to: on the way from a keyframe to the
+#: target, the pictures nobody refers to are skipped (AVDISCARD_NONREF; half of them with B-frames).
+SKIP_UNREFERENCED = frozenset({"h264", "hevc"})
+
+_decoded_lock = threading.Lock()
+_decoded_frames = 0
+
+
+def decoded_frame_count() -> int:
+    """Frames this process has decoded through the reader so far (probes, sequential and
+    positioned reads, image files): what benches and tests measure a read's cost with."""
+    return _decoded_frames
+
+
+def _count_decoded(count: int = 1) -> None:
+    global _decoded_frames
+    with _decoded_lock:
+        _decoded_frames += count
 
 
 @dataclass(frozen=True)
@@ -183,6 +212,7 @@ def _decode_stream(container: av.container.InputContainer, stream: av.VideoStrea
                     ) from None
                 continue
             consecutive = 0
+            _count_decoded(len(frames))
             yield from frames
     except av.InvalidDataError as exc:  # demuxer-level damage, e.g. a truncated file
         failures += 1
@@ -195,6 +225,7 @@ def _decode_image(path: str) -> av.VideoFrame:
     try:
         with av.open(path) as container:
             for frame in container.decode(video=0):
+                _count_decoded()
                 return frame
     except av.FFmpegError as exc:
         raise VideoOpenError(f"frame {path!r} of the image sequence cannot be read ({exc.strerror or exc}): replace or remove it") from exc
@@ -258,6 +289,107 @@ def count_frames(info: VideoInfo) -> int:
         return sum(1 for packet in container.demux(stream) if packet.size)
 
 
+@dataclass(frozen=True)
+class PacketIndex:
+    """Where the frames of a video stream are, learnt by demuxing alone (no decoding).
+
+    ``pts[n]`` is the timestamp of frame ``n`` (presentation order); ``keyframe_pts`` holds the
+    keyframes' timestamps, ascending. ``problem`` says why frame numbers cannot be trusted to the
+    index (then positioned reads decode from the start).
+    """
+
+    pts: np.ndarray
+    keyframe_pts: np.ndarray
+    problem: str | None = None
+
+    @property
+    def frame_count(self) -> int:
+        return int(self.pts.size)
+
+
+_index_lock = threading.Lock()
+_index_cache: OrderedDict[tuple[object, ...], PacketIndex] = OrderedDict()
+
+
+def _identity(info: VideoInfo) -> tuple[object, ...]:
+    stat = os.stat(info.path)
+    return (os.path.realpath(info.path), stat.st_size, stat.st_mtime_ns, info.stream_index)
+
+
+def packet_index(info: VideoInfo) -> PacketIndex:
+    """The packet index of ``info``'s video stream, built once per file identity and process."""
+    key = _identity(info)
+    with _index_lock:
+        cached = _index_cache.get(key)
+        if cached is not None:
+            _index_cache.move_to_end(key)
+            return cached
+    index = _build_packet_index(info.path)
+    _remember_index(key, index)
+    return index
+
+
+def _remember_index(key: tuple[object, ...], index: PacketIndex) -> None:
+    with _index_lock:
+        _index_cache[key] = index
+        _index_cache.move_to_end(key)
+        while len(_index_cache) > INDEX_CACHE_SIZE:
+            _index_cache.popitem(last=False)
+
+
+def _build_packet_index(path: str) -> PacketIndex:
+    """Demux every packet once; any sign that decoding might not give one frame per packet at
+    the packet's timestamp makes the index advisory only (``problem``)."""
+    packet_pts: list[int] = []
+    keyframes: list[int] = []
+    problem: str | None = None
+    try:
+        with _open_container(path) as container:
+            for packet in container.demux(container.streams.video[0]):
+                if not packet.size:
+                    continue
+                if packet.pts is None:
+                    problem = "packets without timestamps"
+                elif packet.is_corrupt:
+                    problem = "packets the demuxer flags as corrupt"
+                elif packet.is_discard:
+                    problem = "packets the container discards (edit list)"
+                elif not packet_pts and not packet.is_keyframe:
+                    problem = "the stream does not start on a keyframe"
+                if problem is not None:
+                    break
+                packet_pts.append(packet.pts)
+                if packet.is_keyframe:
+                    keyframes.append(packet.pts)
+    except av.FFmpegError as exc:
+        problem = f"damaged container data ({exc})"
+    pts = np.sort(np.asarray(packet_pts, dtype=np.int64))
+    keys = np.asarray(keyframes, dtype=np.int64)
+    if problem is None and pts.size:
+        if np.unique(pts).size != pts.size:
+            problem = "repeated timestamps"
+        elif np.any(np.diff(keys) <= 0):
+            problem = "keyframes out of display order"
+        elif pts[0] < keys[0]:
+            problem = "frames shown before the first keyframe (open GOP at the start)"
+    return PacketIndex(pts, keys, problem)
+
+
+def _distrust_index(info: VideoInfo, reason: str) -> None:
+    """Decoding met something the index did not foresee: later positioned reads of this file
+    decode from the start."""
+    logger.info("%s: positioned reads decode from the start from now on (%s)", info.path, reason)
+    index = packet_index(info)
+    _remember_index(_identity(info), PacketIndex(index.pts, index.keyframe_pts, reason))
+
+
+class _Seek:
+    """How one decode from a keyframe ended."""
+
+    DONE = "done"  # every frame from the target on came out where the index said
+    EARLIER = "earlier"  # the target was not reached cleanly: try a keyframe further back
+
+
 class VideoReader:
     """Iterates :class:`Frame` objects decoded in a background thread through a small queue.
 
@@ -299,9 +431,10 @@ class VideoReader:
         self._stop.set()
         while self._thread.is_alive():
             try:
-                self._queue.get(timeout=0.05)
+                self._queue.get_nowait()  # frees a blocked put, so the thread sees the stop at once
             except queue.Empty:
                 pass
+            self._thread.join(timeout=0.005)
 
     def _put(self, item: object) -> bool:
         while not self._stop.is_set():
@@ -324,9 +457,8 @@ class VideoReader:
     def _frames(self) -> Iterator[Frame]:
         info = self.info
         if info.is_sequence:
-            for index, path in enumerate(info.sequence_files):
-                if index < self.start:
-                    continue
+            for index in range(max(self.start, 0), len(info.sequence_files)):  # a seek is a jump to the file
+                path = info.sequence_files[index]
                 luma, _ = _luma_of(_decode_image(path))
                 if luma.shape != (info.height, info.width):
                     raise InputError(
@@ -335,6 +467,14 @@ class VideoReader:
                     )
                 yield Frame(index, index, float(index * info.time_base), luma)
             return
+        if self.start <= 0:
+            yield from self._sequential(0)
+            return
+        yield from self._positioned(self.start)
+
+    def _sequential(self, start: int) -> Iterator[Frame]:
+        """Decode from the first frame, numbering frames as they come out (the ground truth)."""
+        info = self.info
         with _open_container(info.path) as container:
             stream = container.streams.video[0]
             index = 0
@@ -342,11 +482,86 @@ class VideoReader:
             for av_frame in _decode_stream(container, stream, info.path):
                 pts = av_frame.pts if av_frame.pts is not None else (last_pts + 1 if last_pts is not None else 0)
                 last_pts = pts
-                if index >= self.start:
-                    luma, _ = _luma_of(av_frame)
-                    luma = _rotate(luma, info.rotation)
-                    yield Frame(index, pts, float(pts * info.time_base), luma)
+                if index >= start:
+                    yield self._frame(index, pts, av_frame)
                 index += 1
+
+    def _frame(self, index: int, pts: int, av_frame: av.VideoFrame) -> Frame:
+        luma, _ = _luma_of(av_frame)
+        return Frame(index, pts, float(pts * self.info.time_base), _rotate(luma, self.info.rotation))
+
+    def _positioned(self, start: int) -> Iterator[Frame]:
+        """Frames from ``start`` on, decoded from the keyframe shown at or before it."""
+        info = self.info
+        index = packet_index(info)
+        if index.problem is not None or start >= index.frame_count:
+            logger.debug("%s: frame %d read by decoding from the start (%s)", info.path, start,
+                         index.problem or "past the indexed frames")
+            yield from self._sequential(start)
+            return
+        target = int(index.pts[start])
+        key = int(np.searchsorted(index.keyframe_pts, target, side="right")) - 1
+        with _open_container(info.path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for _ in range(SEEK_ATTEMPTS):
+                if key < 0:
+                    break
+                outcome = yield from self._decode_from(container, stream, index, start, int(index.keyframe_pts[key]))
+                if outcome == _Seek.DONE:
+                    return
+                if isinstance(outcome, int):  # frames before ``outcome`` are out: the rest sequentially
+                    yield from self._sequential(outcome)
+                    return
+                key -= 1
+        logger.debug("%s: frame %d not reached by seeking; decoding from the start", info.path, start)
+        yield from self._sequential(start)
+
+    def _decode_from(self, container: av.container.InputContainer, stream: av.VideoStream, index: PacketIndex,
+                     start: int, key_pts: int) -> Iterator[Frame]:
+        """Seek to the keyframe at ``key_pts`` and yield frames ``start``... as long as each comes
+        out with the timestamp the index gives it. Returns :attr:`_Seek.DONE`, :attr:`_Seek.EARLIER`
+        (nothing yielded, try further back) or the next frame number to read sequentially."""
+        info = self.info
+        try:
+            container.seek(key_pts, stream=stream, backward=True, any_frame=False)
+        except av.FFmpegError:
+            return start
+        expected = start
+        landed = False
+        skip_before_target = stream.codec_context.name in SKIP_UNREFERENCED
+        for packet in container.demux(stream):
+            if not landed and packet.size:
+                if not packet.is_keyframe or packet.pts is None:
+                    continue  # a byte-seeking demuxer: wait for a keyframe
+                if packet.pts > key_pts:
+                    return _Seek.EARLIER  # the demuxer landed past the keyframe
+                landed = True
+            if skip_before_target and packet.pts is not None:
+                stream.codec_context.skip_frame = "NONREF" if packet.pts < index.pts[start] else "DEFAULT"
+            try:
+                decoded = packet.decode()
+            except av.InvalidDataError:
+                _distrust_index(info, "a packet could not be decoded")
+                return expected
+            _count_decoded(len(decoded))
+            for av_frame in decoded:
+                pts = av_frame.pts
+                if expected == start and pts is not None and pts < index.pts[start]:
+                    continue  # before the target, or a leading picture of the keyframe
+                if pts is None or expected >= index.frame_count or pts != index.pts[expected] or av_frame.is_corrupt:
+                    if expected == start:
+                        return _Seek.EARLIER
+                    _distrust_index(info, f"frame {expected} did not come out where the packet index put it")
+                    return expected
+                yield self._frame(expected, pts, av_frame)
+                expected += 1
+        if expected == index.frame_count:
+            return _Seek.DONE
+        if expected == start:
+            return _Seek.EARLIER
+        _distrust_index(info, f"the stream ended at frame {expected} of {index.frame_count} indexed")
+        return expected
 
 
 _END = object()
