@@ -12,7 +12,7 @@ machine's load hits both alike); the median over frames after a warm-up frame is
 at their native short side and upsample); (c) the same working size with the caps lifted, so both
 networks really run at ``--size``.
 
-**Quality.** The protocol and code of ``bench/quality.py``: gray input (BT.601 luma), reference =
+**Quality.** The protocol and code of ``bench/_inprocess.py``: gray input (BT.601 luma), reference =
 true colours of frame 0, frames 1..N-1 scored at full resolution, working short side ``--size``;
 rows gray, classic, default, fast (``--temporal`` adds fast inside the temporal check; the
 default model card has classic's and default's temporal rows).
@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from quality import COLUMNS, GRAY_LUMA, GrayColorizer, colorize, find_clips, load_clip, print_table, score  # noqa: E402
+from _inprocess import COLUMNS, GRAY_LUMA, GrayColorizer, colorize, find_clips, load_clip, print_table, score  # noqa: E402
 from vidcolor.color import luma_to_gray_level, luma_to_lightness  # noqa: E402
 from vidcolor.colorizers.base import Colorizer  # noqa: E402
 from vidcolor.pipeline import chroma_for_frame, working_size  # noqa: E402

@@ -1,36 +1,55 @@
-"""Colorization quality and temporal consistency on the shared ground-truth clips.
+"""Colorization quality of the real pipeline, ``vidcolor colorize``, on the shared ground-truth clips.
 
-For every clip in ``../shared/data/clips/davis/*`` and ``vid4/*``: make the gray input (BT.601
-luma of the true colours), colorize it with the true colours of frame 0 as the reference, and
-score frames 1..N-1 against the truth. Rows: the gray input itself, ``classic``, every other
-registered model that can be built here, each with and without the temporal check.
+    .venv/bin/python bench/quality.py                                   # 7 clips, frame-0 reference, classic+default
+    .venv/bin/python bench/quality.py --clips blackswan,dog --frames 12 --reference first,mirrored
+    .venv/bin/python bench/quality.py --reference first,mirrored,last,both,left-half,none --sizes default,256
+    .venv/bin/python bench/quality.py --models classic,default,fast --temporal both --added --json q.json
 
-    .venv/bin/python bench/quality.py                      # all clips, short side 256
-    .venv/bin/python bench/quality.py --clips blackswan,dog --max-frames 30
-    .venv/bin/python bench/quality.py --models "default;default:native_short_side=160"   # with options
-    .venv/bin/python bench/quality.py --no-reference       # automatic models, no reference at all
-    .venv/bin/python bench/quality.py --detail             # plus rows with the reference's fine chroma added
-    .venv/bin/python bench/quality.py --keyframe last      # reference = the last frame: the shot nears its keyframe
-    .venv/bin/python bench/quality.py --keyframe both      # first and last frame: a shot between two keyframes
+Per clip (a folder of true-colour JPEG frames, see ``bench/_clips.py``):
 
-``--no-reference`` scores what ``vidcolor colorize INPUT -o OUT`` does without any reference: for
-each automatic model A, ``A per frame`` (A colours every frame on its own, with and without the
-temporal check) against ``no-ref: <exemplar> <- A`` (A colours the clip's middle frame only, which
-becomes the reference the exemplar model follows with the temporal check: vidcolor's no-reference
-mode, through the pipeline's own :func:`~vidcolor.pipeline.automatic_reference`).
+1. **Gray input**: the BT.601 luma of the truth, written as H.264 4:2:0 (yuv420p, limited range,
+   tagged BT.601, neutral chroma), lossless by default (``--input-crf 0``, x264 qp 0): a
+   black-and-white film as the reader sees one, without an input encode loss no colorizer can undo.
+2. **The command a user types**, as a subprocess: ``vidcolor colorize GRAY -o OUT.mp4 --model M
+   --temporal|--no-temporal --stats`` plus the case's reference, and ``--size N`` only for a size
+   other than ``default`` (the model's own working size). The output is H.264 4:2:0 at the CLI's
+   default crf (18) and x264 preset (medium); ``--crf 0`` makes it lossless 4:2:0.
+3. **Scoring**: the output is decoded with the matrix and range it is tagged with (as ``vidcolor
+   report`` decodes) and scored against the truth with :mod:`vidcolor.metrics`.
 
-Columns: PSNR/SSIM (higher is better), warp error ×1000 and its ratio to the ground truth's own
-(lower is better, 1.0 = as stable as the real colours), the chroma-only warp error in Lab units²
-(colour flicker alone; the RGB warp error also holds the source's luma changes, common to every
-row), CDC ×1000 (lower is better),
-colourfulness (closer to the truth's is better), seconds per frame of colorizing, and how many
-frames the temporal check flagged (in the mean table: the total).
+Reference cases (``--reference``, comma-separated; scored frames in brackets, N frames):
+
+- ``first``: frame 0 as it is [1..N-1].
+- ``mirrored``: frame 0 flipped left-right, then 5 % cut off each of its four sides (the central
+  90 % of width and height, aspect kept), not resized back: the pipeline scales it as any still.
+  Same colours, no pixel alignment [1..N-1].
+- ``last``: the last frame, as the clip's reference (``--ref``): the shot nears its keyframe [0..N-2].
+- ``both``: a preset shot with ``reference`` = frame 0 and ``end_reference`` = the last frame, the
+  pipeline's two-keyframe blend [1..N-2].
+- ``left-half``: frame 0's left half (columns 0..W/2-1, full height): a reference that shows part
+  of the scene [1..N-1]; the right half's colourfulness ratio is the column ``R-colf``.
+- ``none``: no reference: automatic mode, with the CLI's scene detection and ``--auto-model`` [0..N-1].
+
+Rows: ``gray`` (the decoded gray input: the truth's lightness with zero chroma, the floor), then
+each model with and/or without the temporal check. ``classic`` is always run: the reference method.
+
+Columns: PSNR (dB) and SSIM against the truth; warp-r, the warp error over the truth's own on the
+same flows (DIS on the gray input, full size; 1.0 = as steady as the real colours); CDC ×1000
+(the truth's in the ``truth`` row); colf-r, mean colourfulness over the truth's; R-colf, the same
+for the right half; s/frame, the run's own seconds per frame from its stats (decode to renamed
+output: no start-up, no model loading); flagged, frames the temporal check flagged. Means are
+over clips; ``held out`` (dog, horsejump-high) were never trained on, ``tuning`` were.
+Everything runs in a temporary folder outside the repository (``--keep DIR`` keeps it).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,283 +57,419 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+from _clips import REPO, ClipSource, decode_rgb, find_clips, load_truth, write_gray_video
+
 sys.path.insert(0, str(REPO))
 
 from vidcolor import metrics  # noqa: E402
-from vidcolor.color import LumaFormat, guided_upsample, luma_to_gray_level, luma_to_lightness, rgb_codes, shrink_area  # noqa: E402
-from vidcolor.colorizers.base import ColorizedFrame, Colorizer  # noqa: E402
-from vidcolor.detail import ReferenceDetail  # noqa: E402
-from vidcolor.flow import DISFlow, FlowPair, make_flow  # noqa: E402
-from vidcolor.pipeline import automatic_reference, blend_predictions, working_size  # noqa: E402
-from vidcolor.references import Reference  # noqa: E402
-from vidcolor.temporal import TemporalCheck, TemporalSettings  # noqa: E402
+from vidcolor.flow import DISFlow  # noqa: E402
+from vidcolor.report import read_run_metadata, read_run_stats  # noqa: E402
 
-CLIPS = REPO.parent / "shared" / "data" / "clips"
-GRAY_LUMA = LumaFormat(bit_depth=8, full_range=True, matrix="bt601")
-COLUMNS = ("psnr", "ssim", "warp_error", "warp_ratio", "ab_warp", "cdc", "colorfulness", "sec_per_frame")
-
-
-class NoReferenceMode(Colorizer):
-    """vidcolor's no-reference mode on one shot: the automatic model colours the shot's middle
-    frame (``keyframe``, working-size lightness, set per clip; as the pipeline's
-    ``FrameColorizer.automatic_keyframe``), which becomes the reference ``inner`` follows (the
-    given reference is ignored)."""
-
-    def __init__(self, inner: Colorizer, auto: Colorizer) -> None:
-        self.inner, self.auto = inner, auto
-        self.name = f"{inner.name}<-{auto.name}"
-        self.keyframe: np.ndarray | None = None
-        self.reference: Reference | None = None
-
-    def reset(self) -> None:
-        self.inner.reset()
-        self.reference = None
-
-    def step(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
-        if self.reference is None:
-            keyframe = self.keyframe if self.keyframe is not None else lightness
-            self.reference = automatic_reference(self.auto, keyframe, key=f"bench-auto:{self.auto.name}")
-        return self.inner.step(lightness, self.reference)
+CASES = ("first", "mirrored", "last", "both", "left-half", "none")
+#: Scored frames per case, as (first, end) offsets into range(N): the frames given as references are left out.
+SCORED = {"first": (1, 0), "mirrored": (1, 0), "left-half": (1, 0), "last": (0, 1), "both": (1, 1), "none": (0, 0)}
+METRICS = ("psnr", "ssim", "warp_ratio", "cdc", "colorfulness_ratio", "right_colorfulness_ratio", "sec_per_frame")
+GROUPS = (("all", None), ("tuning", "tuning"), ("held out", "held out"), ("added", "added"))
+#: The issues' targets on the mean over the shared clips (issue 24: first three; issue 25: the rest).
+TARGETS = {
+    "first: {m} - classic{t}": ("≥", 2.5),
+    "mirrored - first: {m}{t}": ("≥", -0.7),
+    "colourfulness ratio, first: {m}{t}": ("≥", 0.85),
+    "none - gray: {m}{t}": ("≥", 0.5),
+    "none - gray, worst clip: {m}{t}": ("≥", -1.0),
+    "colourfulness ratio, none: {m}{t}": ("≥", 0.6),
+    "left-half - first: {m}{t}": ("≥", -1.2),
+    "right half's colourfulness ratio, left-half: {m}{t}": ("≥", 0.8),
+}
 
 
-class GrayColorizer(Colorizer):
-    """The gray input as output (ab = 0): the floor every colorizer must beat."""
+def mirrored(rgb: np.ndarray) -> np.ndarray:
+    """Flipped left-right, then 5 % off each side (the central 90 % of each dimension)."""
+    h, w = rgb.shape[:2]
+    dy, dx = round(0.05 * h), round(0.05 * w)
+    return np.ascontiguousarray(rgb[:, ::-1][dy:h - dy, dx:w - dx])
 
-    name = "gray"
 
-    def reset(self) -> None:
-        pass
+def left_half(rgb: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(rgb[:, : rgb.shape[1] // 2])
 
-    def step(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
-        h, w = lightness.shape
-        return ColorizedFrame(np.zeros((h, w, 2), np.float32), np.zeros((h, w), np.float32))
+
+def save_rgb(rgb: np.ndarray, path: Path) -> Path:
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))  # PNG: lossless
+    return path
+
+
+def reference_args(case: str, truth: list[np.ndarray], folder: Path) -> list[str]:
+    """The CLI arguments that give the case's reference (images written into ``folder``)."""
+    if case == "none":
+        return []
+    if case == "both":
+        first, last = save_rgb(truth[0], folder / "first.png"), save_rgb(truth[-1], folder / "last.png")
+        preset = folder / "both.toml"
+        preset.write_text(f'version = 1\n\n[[shot]]\nstart = 0\nreference = "{first.name}"\nend_reference = "{last.name}"\n',
+                          encoding="utf-8")
+        return ["--preset", str(preset)]
+    image = {"first": truth[0], "mirrored": mirrored(truth[0]), "last": truth[-1], "left-half": left_half(truth[0])}[case]
+    return ["--ref", str(save_rgb(image, folder / f"{case}.png"))]
+
+
+@dataclass(frozen=True)
+class Method:
+    model: str
+    temporal: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}+temporal" if self.temporal else self.model
 
 
 @dataclass
-class Clip:
-    name: str
-    frames: list[np.ndarray]  # RGB uint8, the ground truth
-    lightness: list[np.ndarray] = field(default_factory=list)  # full-res Lab L of the gray input
-    grays: list[np.ndarray] = field(default_factory=list)  # uint8 luma (the gray input)
-    motion: list[FlowPair] = field(default_factory=list)  # source motion over the scored frames
-    #: The frames whose true colours are the references: (0,) (the shot moves away from its
-    #: keyframe), the last (it nears its keyframe) or both (a shot between two keyframes, whose
-    #: predictions the pipeline blends: :func:`~vidcolor.pipeline.blend_predictions`).
-    keyframes: tuple[int, ...] = (0,)
+class ClipData:
+    """One clip's truth, its decoded gray input and what every case reuses (per-frame scores, flows)."""
 
-    @property
-    def scored(self) -> list[int]:
-        """Every frame but the keyframes, in order."""
-        return [i for i in range(len(self.frames)) if i not in self.keyframes]
+    source: ClipSource
+    truth: list[np.ndarray]
+    gray_video: Path
+    gray: list[np.ndarray] = field(default_factory=list)
+    motion: list = field(default_factory=list)  # FlowPair per consecutive pair of the gray input
+    truth_colorfulness: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    truth_right_colorfulness: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
-
-def find_clips(names: set[str] | None) -> list[tuple[str, Path]]:
-    found = []
-    for folder in sorted((CLIPS / "davis").glob("*/JPEGImages")):
-        found.append((f"davis/{folder.parent.name}", folder))
-    for folder in sorted((CLIPS / "vid4").glob("*")):
-        if folder.is_dir():
-            found.append((f"vid4/{folder.name}", folder))
-    if names:
-        found = [(n, p) for n, p in found if n.split("/")[-1] in names or n in names]
-    return found
+    def scored(self, case: str) -> range:
+        start, cut = SCORED[case]
+        return range(start, len(self.truth) - cut)
 
 
-def load_clip(name: str, folder: Path, max_frames: int | None, keyframe: str = "first") -> Clip:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".png"})
-    if max_frames:
-        files = files[:max_frames]
-    frames = [cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for p in files]
-    clip = Clip(name, frames)
-    for rgb in frames:
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # BT.601 full-range luma
-        clip.grays.append(gray)
-        clip.lightness.append(luma_to_lightness(gray, GRAY_LUMA))
-    last = len(frames) - 1
-    clip.keyframes = {"first": (0,), "last": (last,), "both": (0, last)}[keyframe]
-    clip.motion = metrics.source_motion([clip.grays[i] for i in clip.scored], DISFlow())
+def prepare_clip(source: ClipSource, frames: int | None, folder: Path, input_crf: int) -> ClipData:
+    truth = load_truth(source.folder, frames)
+    folder.mkdir(parents=True, exist_ok=True)
+    clip = ClipData(source, truth, folder / "gray.mp4")
+    write_gray_video(truth, clip.gray_video, input_crf)
+    clip.gray = decode_rgb(clip.gray_video)
+    if len(clip.gray) != len(truth):
+        raise SystemExit(f"{source.name}: the gray input decoded to {len(clip.gray)} frames, not {len(truth)}")
+    clip.motion = metrics.source_motion([g[..., 0] for g in clip.gray], DISFlow())
+    half = truth[0].shape[1] // 2
+    clip.truth_colorfulness = np.array([metrics.colorfulness(t) for t in truth])
+    clip.truth_right_colorfulness = np.array([metrics.colorfulness(t[:, half:]) for t in truth])
     return clip
 
 
-def colorize(clip: Clip, colorizer: Colorizer, short_side: int,
-             detail: ReferenceDetail | None = None) -> tuple[list[np.ndarray], float, list[dict], list[np.ndarray], float]:
-    """Run the colorizer over the whole clip as the pipeline does (working-size lightness in,
-    chroma upsampled guided by full-resolution lightness, RGB whose luma is the input's); return
-    the outputs of every frame but the keyframes (:attr:`Clip.scored`), seconds per frame
-    (colorizer and upsampling), their stats, and with ``detail`` the same outputs with the
-    reference's detail added (else an empty list) and the seconds per frame that adding it took.
-    With two keyframes, a second colorizer (:meth:`~Colorizer.fork`) follows the end one and the
-    two predictions are blended by position and confidence, as the pipeline blends a shot's."""
-    height, width = clip.frames[0].shape[:2]
-    w, h = working_size(width, height, short_side)
-    references = [Reference.from_array(clip.frames[k], key=f"bench:{clip.name}:{k}") for k in clip.keyframes]
-    colorizer.reset()
-    colorizers = [colorizer] + [colorizer.fork() for _ in references[1:]]
-    last = len(clip.lightness) - 1
-    outputs, stats, detailed = [], [], []
-    detail_seconds = 0.0
-    start = time.perf_counter()
-    for index, lightness in enumerate(clip.lightness):
-        small = shrink_area(lightness, (w, h))  # as the pipeline shrinks frames
-        results = [c.step(small, r) for c, r in zip(colorizers, references)]
-        position = index / last if len(results) == 2 else 0.0
-        result = blend_predictions(*results, position) if len(results) == 2 else results[0]
-        sources = [(references[0], 1.0 - position), (references[1], position)] if len(results) == 2 else [(references[0], 1.0)]
-        if index not in clip.keyframes:  # a reference itself is colorized (in its place in the shot), not scored
-            ab = guided_upsample(result.ab, lightness)
-            gray = luma_to_gray_level(clip.grays[index], GRAY_LUMA)
-            outputs.append(rgb_codes(gray, ab, 8, GRAY_LUMA.matrix))
-            stats.append(result.stats)
-            if detail is not None:
-                detail_start = time.perf_counter()
-                detailed.append(rgb_codes(gray, detail.add(ab, small, sources), 8, GRAY_LUMA.matrix))
-                detail_seconds += time.perf_counter() - detail_start
-    elapsed = (time.perf_counter() - start - detail_seconds) / len(clip.lightness)
-    return outputs, elapsed, stats, detailed, detail_seconds / len(clip.lightness)
+def frame_scores(clip: ClipData, outputs: list[np.ndarray], indices: range) -> dict[int, tuple[float, ...]]:
+    """Per frame: PSNR, SSIM, colourfulness, and the right half's colourfulness."""
+    half = clip.truth[0].shape[1] // 2
+    return {i: (metrics.psnr(outputs[i], clip.truth[i]), metrics.ssim(outputs[i], clip.truth[i]),
+                metrics.colorfulness(outputs[i]), metrics.colorfulness(outputs[i][:, half:])) for i in indices}
 
 
-def score(clip: Clip, outputs: list[np.ndarray], truth: list[np.ndarray], seconds: float) -> dict[str, float]:
+def score(clip: ClipData, outputs: list[np.ndarray], scored: range,
+          per_frame: dict[int, tuple[float, ...]] | None = None) -> dict[str, float]:
+    """The output's frames in ``scored`` against the truth's (``per_frame``: their
+    :func:`frame_scores` when already known)."""
+    per_frame = per_frame or frame_scores(clip, outputs, scored)
+    psnr, ssim, colorfulness, right = np.array([per_frame[i] for i in scored], np.float64).mean(axis=0)
+    out = [outputs[i] for i in scored]
+    motion = clip.motion[scored.start:scored.stop - 1]
+    truth_warp = metrics.warp_error([clip.truth[i] for i in scored], motion)
+    warp = metrics.warp_error(out, motion)
     return {
-        "psnr": float(np.mean([metrics.psnr(o, t) for o, t in zip(outputs, truth)])),
-        "ssim": float(np.mean([metrics.ssim(o, t) for o, t in zip(outputs, truth)])),
-        "warp_error": metrics.warp_error(outputs, clip.motion),
-        "warp_ratio": metrics.warp_ratio(outputs, truth, clip.motion),
-        "ab_warp": metrics.chroma_warp_error(outputs, clip.motion),
-        "cdc": metrics.cdc(outputs),
-        "colorfulness": float(np.mean([metrics.colorfulness(o) for o in outputs])),
-        "sec_per_frame": seconds,
+        "psnr": float(psnr), "ssim": float(ssim), "warp_error": warp,
+        "warp_ratio": warp / truth_warp if truth_warp > 0 else float("nan"),
+        "cdc": metrics.cdc(out), "colorfulness": float(colorfulness),
+        "colorfulness_ratio": float(colorfulness / clip.truth_colorfulness[scored].mean()),
+        "right_colorfulness_ratio": float(right / clip.truth_right_colorfulness[scored].mean()),
     }
 
 
-def build_methods(names: list[str], flow_method: str, settings: TemporalSettings) -> list[tuple[str, object]]:
-    """(row label, factory) pairs; models that cannot be built here are reported and skipped."""
-    from vidcolor.colorizers import MODELS, get_colorizer
-
-    from automatic import parse_model
-
-    methods: list[tuple[str, object]] = [("gray", GrayColorizer)]
-    for spec in names or list(MODELS):
-        name, options = parse_model(spec)
-        try:
-            get_colorizer(name, **options)
-        except Exception as exc:  # missing weights or an unfinished model: skip, say why
-            print(f"# skipping model {spec!r}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-            continue
-        methods.append((spec, lambda n=name, o=options: get_colorizer(n, **o)))
-        methods.append((f"{spec}+temporal",
-                        lambda n=name, o=options: TemporalCheck(get_colorizer(n, **o), make_flow(flow_method), settings)))
-    return methods
+def truth_row(clip: ClipData, scored: range) -> dict[str, float]:
+    truth = [clip.truth[i] for i in scored]
+    return {"warp_error": metrics.warp_error(truth, clip.motion[scored.start:scored.stop - 1]), "cdc": metrics.cdc(truth),
+            "colorfulness": float(clip.truth_colorfulness[scored].mean())}
 
 
-def build_no_reference_methods(names: list[str], exemplar: str, flow_method: str,
-                               settings: TemporalSettings) -> list[tuple[str, object]]:
-    """Rows of ``--no-reference``: each automatic model per frame, then as the keyframe source of
-    the no-reference mode."""
-    from vidcolor.colorizers import AUTOMATIC_MODELS, get_colorizer
+def run_colorize(clip: ClipData, method: Method, size: str, ref_args: list[str], output: Path,
+                 args: argparse.Namespace) -> dict[str, object] | None:
+    """``vidcolor colorize`` on the clip's gray input; the run's facts from its stats file, or
+    None (and the reason on stderr) when the command failed."""
+    command = [sys.executable, "-m", "vidcolor", "colorize", str(clip.gray_video), "-o", str(output),
+               "--model", method.model, "--temporal" if method.temporal else "--no-temporal",
+               "--stats", "--quiet", "--overwrite", *ref_args]
+    if size != "default":
+        command += ["--size", size]
+    for option, value in (("--crf", args.crf), ("--threads", args.threads), ("--auto-model", args.auto_model)):
+        if value is not None and (option != "--auto-model" or not ref_args):
+            command += [option, str(value)]
+    if args.detail:
+        command.append("--detail")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH"))))}
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=output.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        print(f"# {clip.source.name} {method.label}: vidcolor colorize exited {done.returncode}, row left out: "
+              f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}", file=sys.stderr)
+        return None
+    stats_path = Path(str(output) + ".stats.jsonl")
+    run = read_run_metadata(stats_path) or {}
+    rows = read_run_stats(stats_path)
+    return {"seconds": float(run["seconds"]), "frames": int(run["frames"]), "working_size": list(run["working_size"]),
+            "flagged": sum(1 for r in rows.values() if r.get("flagged")), "wall_seconds": wall,
+            "command": " ".join(["vidcolor"] + command[3:])}
 
-    def checked(colorizer: Colorizer) -> Colorizer:
-        return TemporalCheck(colorizer, make_flow(flow_method), settings)
 
-    methods: list[tuple[str, object]] = [("gray", GrayColorizer)]
-    for name in names or list(AUTOMATIC_MODELS):
-        methods.append((f"{name} per frame", lambda n=name: get_colorizer(n)))
-        methods.append((f"{name} per frame+temporal", lambda n=name: checked(get_colorizer(n))))
-        methods.append((f"no-ref: {exemplar}<-{name}",
-                        lambda n=name: NoReferenceMode(checked(get_colorizer(exemplar)), get_colorizer(n))))
-    return methods
+def mean_rows(records: list[dict], key: str = "psnr") -> float:
+    return float(np.mean([r[key] for r in records])) if records else float("nan")
 
 
-def print_table(title: str, rows: dict[str, dict[str, float]]) -> None:
-    width = max(22, *(len(label) for label in rows))
-    print(f"\n## {title}")
-    print(f"{'method':<{width}} {'PSNR':>7} {'SSIM':>6} {'warp×1e3':>9} {'ratio':>6} {'ab-warp':>8} {'CDC×1e3':>8} {'colourf.':>8} "
+def group_means(records: list[dict]) -> dict[str, dict[str, float]]:
+    """Per group ('all', 'tuning', 'held out', 'added'), the mean of every metric over its clips."""
+    out = {}
+    for name, group in GROUPS:
+        chosen = [r for r in records if group is None or r["group"] == group]
+        if chosen and (group is None or len(chosen) < len(records)):
+            out[name] = {m: mean_rows(chosen, m) for m in METRICS if all(m in r for r in chosen)}
+            out[name]["clips"] = len(chosen)
+            if all("flagged" in r for r in chosen):
+                out[name]["flagged"] = float(sum(r["flagged"] for r in chosen))
+    return out
+
+
+def format_row(first: str, label: str, r: dict[str, float]) -> str:
+    def cell(key: str, fmt: str, width: int, scale: float = 1.0) -> str:
+        return f"{r[key] * scale:{width}{fmt}}" if key in r else " " * width
+    return (f"{first:<24} {label:<20} {cell('psnr', '.2f', 6)} {cell('ssim', '.4f', 7)} {cell('warp_ratio', '.3f', 7)} "
+            f"{cell('cdc', '.3f', 8, 1e3)} {cell('colorfulness_ratio', '.3f', 7)} {cell('right_colorfulness_ratio', '.3f', 7)} "
+            f"{cell('sec_per_frame', '.3f', 8)} {cell('flagged', '.0f', 7)}")
+
+
+def print_case_table(case: str, size: str, methods: list[str], records: dict, clips: list[ClipData]) -> None:
+    print(f"\n## reference {case}, size {size}")
+    print(f"{'clip':<24} {'method':<20} {'PSNR':>6} {'SSIM':>7} {'warp-r':>7} {'CDC×1e3':>8} {'colf-r':>7} {'R-colf':>7} "
           f"{'s/frame':>8} {'flagged':>7}")
-    for label, r in rows.items():
-        flagged = f"{r['flagged']:7.0f}" if "flagged" in r else f"{'':>7}"
-        print(
-            f"{label:<{width}} {r['psnr']:7.2f} {r['ssim']:6.4f} {r['warp_error'] * 1e3:9.3f} {r['warp_ratio']:6.3f} {r['ab_warp']:8.4f} "
-            f"{r['cdc'] * 1e3:8.3f} {r['colorfulness']:8.2f} {r['sec_per_frame']:8.3f} {flagged}"
-        )
+    for clip in clips:
+        name = clip.source.name + (" (held out)" if clip.source.group == "held out" else "")
+        truth = records.get((case, size, "truth", clip.source.name))
+        if truth:
+            print(format_row(name, "truth", {"cdc": truth["cdc"]}))
+            name = ""
+        for label in methods:
+            record = records.get((case, size, label, clip.source.name))
+            if record:
+                print(format_row(name, label, record))
+                name = ""
+    means = {label: group_means([records[(case, size, label, c.source.name)] for c in clips
+                                 if (case, size, label, c.source.name) in records]) for label in methods}
+    for group, _ in GROUPS:
+        for label in methods:
+            if group in means[label]:
+                row = means[label][group]
+                print(format_row(f"mean, {group} ({int(row['clips'])})", label, row))
+
+
+def paired(records: dict, a: tuple[str, str, str], b: tuple[str, str, str], clips: list[ClipData],
+           key: str = "psnr") -> dict[str, float]:
+    """Per clip, record ``a`` minus record ``b`` (each (case, size, method)) where both exist."""
+    out = {}
+    for c in clips:
+        ra, rb = records.get((*a, c.source.name)), records.get((*b, c.source.name))
+        if ra and rb:
+            out[c.source.name] = ra[key] - rb[key]
+    return out
+
+
+def margins(records: dict, cases: list[str], sizes: list[str], methods: list[Method],
+            clips: list[ClipData]) -> list[dict[str, object]]:
+    """The differences the issues' targets are stated in, each on the mean over clips (and over
+    the held-out ones), with the target when there is one."""
+    found: list[dict[str, object]] = []
+    held = {c.source.name for c in clips if c.source.group == "held out"}
+
+    def add(name: str, size: str, diffs: dict[str, float], target_key: str, method: Method) -> None:
+        if not diffs:
+            return
+        values = list(diffs.values())
+        entry: dict[str, object] = {"margin": name, "size": size, "mean": float(np.mean(values)), "clips": len(values),
+                                    "worst": min(diffs, key=diffs.get), "worst_value": min(values),
+                                    "below_zero": sum(v < 0 for v in values)}
+        kept = [v for k, v in diffs.items() if k in held]
+        if kept:
+            entry["held_out_mean"] = float(np.mean(kept))
+        template = target_key
+        if template in TARGETS and method.model != "classic":
+            op, value = TARGETS[template]
+            measured = entry["worst_value"] if "worst clip" in template else entry["mean"]
+            entry["target"] = f"{op} {value:+g}" if "ratio" not in template else f"{op} {value:g}"
+            entry["met"] = bool(measured >= value)  # type: ignore[operator]
+        found.append(entry)
+
+    def ratios(case: str, size: str, method: Method, key: str) -> dict[str, float]:
+        return {c.source.name: records[(case, size, method.label, c.source.name)][key]
+                for c in clips if (case, size, method.label, c.source.name) in records}
+
+    suffix = {True: "+temporal", False: ""}
+    for size in sizes:
+        for method in methods:
+            t = suffix[method.temporal]
+            if method.model != "classic":
+                for case in cases:
+                    diffs = paired(records, (case, size, method.label), (case, size, Method("classic", method.temporal).label), clips)
+                    add(f"{case}: {method.model} - classic{t}", size, diffs, f"{case}: {{m}} - classic{{t}}", method)
+            for case, key in (("first", "colorfulness_ratio"), ("none", "colorfulness_ratio")):
+                if case in cases:
+                    add(f"colourfulness ratio, {case}: {method.label}", size, ratios(case, size, method, key),
+                        f"colourfulness ratio, {case}: {{m}}{{t}}", method)
+            for case in ("mirrored", "left-half", "last", "both"):
+                if case in cases and "first" in cases:
+                    diffs = paired(records, (case, size, method.label), ("first", size, method.label), clips)
+                    add(f"{case} - first: {method.label}", size, diffs, f"{case} - first: {{m}}{{t}}", method)
+            if "left-half" in cases:
+                add(f"right half's colourfulness ratio, left-half: {method.label}", size,
+                    ratios("left-half", size, method, "right_colorfulness_ratio"),
+                    f"right half's colourfulness ratio, left-half: {{m}}{{t}}", method)
+            if "none" in cases:
+                diffs = paired(records, ("none", size, method.label), ("none", size, "gray"), clips)
+                add(f"none - gray: {method.label}", size, diffs, "none - gray: {m}{t}", method)
+                add(f"none - gray, worst clip: {method.label}", size, diffs, "none - gray, worst clip: {m}{t}", method)
+    for entry in found:  # ratios are not differences: their "below zero" count means nothing
+        if "ratio" in str(entry["margin"]):
+            entry.pop("below_zero")
+    return found
+
+
+def print_margins(found: list[dict[str, object]]) -> None:
+    print("\n## margins (mean over clips; dB unless a ratio)")
+    for e in found:
+        below = f", {e['below_zero']} of {e['clips']} clips below 0" if "below_zero" in e else f", {e['clips']} clips"
+        target = f"   target {e['target']}: {'met' if e['met'] else 'NOT met'}" if "target" in e else ""
+        sign = "" if "ratio" in str(e["margin"]) else "+"
+        held = f", held out {e['held_out_mean']:{sign}.3f}" if "held_out_mean" in e else ""
+        print(f"size {e['size']:<8} {e['margin']:<62} {e['mean']:{sign}7.3f}{held}{below}, worst {e['worst']} "
+              f"{e['worst_value']:{sign}.3f}{target}")
+
+
+def work_folder(keep: str | None) -> tuple[Path, tempfile.TemporaryDirectory | None]:
+    """A temporary folder, or ``keep`` (refused inside the repository: a bench never writes there)."""
+    if keep is None:
+        holder = tempfile.TemporaryDirectory(prefix="vidcolor-quality-")
+        return Path(holder.name), holder
+    folder = Path(keep).resolve()
+    if folder == REPO or REPO in folder.parents:
+        raise SystemExit(f"--keep {keep}: inside the repository; give a folder outside it (e.g. under /tmp)")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder, None
+
+
+def parse_list(text: str, allowed: tuple[str, ...] | None, what: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if allowed is not None and (bad := [t for t in items if t not in allowed]):
+        raise SystemExit(f"unknown {what} {', '.join(bad)}: choose from {', '.join(allowed)}")
+    return items
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", help="comma-separated clip names (default: all)")
-    parser.add_argument("--max-frames", type=int, default=None, help="use the first N frames of each clip")
-    parser.add_argument("--size", type=int, default=256, help="working short side in pixels (default 256)")
-    parser.add_argument("--models", help="comma-separated registry names (default: every buildable one); with options, "
-                                         "separate by ';': 'default;default:native_short_side=160,weights=FILE'")
-    parser.add_argument("--flow", default="auto", choices=("auto", "dis", "raft-small", "raft-large"),
-                        help="flow of the temporal check (metrics always use DIS on the gray source)")
-    parser.add_argument("--threads", type=int, default=2, help="torch/OpenCV threads (default 2)")
-    parser.add_argument("--no-reference", action="store_true",
-                        help="no reference at all: --models names automatic models (default: all), compared per frame "
-                             "and as keyframes of the no-reference mode")
-    parser.add_argument("--detail", action="store_true",
-                        help="also score every row with the reference's fine chroma added (vidcolor.detail), "
-                             "as '<row>+detail', from the same run")
-    parser.add_argument("--keyframe", choices=("first", "last", "both"), default="first",
-                        help="which frame's true colours are the reference (default: first); both: the first and "
-                             "the last, blended as in a shot between two keyframes")
-    parser.add_argument("--exemplar", default="default", help="with --no-reference: the model that propagates the keyframe")
-    for f in TemporalSettings.__dataclass_fields__.values():
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=float, default=f.default, help=f"temporal check {f.name}")
+    parser.add_argument("--clips", help="comma-separated clips, short or full names (default: the 7 shared clips)")
+    parser.add_argument("--added", action="store_true", help="also the 10 clips added for training (MANIFEST.md)")
+    parser.add_argument("--frames", type=int, default=None, help="only the first N frames of each clip (N ≥ 3)")
+    parser.add_argument("--reference", default="first", help=f"comma-separated cases: {', '.join(CASES)} (default: first)")
+    parser.add_argument("--models", default="classic,default", help="comma-separated CLI models (classic is always added)")
+    parser.add_argument("--temporal", choices=("on", "off", "both"), default="on", help="the temporal check (default: on)")
+    parser.add_argument("--no-temporal", dest="temporal", action="store_const", const="off", help="same as --temporal off")
+    parser.add_argument("--sizes", default="default",
+                        help="comma-separated working sizes: 'default' (no --size: the model's own) or N (--size N)")
+    parser.add_argument("--crf", type=int, default=None, help="output crf (default: the CLI's, 18; 0 = lossless 4:2:0)")
+    parser.add_argument("--input-crf", type=int, default=0, help="crf of the gray H.264 input (default 0: lossless)")
+    parser.add_argument("--auto-model", default=None, help="--auto-model of the 'none' case (default: the CLI's)")
+    parser.add_argument("--threads", type=int, default=None, help="--threads of the CLI (default: the CLI's, 1)")
+    parser.add_argument("--detail", action="store_true", help="run the CLI with --detail")
+    parser.add_argument("--json", dest="json_path", help="also write every record, mean and margin as JSON here")
+    parser.add_argument("--keep", help="keep the gray inputs and outputs in this folder (outside the repository)")
     args = parser.parse_args(argv)
-    if args.no_reference and args.keyframe == "both":
-        parser.error("--no-reference has no keyframes to blend: drop --keyframe both")
 
-    cv2.setNumThreads(args.threads)
-    try:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        pass
-    settings = TemporalSettings(**{name: getattr(args, name) for name in TemporalSettings.__dataclass_fields__})
-    clips = find_clips(set(args.clips.split(",")) if args.clips else None)
-    if not clips:
-        print(f"no clips found under {CLIPS}: the shared data set is missing", file=sys.stderr)
+    cases = parse_list(args.reference, CASES, "reference case")
+    sizes = parse_list(args.sizes, None, "size")
+    if bad := [s for s in sizes if s != "default" and not s.isdigit()]:
+        parser.error(f"--sizes {','.join(bad)}: give 'default' or a short side in pixels")
+    models = parse_list(args.models, None, "model")
+    models = (["classic"] if "classic" not in models else []) + models
+    temporals = {"on": [True], "off": [False], "both": [True, False]}[args.temporal]
+    methods = [Method(m, t) for m in models for t in temporals]
+    if args.frames is not None and args.frames < 3:
+        parser.error("--frames must be at least 3 (the 'both' case scores the frames between the first and the last)")
+    sources = find_clips(set(parse_list(args.clips, None, "clip")) if args.clips else None, args.added)
+    if not sources:
+        print("no clips found: the shared data set (../shared/data/clips) is missing", file=sys.stderr)
         return 1
-    names = args.models.split(";" if ";" in (args.models or "") else ",") if args.models else []
-    if args.no_reference:
-        methods = build_no_reference_methods(names, args.exemplar, args.flow, settings)
-    else:
-        methods = build_methods(names, args.flow, settings)
-    print(f"# size {args.size}, keyframe {args.keyframe}, temporal {settings}, flow {args.flow}")
-    totals: dict[str, list[dict[str, float]]] = {}
-    for name, folder in clips:
-        clip = load_clip(name, folder, args.max_frames, args.keyframe)
-        truth = [clip.frames[i] for i in clip.scored]
-        rows: dict[str, dict[str, float]] = {}
-        gt = {
-            "psnr": float("inf"), "ssim": 1.0, "warp_error": metrics.warp_error(truth, clip.motion), "warp_ratio": 1.0,
-            "ab_warp": metrics.chroma_warp_error(truth, clip.motion), "cdc": metrics.cdc(truth), "colorfulness": float(np.mean([metrics.colorfulness(t) for t in truth])),
-            "sec_per_frame": 0.0,
-        }
-        rows["ground truth"] = gt
-        height, width = clip.frames[0].shape[:2]
-        middle = cv2.resize(clip.lightness[len(clip.lightness) // 2], working_size(width, height, args.size),
-                            interpolation=cv2.INTER_AREA)
-        for label, factory in methods:
-            colorizer = factory()  # type: ignore[operator]
-            if isinstance(colorizer, NoReferenceMode):
-                colorizer.keyframe = middle
-            detail = ReferenceDetail() if args.detail and label != "gray" and not args.no_reference else None
-            outputs, seconds, stats, detailed, detail_seconds = colorize(clip, colorizer, args.size, detail)
-            rows[label] = score(clip, outputs, truth, seconds)
-            if stats and "flagged" in stats[0]:
-                rows[label]["flagged"] = float(np.sum([s["flagged"] for s in stats]))
-            if detailed:
-                rows[f"{label}+detail"] = score(clip, detailed, truth, seconds + detail_seconds)
-        print_table(f"{name} ({len(clip.frames)} frames, scored {clip.scored[0]}..{clip.scored[-1]})", rows)
-        for label, row in rows.items():
-            totals.setdefault(label, []).append(row)
-    means = {label: {c: float(np.mean([r[c] for r in rs])) for c in COLUMNS} for label, rs in totals.items()}
-    for label, rs in totals.items():
-        if all("flagged" in r for r in rs):
-            means[label]["flagged"] = float(np.sum([r["flagged"] for r in rs]))
-    print_table(f"mean over {len(clips)} clips", means)
+    cv2.setNumThreads(2)
+    command = "bench/quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(f"# {command}")
+    print(f"# gray input: BT.601 luma, H.264 yuv420p {'lossless' if args.input_crf == 0 else f'crf {args.input_crf}'}; "
+          f"output: H.264 yuv420p crf {args.crf if args.crf is not None else '18 (CLI default)'}, preset medium; "
+          f"{len(sources)} clips, frames {args.frames or 'all'}")
+
+    root, holder = work_folder(args.keep)
+    records: dict[tuple[str, str, str, str], dict] = {}
+    clips: list[ClipData] = []
+    total = len(sources) * len(cases) * len(sizes) * len(methods)
+    done = 0
+    try:
+        for source in sources:
+            clip = prepare_clip(source, args.frames, root / source.name.replace("/", "-"), args.input_crf)
+            clips.append(clip)
+            base = {"clip": source.name, "group": source.group, "frames": len(clip.truth)}
+            gray_scores = frame_scores(clip, clip.gray, range(len(clip.truth)))  # once for every case
+            for case in cases:
+                scored = clip.scored(case)
+                folder = root / source.name.replace("/", "-") / case
+                folder.mkdir(parents=True, exist_ok=True)
+                ref_args = reference_args(case, clip.truth, folder)
+                gray = {**base, "case": case, "method": "gray", "scored": [scored.start, scored.stop - 1],
+                        **score(clip, clip.gray, scored, gray_scores)}
+                truth = {**base, "case": case, "method": "truth", **truth_row(clip, scored)}
+                for size in sizes:
+                    records[(case, size, "gray", source.name)] = {**gray, "size": size}
+                    records[(case, size, "truth", source.name)] = {**truth, "size": size}
+                    for method in methods:
+                        done += 1
+                        output = folder / f"{method.label}-{size}.mp4"
+                        run = run_colorize(clip, method, size, ref_args, output, args)
+                        if run is None:
+                            continue
+                        outputs = decode_rgb(output)
+                        if len(outputs) != len(clip.truth):
+                            raise SystemExit(f"{output}: {len(outputs)} frames decoded, the input has {len(clip.truth)}")
+                        record = {**base, "case": case, "size": size, "method": method.label, "model": method.model,
+                                  "temporal": method.temporal, "scored": [scored.start, scored.stop - 1],
+                                  **score(clip, outputs, scored), **run,
+                                  "sec_per_frame": run["seconds"] / max(1, run["frames"])}  # type: ignore[operator]
+                        if not method.temporal:
+                            record.pop("flagged")
+                        records[(case, size, method.label, source.name)] = record
+                        print(f"[{done}/{total}] {source.name} {case} size {size} {method.label}: {record['psnr']:.2f} dB, "
+                              f"{record['sec_per_frame']:.3f} s/frame, working {run['working_size'][0]}x{run['working_size'][1]}, "
+                              f"wall {run['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
+    finally:
+        if holder is not None:
+            holder.cleanup()
+
+    labels = ["gray"] + [m.label for m in methods]
+    for case in cases:
+        for size in sizes:
+            print_case_table(case, size, labels, records, clips)
+    found = margins(records, cases, sizes, methods, clips)
+    print_margins(found)
+    if args.json_path:
+        means = [{"case": case, "size": size, "method": label, "group": group, **row}
+                 for case in cases for size in sizes for label in labels
+                 for group, row in group_means([records[(case, size, label, c.source.name)] for c in clips
+                                                if (case, size, label, c.source.name) in records]).items()]
+        report = {"command": command, "settings": vars(args), "records": list(records.values()), "means": means,
+                  "margins": found}
+        target = Path(args.json_path)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(json.dumps(report, indent=1, allow_nan=True) + "\n", encoding="utf-8")
+        os.replace(partial, target)
+        print(f"\nwrote {target}")
     return 0
 
 
