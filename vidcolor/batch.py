@@ -402,16 +402,17 @@ def run_batch(jobs: Sequence[Job], run_one: Callable[[Job], object], *, journal:
 
     if executor == "local":
         for index in pending:
+            job = _with_overwrite(jobs[index], journal)  # before begin() records the job in progress
             begin(index)
-            finish(index, _attempt(run_one, _with_overwrite(jobs[index], journal)))
+            finish(index, _attempt(run_one, job))
     elif pending:
         _run_on_ray(jobs, pending, run_one, journal, address, num_cpus, begin, finish)
     return [results[i] for i in range(len(jobs))]
 
 
 def _with_overwrite(job: Job, journal: Journal | None) -> Job:
-    """A job may replace its output when an earlier attempt of this batch wrote it."""
-    known = journal is not None and journal.entry(job) is not None
+    """A job may replace its output when an earlier run of this batch wrote it (its entry is done)."""
+    known = journal is not None and (journal.entry(job) or {}).get("status") == DONE
     if known or job.options.overwrite:
         return replace(job, overwrite=True)
     return job
@@ -426,8 +427,9 @@ def _run_on_ray(jobs: Sequence[Job], pending: list[int], run_one: Callable[[Job]
         remote = ray.remote(num_cpus=1, max_retries=0)(_attempt)
         refs: dict[Any, int] = {}
         for index in pending:
+            job = _with_overwrite(jobs[index], journal)
             begin(index)
-            refs[remote.remote(run_one, _with_overwrite(jobs[index], journal))] = index
+            refs[remote.remote(run_one, job)] = index
         waiting = list(refs)
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)
@@ -480,7 +482,7 @@ def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = Non
     from .temporal import TemporalSettings  # noqa: PLC0415
     from .pipeline import colorize_video, parse_size  # noqa: PLC0415
     from .reader import probe  # noqa: PLC0415
-    from .writer import resolve_output  # noqa: PLC0415
+    from .writer import check_output, resolve_output  # noqa: PLC0415
 
     info = probe(job.input)
     schedule, preset = job_schedule(job, info)
@@ -497,6 +499,7 @@ def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = Non
     codec = pick(options.codec, "codec")
     spec = resolve_output(job.output, codec=codec, crf=pick(options.crf, "crf"),
                           encoder_preset=pick(options.encoder_preset, "encoder_preset", "medium"))
+    check_output(spec, job.input, overwrite=job.overwrite)  # refused before the model loads
     temporal = preset.temporal_settings() if preset is not None else TemporalSettings()
     if options.temporal is not None:
         temporal = (temporal or TemporalSettings()) if options.temporal else None

@@ -4,17 +4,27 @@ The output is written to a hidden temporary file (or folder, for image sequences
 name and renamed into place only when complete, so an interrupted or failed run never leaves a
 half file under the name the user asked for. Audio and subtitle streams are remuxed packet for
 packet, interleaved with the video by time.
+
+Nothing vidcolor writes can touch its input: :func:`check_output` refuses an output that is,
+holds, sits inside or otherwise overlaps the input (symlinks and relative paths resolved, printf
+patterns included). An image-sequence folder is never deleted: vidcolor keeps a small manifest
+(:data:`MANIFEST_NAME`) of the frames it wrote there, ``--overwrite`` replaces those frames only,
+and files it did not write are left untouched (image files it did not write are refused, so a
+folder never mixes two sequences).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
 import queue
+import re
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -22,9 +32,10 @@ from pathlib import Path
 import av
 import numpy as np
 
+from . import __version__
 from .color import LumaFormat
 from .errors import InputError, OutputError
-from .reader import VideoInfo, is_image_sequence
+from .reader import IMAGE_EXTENSIONS, VideoInfo, is_image_sequence, sequence_files
 
 logger = logging.getLogger(__name__)
 
@@ -121,18 +132,30 @@ def resolve_output(
     return OutputSpec(text, spec, crf, encoder_preset)
 
 
+#: vidcolor's list of the frames it wrote into an image-sequence folder (hidden, JSON).
+MANIFEST_NAME = ".vidcolor-frames.json"
+#: Containers that store no timestamp per frame: the header's rate and length are all there is.
+_FRAME_COUNTED_CONTAINERS = (".avi",)
+
+
 def check_output(spec: OutputSpec, input_path: str, *, overwrite: bool) -> None:
-    """Refuse writing over the input, over an existing output (without ``overwrite``), or into
-    a folder that cannot be written, before any work starts."""
+    """Refuse, before any work starts: an output that overlaps the input (see
+    :func:`check_not_input`), an existing output without ``overwrite``, an image-sequence folder
+    holding image files vidcolor did not write, and a folder that cannot be written.
+
+    For an image sequence, ``overwrite`` replaces only the frames vidcolor's manifest lists;
+    other files in the folder are kept, so an output folder is never emptied.
+    """
+    check_not_input(spec, input_path)
+    if spec.is_sequence:
+        _check_sequence_folder(spec, overwrite=overwrite)
+    elif os.path.isdir(spec.path):
+        raise OutputError(f"output {spec.path!r} is a folder, and --codec {spec.codec.name} writes a video file: "
+                          f"give a file name such as {os.path.join(spec.path, 'colorized' + spec.codec.extension)!r}")
+    elif os.path.lexists(spec.path) and not overwrite:
+        raise OutputError(f"output {spec.path!r} already exists: pass --overwrite to replace it, or choose another name")
     target = spec.sequence_folder if spec.is_sequence else spec.path
-    if _same_path(target, input_path) or (not spec.is_sequence and _same_path(spec.path, input_path)):
-        raise OutputError(f"output {spec.path!r} is the input: choose another output name (vidcolor never writes over its input)")
-    if spec.is_sequence and os.path.isdir(input_path) and _same_path(spec.sequence_folder, input_path):
-        raise OutputError(f"output folder {target!r} is the input folder: choose another folder")
-    exists = os.path.isdir(target) and any(os.scandir(target)) if spec.is_sequence else os.path.exists(target)
-    if exists and not overwrite:
-        raise OutputError(f"output {target!r} already exists: pass --overwrite to replace it, or choose another name")
-    parent = os.path.dirname(os.path.abspath(target))
+    parent = os.path.abspath(target) if spec.is_sequence and os.path.isdir(target) else os.path.dirname(os.path.abspath(target))
     probe_dir = parent
     while not os.path.exists(probe_dir):
         probe_dir = os.path.dirname(probe_dir)
@@ -148,6 +171,52 @@ def check_output(spec: OutputSpec, input_path: str, *, overwrite: bool) -> None:
         raise OutputError(f"output folder {parent!r} is not writable ({exc.strerror}): choose another output location") from exc
 
 
+def check_not_input(spec: OutputSpec, input_path: str) -> None:
+    """Refuse an output that is the input, holds it, or lies inside an input folder.
+
+    The input is its file; for a folder of frames, the folder and everything in it; for a printf
+    pattern, the frames it names. Paths are compared after resolving symlinks and ``..``, and
+    hard links count as the same file.
+    """
+    files, folder = _input_places(input_path)
+    target = spec.sequence_folder if spec.is_sequence else spec.path
+    real = os.path.realpath(target)
+    fix = f"choose an output outside the input, e.g. {_suggest_output(spec, input_path)!r} (vidcolor never writes over its input)"
+    if real in files or (folder is not None and real == folder) or _same_path(target, input_path):
+        raise OutputError(f"output {spec.path!r} is the input {input_path!r}: {fix}")
+    if folder is not None and _within(real, folder):
+        raise OutputError(f"output {spec.path!r} is inside the input folder {input_path!r}: {fix}")
+    if spec.is_sequence:
+        held = next((f for f in sorted(files) if _within(f, real)), None)
+        if held is not None:
+            named = repr(target) if os.path.normpath(spec.path) == os.path.normpath(target) else f"{target!r} of {spec.path!r}"
+            raise OutputError(f"output folder {named} holds the input {input_path!r} (e.g. {held!r}): {fix}")
+
+
+def _input_places(input_path: str) -> tuple[set[str], str | None]:
+    """Real paths of the input's files, and of its folder when the folder itself is the input."""
+    if not is_image_sequence(input_path):
+        return {os.path.realpath(input_path)}, None
+    files = sequence_files(input_path)
+    base = os.path.realpath(os.path.dirname(files[0])) if files else ""
+    places = {os.path.realpath(f) if os.path.islink(f) else os.path.join(base, os.path.basename(f)) for f in files}
+    return places, os.path.realpath(input_path) if os.path.isdir(input_path) else None
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _suggest_output(spec: OutputSpec, input_path: str) -> str:
+    """A sibling of the input named ``<input>-color``, shaped like the requested output."""
+    source = os.path.normpath(os.path.dirname(input_path) if "%" in os.path.basename(input_path) else input_path)
+    stem = os.path.splitext(os.path.basename(source))[0] or "output"
+    name = os.path.join(os.path.dirname(source), f"{stem}-color")
+    if spec.is_sequence:
+        return os.path.join(name, spec.sequence_pattern) if "%" in os.path.basename(spec.path) else name
+    return name + (os.path.splitext(spec.path)[1] or spec.codec.extension)
+
+
 def _same_path(a: str, b: str) -> bool:
     try:
         return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
@@ -155,17 +224,134 @@ def _same_path(a: str, b: str) -> bool:
         return os.path.abspath(a) == os.path.abspath(b)
 
 
+def _check_sequence_folder(spec: OutputSpec, *, overwrite: bool) -> None:
+    folder = spec.sequence_folder
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise OutputError(f"output folder {folder!r} is a file: give a folder or a pattern such as "
+                          f"{os.path.join(os.path.splitext(folder)[0] + '-frames', spec.sequence_pattern)!r}")
+    if not os.path.isdir(folder):
+        return
+    own, foreign_frames, foreign_other = _sequence_folder_contents(folder, spec.sequence_pattern)
+    if foreign_frames:
+        raise OutputError(
+            f"output folder {folder!r} holds {len(foreign_frames)} image file(s) vidcolor did not write (e.g. "
+            f"{foreign_frames[0]!r}): vidcolor never replaces frames it did not write nor mixes two sequences in one "
+            "folder; move them away or choose a new folder")
+    if overwrite or not (own or foreign_other):
+        return
+    if own:
+        raise OutputError(f"output folder {folder!r} already holds {len(own)} frame(s) vidcolor wrote: pass --overwrite "
+                          "to replace them (other files there are kept), or choose another folder")
+    raise OutputError(f"output folder {folder!r} already holds {len(foreign_other)} file(s) vidcolor did not write (e.g. "
+                      f"{foreign_other[0]!r}): choose a new or empty folder, or pass --overwrite to write the frames "
+                      "beside them (files vidcolor did not write are never touched)")
+
+
+def _sequence_folder_contents(folder: str, pattern: str) -> tuple[list[str], list[str], list[str]]:
+    """Names in ``folder``: frames vidcolor's manifest lists, image files it did not write, and
+    other files it did not write (vidcolor's own temporary entries are left out)."""
+    listed = set(_read_manifest(folder))
+    named = {os.path.basename(f) for f in sequence_files(os.path.join(folder, pattern))}
+    own: list[str] = []
+    frames: list[str] = []
+    other: list[str] = []
+    for name in sorted(os.listdir(folder)):
+        if name == MANIFEST_NAME or "vidcolor-partial-" in name or name.startswith(".vidcolor-write-test-"):
+            continue
+        if name in listed:
+            own.append(name)
+        elif name in named or Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+            frames.append(name)
+        else:
+            other.append(name)
+    return own, frames, other
+
+
+def _read_manifest(folder: str) -> list[str]:
+    """Frame names vidcolor wrote into ``folder``; none when the manifest is missing or unreadable
+    (every file then counts as not written by vidcolor, the safe reading)."""
+    try:
+        with open(os.path.join(folder, MANIFEST_NAME), encoding="utf-8") as handle:
+            names = json.load(handle).get("frames", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [n for n in names if isinstance(n, str) and os.path.basename(n) == n and n not in ("", ".", "..")]
+
+
+def _write_manifest(folder: str, pattern: str, names: Iterable[str]) -> None:
+    """Atomically (temp file, fsync, rename) record the frames vidcolor wrote into ``folder``."""
+    temp = os.path.join(folder, f".vidcolor-partial-{uuid.uuid4().hex[:8]}.json")
+    data = {"written_by": "vidcolor", "version": __version__, "pattern": pattern, "frames": sorted(set(names))}
+    try:
+        with open(temp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=0)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, os.path.join(folder, MANIFEST_NAME))
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+
+
+def input_frame_numbers(info: VideoInfo) -> list[int] | None:
+    """The number in each frame file's name of a sequence input (``scan_000100.tif`` -> 100), so an
+    image-sequence output keeps them; None when the names do not number every frame uniquely in order."""
+    if not info.is_sequence:
+        return None
+    pattern = os.path.basename(info.path)
+    match = re.search(r"%0?\d*d", pattern) if "%" in pattern else None
+    numbers = []
+    for path in info.sequence_files:
+        name = os.path.basename(path)
+        if match is not None:
+            digits = name[match.start(): len(name) - (len(pattern) - match.end())]
+        else:
+            runs = re.findall(r"\d+", os.path.splitext(name)[0])
+            digits = runs[-1] if runs else ""
+        if not digits.isdigit():
+            return None
+        numbers.append(int(digits))
+    if any(b <= a for a, b in zip(numbers, numbers[1:])):
+        return None
+    return numbers
+
+
 def check_encodable(spec: OutputSpec, info: VideoInfo) -> None:
-    """Catch sizes a codec cannot take before decoding starts (e.g. odd sizes in 4:2:0)."""
-    fmt = av.VideoFormat(_pix_fmt(spec, info.luma_format))
+    """Catch sizes a codec cannot take before decoding starts (odd sizes in 4:2:0 or 4:2:2 for an
+    encoder without a 4:4:4 mode; encoders with one get 4:4:4, see :func:`output_pix_fmt`)."""
     if spec.codec.rgb:
         return
-    subsampled = fmt.name.startswith(("yuv420", "yuv422"))
-    if subsampled and (info.width % 2 or (fmt.name.startswith("yuv420") and info.height % 2)):
+    name = output_pix_fmt(spec, info)
+    if _odd_for(name, info.width, info.height):
         raise InputError(
-            f"input {info.path!r} is {info.width}x{info.height}, an odd size that {spec.codec.name} in {fmt.name} "
+            f"input {info.path!r} is {info.width}x{info.height}, an odd size that {spec.codec.name} in {name} "
             "(chroma subsampled) cannot encode: use --codec ffv1 (4:4:4), an image sequence, or crop/pad the source to even dimensions"
         )
+
+
+def output_pix_fmt(spec: OutputSpec, info: VideoInfo) -> str:
+    """The pixel format written: the codec's at the source's bit depth; 4:4:4 instead of 4:2:0 or
+    4:2:2 when the frame has an odd size (the chroma cannot be subsampled) and the encoder can,
+    as FFmpeg itself would encode such a frame."""
+    name = _pix_fmt(spec, info.luma_format)
+    if not _odd_for(name, info.width, info.height):
+        return name
+    full = re.sub(r"^yuv4[02]{2}p", "yuv444p", name)
+    if full in _encoder_formats(spec.codec.encoder):
+        logger.info("%s is %dx%d, an odd size: %s encodes it in %s (4:4:4; some players only play 4:2:0)",
+                    info.path, info.width, info.height, spec.codec.name, full)
+        return full
+    return name
+
+
+def _odd_for(pix_fmt: str, width: int, height: int) -> bool:
+    return pix_fmt.startswith(("yuv420", "yuv422")) and bool(width % 2 or (pix_fmt.startswith("yuv420") and height % 2))
+
+
+@functools.cache
+def _encoder_formats(encoder: str) -> frozenset[str]:
+    formats = av.Codec(encoder, "w").video_formats or ()
+    return frozenset(f.name for f in formats)
 
 
 def _pix_fmt(spec: OutputSpec, luma_format: LumaFormat) -> str:
@@ -211,6 +397,12 @@ class VideoWriter:
 
     Use as a context manager: leaving by an exception (including ``KeyboardInterrupt``) removes the
     temporary output and leaves any existing file under the final name untouched.
+
+    An image sequence is written into a hidden folder: beside the output folder when that does
+    not exist yet (renamed into place whole), else inside it; then each frame is renamed into the
+    folder, the frames of vidcolor's previous run that this one does not rewrite are removed, and
+    the manifest lists the new frames. Files vidcolor did not write are never touched. Frames keep
+    the numbers of a sequence input's file names; video frames are numbered from 1.
     """
 
     def __init__(self, spec: OutputSpec, info: VideoInfo, *, copy_streams: bool = True, overwrite: bool = False) -> None:
@@ -218,17 +410,27 @@ class VideoWriter:
         self.info = info
         self.overwrite = overwrite
         self.copy_streams = copy_streams and not spec.is_sequence and not info.is_sequence
-        self.pix_fmt = _pix_fmt(spec, info.luma_format)
+        self.pix_fmt = output_pix_fmt(spec, info)
         self.luma_format = output_luma_format(spec, info.luma_format)
         target = spec.sequence_folder if spec.is_sequence else spec.path
         folder, name = os.path.split(os.path.abspath(target))
         token = uuid.uuid4().hex[:8]
-        if spec.is_sequence:
+        #: an image sequence into a folder that exists: frames are moved in one by one
+        self._into_existing = spec.is_sequence and os.path.isdir(target)
+        self._numbers = input_frame_numbers(info) if spec.is_sequence else None
+        self.frame_names: list[str] = []
+        if self._into_existing:
+            self.temp_path = os.path.join(os.path.abspath(target), f".vidcolor-partial-{token}")
+        elif spec.is_sequence:
             self.temp_path = os.path.join(folder, f".{name}.vidcolor-partial-{token}")
         else:
             stem, ext = os.path.splitext(name)
             self.temp_path = os.path.join(folder, f".{stem}.vidcolor-partial-{token}{ext}")
         self.final_path = os.path.abspath(target)
+        #: AVI stores no per-frame timestamps: its header holds a rate (1/time base) and a length in
+        #: time-base units, so frames are counted at the input's average rate, numbered by position
+        self.frame_counted = os.path.splitext(spec.path)[1].lower() in _FRAME_COUNTED_CONTAINERS
+        self.time_base = 1 / Fraction(info.fps) if self.frame_counted else info.time_base
         self._queue: queue.Queue[OutputFrame | None] = queue.Queue(maxsize=4)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="vidcolor-writer", daemon=True)
@@ -266,12 +468,40 @@ class VideoWriter:
         self._queue.put(None)
         self._thread.join()
         self._raise_if_failed()
-        if self.spec.is_sequence:
-            if os.path.isdir(self.final_path):
-                shutil.rmtree(self.final_path)
-            os.replace(self.temp_path, self.final_path)
+        if self._into_existing:
+            self._install_frames()
+        elif self.spec.is_sequence:
+            _write_manifest(self.temp_path, self.spec.sequence_pattern, self.frame_names)
+            try:
+                os.rename(self.temp_path, self.final_path)
+            except OSError as exc:  # the folder appeared meanwhile: never replace it whole
+                raise OutputError(f"output folder {self.spec.sequence_folder!r} appeared while vidcolor was writing "
+                                  f"({exc.strerror}): run again to write into it") from exc
         else:
             os.replace(self.temp_path, self.final_path)
+
+    def _install_frames(self) -> None:
+        """Move the new frames into the existing output folder, each by an atomic rename.
+
+        The manifest first lists old and new frames, so a crash half-way still knows every frame
+        vidcolor put there; frames of the previous run not rewritten now are removed last.
+        """
+        folder, pattern = self.final_path, self.spec.sequence_pattern
+        previous = set(_read_manifest(folder))
+        clash = [n for n in self.frame_names if n not in previous and os.path.lexists(os.path.join(folder, n))]
+        if clash or (previous and not self.overwrite and any(os.path.lexists(os.path.join(folder, n)) for n in previous)):
+            raise OutputError(f"output folder {self.spec.sequence_folder!r} changed while vidcolor was writing "
+                              f"(e.g. {(clash or sorted(previous))[0]!r} appeared): nothing was replaced; check the "
+                              "folder and run again")
+        _write_manifest(folder, pattern, previous | set(self.frame_names))
+        for name in self.frame_names:
+            os.replace(os.path.join(self.temp_path, name), os.path.join(folder, name))
+        for name in sorted(previous - set(self.frame_names)):
+            path = os.path.join(folder, name)
+            if os.path.isfile(path) or os.path.islink(path):
+                os.remove(path)
+        _write_manifest(folder, pattern, self.frame_names)
+        os.rmdir(self.temp_path)
 
     def abort(self) -> None:
         """Stop encoding and delete the temporary output."""
@@ -321,24 +551,26 @@ class VideoWriter:
             yield item
 
     def _run_sequence(self) -> None:
+        """Each frame is one PNG/TIFF file named by the pattern and the frame's number."""
         os.makedirs(self.temp_path, exist_ok=True)
-        pattern = os.path.join(self.temp_path, self.spec.sequence_pattern)
-        with av.open(pattern, "w", format="image2") as output:
-            stream = output.add_stream(self.spec.codec.encoder, rate=24)
-            stream.width, stream.height = self.info.width, self.info.height
-            stream.pix_fmt = self.pix_fmt
-            for item in self._frames():
-                assert item.rgb is not None
-                fmt = "rgb24" if item.rgb.dtype == np.uint8 else "rgb48le"
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(item.rgb), format=fmt)
-                if frame.format.name != self.pix_fmt:
-                    frame = frame.reformat(format=self.pix_fmt)
-                frame.pts = self.frames_written
-                for packet in stream.encode(frame):
-                    output.mux(packet)
-                self.frames_written += 1
-            for packet in stream.encode():
-                output.mux(packet)
+        codec = av.CodecContext.create(self.spec.codec.encoder, "w")
+        codec.width, codec.height, codec.pix_fmt = self.info.width, self.info.height, self.pix_fmt
+        codec.time_base = Fraction(1, 24)
+        for item in self._frames():
+            assert item.rgb is not None
+            fmt = "rgb24" if item.rgb.dtype == np.uint8 else "rgb48le"
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(item.rgb), format=fmt)
+            if frame.format.name != self.pix_fmt:
+                frame = frame.reformat(format=self.pix_fmt)
+            frame.pts = self.frames_written
+            data = b"".join(bytes(packet) for packet in codec.encode(frame))
+            numbers = self._numbers
+            number = numbers[item.index] if numbers is not None and item.index < len(numbers) else self.frames_written + 1
+            name = self.spec.sequence_pattern % number
+            with open(os.path.join(self.temp_path, name), "wb") as handle:
+                handle.write(data)
+            self.frame_names.append(name)
+            self.frames_written += 1
 
     def _run_container(self) -> None:
         info = self.info
@@ -352,15 +584,15 @@ class VideoWriter:
         elif codec.encoder == "ffv1":
             options.update({"level": "3", "slicecrc": "1", "g": "1"})
         elif codec.encoder == "prores_ks":
-            options["profile"] = "3"
+            options["profile"] = "4" if self.pix_fmt.startswith("yuv444") else "3"  # 4444 or HQ
         copier: _StreamCopier | None = None
         try:
             with av.open(self.temp_path, "w") as output:
                 stream = output.add_stream(codec.encoder, rate=info.fps, options=options)
                 stream.width, stream.height = info.width, info.height
                 stream.pix_fmt = self.pix_fmt
-                stream.time_base = info.time_base
-                stream.codec_context.time_base = info.time_base
+                stream.time_base = self.time_base
+                stream.codec_context.time_base = self.time_base
                 ctx = stream.codec_context
                 ctx.color_range = 2 if self.luma_format.full_range else 1
                 ctx.colorspace = {"bt709": 1, "bt470bg": 5, "smpte170m": 6, "bt2020": 9}.get(self.luma_format.matrix, 1)
@@ -392,8 +624,8 @@ class VideoWriter:
             row = plane.line_size // np.dtype(dtype).itemsize
             view = np.frombuffer(plane, dtype=dtype).reshape(plane.height, row)
             view[:, : plane.width] = data
-        frame.pts = item.pts
-        frame.time_base = self.info.time_base
+        frame.pts = item.index if self.frame_counted else item.pts
+        frame.time_base = self.time_base
         frame.color_range = 2 if self.luma_format.full_range else 1
         return frame
 

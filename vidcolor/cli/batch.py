@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -16,6 +17,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 if TYPE_CHECKING:
+    from ..batch import Job
     from ..presets import Preset
     from ..reader import VideoInfo
     from ..schedule import ReferenceSchedule
@@ -28,20 +30,34 @@ ENCODER_PRESETS = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medi
 CODECS = ["h264", "hevc", "ffv1", "prores", "png", "tiff"]
 
 
-def schedule_from_preset(preset_path: str, info: VideoInfo, *, detect: bool | None = None,
+def schedule_from_preset(preset: str | Preset, info: VideoInfo, *, detect: bool | None = None,
                          quiet: bool = False) -> tuple[ReferenceSchedule, Preset]:
-    """``colorize --preset``: load and check the preset against the clip, run scene detection
-    when the preset (or ``detect``, from ``--detect-scenes/--no-detect-scenes``) asks for it."""
+    """``colorize --preset``: load (given a path) and check the preset against the clip, run scene
+    detection when the preset (or ``detect``, from ``--detect-scenes/--no-detect-scenes``) asks for it."""
     from ..batch import preset_schedule
     from ..presets import load_preset
 
-    preset = load_preset(preset_path, fps=info.fps, frame_count=info.frame_count)
+    if isinstance(preset, str):
+        preset = load_preset(preset, fps=info.fps, frame_count=info.frame_count)
     wants = detect if detect is not None else preset.scenes.detect
     bar = tqdm(total=info.frame_count, unit="frame", desc="finding cuts", dynamic_ncols=True,
                disable=quiet or not wants, leave=False)
     with logging_redirect_tqdm(loggers=[logger]), bar:
         schedule = preset_schedule(preset, info, detect=detect, on_frame=lambda _: bar.update(1))
     return schedule, preset
+
+
+def refuse_overlaps(jobs: Sequence[Job]) -> None:
+    """Before any file runs (and any model loads), refuse a batch where an output would land on,
+    hold or sit inside an input (e.g. ``-o`` inside a frame folder). Each job checks its existing
+    output again itself, knowing from the journal whether the batch wrote it."""
+    from ..writer import CODECS, OutputSpec, check_not_input
+
+    video_extensions = {codec.extension for codec in CODECS.values() if not codec.image_sequence}
+    for job in jobs:
+        if job.problem is None:
+            video = os.path.splitext(job.output)[1].lower() in video_extensions
+            check_not_input(OutputSpec(job.output, CODECS["h264" if video else "png"]), job.input)
 
 
 @click.command()
@@ -143,6 +159,7 @@ def batch(in_dir: str, out_dir: str, preset: str | None, ref: str | None, model:
     jobs = plan_batch(in_dir, out_dir, options)
     if not jobs:
         raise click.UsageError(f"no video files or frame folders in {in_dir!r}: nothing to colorize")
+    refuse_overlaps(jobs)
     files = tqdm(total=len(jobs), unit="file", desc="batch", dynamic_ncols=True, disable=quiet, position=0)
     frames = tqdm(unit="frame", dynamic_ncols=True, disable=quiet or executor != "local", leave=False, position=1)
     state: dict[str, Any] = {"last": -1}

@@ -165,7 +165,7 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
     from ..references import load_reference
     from ..schedule import Keyframe, ReferenceSchedule, parse_ref_option
     from ..temporal import TemporalSettings
-    from ..writer import resolve_output
+    from ..writer import check_encodable, check_output, resolve_output
 
     if report_path is not None and not report_path.lower().endswith((".html", ".htm")):
         raise click.BadParameter(f"{report_path!r} should end in .html", param_hint="--report")
@@ -174,9 +174,25 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
     info = probe(input_path)
     preset = None
     if preset_path is not None:
+        from ..presets import load_preset
+
+        preset = load_preset(preset_path, fps=info.fps, frame_count=info.frame_count)
+
+    def pick(explicit: Any, key: str, default: Any = None) -> Any:
+        if explicit is not None:
+            return explicit
+        value = getattr(preset, key, None) if preset is not None else None
+        return value if value is not None else default
+
+    spec = resolve_output(output_path, codec=pick(codec, "codec"), crf=pick(crf, "crf"),
+                          encoder_preset=pick(encoder_preset, "encoder_preset", "medium"))
+    # the output is checked now, not seconds later after scene detection and model loading
+    check_output(spec, input_path, overwrite=overwrite)
+    check_encodable(spec, info)
+    if preset is not None:
         from .batch import schedule_from_preset
 
-        schedule, preset = schedule_from_preset(preset_path, info, detect=detect_scenes, quiet=quiet)
+        schedule, preset = schedule_from_preset(preset, info, detect=detect_scenes, quiet=quiet)
     else:
         keyframes = []
         for value in refs:
@@ -192,12 +208,6 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
             cuts = detect_cuts(input_path, info=info)
         schedule = ReferenceSchedule(keyframes, cuts, frame_count=info.frame_count)
 
-    def pick(explicit: Any, key: str, default: Any = None) -> Any:
-        if explicit is not None:
-            return explicit
-        value = getattr(preset, key, None) if preset is not None else None
-        return value if value is not None else default
-
     model = pick(model, "model", default_model())
     if model not in MODELS:
         raise click.BadParameter(f"unknown model {model!r}: choose one of {', '.join(MODELS)}", param_hint="--model")
@@ -205,8 +215,6 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
         short_side, fixed = parse_size(pick(size, "size"))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--size") from None
-    spec = resolve_output(output_path, codec=pick(codec, "codec"), crf=pick(crf, "crf"),
-                          encoder_preset=pick(encoder_preset, "encoder_preset", "medium"))
     schedule.validate(info.frame_count, input_path)
     settings: TemporalSettings | None = preset.temporal_settings() if preset is not None else TemporalSettings()
     if temporal is False:
