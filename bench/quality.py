@@ -134,6 +134,7 @@ class ClipData:
     motion: list = field(default_factory=list)  # FlowPair per consecutive pair of the gray input
     truth_colorfulness: np.ndarray = field(default_factory=lambda: np.zeros(0))
     truth_right_colorfulness: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    gray_scores: dict[int, tuple[float, ...]] = field(default_factory=dict)  # frame_scores of the gray input
 
     def scored(self, case: str) -> range:
         start, cut = SCORED[case]
@@ -152,6 +153,7 @@ def prepare_clip(source: ClipSource, frames: int | None, folder: Path, input_crf
     half = truth[0].shape[1] // 2
     clip.truth_colorfulness = np.array([metrics.colorfulness(t) for t in truth])
     clip.truth_right_colorfulness = np.array([metrics.colorfulness(t[:, half:]) for t in truth])
+    clip.gray_scores = frame_scores(clip, clip.gray, range(len(truth)))
     return clip
 
 
@@ -214,7 +216,7 @@ def run_colorize(clip: ClipData, method: Method, size: str, ref_args: list[str],
     rows = read_run_stats(stats_path)
     return {"seconds": float(run["seconds"]), "frames": int(run["frames"]), "working_size": list(run["working_size"]),
             "flagged": sum(1 for r in rows.values() if r.get("flagged")), "wall_seconds": wall,
-            "command": " ".join(["vidcolor"] + command[3:])}
+            "command": " ".join(["vidcolor"] + command[3:]).replace(str(output.parents[2]), "$WORK")}  # no machine path
 
 
 def mean_rows(records: list[dict], key: str = "psnr") -> float:
@@ -347,6 +349,17 @@ def print_margins(found: list[dict[str, object]]) -> None:
               f"{e['worst_value']:{sign}.3f}{target}")
 
 
+def _finite(value: object) -> object:
+    """NaN and infinity as null, so the JSON is strict (a truth with no motion has no warp ratio)."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def work_folder(keep: str | None) -> tuple[Path, tempfile.TemporaryDirectory | None]:
     """A temporary folder, or ``keep`` (refused inside the repository: a bench never writes there)."""
     if keep is None:
@@ -417,14 +430,13 @@ def main(argv: list[str] | None = None) -> int:
             clip = prepare_clip(source, args.frames, root / source.name.replace("/", "-"), args.input_crf)
             clips.append(clip)
             base = {"clip": source.name, "group": source.group, "frames": len(clip.truth)}
-            gray_scores = frame_scores(clip, clip.gray, range(len(clip.truth)))  # once for every case
             for case in cases:
                 scored = clip.scored(case)
                 folder = root / source.name.replace("/", "-") / case
                 folder.mkdir(parents=True, exist_ok=True)
                 ref_args = reference_args(case, clip.truth, folder)
                 gray = {**base, "case": case, "method": "gray", "scored": [scored.start, scored.stop - 1],
-                        **score(clip, clip.gray, scored, gray_scores)}
+                        **score(clip, clip.gray, scored, clip.gray_scores)}
                 truth = {**base, "case": case, "method": "truth", **truth_row(clip, scored)}
                 for size in sizes:
                     records[(case, size, "gray", source.name)] = {**gray, "size": size}
@@ -467,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
                   "margins": found}
         target = Path(args.json_path)
         partial = target.with_name(f".{target.name}.partial")
-        partial.write_text(json.dumps(report, indent=1, allow_nan=True) + "\n", encoding="utf-8")
+        partial.write_text(json.dumps(_finite(report), indent=1, allow_nan=False) + "\n", encoding="utf-8")
         os.replace(partial, target)
         print(f"\nwrote {target}")
     return 0
