@@ -208,7 +208,7 @@ def test_avi_header_holds_the_frame_count_and_rate(tmp_path, reference_png):
     ntsc = Fraction(30000, 1001)
     assert (probe(source).fps, probe(source).frame_count) == (ntsc, 120)
     out = tmp_path / "out.avi"
-    code, text = colorize(str(source), "-o", str(out), "--ref", str(reference_png))
+    code, text = colorize(str(source), "-o", str(out), "--ref", str(reference_png), "--chunk-length", "50")
     assert code == 0, text
     with av.open(str(out)) as container:
         stream = container.streams.video[0]
@@ -216,6 +216,15 @@ def test_avi_header_holds_the_frame_count_and_rate(tmp_path, reference_png):
         assert float(stream.duration * stream.time_base) == pytest.approx(120 / ntsc)
         times = [float(frame.time) for frame in container.decode(video=0)]
     assert times == pytest.approx([i / ntsc for i in range(120)])
+    # a resumed run joins its AVI chunks (each read back from frame 0) into the same file
+    chunked = tmp_path / "chunked.avi"
+    code, text = colorize(str(source), "-o", str(chunked), "--ref", str(reference_png), "--resume", "--chunk-length", "50")
+    assert code == 0, text
+    with av.open(str(chunked)) as container:
+        assert (container.streams.video[0].frames, container.streams.video[0].average_rate) == (120, ntsc)
+    joined, whole = decoded_video(chunked), decoded_video(out)
+    assert [t for t, _ in joined] == pytest.approx(times)
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(joined, whole, strict=True))
 
 
 #: Runs the CLI with an audit hook that records every file opened, then writes what it saw.

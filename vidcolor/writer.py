@@ -428,7 +428,8 @@ class VideoWriter:
             self.temp_path = os.path.join(folder, f".{stem}.vidcolor-partial-{token}{ext}")
         self.final_path = os.path.abspath(target)
         #: AVI stores no per-frame timestamps: its header holds a rate (1/time base) and a length in
-        #: time-base units, so frames are counted at the input's average rate, numbered by position
+        #: time-base units, so frames are counted at the input's average rate from 0 in each file
+        #: (a segment of a resumed run too: assemble_segments shifts each by the frames before it)
         self.frame_counted = os.path.splitext(spec.path)[1].lower() in _FRAME_COUNTED_CONTAINERS
         self.time_base = 1 / Fraction(info.fps) if self.frame_counted else info.time_base
         self._queue: queue.Queue[OutputFrame | None] = queue.Queue(maxsize=4)
@@ -624,7 +625,7 @@ class VideoWriter:
             row = plane.line_size // np.dtype(dtype).itemsize
             view = np.frombuffer(plane, dtype=dtype).reshape(plane.height, row)
             view[:, : plane.width] = data
-        frame.pts = item.index if self.frame_counted else item.pts
+        frame.pts = self.frames_written if self.frame_counted else item.pts
         frame.time_base = self.time_base
         frame.color_range = 2 if self.luma_format.full_range else 1
         return frame
@@ -687,12 +688,19 @@ def assemble_segments(spec: OutputSpec, info: VideoInfo, segments: list[str]) ->
             with av.open(segments[0]) as first:
                 stream = output.add_stream_from_template(first.streams.video[0])
             copier = _StreamCopier(output, info.path, name) if not info.is_sequence else None
+            # an AVI segment reads back from frame 0: shift it to the frames muxed before it
+            frame_counted, muxed = ext.lower() in _FRAME_COUNTED_CONTAINERS, 0
             try:
                 for segment in segments:
                     with av.open(segment) as container:
+                        offset = muxed
                         for packet in container.demux(container.streams.video[0]):
                             if packet.dts is None and packet.pts is None:
                                 continue
+                            if frame_counted:
+                                packet.pts = None if packet.pts is None else packet.pts + offset
+                                packet.dts = None if packet.dts is None else packet.dts + offset
+                            muxed += 1
                             if copier is not None:
                                 copier.mux_until(_packet_time(packet, container.streams.video[0]))
                             packet.stream = stream
