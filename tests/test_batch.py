@@ -348,3 +348,32 @@ def test_preset_detail_and_the_option_over_it(tmp_path: Path) -> None:
 
     # the preset's detail = true brought the fine colour back; --no-detail (the option) won over it
     assert error(_rgb_frames(tmp_path / "a" / "f.mkv")) < 0.5 * error(_rgb_frames(tmp_path / "b" / "f.mkv"))
+
+
+def test_frames_swapped_in_a_frame_folder_are_redone(tmp_path: Path) -> None:
+    """A frame folder's identity is every frame's size and mtime: two frames swapped (same total
+    size, same newest mtime, the old stamp) make the film change, so the batch redoes it."""
+    from vidcolor.batch import input_signature
+
+    scan = tmp_path / "in" / "scan"
+    scan.mkdir(parents=True)
+    for number, rgb in enumerate(color_frames(6, 96, 64)):
+        cv2.imwrite(str(scan / f"{number:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    options = BatchOptions(ref=str(make_reference(tmp_path / "ref.png")), model="classic", size="48", codec="ffv1")
+    with Journal(out) as log:
+        first = run_batch(plan_batch(tmp_path / "in", out, options), colorize_job, journal=log)
+    assert first[0].ok and first[0].frames == 6, first[0].message
+    stamp = input_signature(scan)
+    one, four = scan / "000001.png", scan / "000004.png"
+    assert one.stat().st_size != four.stat().st_size
+    one.rename(scan / "swap.png")
+    four.rename(one)
+    (scan / "swap.png").rename(four)
+    assert input_signature(scan) == stamp  # the folder-wide stamp cannot see it
+    with Journal(out) as log:
+        second = run_batch(plan_batch(tmp_path / "in", out, options), colorize_job, journal=log)
+    assert second[0].ok and not second[0].earlier and second[0].frames == 6
+    with Journal(out) as log:
+        third = run_batch(plan_batch(tmp_path / "in", out, options), colorize_job, journal=log)
+    assert third[0].earlier  # unchanged since: not redone

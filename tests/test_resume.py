@@ -362,3 +362,22 @@ def test_damaged_journal_or_chunk_loses_only_what_cannot_be_verified(tmp_path, r
     assert f"chunk {truncated} does not match its record" in caplog.text and f"chunk {altered}" in caplog.text
     assert summary.frames == 18 - 8  # chunks 0 and 8 kept; 4, 12 and the rest encoded
     assert all_planes_list(output) == expected and not folder.exists()
+
+
+def test_work_of_an_older_vidcolor_is_refused_not_mixed(tmp_path, reference_png):
+    """A work folder left by the previous journal format (no version, signature of the model's name
+    only) is another vidcolor's work: refused by name, its chunk kept, exit code 2 from the CLI."""
+    import json
+
+    source = write_clip(tmp_path / "in.mp4", color_frames(6, 96, 64), gray=True)
+    output = tmp_path / "out.mkv"
+    folder = work_folder(str(output))
+    folder.mkdir()
+    (folder / "chunk-00000000.mkv").write_bytes(b"an old segment")
+    (folder / "journal.json").write_text(json.dumps({"signature": "0" * 64, "chunks": {
+        "0": {"start": 0, "end": 4, "file": "chunk-00000000.mkv"}}}))
+    result = CliRunner().invoke(main, ["colorize", str(source), "-o", str(output), "--ref", str(reference_png),
+                                       "--model", "classic", "--codec", "ffv1", "--resume", "-q"])
+    assert result.exit_code == 2, result.output
+    assert "(vidcolor (journal version None, this vidcolor writes 2) changed)" in result.output
+    assert "delete" in result.output and (folder / "chunk-00000000.mkv").read_bytes() == b"an old segment"

@@ -20,15 +20,16 @@ import logging
 import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .durable import DamagedJournal, JournalFile
 from .errors import InputError, OutputError, VidcolorError
 from .presets import Preset, load_preset
-from .reader import IMAGE_EXTENSIONS, VideoInfo
+from .reader import IMAGE_EXTENSIONS, VideoInfo, sequence_files
+from .resume import input_identity
 from .schedule import Keyframe, ReferenceSchedule
 
 logger = logging.getLogger(__name__)
@@ -225,12 +226,13 @@ def plan_batch(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         codec = options.codec or (preset.codec if preset is not None else None) or ("png" if path.is_dir() else "h264")
         output = target / _output_name(path, codec, taken)
         size, mtime = input_signature(path)
+        identity = input_identity(str(path), sequence_files(path) if path.is_dir() else ())  # every frame's size, mtime
         references = []
         if preset is not None:
             for shot in preset.shots:
                 references += [_file_stamp(shot.reference), _file_stamp(shot.end_reference)]
         settings = {k: v for k, v in asdict(options).items() if k not in ("preset", "ref", "device", "overwrite")}
-        payload = json.dumps([os.path.abspath(path), size, mtime, _file_stamp(preset_path), references,
+        payload = json.dumps([identity, _file_stamp(preset_path), references,
                               _file_stamp(ref), settings, os.path.abspath(output)], sort_keys=True, default=str)
         jobs.append(Job(name, str(path), str(output), options, str(preset_path) if preset_path else None, ref,
                         hashlib.sha256(payload.encode()).hexdigest()[:20], size, mtime, problem))
@@ -239,7 +241,8 @@ def plan_batch(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
 
 # -- the journal -----------------------------------------------------------------------------
 class Journal:
-    """Per-file status of a batch in ``OUT_DIR/vidcolor-batch.json``, rewritten atomically.
+    """Per-file status of a batch in ``OUT_DIR/vidcolor-batch.json``, rewritten atomically and durably by
+    :class:`vidcolor.durable.JournalFile`, the journal format of resumable runs too.
 
     Use as a context manager: it holds a lock so two batches cannot write one folder at once.
     """
@@ -247,17 +250,16 @@ class Journal:
     def __init__(self, out_dir: str | os.PathLike[str]) -> None:
         self.folder = Path(out_dir)
         self.path = self.folder / JOURNAL_NAME
-        self.files: dict[str, dict[str, Any]] = {}
+        self._book = JournalFile(self.path, JOURNAL_VERSION)
         self._lock: Any = None
-        if self.path.exists():
-            try:
-                data = json.loads(self.path.read_text(encoding="utf-8"))
-                if data.get("version") != JOURNAL_VERSION or not isinstance(data.get("files"), dict):
-                    raise ValueError("unknown layout")
-                self.files = data["files"]
-            except (ValueError, OSError) as exc:
-                raise OutputError(f"batch journal {str(self.path)!r} cannot be read ({exc}): delete it to start the batch "
-                                  "over (finished outputs are then redone), or choose another output folder") from None
+        try:
+            data = self._book.load() or {"files": {}}
+            if not isinstance(data.get("files"), dict):
+                raise DamagedJournal("unknown layout")
+        except DamagedJournal as exc:  # asking loses nothing: every finished output stays where it is
+            raise OutputError(f"batch journal {str(self.path)!r} cannot be read ({exc}): delete it to start the batch "
+                              "over (finished outputs are then redone), or choose another output folder") from None
+        self.files: dict[str, dict[str, Any]] = data["files"]
 
     def __enter__(self) -> Journal:
         try:
@@ -318,17 +320,8 @@ class Journal:
         self.save()
 
     def save(self) -> None:
-        data = {"version": JOURNAL_VERSION, "files": self.files}
-        temp = self.folder / f".{JOURNAL_NAME}.{uuid.uuid4().hex[:8]}.tmp"
-        try:
-            with open(temp, "w", encoding="utf-8") as handle:
-                json.dump(data, handle, indent=2, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, self.path)
-        finally:
-            if temp.exists():
-                temp.unlink()
+        """Rewrite the journal atomically and durably."""
+        self._book.save({"files": self.files})
 
 
 def _output_exists(path: str) -> bool:
@@ -506,8 +499,10 @@ def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = Non
     set_torch_threads(None, model)
     colorizer = build_colorizer(model, device=options.device, temporal=temporal, flow=options.flow)
     # resume unless frames go to a folder (rewritten whole); the job's signature covers preset,
-    # reference files (a repaint) and options: a changed one must not resume from old chunks
-    extra: dict[str, Any] = {"resume": not spec.is_sequence, "settings": {"batch_job": job.signature}}
+    # reference files (a repaint), options and every input frame: a changed one must not resume from
+    # old chunks; the batch has decided to redo the film, so such chunks are restarted, not refused
+    extra: dict[str, Any] = {"resume": not spec.is_sequence, "settings": {"batch_job": job.signature},
+                             "restart_on_change": True}
     auto = no_reference_colorizer(colorizer, bool(schedule.keyframes), options.auto_model, device=options.device)
     summary = colorize_video(job.input, spec, schedule, colorizer, short_side=short_side, size=fixed,
                              overwrite=job.overwrite, on_start=on_start, on_frame=on_frame, info=info, auto=auto,

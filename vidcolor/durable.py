@@ -97,6 +97,10 @@ class DamagedJournal(ValueError):
     """A journal file exists but cannot be read as the JSON object it should hold."""
 
 
+class ForeignJournal(DamagedJournal):
+    """A readable journal in another format version (written by another vidcolor)."""
+
+
 class JournalFile:
     """One JSON object in one file, read whole and rewritten atomically on every change.
 
@@ -126,7 +130,7 @@ class JournalFile:
         if not isinstance(data, dict):
             raise DamagedJournal("not a JSON object")
         if data.get("version") != self.version:
-            raise DamagedJournal(f"journal version {data.get('version')!r}, this vidcolor writes {self.version}")
+            raise ForeignJournal(f"journal version {data.get('version')!r}, this vidcolor writes {self.version}")
         return {key: value for key, value in data.items() if key != "version"}
 
     def save(self, data: dict[str, Any]) -> None:
@@ -135,5 +139,5 @@ class JournalFile:
         atomic_write_json(self.path, {"version": self.version, **data})
 
 
-__all__ = ["DamagedJournal", "JournalFile", "PARTIAL_MARK", "atomic_file", "atomic_write_bytes", "atomic_write_json",
+__all__ = ["DamagedJournal", "ForeignJournal", "JournalFile", "PARTIAL_MARK", "atomic_file", "atomic_write_bytes", "atomic_write_json",
            "atomic_write_text", "fsync_file", "fsync_folder", "sha256_of_file"]

@@ -23,17 +23,18 @@ that the film must be redone), starts over with a warning.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .durable import PARTIAL_MARK, DamagedJournal, JournalFile, atomic_write_json, fsync_file, sha256_of_file
+from .durable import PARTIAL_MARK, DamagedJournal, ForeignJournal, JournalFile, atomic_write_json, fsync_file, sha256_of_file
 from .errors import OutputError
 
 logger = logging.getLogger(__name__)
@@ -145,13 +146,17 @@ class Journal:
         book = JournalFile(folder / JOURNAL, JOURNAL_VERSION)
         try:
             data, damage = book.load(), None
+        except ForeignJournal as exc:
+            _refuse_or_clear(folder, output_path, f"vidcolor ({exc})", restart)
+            return cls._new(folder, signature)
         except DamagedJournal as exc:
             data, damage = None, str(exc)
         candidates: list[tuple[ChunkRecord, str, dict[str, Any] | None]] = []
         if data is not None:
             parts = data.get("parts") if isinstance(data.get("parts"), dict) else None
             if data.get("signature") != signature.digest:
-                return cls._other_settings(folder, output_path, signature, parts, restart)
+                _refuse_or_clear(folder, output_path, signature.changes_from(parts), restart)
+                return cls._new(folder, signature)
             for value in (data.get("chunks") or {}).values():
                 record = ChunkRecord.from_json(value)
                 if record is not None:
@@ -167,7 +172,8 @@ class Journal:
                 candidates.append((record, str(value.get("signature")), parts))
         foreign = [(record, parts) for record, digest, parts in candidates if digest != signature.digest]
         if foreign:
-            return cls._other_settings(folder, output_path, signature, foreign[0][1], restart)
+            _refuse_or_clear(folder, output_path, signature.changes_from(foreign[0][1]), restart)
+            return cls._new(folder, signature)
         journal = cls(folder, signature, _verified(folder, [record for record, _, _ in candidates]))
         journal._remove_unrecorded()
         if damage is not None or (data is None and journal.chunks):
@@ -189,20 +195,6 @@ class Journal:
         journal.save()
         return journal
 
-    @classmethod
-    def _other_settings(cls, folder: Path, output_path: str, signature: RunSignature, parts: dict[str, Any] | None,
-                        restart: bool) -> Journal:
-        changed = ", ".join(signature.changes_from(parts))
-        if not restart:
-            raise OutputError(
-                f"{str(folder)!r} holds finished chunks of {output_path!r} made with other settings ({changed} changed); "
-                f"chunks of two runs are never mixed: run again with the earlier settings to finish that run, or delete "
-                f"{str(folder)!r} to start over with these")
-        logger.warning("%s holds chunks made with other settings (%s changed): starting %s over", folder, changed,
-                       output_path)
-        shutil.rmtree(folder, ignore_errors=True)
-        return cls._new(folder, signature)
-
     def _remove_unrecorded(self) -> None:
         """Delete segment files and sidecars no verified chunk owns (they would be overwritten anyway)."""
         owned = {name for record in self.chunks.values() for name in (record.file, record.file + SIDECAR)}
@@ -211,19 +203,30 @@ class Journal:
                 path.unlink(missing_ok=True)
 
     def save(self) -> None:
-        JournalFile(self.folder / JOURNAL, JOURNAL_VERSION).save(
-            {"signature": self.signature.digest, "parts": self.signature.parts,
-             "chunks": {str(start): asdict(record) for start, record in sorted(self.chunks.items())}})
+        with self._writing(self.folder / JOURNAL):
+            JournalFile(self.folder / JOURNAL, JOURNAL_VERSION).save(
+                {"signature": self.signature.digest, "parts": self.signature.parts,
+                 "chunks": {str(start): asdict(record) for start, record in sorted(self.chunks.items())}})
 
     def record(self, start: int, end: int, file: str, last: bool = False) -> None:
         """Note a finished segment: flushed to disk, hashed, described by its sidecar, then journalled."""
         path = self.folder / file
-        fsync_file(path)
-        record = ChunkRecord(start, end, end - start, file, path.stat().st_size, sha256_of_file(path), last)
-        atomic_write_json(self.folder / (file + SIDECAR),
-                          {**asdict(record), "signature": self.signature.digest, "parts": self.signature.parts})
+        with self._writing(path):
+            fsync_file(path)
+            record = ChunkRecord(start, end, end - start, file, path.stat().st_size, sha256_of_file(path), last)
+            atomic_write_json(self.folder / (file + SIDECAR),
+                              {**asdict(record), "signature": self.signature.digest, "parts": self.signature.parts})
         self.chunks[start] = record
         self.save()
+
+    @contextlib.contextmanager
+    def _writing(self, path: Path) -> Iterator[None]:
+        """A full disk or a lost mount, said with the file and the fix (not as an internal error)."""
+        try:
+            yield
+        except OSError as exc:
+            raise OutputError(f"cannot write {str(path)!r} ({exc.strerror or exc}): free space on that disk or fix its "
+                              "mount, then run the same command again; the chunks recorded so far are kept") from exc
 
     def segment_path(self, start: int, extension: str) -> Path:
         return self.folder / segment_name(start, extension)
@@ -268,6 +271,19 @@ class Journal:
 
     def discard(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _refuse_or_clear(folder: Path, output_path: str, changes: Sequence[str] | str, restart: bool) -> None:
+    """Work from other settings: an :class:`OutputError` naming what changed, or deleted when ``restart``."""
+    changed = changes if isinstance(changes, str) else ", ".join(changes)
+    if not restart:
+        raise OutputError(
+            f"{str(folder)!r} holds finished chunks of {output_path!r} made with other settings ({changed} changed); "
+            f"chunks of two runs are never mixed: run again with the earlier settings to finish that run, or delete "
+            f"{str(folder)!r} to start over with these")
+    logger.warning("%s holds chunks made with other settings (%s changed): starting %s over", folder, changed,
+                   output_path)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _verified(folder: Path, records: Sequence[ChunkRecord]) -> dict[int, ChunkRecord]:

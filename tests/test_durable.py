@@ -1,0 +1,42 @@
+"""The atomic-write helper and the JSON journal shared by resume and batch, on real files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from vidcolor.durable import DamagedJournal, JournalFile, atomic_file, atomic_write_bytes, atomic_write_json
+
+
+def test_atomic_write_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
+    target = tmp_path / "notes.txt"
+    atomic_write_bytes(target, b"first")
+    with pytest.raises(RuntimeError), atomic_file(target, "w") as handle:
+        handle.write("half of the second vers")
+        raise RuntimeError("disk full")  # a failure mid-write
+    assert target.read_bytes() == b"first" and sorted(os.listdir(tmp_path)) == ["notes.txt"]
+    with atomic_file(target, "w") as handle:
+        handle.write("second")
+        assert target.read_bytes() == b"first"  # nothing visible under the name until the rename
+    assert target.read_text() == "second" and sorted(os.listdir(tmp_path)) == ["notes.txt"]
+    atomic_write_json(target, {"b": 1, "a": [2]})
+    assert json.loads(target.read_text()) == {"a": [2], "b": 1}
+
+
+def test_journal_tells_missing_from_damaged(tmp_path: Path) -> None:
+    book = JournalFile(tmp_path / "journal.json", version=3)
+    assert book.load() is None
+    book.save({"chunks": {"0": 1}})
+    assert book.load() == {"chunks": {"0": 1}}
+    (tmp_path / "journal.json").write_text('{"version": 3, "chunks": {"0"')
+    with pytest.raises(DamagedJournal, match="not JSON"):
+        book.load()
+    (tmp_path / "journal.json").write_text('{"version": 2, "chunks": {}}')
+    with pytest.raises(DamagedJournal, match="journal version 2, this vidcolor writes 3"):
+        book.load()
+    (tmp_path / "journal.json").write_bytes(b"\xff\xfe[]")
+    with pytest.raises(DamagedJournal, match="unreadable"):
+        book.load()
