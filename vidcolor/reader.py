@@ -132,7 +132,7 @@ def probe(path: str | os.PathLike[str], *, sequence_fps: Fraction = DEFAULT_SEQU
         if not files:
             raise InputError(f"image sequence {text!r} has no frames: expected image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
         first = _decode_image(files[0])
-        luma, luma_format = _luma_of(first)
+        luma, luma_format = luma_of(first, files[0])
         return VideoInfo(
             path=text,
             width=luma.shape[1],
@@ -149,7 +149,7 @@ def probe(path: str | os.PathLike[str], *, sequence_fps: Fraction = DEFAULT_SEQU
         first = next(_decode_stream(container, stream, text), None)
         if first is None:
             raise VideoOpenError(f"{text!r} has a video stream but no frame could be decoded: the file is damaged or truncated")
-        luma, luma_format = _luma_of(first)
+        luma, luma_format = luma_of(first, text)
         rotation = _rotation_of(first)
         luma = _rotate(luma, rotation)
         fps = stream.average_rate or stream.guessed_rate or Fraction(25)
@@ -232,29 +232,69 @@ def _decode_image(path: str) -> av.VideoFrame:
     raise VideoOpenError(f"frame {path!r} of the image sequence holds no image: replace or remove it")
 
 
-_YUV_PREFIXES = ("yuv", "yuvj", "nv", "gray", "p01", "p21", "y2", "yuva")
+#: Planar and semi-planar formats: luma is plane 0, one sample per element (``p010`` and kin keep
+#: their samples in the high bits of 16).
+_PLANAR_LUMA = re.compile(r"(yuvj?a?\d{3}p|gray|nv(12|21|16|24|42)|p[024]1[026])(\d*)(le|be)?")
+_MSB_ALIGNED = re.compile(r"p[024]1[026](le|be)")
+_FLOAT_GRAY = re.compile(r"(gray|ya)f(16|32)(le|be)")
 
 
-def _luma_of(frame: av.VideoFrame) -> tuple[np.ndarray, LumaFormat]:
-    """The luma plane as code values plus how to read them; RGB sources get BT.601 luma."""
-    name = frame.format.name
-    bits = frame.format.components[0].bits
-    full = name.startswith(("yuvj", "gray")) or frame.color_range == 2
-    matrix = _matrix_of(frame)
-    if name.startswith(_YUV_PREFIXES) and not name.endswith("be") and not name.startswith("gbr"):
-        dtype = np.uint8 if bits <= 8 else np.dtype("<u2")
-        plane = frame.planes[0]
-        row = plane.line_size // np.dtype(dtype).itemsize
-        luma = np.frombuffer(plane, dtype=dtype).reshape(plane.height, row)[:, : plane.width]
-        return luma.copy(), LumaFormat(bits if bits > 8 else 8, full, matrix)
-    # RGB, palette, big-endian or exotic formats: compute full-range luma from RGB.
+def luma_of(frame: av.VideoFrame, path: str | None = None) -> tuple[np.ndarray, LumaFormat]:
+    """The luma plane as code values at the source's bit depth, plus how to read them.
+
+    Planar YUV and gray are read as stored; packed YUV (``y210``, ``yuyv422``, ``xv30``...) is
+    unpacked by libswscale into planar 4:4:4 of the same depth and range (which keeps luma code
+    values exactly); float gray becomes 16-bit full range; RGB, palette and Bayer sources get
+    BT.601 full-range luma at their own depth. Anything else is refused by name (and ``path``).
+    """
+    fmt = frame.format
+    name = fmt.name
+    bits = fmt.components[0].bits
+    full = name.startswith(("yuvj", "gray", "ya")) or frame.color_range == 2
+    where = f"{path!r}: " if path else ""
+    fix = "convert the input first, e.g. ffmpeg -i INPUT -pix_fmt yuv422p10le -c:v ffv1 OUTPUT.mkv"
+    try:
+        if fmt.is_rgb or fmt.has_palette or fmt.is_bayer or fmt.is_bit_stream or name.startswith("xyz"):
+            return _rgb_luma(frame, bits, name)
+        if (match := _FLOAT_GRAY.fullmatch(name)) is not None:
+            dtype = np.dtype(f"{'>' if match.group(3) == 'be' else '<'}f{int(match.group(2)) // 8}")
+            step = 2 if match.group(1) == "ya" else 1  # luma, alpha, luma...
+            values = np.nan_to_num(_plane(frame, dtype, step).astype(np.float32))
+            return np.rint(np.clip(values, 0.0, 1.0) * 65535.0).astype(np.uint16), LumaFormat(16, True, _matrix_of(frame))
+        if bits > 16 or any(c.bits != bits for c in fmt.components if not c.is_alpha):
+            raise TypeError(f"{bits}-bit integer luma")
+        if _PLANAR_LUMA.fullmatch(name) is None:  # packed: unpacked by libswscale, luma codes kept
+            range_name = "JPEG" if full else "MPEG"
+            frame = frame.reformat(format="yuv444p" if bits <= 8 else f"yuv444p{bits}le",
+                                   src_color_range=range_name, dst_color_range=range_name)
+            name = frame.format.name
+    except (TypeError, ValueError, av.FFmpegError) as exc:
+        raise InputError(f"{where}pixel format {name!r} cannot be read ({exc}): {fix}") from exc
+    if bits <= 8:
+        return _plane(frame, np.dtype(np.uint8)).copy(), LumaFormat(8, full, _matrix_of(frame))
+    luma = _plane(frame, np.dtype(">u2" if name.endswith("be") else "<u2"))
+    if _MSB_ALIGNED.fullmatch(name):
+        luma = luma >> (16 - bits)
+    return luma.astype(np.uint16), LumaFormat(bits, full, _matrix_of(frame))
+
+
+def _plane(frame: av.VideoFrame, dtype: np.dtype, step: int = 1) -> np.ndarray:
+    """Plane 0 as ``frame.width`` samples a row (``step`` samples apart), without row padding."""
+    plane = frame.planes[0]
+    rows = np.frombuffer(plane, dtype=dtype).reshape(plane.height, plane.line_size // dtype.itemsize)
+    return rows[:, : frame.width * step : step]
+
+
+def _rgb_luma(frame: av.VideoFrame, bits: int, name: str) -> tuple[np.ndarray, LumaFormat]:
+    """BT.601 luma of an RGB-like frame, full range, at the frame's own depth (16 for float)."""
+    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
     if bits <= 8:
         rgb = frame.to_ndarray(format="rgb24").astype(np.float32)
-        luma = np.rint(rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).astype(np.uint8)
-        return luma, LumaFormat(8, True, "bt601")
+        return np.rint(rgb @ weights).astype(np.uint8), LumaFormat(8, True, "bt601")
+    depth = 16 if bits > 16 or "f16" in name or "f32" in name else bits
     rgb = frame.to_ndarray(format="rgb48le").astype(np.float32)
-    luma = np.rint(rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).astype(np.uint16)
-    return luma, LumaFormat(16, True, "bt601")
+    luma = np.rint((rgb @ weights) * np.float32(((1 << depth) - 1) / 65535.0))
+    return luma.astype(np.uint16), LumaFormat(depth, True, "bt601")
 
 
 def _matrix_of(frame: av.VideoFrame) -> str:
@@ -459,7 +499,7 @@ class VideoReader:
         if info.is_sequence:
             for index in range(max(self.start, 0), len(info.sequence_files)):  # a seek is a jump to the file
                 path = info.sequence_files[index]
-                luma, _ = _luma_of(_decode_image(path))
+                luma, _ = luma_of(_decode_image(path), path)
                 if luma.shape != (info.height, info.width):
                     raise InputError(
                         f"frame {path!r} is {luma.shape[1]}x{luma.shape[0]} but the sequence started at "
@@ -487,7 +527,7 @@ class VideoReader:
                 index += 1
 
     def _frame(self, index: int, pts: int, av_frame: av.VideoFrame) -> Frame:
-        luma, _ = _luma_of(av_frame)
+        luma, _ = luma_of(av_frame, self.info.path)
         return Frame(index, pts, float(pts * self.info.time_base), _rotate(luma, self.info.rotation))
 
     def _positioned(self, start: int) -> Iterator[Frame]:
