@@ -100,6 +100,24 @@ def write_gray_video(truth: list[np.ndarray], path: Path, crf: int = 0, fps: int
             container.mux(packet)
 
 
+def encode_as_output(source: Path, path: Path, crf: int, preset: str = "medium") -> None:
+    """``source`` re-encoded as ``vidcolor colorize`` encodes an H.264 output (libx264 at ``crf``
+    and ``preset``, yuv420p, the source's matrix and range): the gray row then bears the same
+    encode loss as the colorized rows."""
+    with av.open(str(source)) as src, av.open(str(path), "w") as dst:
+        in_stream = src.streams.video[0]
+        stream = dst.add_stream("libx264", rate=in_stream.average_rate, options={"preset": preset, "crf": str(crf)})
+        stream.width, stream.height, stream.pix_fmt = in_stream.width, in_stream.height, "yuv420p"
+        stream.codec_context.colorspace = in_stream.codec_context.colorspace
+        stream.codec_context.color_range = in_stream.codec_context.color_range
+        for frame in src.decode(in_stream):
+            frame.pict_type = av.video.frame.PictureType.NONE
+            for packet in stream.encode(frame):
+                dst.mux(packet)
+        for packet in stream.encode():
+            dst.mux(packet)
+
+
 def decode_rgb(path: Path) -> list[np.ndarray]:
     """Every frame of a video as RGB uint8, converted with the matrix and range the stream is
     tagged with (PyAV honours them), as ``vidcolor report`` decodes."""
