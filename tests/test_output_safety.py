@@ -179,6 +179,15 @@ def test_image_sequence_keeps_the_input_frame_numbers(tmp_path, reference_png, s
         assert np.abs(scan - colour).mean() < 2.0
 
 
+def test_video_frames_are_named_by_their_index_from_zero(make_clip, tmp_path, reference_png):
+    """Frame n of a video is n.png, the number ``--ref n=`` and the reports use (it was n+1)."""
+    source = make_clip("film.mkv", count=5, codec="ffv1", pix_fmt="yuv444p")
+    out = tmp_path / "out"
+    code, text = colorize(str(source), "-o", str(out / "%06d.png"), "--ref", str(reference_png))
+    assert code == 0, text
+    assert frame_names(out) == [f"{n:06d}.png" for n in range(5)]
+
+
 # -- item 9: odd 4:4:4 sizes, AVI header, refusal before the model loads -----------------------------------------
 def test_odd_sized_444_input_into_mkv_is_encoded_444(tmp_path, reference_png):
     frames = color_frames(3, 97, 65)

@@ -402,7 +402,8 @@ class VideoWriter:
     not exist yet (renamed into place whole), else inside it; then each frame is renamed into the
     folder, the frames of vidcolor's previous run that this one does not rewrite are removed, and
     the manifest lists the new frames. Files vidcolor did not write are never touched. Frames keep
-    the numbers of a sequence input's file names; video frames are numbered from 1.
+    the numbers of a sequence input's file names; a video's frames are named by their index from 0,
+    the frame numbers vidcolor uses everywhere (``--ref FRAME=``, reports, keyframe images).
     """
 
     def __init__(self, spec: OutputSpec, info: VideoInfo, *, copy_streams: bool = True, overwrite: bool = False) -> None:
@@ -566,7 +567,7 @@ class VideoWriter:
             frame.pts = self.frames_written
             data = b"".join(bytes(packet) for packet in codec.encode(frame))
             numbers = self._numbers
-            number = numbers[item.index] if numbers is not None and item.index < len(numbers) else self.frames_written + 1
+            number = numbers[item.index] if numbers is not None and item.index < len(numbers) else item.index
             name = self.spec.sequence_pattern % number
             with open(os.path.join(self.temp_path, name), "wb") as handle:
                 handle.write(data)
