@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from vidcolor.pipeline import read_lightness
-from vidcolor.reader import Frame, VideoInfo, VideoReader, decoded_frame_count, packet_index, probe
+from vidcolor.reader import Frame, VideoInfo, VideoReader, decoded_frame_count, keyframe_numbers, packet_index, probe
 
 from helpers import color_frames
 
@@ -167,3 +167,14 @@ def test_frame_sequences_jump_to_the_file(tmp_path, kind):
         got, cost = read(info, start)
         assert_same(got, sequential[start:])
         assert cost == max(20 - start, 0)  # only the files from ``start`` on are decoded
+
+
+def test_keyframe_numbers_are_where_a_read_decodes_one_frame(tmp_path):
+    info = probe(encode(tmp_path / "clip.mp4", 40, "libx264", X264))
+    assert keyframe_numbers(info) == (0, GOP, 2 * GOP, 3 * GOP)
+    sequential, _ = read(info, 0)
+    got, cost = read(info, 2 * GOP)
+    assert_same(got[:1], sequential[2 * GOP:2 * GOP + 1])
+    assert cost == 40 - 2 * GOP  # from the keyframe on: nothing decoded before it
+    raw = probe(encode(tmp_path / "raw.h264", 20, "libx264", X264))
+    assert keyframe_numbers(raw) == ()  # no timestamps: no index to trust

@@ -369,6 +369,17 @@ def packet_index(info: VideoInfo) -> PacketIndex:
     return index
 
 
+def keyframe_numbers(info: VideoInfo) -> tuple[int, ...]:
+    """Frame numbers of the keyframes (every frame of a sequence): where a positioned read
+    costs a single decoded frame. Empty when the packet index cannot be trusted."""
+    if info.is_sequence:
+        return tuple(range(len(info.sequence_files)))
+    index = packet_index(info)
+    if index.problem is not None:
+        return ()
+    return tuple(int(n) for n in np.searchsorted(index.pts, index.keyframe_pts))
+
+
 def _remember_index(key: tuple[object, ...], index: PacketIndex) -> None:
     with _index_lock:
         _index_cache[key] = index
@@ -554,20 +565,23 @@ class VideoReader:
                     yield from self._sequential(outcome)
                     return
                 key -= 1
-        logger.debug("%s: frame %d not reached by seeking; decoding from the start", info.path, start)
+        _distrust_index(info, f"frame {start} was not reached by seeking to {SEEK_ATTEMPTS} keyframes")
         yield from self._sequential(start)
 
     def _decode_from(self, container: av.container.InputContainer, stream: av.VideoStream, index: PacketIndex,
                      start: int, key_pts: int) -> Iterator[Frame]:
         """Seek to the keyframe at ``key_pts`` and yield frames ``start``... as long as each comes
-        out with the timestamp the index gives it. Returns :attr:`_Seek.DONE`, :attr:`_Seek.EARLIER`
-        (nothing yielded, try further back) or the next frame number to read sequentially."""
+        out with the timestamp the index gives it. A frame is yielded only once the next one has
+        come out where expected too (or the stream ended on the last indexed frame), so a stream
+        whose frames do not map one to one onto packets (e.g. fields coded as separate packets)
+        never yields a misnumbered frame. Returns :attr:`_Seek.DONE`, :attr:`_Seek.EARLIER` (target
+        not reached: try a keyframe further back) or the frame number to go on from sequentially."""
         info = self.info
         try:
             container.seek(key_pts, stream=stream, backward=True, any_frame=False)
         except av.FFmpegError:
             return start
-        expected = start
+        held: Frame | None = None  # the last frame that came out as expected, not yielded yet
         landed = False
         skip_before_target = stream.codec_context.name in SKIP_UNREFERENCED
         for packet in container.demux(stream):
@@ -583,25 +597,28 @@ class VideoReader:
                 decoded = packet.decode()
             except av.InvalidDataError:
                 _distrust_index(info, "a packet could not be decoded")
-                return expected
+                return held.index if held is not None else start
             _count_decoded(len(decoded))
             for av_frame in decoded:
                 pts = av_frame.pts
-                if expected == start and pts is not None and pts < index.pts[start]:
+                if held is None and pts is not None and pts < index.pts[start]:
                     continue  # before the target, or a leading picture of the keyframe
+                expected = start if held is None else held.index + 1
                 if pts is None or expected >= index.frame_count or pts != index.pts[expected] or av_frame.is_corrupt:
-                    if expected == start:
+                    if held is None:
                         return _Seek.EARLIER
                     _distrust_index(info, f"frame {expected} did not come out where the packet index put it")
-                    return expected
-                yield self._frame(expected, pts, av_frame)
-                expected += 1
-        if expected == index.frame_count:
+                    return held.index
+                if held is not None:
+                    yield held
+                held = self._frame(expected, pts, av_frame)
+        if held is not None and held.index == index.frame_count - 1:
+            yield held
             return _Seek.DONE
-        if expected == start:
+        if held is None:
             return _Seek.EARLIER
-        _distrust_index(info, f"the stream ended at frame {expected} of {index.frame_count} indexed")
-        return expected
+        _distrust_index(info, f"the stream ended at frame {held.index + 1} of {index.frame_count} indexed")
+        return held.index
 
 
 _END = object()
