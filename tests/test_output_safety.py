@@ -163,6 +163,43 @@ def test_folder_with_images_vidcolor_did_not_write_is_refused_even_with_overwrit
     assert (notes / "README").read_text() == "restoration log\n" and len(frame_names(notes)) == 3
 
 
+def test_interrupted_overwrite_leaves_the_previous_frames_as_they_were(tmp_path, reference_png):
+    from vidcolor.colorizers import build_colorizer
+    from vidcolor.pipeline import FrameResult, colorize_video
+    from vidcolor.references import load_reference
+    from vidcolor.schedule import ReferenceSchedule
+    from vidcolor.writer import resolve_output
+
+    source = gray_frames(tmp_path / "scans", 6, ext="png")
+    out = tmp_path / "out"
+    code, text = colorize(str(source), "-o", str(out / "%06d.png"), "--ref", str(reference_png))
+    assert code == 0, text
+    (out / "notes.txt").write_text("keep\n")
+    before = tree_hashes(out)
+
+    def stop_after_three(result: FrameResult) -> None:
+        if result.index == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        colorize_video(str(gray_frames(tmp_path / "other", 6, ext="png", seed=1)), resolve_output(str(out / "%06d.png")),
+                       ReferenceSchedule.single(load_reference(str(reference_png))), build_colorizer("classic"),
+                       short_side=48, overwrite=True, on_frame=stop_after_three)
+    assert tree_hashes(out) == before and leftover_partials(out) == [] and leftover_partials(tmp_path) == []
+
+
+def test_outputs_of_the_wrong_kind_are_refused(make_clip, tmp_path, reference_png):
+    source = make_clip()
+    (tmp_path / "film.mp4").mkdir()  # a folder where a video file should go
+    code, text = colorize(str(source), "-o", str(tmp_path / "film.mp4"), "--ref", str(reference_png), "--overwrite")
+    assert_refused(code, text, "film.mp4", "is a folder", "colorized.mp4")
+    (tmp_path / "frames").write_text("a file where a frame folder should go\n")
+    code, text = colorize(str(source), "-o", str(tmp_path / "frames"), "--codec", "png", "--ref", str(reference_png),
+                          "--overwrite")
+    assert_refused(code, text, "frames", "is a file", "frames-frames/%06d.png")
+    assert (tmp_path / "frames").read_text() == "a file where a frame folder should go\n"
+
+
 @pytest.mark.parametrize("start", [0, 100])
 @pytest.mark.parametrize("form", ["pattern", "folder"])
 def test_image_sequence_keeps_the_input_frame_numbers(tmp_path, reference_png, start, form):
