@@ -155,7 +155,8 @@ def check_output(spec: OutputSpec, input_path: str, *, overwrite: bool) -> None:
     elif os.path.lexists(spec.path) and not overwrite:
         raise OutputError(f"output {spec.path!r} already exists: pass --overwrite to replace it, or choose another name")
     target = spec.sequence_folder if spec.is_sequence else spec.path
-    parent = os.path.abspath(target) if spec.is_sequence and os.path.isdir(target) else os.path.dirname(os.path.abspath(target))
+    into_folder = spec.is_sequence and os.path.isdir(target)
+    parent = os.path.abspath(target) if into_folder else os.path.dirname(os.path.abspath(target))
     probe_dir = parent
     while not os.path.exists(probe_dir):
         probe_dir = os.path.dirname(probe_dir)
@@ -181,7 +182,8 @@ def check_not_input(spec: OutputSpec, input_path: str) -> None:
     files, folder = _input_places(input_path)
     target = spec.sequence_folder if spec.is_sequence else spec.path
     real = os.path.realpath(target)
-    fix = f"choose an output outside the input, e.g. {_suggest_output(spec, input_path)!r} (vidcolor never writes over its input)"
+    fix = (f"choose an output outside the input, e.g. {_suggest_output(spec, input_path)!r} "
+           "(vidcolor never writes over its input)")
     if real in files or (folder is not None and real == folder) or _same_path(target, input_path):
         raise OutputError(f"output {spec.path!r} is the input {input_path!r}: {fix}")
     if folder is not None and _within(real, folder):
@@ -189,7 +191,8 @@ def check_not_input(spec: OutputSpec, input_path: str) -> None:
     if spec.is_sequence:
         held = next((f for f in sorted(files) if _within(f, real)), None)
         if held is not None:
-            named = repr(target) if os.path.normpath(spec.path) == os.path.normpath(target) else f"{target!r} of {spec.path!r}"
+            same = os.path.normpath(spec.path) == os.path.normpath(target)
+            named = repr(target) if same else f"{target!r} of {spec.path!r}"
             raise OutputError(f"output folder {named} holds the input {input_path!r} (e.g. {held!r}): {fix}")
 
 
@@ -198,8 +201,13 @@ def _input_places(input_path: str) -> tuple[set[str], str | None]:
     if not is_image_sequence(input_path):
         return {os.path.realpath(input_path)}, None
     files = sequence_files(input_path)
-    base = os.path.realpath(os.path.dirname(files[0])) if files else ""
-    places = {os.path.realpath(f) if os.path.islink(f) else os.path.join(base, os.path.basename(f)) for f in files}
+    if not files:
+        return set(), os.path.realpath(input_path) if os.path.isdir(input_path) else None
+    folder = os.path.dirname(files[0])
+    base = os.path.realpath(folder)
+    with os.scandir(folder) as entries:  # d_type, no stat per frame: 100,000 frames in a fraction of a second
+        links = {entry.name for entry in entries if entry.is_symlink()}
+    places = {os.path.realpath(f) if os.path.basename(f) in links else os.path.join(base, os.path.basename(f)) for f in files}
     return places, os.path.realpath(input_path) if os.path.isdir(input_path) else None
 
 
