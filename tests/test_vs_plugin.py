@@ -36,18 +36,41 @@ def planes(frame: vs.VideoFrame) -> np.ndarray:
     return np.stack([np.asarray(frame[p]) for p in range(frame.format.num_planes)])
 
 
+def vspipe_frames(tmp_path: Path, source: Path, arguments: str) -> list[np.ndarray]:
+    """Every frame of ``vsvidcolor.colorize(clip, <arguments>)`` rendered by ``vspipe`` in its own
+    process (as users run it: nothing the test process set, such as torch's thread count, leaks in)."""
+    script = tmp_path / "colorize.vpy"
+    script.write_text("import vapoursynth as vs\nimport vsvidcolor\n"
+                      f"clip = vs.core.bs.VideoSource({str(source)!r})\n"
+                      f"vsvidcolor.colorize(clip, {arguments}).set_output()\n")
+    y4m = tmp_path / "vs.y4m"
+    subprocess.run([str(Path(sys.executable).with_name("vspipe")), "-c", "y4m", str(script), str(y4m)],
+                   check=True, capture_output=True)
+    return decoded_yuv444(y4m)
+
+
+def decoded_yuv444(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="yuv444p") for f in container.decode(video=0)]
+
+
+def assert_identical_frames(got: list[np.ndarray], expected: list[np.ndarray]) -> None:
+    assert len(got) == len(expected)
+    differing = [i for i, (a, b) in enumerate(zip(got, expected, strict=True)) if not np.array_equal(a, b)]
+    assert not differing, f"{len(differing)} of {len(expected)} frames differ, first {differing[:5]}"
+
+
 def assert_shuffled_requests_match(out: vs.VideoNode, cli_output: Path, seed: int) -> list[np.ndarray]:
     """Request ``out``'s frames in a shuffled order, all at once, and compare each with the CLI's
-    output (within one code value of YUV444 rounding); returns the CLI's frames."""
-    with av.open(str(cli_output)) as container:
-        expected = [f.to_ndarray(format="yuv444p").astype(int) for f in container.decode(video=0)]
+    output, bit for bit; returns the CLI's frames."""
+    expected = decoded_yuv444(cli_output)
+    assert out.num_frames == len(expected)
     order = list(range(out.num_frames))
     random.Random(seed).shuffle(order)
     futures = {i: out.get_frame_async(i) for i in order}
     for i in order:
-        got = planes(futures[i].result()).astype(int)
-        assert np.abs(got - expected[i]).max() <= 1, i
-    return expected
+        np.testing.assert_array_equal(planes(futures[i].result()), expected[i], err_msg=f"frame {i}")
+    return [frame.astype(int) for frame in expected]
 
 
 def test_output_format_and_untouched_luma(clip_and_ref):
@@ -76,11 +99,24 @@ def test_shuffled_parallel_requests_equal_sequential(clip_and_ref):
 def test_scene_change_property_restarts_recurrence(clip_and_ref):
     clip, reference = clip_and_ref
     plain = vsvidcolor.colorize(clip, ref=str(reference), model="classic", chunk_length=0)
-    marked = clip.std.SetFrameProps(_SceneChangePrev=1) if False else core.std.Splice(
-        [clip[:12], clip[12:].std.SetFrameProps(_SceneChangePrev=1)[0], clip[13:]])
+    marked = core.std.Splice([clip[:12], clip[12].std.SetFrameProps(_SceneChangePrev=1), clip[13:]])
     cut = vsvidcolor.colorize(marked, ref=str(reference), model="classic", chunk_length=0)
     assert np.array_equal(planes(plain.get_frame(11)), planes(cut.get_frame(11)))
     assert not np.array_equal(planes(plain.get_frame(12)), planes(cut.get_frame(12)))
+
+
+@pytest.mark.parametrize("model", ["classic", "default"])
+def test_vspipe_gives_the_cli_frames_exactly(tmp_path, model):
+    """All frames, bit for bit: vspipe and `vidcolor colorize --codec ffv1` (both 4:4:4), with a
+    classic (OpenCV) and a torch model, each front end in its own process with default threads."""
+    source = write_clip(tmp_path / "c.mp4", color_frames(40, 256, 144, seed=2))
+    reference = tmp_path / "ref.png"
+    cv2.imwrite(str(reference), cv2.cvtColor(color_frames(1, 256, 144, seed=2)[0], cv2.COLOR_RGB2BGR))
+    cli_out = tmp_path / "cli.mkv"
+    subprocess.run([sys.executable, "-m", "vidcolor", "colorize", str(source), "-o", str(cli_out), "--ref", str(reference),
+                    "--codec", "ffv1", "--model", model, "--chunk-length", "16", "-q"], check=True, capture_output=True)
+    got = vspipe_frames(tmp_path, source, f"ref={str(reference)!r}, model={model!r}, chunk_length=16")
+    assert_identical_frames(got, decoded_yuv444(cli_out))
 
 
 def test_vspipe_matches_cli_on_bigbuckbunny(tmp_path):
@@ -92,20 +128,9 @@ def test_vspipe_matches_cli_on_bigbuckbunny(tmp_path):
     result = CliRunner().invoke(main, ["colorize", str(source), "-o", str(cli_out), "--ref", str(reference),
                                        "--codec", "ffv1", "--model", "classic", "--size", "144", "-q"])
     assert result.exit_code == 0, result.output
-    script = tmp_path / "colorize.vpy"
-    script.write_text(
-        "import vapoursynth as vs\nimport vsvidcolor\n"
-        f"clip = vs.core.bs.VideoSource({str(source)!r})\n"
-        f"vsvidcolor.colorize(clip, ref={str(reference)!r}, model='classic', size=144).set_output()\n")
-    vspipe = Path(sys.executable).with_name("vspipe")
-    y4m = tmp_path / "vs.y4m"
-    subprocess.run([str(vspipe), "-c", "y4m", str(script), str(y4m)], check=True, capture_output=True)
-    with av.open(str(y4m)) as a, av.open(str(cli_out)) as b:
-        pairs = list(zip(a.decode(video=0), b.decode(video=0), strict=True))
-    assert len(pairs) == 132
-    worst = max(int(np.abs(fa.to_ndarray(format="yuv444p").astype(int) - fb.to_ndarray(format="yuv444p")).max())
-                for fa, fb in pairs)
-    assert worst <= 1
+    got = vspipe_frames(tmp_path, source, f"ref={str(reference)!r}, model='classic', size=144")
+    assert len(got) == 132
+    assert_identical_frames(got, decoded_yuv444(cli_out))
 
 
 @pytest.mark.parametrize(
@@ -121,6 +146,7 @@ def test_vspipe_matches_cli_on_bigbuckbunny(tmp_path):
         ({"ref": "REF", "size": 4}, "size must be an integer of at least 16"),
         ({"ref": "REF", "chunk_length": -1}, "chunk_length and warmup must be >= 0"),
         ({"ref": "REF", "detail": "yes"}, "detail must be True or False, got 'yes'"),
+        ({"ref": "REF", "threads": 0}, "threads must be an integer of at least 1, got 0"),
         ({"ref_clip": "GRAYCLIP"}, "ref_clip must be an RGB clip, got Gray8"),
         ({"ref_clip": "RGBCLIP2", "ref_frames": [0]}, "ref_clip must have one frame per entry of ref_frames (1), got 2 frames"),
         ({"ref_clip": "RGBCLIP2", "ref_frames": [0, 40]}, "ref_frames must be frame numbers in 0..29, got 40"),
@@ -164,7 +190,7 @@ def test_float_and_high_bit_depth_inputs(clip_and_ref):
 
 def test_preset_gives_the_cli_frames_in_any_order(tmp_path):
     """A preset with a two-keyframe shot and a cut: VapourSynth (shuffled, parallel requests) and
-    `vidcolor colorize --preset` give the same frames (within one code value of YUV444 rounding)."""
+    `vidcolor colorize --preset` give the same frames, bit for bit."""
     source = write_clip(tmp_path / "c.mkv", color_frames(24, 96, 64), codec="ffv1", pix_fmt="yuv444p")
     for name, rgb in (("red.png", (190, 50, 40)), ("blue.png", (40, 60, 190)), ("green.png", (60, 170, 60))):
         image = np.zeros((64, 96, 3), np.uint8)

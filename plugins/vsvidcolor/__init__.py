@@ -18,7 +18,7 @@ import numpy as np
 import vapoursynth as vs
 
 from vidcolor.color import LumaFormat, gray_to_lightness, luma_to_gray_level, luma_to_lightness, rgb_codes
-from vidcolor.colorizers import MODELS, build_colorizer, default_model, no_reference_colorizer
+from vidcolor.colorizers import MODELS, build_colorizer, default_model, no_reference_colorizer, set_torch_threads
 from vidcolor.detail import ReferenceDetail
 from vidcolor.errors import VidcolorError
 from vidcolor.pipeline import ChunkPlan, FrameColorizer, chroma_for_frame, parse_size, working_size
@@ -49,6 +49,7 @@ def colorize(
     flow: str = "auto",
     detail: bool | None = None,
     device: str = "cpu",
+    threads: int | None = None,
     rgb: bool = False,
     chunk_length: int = ChunkPlan.length,
     warmup: int = ChunkPlan.warmup,
@@ -79,6 +80,9 @@ def colorize(
                          patterns, thin painted lines) onto each full-size frame by optical flow
                          (default: the preset's ``detail``, else off).
     :param device:       torch device for learned models (``cpu``, ``cuda``, ``cuda:1``).
+    :param threads:      torch CPU threads, as ``vidcolor colorize --threads`` (default: 1, all cores for
+                         ``deepex``). Set for the whole process, as the CLI does: the thread count changes how
+                         float sums are split, so it is part of what makes the frames equal the CLI's.
     :param rgb:          return RGB (same depth) instead of YUV444.
     :param chunk_length: frames per chunk; a request computes its chunk sequentially, so seeking costs up
                          to ``chunk_length + warmup`` frames of colorization. Must match the CLI's value for
@@ -115,6 +119,8 @@ def colorize(
         raise vs.Error(f"{func}: give only one of ref, refs, ref_clip, preset, got {', '.join(given)}")
     if detail is not None and not isinstance(detail, (bool, int)):
         raise vs.Error(f"{func}: detail must be True or False, got {detail!r}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise vs.Error(f"{func}: threads must be an integer of at least 1, got {threads!r}")
     if flow not in ("auto", "dis", "raft-small", "raft-large"):
         raise vs.Error(f"{func}: flow must be auto, dis, raft-small or raft-large, got {flow!r}")
     try:
@@ -134,6 +140,7 @@ def colorize(
             detail = bool(loaded.detail) if loaded is not None and loaded.detail is not None else False
         if model not in MODELS:
             raise vs.Error(f"{func}: the preset's model must be one of {', '.join(MODELS)}, got {model!r}")
+        set_torch_threads(threads, model)  # as the CLI: same threads, same float sums, same pixels
         colorizer = build_colorizer(model, device=device, temporal=settings, flow=flow)
         auto = no_reference_colorizer(colorizer, bool(schedule.keyframes), auto_model, device=device)
     except VidcolorError as exc:
