@@ -68,7 +68,7 @@ def _scenedetect() -> ModuleType:
         raise InputError(
             f"scene detection (no-reference mode, --report, --detect-scenes, `vidcolor scenes`) needs PySceneDetect, "
             f"which is missing from this Python environment ({exc}): install it with `pip install "
-            f"'{SCENEDETECT_REQUIREMENT}'`, or reinstall vidcolor with `pip install --force-reinstall vidcolor`"
+            f"'{SCENEDETECT_REQUIREMENT}'` (vidcolor requires it; installing with --no-deps leaves it out)"
         ) from exc
     return scenedetect
 
