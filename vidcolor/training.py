@@ -61,8 +61,9 @@ PHOTO_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 class TrainConfig:
     """Everything that defines a training run (saved in every checkpoint)."""
 
+    #: Both folders are relative to the current folder (the repository root in the model card's commands).
     data_root: str = "../shared/data"
-    out_dir: str = "/work/train_runs/default"
+    out_dir: str = "runs/default"
     seed: int = 1
     #: Total iterations of the schedule (the learning rate decays over the last 30 %).
     iterations: int = 6500

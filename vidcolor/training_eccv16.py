@@ -71,8 +71,9 @@ BENCHMARK_DIRS = ("bsds500/test",)
 class TrainConfig:
     """Everything that defines a run (stored in every checkpoint)."""
 
+    #: Both folders are relative to the current folder (the repository root in the model card's commands).
     data_root: str = "../shared/data"
-    out_dir: str = "/work/train_runs/eccv16"
+    out_dir: str = "runs/eccv16"
     seed: int = 16
     iterations: int = 5000
     batch_size: int = 8

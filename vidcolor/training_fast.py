@@ -23,7 +23,7 @@ Data loading and the clip list come from :mod:`vidcolor.training` (the default m
 Determinism: the batch of iteration ``i`` is a pure function of ``(seed, i)``; a checkpoint holds
 model, optimizer and iteration, so chunked runs resume exactly where they stopped.
 
-    python -m vidcolor.training_fast --out /work/train_runs/fast --minutes 20 --export vidcolor/models/weights/fast.pt
+    python -m vidcolor.training_fast --out runs/fast --minutes 20 --export vidcolor/models/weights/fast.pt
 """
 
 from __future__ import annotations
@@ -68,8 +68,9 @@ EXCLUDED_PHOTOS = ("bsds500/test",)
 class FastTrainConfig:
     """Everything that defines a training run (saved in every checkpoint)."""
 
+    #: Both folders are relative to the current folder (the repository root in the model card's commands).
     data_root: str = "../shared/data"
-    out_dir: str = "/work/train_runs/fast"
+    out_dir: str = "runs/fast"
     seed: int = 1
     iterations: int = 4000
     batch_size: int = 8
