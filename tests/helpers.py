@@ -1,4 +1,10 @@
-"""Test helpers: small real clips made with PyAV encoders, and the ../shared data folder."""
+"""Test helpers: small real clips made with PyAV encoders, and the ../shared data folder.
+
+Tests that read ../shared are marked ``shared_data`` (conftest.py marks them from the names they
+use), so ``pytest -m "not shared_data"`` runs everything a fresh checkout can run.
+``VIDCOLOR_SHARED`` points the helpers at another shared folder (a missing one shows which tests
+need the data).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import NoReturn
 
 import av
 import cv2
@@ -13,16 +20,43 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+DEFAULT_SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("VIDCOLOR_SHARED") or DEFAULT_SHARED)
 DATA = SHARED / "data"
+FIXTURES = SHARED / "fixtures"
+
+#: Set by conftest.py around each test: (node id, marked shared_data).
+current_test: tuple[str, bool] | None = None
 
 
 def shared_path(relative: str) -> Path:
-    """A file under ../shared/data, or skip the test saying what is missing."""
-    path = DATA / relative
+    """A file under ../shared/data, or skip the test naming it and the missing file."""
+    __tracebackhide__ = True
+    return _shared(DATA / relative)
+
+
+def shared_fixture(relative: str) -> Path:
+    """A file under ../shared/fixtures, or skip the test naming it and the missing file."""
+    __tracebackhide__ = True
+    return _shared(FIXTURES / relative)
+
+
+def _shared(path: Path) -> Path:
+    __tracebackhide__ = True
+    if current_test is not None and not current_test[1]:
+        pytest.fail(f"{current_test[0]} reads {path} but is not marked shared_data: add @pytest.mark.shared_data "
+                    "(conftest.py marks tests that name shared_path, SHARED or DATA themselves)", pytrace=False)
     if not path.exists():
-        pytest.skip(f"needs the shared test data at {path} (not present in this checkout)")
+        skip_for_missing(path)
     return path
+
+
+def skip_for_missing(path: Path) -> NoReturn:
+    """Skip the running test, reported at the test itself (not here), naming it and ``path``."""
+    __tracebackhide__ = True
+    test = current_test[0] if current_test is not None else "this test"
+    raise pytest.skip.Exception(f"{test} needs the shared test data {path}, which is missing "
+                                "(../shared beside the repository, or $VIDCOLOR_SHARED)", _use_item_location=True)
 
 
 def color_frames(count: int, width: int, height: int, seed: int = 0) -> list[np.ndarray]:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import SHARED, shared_path
+from helpers import shared_fixture, shared_path
 from vidcolor import weights
 from vidcolor.color import rgb_to_gray_lightness, rgb_to_lab
 from vidcolor.colorizers.eccv16 import Eccv16Colorizer, load_official, shipped_weights_path
@@ -21,13 +21,9 @@ from vidcolor.errors import InputError, WeightsMismatchError
 from vidcolor.models import eccv16 as E
 from vidcolor.training_eccv16 import auc_cmf, make_batch, photo_paths, rebalanced_loss, TrainConfig
 
-MANIFEST = SHARED / "fixtures" / "eccv16" / "manifest.json"
-
 
 def _manifest() -> list[tuple[str, tuple[int, ...]]]:
-    if not MANIFEST.is_file():
-        pytest.skip(f"needs the ECCV16 manifest at {MANIFEST} (not present in this checkout)")
-    data = json.loads(MANIFEST.read_text(encoding="utf-8"))
+    data = json.loads(shared_fixture("eccv16/manifest.json").read_text(encoding="utf-8"))
     return [(k, tuple(s)) for k, s in data["keys"]]
 
 
