@@ -24,6 +24,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from packaging.requirements import Requirement
+
+from vidcolor.scenes import SCENEDETECT_REQUIREMENT
 
 from helpers import REPO, color_frames, write_clip
 
@@ -77,8 +80,10 @@ def test_wheel_requires_scene_detection_without_a_second_opencv(wheel: Path) -> 
     names = {re.split(r"[\s<>=!~;\[(]", r, maxsplit=1)[0].lower() for r in requirements}
     assert {"scenedetect", "opencv-contrib-python-headless", "torch", "av"} <= names
     assert names.isdisjoint({"opencv-python", "opencv-python-headless", "opencv-contrib-python"})
-    (scenedetect,) = [r for r in requirements if r.lower().startswith("scenedetect")]
-    assert "<0.7" in scenedetect, "scenedetect 0.7 requires opencv-python"
+    (scenedetect,) = [Requirement(r) for r in requirements if r.lower().startswith("scenedetect")]
+    assert "0.7" not in scenedetect.specifier, "scenedetect 0.7 requires opencv-python"
+    # the version vidcolor's "PySceneDetect is missing" message tells users to install
+    assert scenedetect.specifier == Requirement(SCENEDETECT_REQUIREMENT).specifier
     assert any(r.startswith("vapoursynth") and 'extra == "vs"' in r for r in requirements)
 
 
