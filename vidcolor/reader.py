@@ -324,6 +324,9 @@ def count_frames(info: VideoInfo) -> int:
     """Frames in the input, by demuxing packets (no decoding) when the container does not say."""
     if info.is_sequence:
         return len(info.sequence_files)
+    index = packet_index(info)  # shared with positioned reads: one demux pass per file
+    if index.problem is None:
+        return index.frame_count
     with _open_container(info.path) as container:
         stream = container.streams.video[0]
         return sum(1 for packet in container.demux(stream) if packet.size)
