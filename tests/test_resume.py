@@ -381,3 +381,29 @@ def test_work_of_an_older_vidcolor_is_refused_not_mixed(tmp_path, reference_png)
     assert result.exit_code == 2, result.output
     assert "(vidcolor (journal version None, this vidcolor writes 2) changed)" in result.output
     assert "delete" in result.output and (folder / "chunk-00000000.mkv").read_bytes() == b"an old segment"
+
+
+def test_ray_chunks_decode_about_one_pass(tmp_path, reference_png):
+    """Every Ray chunk seeks to its warm-up instead of decoding the film from frame 0: the frames
+    decoded by all workers together stay near one pass (issue 22, "Done when")."""
+    pytest.importorskip("ray", reason="Ray is in the test extras: pip install -e '.[test]'")
+    from fractions import Fraction
+
+    from vidcolor.distributed import ray_chunks
+
+    source = tmp_path / "gop8.mp4"
+    with av.open(str(source), "w") as container:  # a keyframe every 8 frames, as broadcast files have
+        stream = container.add_stream("libx264", rate=25, options={"crf": "10", "preset": "ultrafast", "g": "8"})
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for index, rgb in enumerate(color_frames(96, 96, 64)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = index, Fraction(1, 25)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    local = resumable(source, tmp_path / "local.mkv", reference_png, length=16)
+    spread = resumable(source, tmp_path / "ray.mkv", reference_png, length=16, distribute=ray_chunks(num_cpus=2))
+    print(f"decoded frames for 96: local resumable {local.decoded_frames}, Ray in 6 chunks {spread.decoded_frames}")
+    assert spread.frames == local.frames == 96
+    assert local.decoded_frames <= 96 + 2  # one pass (a probe may decode a frame)
+    assert spread.decoded_frames <= 96 + 5 * (8 + 8)  # each later chunk: its 8 warm-up frames + up to a GOP before
+    assert all_planes_list(tmp_path / "ray.mkv") == all_planes_list(tmp_path / "local.mkv")

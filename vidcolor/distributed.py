@@ -49,20 +49,23 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
 
 
 def _encode_chunk(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, piece: tuple[int, int | None], folder: str,
-                  extension: str) -> tuple[list[tuple[int, int, str, bool]], list[FrameResult]]:
+                  extension: str) -> tuple[list[tuple[int, int, str, bool]], list[FrameResult], int]:
     """On a worker: encode one piece (a chunk, or the last one, which runs to the end of the
-    stream and may become several segments) into the work ``folder``; the finished segments and
-    the per-frame results go back to the driver."""
+    stream and may become several segments) into the work ``folder``; the finished segments, the
+    per-frame results and the count of frames decoded go back to the driver."""
     from .pipeline import FrameColorizer, RunSummary, encode_chunks, read_lightness  # noqa: PLC0415
-    from .resume import segment_name  # noqa: PLC0415
+    from .reader import decoded_frame_count  # noqa: PLC0415
+    from .resume import staged_name  # noqa: PLC0415
+
+    decoded_before = decoded_frame_count()
 
     local = FrameColorizer(frames.colorizer, frames.schedule, frames.work, frames.plan, auto=frames.auto,
                            frame_at=lambda index: read_lightness(info, index), detail=frames.detail)
     summary = RunSummary(info.path, spec.path, 0, 0.0, frames.work, frames.colorizer.name)
     segments: list[tuple[int, int, str, bool]] = []
-    encode_chunks(info, spec, local, piece[0], piece[1], lambda start: Path(folder) / segment_name(start, extension),
+    encode_chunks(info, spec, local, piece[0], piece[1], lambda start: Path(folder) / staged_name(start, extension),
                   lambda *done: segments.append(done), summary)
-    return segments, summary.results
+    return segments, summary.results, decoded_frame_count() - decoded_before
 
 
 def ray_chunks(address: str | None = None, num_cpus: int | None = None) -> Callable[..., None]:
@@ -79,7 +82,8 @@ def ray_chunks(address: str | None = None, num_cpus: int | None = None) -> Calla
             while waiting:
                 ready, waiting = ray.wait(waiting, num_returns=1)
                 for ref in ready:
-                    segments, results = ray.get(ref)  # a failed chunk raises here: the finished ones stay recorded
+                    segments, results, decoded = ray.get(ref)  # a failed chunk raises here: the finished ones stay recorded
+                    summary.decoded_frames += decoded
                     for segment in segments:
                         on_segment(*segment)
                     for item in results:

@@ -30,7 +30,7 @@ from .color import (LumaFormat, chroma_planes, guided_upsample, lab_with_luma, l
 from .colorizers.base import ColorizedFrame, Colorizer
 from .detail import ReferenceDetail
 from .errors import InputError, OutputError
-from .reader import Frame, VideoInfo, VideoReader, count_frames, probe, timecode
+from .reader import Frame, VideoInfo, VideoReader, count_frames, decoded_frame_count, probe, timecode
 from .resume import Journal, RunSignature, input_identity, run_signature
 from .references import Reference
 from .schedule import ReferenceSchedule
@@ -62,6 +62,9 @@ class RunSummary:
     working_size: tuple[int, int]
     model: str
     results: list[FrameResult] = field(default_factory=list)
+    #: Frames decoded for this run, by Ray workers too: one pass of the input is the goal, and
+    #: positioned reads (chunk warm-ups, no-reference keyframes) show here when they cost more.
+    decoded_frames: int = 0
 
     @property
     def fps(self) -> float:
@@ -366,12 +369,13 @@ def colorize_video(
     summary = RunSummary(input_path, spec.path, 0, 0.0, work, colorizer.name)
     if on_start is not None:
         on_start(info)
-    started = time.perf_counter()
+    started, decoded_before = time.perf_counter(), decoded_frame_count()
     if resume:
         signature = resume_signature(info, spec, frames, settings)
         journal = Journal.open(spec.path, signature, restart=restart_on_change)
         _colorize_in_chunks(info, spec, frames, journal, summary, on_frame, distribute)
         summary.seconds = time.perf_counter() - started
+        summary.decoded_frames += decoded_frame_count() - decoded_before
         return summary
     with VideoReader(info) as reader, VideoWriter(spec, info, overwrite=overwrite) as writer, _Overlap() as overlap:
         for frame in reader:
@@ -380,6 +384,7 @@ def colorize_video(
         for output in overlap.drain():
             writer.write(output)
     summary.seconds = time.perf_counter() - started
+    summary.decoded_frames += decoded_frame_count() - decoded_before
     if info.frame_count is not None and summary.frames != info.frame_count and not info.is_sequence:
         logger.info("%s: container announced %d frames, %d decoded", input_path, info.frame_count, summary.frames)
     return summary
@@ -540,7 +545,7 @@ def _colorize_in_chunks(info: VideoInfo, spec: OutputSpec, frames: FrameColorize
 
 
 #: Encodes the given pieces (first frame, stop or None) somewhere else (e.g. on a Ray cluster) into
-#: segment files named by :func:`vidcolor.resume.segment_name` in the work folder, calling
+#: segment files named by :func:`vidcolor.resume.staged_name` in the work folder, calling
 #: ``on_segment`` in this process as segments complete.
 ChunkDistributor = Callable[[VideoInfo, OutputSpec, "FrameColorizer", Sequence[tuple[int, int | None]], str, str,
                              OnSegment, RunSummary, Callable[[FrameResult], None] | None], None]

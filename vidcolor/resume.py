@@ -1,9 +1,9 @@
 """Resumable runs: the output is encoded chunk by chunk into a work folder with a journal.
 
-Each chunk of :class:`~vidcolor.pipeline.ChunkPlan` becomes one segment file, renamed into place
-when complete, flushed to disk, and then described twice: by a sidecar beside it
-(``chunk-00000000.mkv.json``: frame range, frame count, SHA-256 of the segment, run signature) and
-in ``journal.json``, both written atomically (:mod:`vidcolor.durable`). A rerun with the same
+Each chunk of :class:`~vidcolor.pipeline.ChunkPlan` becomes one segment file, encoded under a
+staged name, flushed to disk, described by a sidecar (``chunk-00000000.mkv.json``: frame range,
+frame count, SHA-256 of the segment, run signature), renamed to its own name and then recorded in
+``journal.json``; sidecar and journal are written atomically (:mod:`vidcolor.durable`). A rerun with the same
 signature keeps every chunk whose file still matches its SHA-256 and restarts at the first missing
 one, warm-up included, so the frames are exactly those of an uninterrupted resumable run, even
 after ``kill -9``. At the end the segments are joined packet for packet, audio/subtitles are
@@ -34,7 +34,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .durable import PARTIAL_MARK, DamagedJournal, ForeignJournal, JournalFile, atomic_write_json, fsync_file, sha256_of_file
+from .durable import (PARTIAL_MARK, DamagedJournal, ForeignJournal, JournalFile, atomic_write_json, fsync_file, fsync_folder,
+                      sha256_of_file)
 from .errors import OutputError
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ JOURNAL_VERSION = 2
 #: A chunk's sidecar is its segment's name plus this.
 SIDECAR = ".json"
 CHUNK_PREFIX = "chunk-"
+#: A segment is encoded under this prefix and takes its own name only once its sidecar exists, so
+#: every ``chunk-*`` file a kill leaves behind can be verified.
+STAGED_PREFIX = ".staged-"
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,11 @@ def segment_name(start: int, extension: str) -> str:
     return f"{CHUNK_PREFIX}{start:08d}{extension}"
 
 
+def staged_name(start: int, extension: str) -> str:
+    """The name the chunk starting at ``start`` is encoded under, until :meth:`Journal.record`."""
+    return STAGED_PREFIX + segment_name(start, extension)
+
+
 @dataclass
 class Journal:
     """Finished chunks of one output, keyed by their first frame (see the module docstring)."""
@@ -141,8 +150,9 @@ class Journal:
         folder = work_folder(output_path)
         if not folder.is_dir():
             return cls._new(folder, signature)
-        for stray in folder.glob(f".*{PARTIAL_MARK}*"):  # a chunk or journal write cut short by a kill
-            stray.unlink(missing_ok=True)
+        for pattern in (f".*{PARTIAL_MARK}*", f"{STAGED_PREFIX}*"):  # writes cut short by a kill
+            for stray in folder.glob(pattern):
+                stray.unlink(missing_ok=True)
         book = JournalFile(folder / JOURNAL, JOURNAL_VERSION)
         try:
             data, damage = book.load(), None
@@ -209,13 +219,17 @@ class Journal:
                  "chunks": {str(start): asdict(record) for start, record in sorted(self.chunks.items())}})
 
     def record(self, start: int, end: int, file: str, last: bool = False) -> None:
-        """Note a finished segment: flushed to disk, hashed, described by its sidecar, then journalled."""
-        path = self.folder / file
-        with self._writing(path):
-            fsync_file(path)
-            record = ChunkRecord(start, end, end - start, file, path.stat().st_size, sha256_of_file(path), last)
-            atomic_write_json(self.folder / (file + SIDECAR),
+        """Note a finished segment (``file``, staged by :meth:`segment_path`): flushed to disk, hashed,
+        described by its sidecar, renamed to its own name, then journalled."""
+        staged, name = self.folder / file, file.removeprefix(STAGED_PREFIX)
+        with self._writing(staged):
+            fsync_file(staged)
+            record = ChunkRecord(start, end, end - start, name, staged.stat().st_size, sha256_of_file(staged), last)
+            atomic_write_json(self.folder / (name + SIDECAR),
                               {**asdict(record), "signature": self.signature.digest, "parts": self.signature.parts})
+            if staged.name != name:
+                os.replace(staged, self.folder / name)
+                fsync_folder(self.folder)
         self.chunks[start] = record
         self.save()
 
@@ -229,7 +243,8 @@ class Journal:
                               "mount, then run the same command again; the chunks recorded so far are kept") from exc
 
     def segment_path(self, start: int, extension: str) -> Path:
-        return self.folder / segment_name(start, extension)
+        """Where the chunk starting at ``start`` is encoded (staged: see :meth:`record`)."""
+        return self.folder / staged_name(start, extension)
 
     @property
     def frame_count(self) -> int | None:
