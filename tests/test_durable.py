@@ -40,3 +40,12 @@ def test_journal_tells_missing_from_damaged(tmp_path: Path) -> None:
     (tmp_path / "journal.json").write_bytes(b"\xff\xfe[]")
     with pytest.raises(DamagedJournal, match="unreadable"):
         book.load()
+
+
+def test_journal_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    from vidcolor.errors import OutputError
+
+    (tmp_path / "out").write_text("a file where the folder should be")
+    book = JournalFile(tmp_path / "out" / "journal.json", version=1)
+    with pytest.raises(OutputError, match=r"cannot write the journal .*out/journal.json.*run the same command again"):
+        book.save({"files": {}})

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from .errors import OutputError
+
 #: Temporary files of an atomic write carry this in their name (a crash can leave one behind).
 PARTIAL_MARK = ".vidcolor-partial"
 
@@ -134,9 +136,14 @@ class JournalFile:
         return {key: value for key, value in data.items() if key != "version"}
 
     def save(self, data: dict[str, Any]) -> None:
-        """Replace the journal with ``data`` (atomically, durably)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.path, {"version": self.version, **data})
+        """Replace the journal with ``data`` (atomically, durably); a full disk or a read-only
+        folder is an :class:`OutputError` naming the journal, never a bare ``OSError``."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.path, {"version": self.version, **data})
+        except OSError as exc:
+            raise OutputError(f"cannot write the journal {str(self.path)!r} ({exc.strerror or exc}): free space on that "
+                              "disk or make the folder writable, then run the same command again") from exc
 
 
 __all__ = ["DamagedJournal", "ForeignJournal", "JournalFile", "PARTIAL_MARK", "atomic_file", "atomic_write_bytes", "atomic_write_json",

@@ -147,6 +147,14 @@ class Journal:
     def open(cls, output_path: str, signature: RunSignature, *, restart: bool = False) -> Journal:
         """The journal beside ``output_path``: its verified chunks, or a new one. Work from other
         settings raises :class:`OutputError` naming what changed, or is deleted when ``restart``."""
+        try:
+            return cls._open(output_path, signature, restart)
+        except OSError as exc:
+            raise OutputError(f"cannot use the resume work folder {str(work_folder(output_path))!r} "
+                              f"({exc.strerror or exc}): make it readable and writable, or delete it to start over") from exc
+
+    @classmethod
+    def _open(cls, output_path: str, signature: RunSignature, restart: bool) -> Journal:
         folder = work_folder(output_path)
         if not folder.is_dir():
             return cls._new(folder, signature)
