@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -270,6 +271,12 @@ def test_resume_counts_the_frames_it_decodes(tmp_path, reference_png, claimed):
     assert chunk_files(resumed)[-1] == "chunk-00000008.mkv"
     assert resumable(source, resumed, reference_png).frames == 22 - 12
     assert all_planes_list(resumed) == expected
+    if importlib.util.find_spec("ray") is not None:  # Ray workers, given the chunks by the header's count
+        from vidcolor.distributed import ray_chunks
+
+        spread = tmp_path / "ray.mkv"
+        assert resumable(source, spread, reference_png, distribute=ray_chunks(num_cpus=2)).frames == 22
+        assert all_planes_list(spread) == expected
 
 
 def frame_folder(folder, count: int, first: int = 0):

@@ -527,8 +527,9 @@ def _colorize_in_chunks(info: VideoInfo, spec: OutputSpec, frames: FrameColorize
     extension = os.path.splitext(spec.path)[1]
     missing = journal.missing()
     if missing and distribute is not None:
-        # the estimate only spreads the work: each piece still ends where decoding ends
-        estimate = journal.frame_count or info.frame_count or count_frames(info)
+        # the count only spreads the work (each piece still ends where decoding ends); packets, not
+        # the header, so that no worker is sent past the end, where a read decodes the whole film
+        estimate = journal.frame_count or count_frames(info)
         pieces: list[tuple[int, int | None]] = []
         for first, stop in missing:
             planned: list[tuple[int, int | None]] = list(plan_chunks(frames, stop if stop is not None else estimate, first))
