@@ -22,7 +22,7 @@ $(VENV)/bin/python:
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 
 # A plain install, as users get it from `pip install "vidcolor[vs]"`: every dependency, PySceneDetect
-# included, is declared in pyproject.toml, so nothing is installed behind pip's back.
+# included, is declared in setup.cfg, so nothing is installed behind pip's back.
 $(VENV)/.installed: $(VENV)/bin/python setup.cfg pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e ".[vs,test]"
 	# lets vspipe find this venv's Python (adds this installation's entry to VapourSynth's config)
