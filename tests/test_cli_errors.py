@@ -218,3 +218,18 @@ def test_the_program_leaves_quickly_with_everything_written(tmp_path):
                               str(tmp_path / "o.mkv")], capture_output=True, text=True, timeout=120)
     assert missing.returncode == EXIT_BAD_INPUT
     assert "does not exist" in missing.stderr
+
+
+def test_a_missing_dependency_is_named_with_the_fix_not_an_internal_error(tmp_path, reference_png):
+    """An installation that lost a package (here jinja2, which only the HTML report imports) gets
+    exit 2 and the package's name with the pip command, never "internal error"."""
+    clip = write_clip(tmp_path / "in.mp4", color_frames(6, 64, 48))
+    out = tmp_path / "out.mp4"
+    script = ("import sys; sys.modules['jinja2'] = None; from vidcolor.cli import run; "  # None: import fails for real
+              f"sys.argv = ['vidcolor', 'colorize', {str(clip)!r}, '-o', {str(out)!r}, '--ref', {str(reference_png)!r}, "
+              f"'--model', 'classic', '-q', '--report', {str(tmp_path / 'r.html')!r}]; run()")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            env={k: v for k, v in os.environ.items() if k != "VIDCOLOR_DEBUG"})
+    assert result.returncode == EXIT_BAD_INPUT, result.stderr
+    assert "internal error" not in result.stderr
+    assert "'jinja2'" in result.stderr and "pip install" in result.stderr, result.stderr

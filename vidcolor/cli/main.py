@@ -1,7 +1,8 @@
 """The ``vidcolor`` command line: parses options, runs the library, shows progress.
 
 Exit codes: 0 success; 1 unexpected internal error (set ``VIDCOLOR_DEBUG=1`` for the traceback);
-2 bad input or usage (the message names the file or option and the fix); 130 interrupted.
+2 bad input, usage or environment (the message names the file, option or missing package and the
+fix); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -42,6 +43,24 @@ class VidcolorGroup(click.Group):
             ctx.exit(EXIT_INTERRUPTED)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except ModuleNotFoundError as exc:  # an installation missing a dependency, not a vidcolor bug
+            if os.environ.get("VIDCOLOR_DEBUG"):
+                raise
+            click.echo(f"vidcolor: error: this needs the Python package {exc.name!r}, which is not installed "
+                       f"here ({sys.executable}): reinstall with `pip install --force-reinstall vidcolor`, or "
+                       f"`pip install {exc.name}`", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
+        except OSError as exc:  # the system refused a file: say which, and what usually fixes it
+            if os.environ.get("VIDCOLOR_DEBUG"):
+                raise
+            where = f" {exc.filename!r}" if exc.filename else ""
+            click.echo(f"vidcolor: error:{where}: {exc.strerror or exc}: check that the path exists, is "
+                       "readable (inputs) or writable (outputs), and that the disk has free space", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
+        except MemoryError:
+            click.echo("vidcolor: error: out of memory: choose a smaller working size (--size) or fewer "
+                       "--threads", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
         except Exception as exc:
             if os.environ.get("VIDCOLOR_DEBUG"):
                 raise
