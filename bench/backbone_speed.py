@@ -25,6 +25,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
@@ -33,6 +34,8 @@ sys.path.insert(0, str(BENCH))
 from model_speed import load_frames, time_model  # noqa: E402
 
 from vidcolor.color import rgb_to_lab  # noqa: E402
+from vidcolor.models.efficientnet_lite import shared_backbone  # noqa: E402
+from vidcolor.semantic import SemanticMatcher, attend, centred_keys  # noqa: E402
 from vidcolor.training import luma_lightness  # noqa: E402
 
 
@@ -57,17 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenCV threads (default 1)")
     args = parser.parse_args(argv)
-
-    import torch
-
-    from vidcolor.models.efficientnet_lite import shared_backbone
-    from vidcolor.semantic import SemanticMatcher, attend, centred_keys
-
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    frames = load_frames(args.frames)
     backbone = shared_backbone()
     matcher = SemanticMatcher(backbone)
+    frames = load_frames(args.frames)
 
     from vidcolor.colorizers import get_colorizer
 
