@@ -115,11 +115,12 @@ class ChunkRecord:
 
     @classmethod
     def from_json(cls, data: object) -> ChunkRecord | None:
+        if not isinstance(data, dict):
+            return None
         try:
-            assert isinstance(data, dict)
             record = cls(int(data["start"]), int(data["end"]), int(data["frames"]), str(data["file"]), int(data["size"]),
                          str(data["sha256"]), bool(data.get("last", False)))
-        except (AssertionError, KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError):
             return None
         safe = os.path.basename(record.file) == record.file and record.file.startswith(CHUNK_PREFIX)
         return record if safe and 0 <= record.start < record.end else None
