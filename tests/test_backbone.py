@@ -42,6 +42,7 @@ def test_features_at_each_stride_and_early_stop() -> None:
         full = net(lightness, (4, 8, 16, 32))
     assert {s: tuple(f.shape) for s, f in full.items()} == {
         s: (2, lite.FEATURE_CHANNELS[s], 64 // s, 96 // s) for s in (4, 8, 16, 32)}
+    assert all(f.is_contiguous() for f in full.values())  # the trunk runs channels-last inside
     # asking for stride 8 only runs the blocks up to stride 8 and gives the same numbers
     calls: list[int] = []
     hook = net._blocks[lite.EfficientNetLite().taps[8] + 1].register_forward_hook(lambda *_: calls.append(1))
