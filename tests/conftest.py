@@ -4,8 +4,9 @@ A test needs ../shared when it, a fixture it uses, or a function of its test mod
 ``shared_path``/``shared_fixture`` or a path under the shared folder (``SHARED``, ``DATA``, or a
 module constant such as a clip folder). Such tests are marked ``shared_data`` at collection, so
 ``pytest -m "not shared_data"`` is the run a checkout without the data can pass. Without the
-folder, marked tests skip with a reason that names the test; a test that reads shared data
-without the mark fails (helpers.shared_path checks), so the mark cannot silently go missing.
+folder, marked tests skip with a reason that names the test (``@pytest.mark.shared_data(PATH)``
+also names a file the test needs); a test that reads shared data without the mark fails
+(helpers.shared_path checks), so the mark cannot silently go missing.
 """
 
 from __future__ import annotations
@@ -86,10 +87,27 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         helpers.current_test = None
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """A skip for missing shared data names the test it skipped."""
+    report: pytest.TestReport = yield
+    if report.skipped and isinstance(report.longrepr, tuple):
+        path, line, message = report.longrepr
+        if helpers.MISSING_SHARED in message and item.nodeid not in message:
+            report.longrepr = (path, line, f"{item.nodeid} {message.removeprefix('Skipped: ')}")
+    return report
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("shared_data") is not None and not helpers.SHARED.is_dir():
-        helpers.skip_for_missing(helpers.SHARED)
+    """Skip a marked test without the shared folder, or without a path its mark names
+    (``@pytest.mark.shared_data(PATH, ...)``), before any of its fixtures runs."""
+    markers = list(item.iter_markers("shared_data"))
+    if not markers:
+        return
+    for path in [Path(arg) for marker in markers for arg in marker.args] or [helpers.SHARED]:
+        if not path.exists():
+            helpers.skip_for_missing(path)
 
 
 @pytest.fixture

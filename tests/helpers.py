@@ -51,12 +51,15 @@ def _shared(path: Path) -> Path:
     return path
 
 
+MISSING_SHARED = "needs the shared test data"
+
+
 def skip_for_missing(path: Path) -> NoReturn:
-    """Skip the running test, reported at the test itself (not here), naming it and ``path``."""
+    """Skip the running test, reported at the test itself (not here), naming ``path``; conftest.py
+    adds the test's name to the report (a module fixture's skip is shared by several tests)."""
     __tracebackhide__ = True
-    test = current_test[0] if current_test is not None else "this test"
-    raise pytest.skip.Exception(f"{test} needs the shared test data {path}, which is missing "
-                                "(../shared beside the repository, or $VIDCOLOR_SHARED)", _use_item_location=True)
+    raise pytest.skip.Exception(f"{MISSING_SHARED} {path}, which is missing (../shared beside the repository, "
+                                "or $VIDCOLOR_SHARED)", _use_item_location=True)
 
 
 def color_frames(count: int, width: int, height: int, seed: int = 0) -> list[np.ndarray]:

@@ -25,21 +25,19 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import FIXTURES
 from vidcolor.errors import WeightsMismatchError
 from vidcolor.models import deepex as dx
 from vidcolor.weights import synthetic_state_dict
 
-FIXTURE = Path(os.environ.get("VIDCOLOR_PARITY_FIXTURE") or Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "deepex-parity")
+FIXTURE = Path(os.environ.get("VIDCOLOR_PARITY_FIXTURE") or FIXTURES / "deepex-parity")
 NETWORKS = ("vggnet", "nonlocal_net", "colornet")
 IMAGES = ("ref", "f0", "f1", "f2")
 VGG_BLOCKS = {"r12": (0, 64), "r22": (64, 192), "r32": (192, 448), "r42": (448, 960), "r52": (960, 1472)}
 WARP_BLOCKS = {"layer2_1": (0, 64), "layer3_1": (64, 128), "layer4_1": (128, 192), "layer5_1": (192, 256), "layer": (256, 512), "proj": (512, 768)}
 F64_FRAMES = 3 if os.environ.get("VIDCOLOR_PARITY_FULL") == "1" else 2
 
-pytestmark = pytest.mark.skipif(
-    not (FIXTURE / "manifest.json").is_file(),
-    reason=f"DeepEx parity fixture not found at {FIXTURE} (set VIDCOLOR_PARITY_FIXTURE to its folder)",
-)
+pytestmark = pytest.mark.shared_data(FIXTURE / "manifest.json")  # or set VIDCOLOR_PARITY_FIXTURE to its folder
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
+from helpers import shared_path
 from vidcolor import report
 from vidcolor.errors import InputError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 N_FRAMES = 6
 
 
@@ -145,9 +145,7 @@ def test_video_files(clip: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_real_clip_ground_truth_is_its_own_reference(tmp_path: Path) -> None:
-    source = SHARED / "data" / "clips" / "davis" / "car-shadow" / "JPEGImages"
-    if not source.is_dir():
-        pytest.skip(f"shared clips not found at {source}")
+    source = shared_path("clips/davis/car-shadow/JPEGImages")
     folder = tmp_path / "car-shadow"
     folder.mkdir()
     for path in sorted(source.glob("*.jpg"))[:6]:

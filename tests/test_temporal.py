@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import shared_path
 from vidcolor.colorizers.base import ColorizedFrame, Colorizer
 from vidcolor.flow import RAFT_WEIGHT_FILES, DISFlow, FlowEstimator, RAFTFlow, make_flow, warp
 from vidcolor.references import Reference
 from vidcolor.temporal import TemporalCheck, TemporalSettings
 
 torch.set_num_threads(1)
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 STAT_KEYS = {"warp_error", "occluded", "confidence", "flagged"}
 
 
@@ -162,9 +162,7 @@ def test_every_flow_runs_the_same_check(method: str, tmp_path: Path) -> None:
 
 
 def test_wraps_the_classic_colorizer_on_a_real_clip() -> None:
-    folder = SHARED / "data" / "clips" / "davis" / "blackswan" / "JPEGImages"
-    if not folder.is_dir():
-        pytest.skip(f"shared clips not found at {folder}")
+    folder = shared_path("clips/davis/blackswan/JPEGImages")
     from vidcolor.color import rgb_to_lab
     from vidcolor.colorizers import get_colorizer
 
