@@ -54,6 +54,20 @@ def test_identical_images_match_themselves() -> None:
     assert np.median(np.abs(out - pooled)) < 2.0
 
 
+def test_a_batch_of_frames_matches_like_single_frames() -> None:
+    rng = np.random.default_rng(3)
+    matcher = SemanticMatcher()
+    frames = torch.from_numpy(rng.uniform(0, 100, (2, 1, 64, 96)).astype(np.float32))
+    with torch.inference_mode():
+        memory = matcher.encode_reference(torch.from_numpy(rng.uniform(0, 100, (1, 1, 96, 64)).astype(np.float32)),
+                                          torch.from_numpy(rng.normal(0, 30, (1, 2, 96, 64)).astype(np.float32)))
+        both = matcher.match(frames, memory)
+        second = matcher.match(frames[1:], memory)
+    assert both.ab.shape == (2, 2, 8, 12) and both.confidence.shape == (2, 1, 8, 12)
+    assert torch.allclose(both.ab[1], second.ab[0], atol=1e-4)
+    assert torch.allclose(both.confidence[1], second.confidence[0], atol=1e-5)
+
+
 def test_bad_configuration_and_reference_are_named() -> None:
     with pytest.raises(InputError, match="temperature"):
         SemanticMatcher(config=MatchConfig(temperature=0))

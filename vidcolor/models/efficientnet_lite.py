@@ -187,6 +187,7 @@ class EfficientNetLite(nn.Module):
         return self._trunk((rgb - self.mean) / self.std, strides)
 
     def _trunk(self, x: torch.Tensor, strides: Iterable[int]) -> dict[int, torch.Tensor]:
+        strides = tuple(strides)
         wanted = sorted(set(strides))
         if not wanted or any(s not in self.taps for s in wanted):
             raise InputError(f"feature strides must be among {sorted(self.taps)}, got {list(strides)}")
