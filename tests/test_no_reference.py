@@ -3,6 +3,7 @@ carries it, and the CLI, batch and the VapourSynth filter give the same frames."
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -138,3 +139,71 @@ def test_vapoursynth_scene_change_properties_start_shots_with_their_own_referenc
         assert np.abs(planes(from_props, index) - planes(from_cuts, index)).max() <= 1, index
     # without the cut, the second shot follows a reference made from a frame of the first
     assert np.abs(planes(from_props, FRAMES - 1) - planes(one_shot, FRAMES - 1))[1:].max() > 4
+
+
+def test_shot_keyframes_keep_each_shots_keyframe_while_scanning() -> None:
+    """Fed the scan's frames and cuts, :class:`ShotKeyframes` holds every shot's automatic
+    keyframe exactly as a decode of that frame would give it, with bounded memory, for short and
+    long shots and for a cut PySceneDetect reports a few frames late."""
+    from vidcolor.color import LumaFormat, luma_to_lightness
+    from vidcolor.pipeline import KEYFRAME_GRID, ShotKeyframes, automatic_keyframe_of, working_lightness
+    from vidcolor.reader import Frame, VideoInfo
+
+    lengths = [1, 2, 5, KEYFRAME_GRID - 1, KEYFRAME_GRID, KEYFRAME_GRID + 1, 300, 1000]
+    starts = list(np.cumsum([0, *lengths]))
+    luma_format = LumaFormat(bit_depth=8, full_range=False)
+    info = VideoInfo(path="synthetic", width=24, height=12, frame_count=int(starts[-1]), fps=Fraction(25),
+                     time_base=Fraction(1, 25), luma_format=luma_format)
+    work = (12, 6)
+    rng = np.random.default_rng(0)
+    luma = [rng.integers(16, 236, size=(12, 24), dtype=np.uint8) for _ in range(starts[-1])]
+    late = starts[3]  # this cut is reported 4 frames after it happened
+    kept = ShotKeyframes(info, work)
+    largest = 0
+    for index, plane in enumerate(luma):
+        cuts = [c for c in starts[1:-1] if c == index and c != late] + ([late] if index == late + 4 else [])
+        kept(Frame(index, index, index / 25, plane), cuts)
+        largest = max(largest, len(kept._grid))
+    kept.finish(starts[1:-1])
+    assert largest <= 2 * KEYFRAME_GRID
+    for start, stop in zip(starts, starts[1:]):
+        keyframe = automatic_keyframe_of(start, stop - 1)
+        assert start <= keyframe < stop
+        assert abs(keyframe - (start + stop - 1) // 2) <= max(1, (stop - start) // 256)
+        expected = working_lightness(luma_to_lightness(luma[keyframe], luma_format), work)
+        got = kept.get(keyframe, work)
+        if start == late:  # frames past a late cut may be missing: then the pipeline decodes it
+            assert got is None or np.array_equal(got, expected)
+            continue
+        assert got is not None, (start, stop, keyframe)
+        assert np.array_equal(got, expected), keyframe
+    assert kept.get(keyframe, (6, 3)) is None  # kept at another working size: not used
+
+
+def test_no_reference_keyframes_come_from_the_scene_scan(tmp_path: Path) -> None:
+    """Scene detection's pass keeps each shot's keyframe, so the colour pass decodes every frame
+    once (no seek back to each shot's middle) and gives the very frames of a run that seeks."""
+    from helpers import color_frames, write_clip
+
+    from vidcolor.colorizers import get_colorizer
+    from vidcolor.pipeline import colorize_video, scan_shots, working_size_for
+    from vidcolor.reader import probe
+    from vidcolor.schedule import ReferenceSchedule
+    from vidcolor.writer import resolve_output
+
+    shots = [color_frames(30, 96, 64, seed=seed) for seed in (1, 2, 3)]
+    shots[1] = [frame[::-1, ::-1].copy() for frame in shots[1]]
+    clip = write_clip(tmp_path / "three-shots.mp4", [f for shot in shots for f in shot], gray=True)
+    info = probe(str(clip))
+    colorizer, auto = get_colorizer("classic"), get_colorizer("cheng2015")
+    cuts, kept = scan_shots(info, working_size_for(info, colorizer))
+    assert cuts == [30, 60] and kept is not None and len(kept) == 3
+    schedule = ReferenceSchedule([], cuts, frame_count=info.frame_count)
+    outputs = {}
+    for name, keyframes in (("scanned", kept), ("seeking", None)):
+        spec = resolve_output(str(tmp_path / f"{name}.mkv"), codec="ffv1")
+        summary = colorize_video(str(clip), spec, schedule, colorizer, auto=auto, info=info, kept_keyframes=keyframes)
+        outputs[name] = (summary.decoded_frames, yuv_frames(tmp_path / f"{name}.mkv"))
+    assert outputs["scanned"][0] == 90  # one pass
+    assert outputs["seeking"][0] > 90  # each shot's middle decoded again
+    assert all(np.array_equal(a, b) for a, b in zip(outputs["scanned"][1], outputs["seeking"][1]))

@@ -449,21 +449,18 @@ def preset_schedule(preset: Preset, info: VideoInfo, *, detect: bool | None = No
     return preset.schedule(info.frame_count, info.fps, cuts)
 
 
-def job_schedule(job: Job, info: VideoInfo) -> tuple[ReferenceSchedule, Preset | None]:
-    """The reference schedule of a job: its preset's, or its single --ref image."""
+def job_schedule(job: Job, info: VideoInfo) -> tuple[ReferenceSchedule, Preset | None, bool]:
+    """The reference schedule of a job: its preset's, or its single --ref image; and whether its
+    cuts are still to be found (:func:`vidcolor.pipeline.scan_shots`, once the model is known)."""
     if job.preset is not None:
         preset = load_preset(job.preset, fps=info.fps, frame_count=info.frame_count)
-        return preset_schedule(preset, info, detect=job.options.detect_scenes), preset
+        return preset_schedule(preset, info, detect=job.options.detect_scenes), preset, False
     from .references import load_reference  # noqa: PLC0415
 
-    cuts: list[int] = []
-    # without any reference (no-reference mode) every shot gets its own automatic reference
-    if job.options.detect_scenes or (job.options.detect_scenes is None and job.ref is None):
-        from .scenes import detect_cuts  # noqa: PLC0415
-
-        cuts = detect_cuts(info.path, info=info)
     keyframes = [Keyframe(0, load_reference(job.ref))] if job.ref is not None else []
-    return ReferenceSchedule(keyframes, cuts, frame_count=info.frame_count), None
+    # without any reference (no-reference mode) every shot gets its own automatic reference
+    scan = bool(job.options.detect_scenes or (job.options.detect_scenes is None and job.ref is None))
+    return ReferenceSchedule(keyframes, [], frame_count=info.frame_count), None, scan
 
 
 def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = None,
@@ -473,12 +470,12 @@ def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = Non
     from .colorizers import build_colorizer, no_reference_colorizer, set_torch_threads  # noqa: PLC0415 - keeps planning free of model imports
     from .detail import ReferenceDetail  # noqa: PLC0415
     from .temporal import TemporalSettings  # noqa: PLC0415
-    from .pipeline import colorize_video, parse_size  # noqa: PLC0415
+    from .pipeline import colorize_video, parse_size, scan_shots, working_size_for  # noqa: PLC0415
     from .reader import probe  # noqa: PLC0415
     from .writer import check_output, resolve_output  # noqa: PLC0415
 
     info = probe(job.input)
-    schedule, preset = job_schedule(job, info)
+    schedule, preset, scan = job_schedule(job, info)
     options = job.options
 
     def pick(explicit: Any, key: str, default: Any = None) -> Any:
@@ -504,8 +501,14 @@ def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = Non
     extra: dict[str, Any] = {"resume": not spec.is_sequence, "settings": {"batch_job": job.signature},
                              "restart_on_change": True}
     auto = no_reference_colorizer(colorizer, bool(schedule.keyframes), options.auto_model, device=options.device)
+    kept_keyframes = None
+    if scan:
+        work = working_size_for(info, colorizer, short_side, fixed) if auto is not None else None
+        cuts, kept_keyframes = scan_shots(info, work)
+        schedule = ReferenceSchedule(schedule.keyframes, cuts, frame_count=info.frame_count)
     summary = colorize_video(job.input, spec, schedule, colorizer, short_side=short_side, size=fixed,
                              overwrite=job.overwrite, on_start=on_start, on_frame=on_frame, info=info, auto=auto,
+                             kept_keyframes=kept_keyframes,
                              detail=ReferenceDetail() if pick(options.detail, "detail", False) else None, **extra)
     return {"frames": summary.frames, "seconds": summary.seconds, "model": summary.model}
 

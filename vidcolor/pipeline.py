@@ -133,8 +133,10 @@ class FrameColorizer:
 
     def __init__(self, colorizer: Colorizer, schedule: ReferenceSchedule, work: tuple[int, int],
                  plan: ChunkPlan = ChunkPlan(), *, auto: Colorizer | None = None,
-                 frame_at: Callable[[int], np.ndarray] | None = None, detail: ReferenceDetail | None = None) -> None:
+                 frame_at: Callable[[int], np.ndarray] | None = None, detail: ReferenceDetail | None = None,
+                 kept_keyframes: ShotKeyframes | None = None) -> None:
         self.colorizer = colorizer
+        self.kept_keyframes = kept_keyframes
         self.detail = detail
         self.schedule = schedule
         self.work = work
@@ -172,10 +174,7 @@ class FrameColorizer:
         return begin, chunk, end
 
     def working_lightness(self, full_lightness: np.ndarray) -> np.ndarray:
-        small = full_lightness
-        if (full_lightness.shape[1], full_lightness.shape[0]) != self.work:
-            small = shrink_area(full_lightness, self.work)
-        return np.ascontiguousarray(small, dtype=np.float32)
+        return working_lightness(full_lightness, self.work)
 
     def predict(self, index: int, full_lightness: np.ndarray, *, cut: bool = False) -> ColorizedFrame:
         """Colorize frame ``index``; frames must come in order (a jump restarts the recurrence).
@@ -235,8 +234,11 @@ class FrameColorizer:
             self._auto_references.move_to_end(start)
             return cached
         keyframe = self.automatic_keyframe(index)
+        kept = self.kept_keyframes.get(keyframe, self.work) if self.kept_keyframes is not None else None
         if index == keyframe and small is not None:
             lightness = small
+        elif kept is not None:  # kept by scene detection's pass: no second decode
+            lightness = kept
         elif self.frame_at is not None:
             lightness = self.working_lightness(self.frame_at(keyframe))
         else:
@@ -250,7 +252,8 @@ class FrameColorizer:
 
     def automatic_keyframe(self, index: int) -> int:
         """The frame the automatic model colours for the shot holding ``index``: the shot's middle
-        frame when its end is known and frames can be fetched, else its first.
+        frame (:func:`automatic_keyframe_of`) when its end is known and frames can be fetched, else
+        its first.
 
         The exemplar model matches the reference to every frame of the shot, so the middle frame,
         nearest in content to all of them, serves best, and a shot that opens on a fade or a
@@ -260,12 +263,132 @@ class FrameColorizer:
         span = self.schedule.shot_at(index)
         if span.end is None or self.frame_at is None:
             return span.start
-        return (span.start + span.end) // 2
+        return automatic_keyframe_of(span.start, span.end)
 
     def _end_colorizer(self) -> Colorizer:
         if self._end is None:
             self._end = self.colorizer.fork()
         return self._end
+
+
+def working_lightness(full_lightness: np.ndarray, work: tuple[int, int]) -> np.ndarray:
+    """Full-resolution lightness brought to the working size ``work`` (width, height) the models see."""
+    small = full_lightness
+    if (full_lightness.shape[1], full_lightness.shape[0]) != work:
+        small = shrink_area(full_lightness, work)
+    return np.ascontiguousarray(small, dtype=np.float32)
+
+
+#: A no-reference shot's keyframe is its middle frame for shots up to this long, and beyond that
+#: the middle rounded to a grid of at most this many frames across the shot, so that
+#: :class:`ShotKeyframes` can keep every candidate while scene detection decodes the film.
+KEYFRAME_GRID = 128
+
+
+def _grid_step(length: int) -> int:
+    step = 1
+    while length > KEYFRAME_GRID * step:
+        step *= 2
+    return step
+
+
+def automatic_keyframe_of(start: int, end: int) -> int:
+    """The frame of the shot ``start``..``end`` (inclusive) that the automatic model colours: the
+    middle one, rounded to the shot's keyframe grid (exact for shots of up to KEYFRAME_GRID frames,
+    within 1/256 of the shot's length beyond)."""
+    step = _grid_step(end - start + 1)
+    return start + ((start + end) // 2 - start + step // 2) // step * step
+
+
+class ShotKeyframes:
+    """No-reference keyframes kept during scene detection's decoding pass.
+
+    No-reference mode colours each shot from its middle frame, which the colour pass needs before
+    the shot's first frame: fetched on demand, that costs a seek and up to a GOP of decoding per
+    shot (about 1.3-1.5 passes of a film in all). Scene detection already decodes every frame, so
+    this keeps, for the shot being scanned, the frames on its keyframe grid (at most
+    2 x KEYFRAME_GRID working-size frames in memory), and once the shot ends, its keyframe alone,
+    spilled to a temporary folder so memory stays flat however many shots a film has. Feed it as
+    :func:`vidcolor.scenes.detect_cuts`'s ``on_decoded``, then call :meth:`finish`.
+
+    A frame it did not keep (a cut reported late, a schedule with other shots) is simply absent:
+    :class:`FrameColorizer` then decodes it as before, so the output never depends on it.
+    """
+
+    def __init__(self, info: VideoInfo, work: tuple[int, int]) -> None:
+        import tempfile  # noqa: PLC0415
+
+        self.info, self.work = info, work
+        self._start, self._step, self._count = 0, 1, 0
+        self._grid: dict[int, np.ndarray] = {}
+        self._folder: tempfile.TemporaryDirectory[str] | None = tempfile.TemporaryDirectory(prefix="vidcolor-keyframes-")
+        self._kept: dict[int, str] = {}
+
+    def __call__(self, frame: Frame, cuts: Sequence[int]) -> None:
+        """Observe the next decoded frame and the cuts reported with it."""
+        self._cut(cuts)
+        offset = frame.index - self._start
+        self._count = frame.index + 1
+        step = _grid_step(offset + 1)
+        if step != self._step:
+            self._grid = {i: v for i, v in self._grid.items() if (i - self._start) % step == 0}
+            self._step = step
+        if offset % step == 0:
+            self._grid[frame.index] = working_lightness(luma_to_lightness(frame.luma, self.info.luma_format), self.work)
+
+    def finish(self, cuts: Sequence[int] = ()) -> ShotKeyframes:
+        """Close the last shot once the scan has ended (``cuts``: the scan's final cut list)."""
+        self._cut([c for c in cuts if c > self._start])
+        if self._count > self._start:
+            self._keep(automatic_keyframe_of(self._start, self._count - 1))
+        self._grid = {}
+        return self
+
+    def get(self, index: int, work: tuple[int, int]) -> np.ndarray | None:
+        """Frame ``index``'s working lightness at ``work``, if it was kept at that size."""
+        path = self._kept.get(index)
+        return np.load(path) if path is not None and work == self.work else None
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def _cut(self, cuts: Sequence[int]) -> None:
+        for cut in sorted(cuts):
+            if cut <= self._start:
+                continue
+            self._keep(automatic_keyframe_of(self._start, cut - 1))
+            # frames past a cut reported late start the next shot's grid (step 1 holds them all)
+            self._grid = {i: v for i, v in self._grid.items() if i >= cut}
+            self._start, self._step = cut, 1
+
+    def _keep(self, index: int) -> None:
+        lightness = self._grid.get(index)
+        if lightness is not None and self._folder is not None:
+            path = os.path.join(self._folder.name, f"{index:09d}.npy")
+            np.save(path, lightness)
+            self._kept[index] = path
+
+    def __getstate__(self) -> dict[str, object]:
+        # another process (a Ray worker) cannot see this folder: it decodes keyframes itself
+        return {**self.__dict__, "_folder": None, "_kept": {}, "_grid": {}}
+
+
+def scan_shots(info: VideoInfo, work: tuple[int, int] | None, *,
+               on_frame: Callable[[int], None] | None = None) -> tuple[list[int], ShotKeyframes | None]:
+    """Scene cuts of ``info`` in one decoding pass, and, for no-reference mode (``work``: the
+    working size), every shot's automatic keyframe kept on the way (:class:`ShotKeyframes`)."""
+    from .scenes import detect_cuts  # noqa: PLC0415 - PySceneDetect only when detecting
+
+    kept = ShotKeyframes(info, work) if work is not None else None
+    cuts = detect_cuts(info.path, info=info, on_frame=on_frame, on_decoded=kept)
+    return cuts, kept.finish(cuts) if kept is not None else None
+
+
+def working_size_for(info: VideoInfo, colorizer: Colorizer, short_side: int | None = None,
+                     size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """The working size a run of ``colorizer`` on ``info`` uses: ``size``, else the short side
+    given or the model's own default."""
+    return size or working_size(info.width, info.height, short_side or colorizer.default_short_side)
 
 
 def automatic_reference(auto: Colorizer, lightness: np.ndarray, key: str) -> Reference:
@@ -340,6 +463,7 @@ def colorize_video(
     distribute: ChunkDistributor | None = None,
     detail: ReferenceDetail | None = None,
     restart_on_change: bool = False,
+    kept_keyframes: ShotKeyframes | None = None,
 ) -> RunSummary:
     """Colorize ``input_path`` into ``spec``; every input problem is raised before anything is written.
 
@@ -351,7 +475,8 @@ def colorize_video(
     ``auto`` (an automatic colorizer) turns on no-reference mode for a schedule without references
     (see :class:`FrameColorizer`). ``distribute`` (e.g. :func:`vidcolor.distributed.ray_chunks`)
     encodes the chunks elsewhere in parallel; it implies ``resume``. ``detail`` adds the
-    references' fine colour at the output size (:mod:`vidcolor.detail`).
+    references' fine colour at the output size (:mod:`vidcolor.detail`). ``kept_keyframes``
+    (from :func:`scan_shots`) spares no-reference mode a second decode of each shot's keyframe.
     """
     info = info or probe(input_path)
     resume = resume or distribute is not None
@@ -360,12 +485,12 @@ def colorize_video(
     check_output(spec, input_path, overwrite=overwrite)
     check_encodable(spec, info)
     schedule.validate(info.frame_count, input_path)
-    work = size or working_size(info.width, info.height, short_side or colorizer.default_short_side)
+    work = working_size_for(info, colorizer, short_side, size)
     if auto is None and not schedule.keyframes and colorizer.needs_reference:
         raise InputError(f"{input_path!r}: no reference and no automatic model: pass a reference (--ref IMAGE) "
                          "or an automatic model for no-reference mode")
     frames = FrameColorizer(colorizer, schedule, work, plan, auto=auto, frame_at=lambda index: read_lightness(info, index),
-                            detail=detail)
+                            detail=detail, kept_keyframes=kept_keyframes if auto is not None else None)
     summary = RunSummary(input_path, spec.path, 0, 0.0, work, colorizer.name)
     if on_start is not None:
         on_start(info)

@@ -27,7 +27,7 @@ import numpy as np
 from .color import luma_to_gray_level
 from .errors import InputError, OutputError
 from .presets import DEFAULT_SCENE_MIN_LENGTH, DEFAULT_SCENE_THRESHOLD, FORMAT_VERSION
-from .reader import VideoInfo, VideoReader, probe, timecode
+from .reader import Frame, VideoInfo, VideoReader, probe, timecode
 
 #: Frames are shrunk to about this width before detection, as PySceneDetect's own auto-downscale does.
 DETECTION_WIDTH = 256
@@ -55,7 +55,7 @@ class ScenePreset:
     fps: Fraction
 
 
-#: The PySceneDetect releases vidcolor declares (pyproject.toml): the newest whose OpenCV is an extra.
+#: The PySceneDetect releases vidcolor declares (setup.cfg): the newest whose OpenCV is an extra.
 SCENEDETECT_REQUIREMENT = "scenedetect>=0.6.7.1,<0.7"
 
 
@@ -114,9 +114,13 @@ def _small_gray(luma: np.ndarray, info: VideoInfo) -> np.ndarray:
     return gray
 
 
-def _scan(info: VideoInfo, threshold: float, min_length: int,
-          on_frame: Callable[[int], None] | None) -> tuple[list[int], list[float], int]:
-    """One decoding pass: cuts, a sharpness score per frame, and the number of frames decoded."""
+def _scan(info: VideoInfo, threshold: float, min_length: int, on_frame: Callable[[int], None] | None,
+          on_decoded: Callable[[Frame, list[int]], None] | None = None) -> tuple[list[int], list[float], int]:
+    """One decoding pass: cuts, a sharpness score per frame, and the number of frames decoded.
+
+    ``on_decoded(frame, cuts)`` sees every decoded frame with the cuts reported once it was seen
+    (PySceneDetect may report a cut a few frames late), so a caller can keep frames it will need
+    without decoding them again."""
     if not 0 < threshold < 256:
         raise InputError(f"scene threshold {threshold} is out of range: give a mean luma change between 0 and 255 (default 27)")
     if min_length < 1:
@@ -128,7 +132,10 @@ def _scan(info: VideoInfo, threshold: float, min_length: int,
         for frame in reader:
             small = _small_gray(frame.luma, info)
             sharpness.append(float(cv2.Laplacian(small, cv2.CV_32F).var()))
-            cuts += detector.process(frame.index, cv2.cvtColor(small, cv2.COLOR_GRAY2BGR))
+            found = detector.process(frame.index, cv2.cvtColor(small, cv2.COLOR_GRAY2BGR))
+            cuts += found
+            if on_decoded is not None:
+                on_decoded(frame, found)
             if on_frame is not None:
                 on_frame(frame.index)
     cuts += detector.finish()
@@ -138,14 +145,16 @@ def _scan(info: VideoInfo, threshold: float, min_length: int,
 
 def detect_cuts(path: str | os.PathLike[str], *, threshold: float = DEFAULT_SCENE_THRESHOLD,
                 min_length: int = DEFAULT_SCENE_MIN_LENGTH, info: VideoInfo | None = None,
-                on_frame: Callable[[int], None] | None = None) -> list[int]:
+                on_frame: Callable[[int], None] | None = None,
+                on_decoded: Callable[[Frame, list[int]], None] | None = None) -> list[int]:
     """First frames of every shot after the first (frame numbers as vidcolor's reader counts them).
 
     ``threshold`` is the mean luma change (0..255) between frames that counts as a cut;
     ``min_length`` the shortest shot in frames (PySceneDetect merges flashes shorter than that).
+    ``on_decoded`` sees each decoded frame and the cuts reported with it (see :func:`_scan`).
     """
     info = info or probe(path)
-    cuts, _, _ = _scan(info, threshold, min_length, on_frame)
+    cuts, _, _ = _scan(info, threshold, min_length, on_frame, on_decoded)
     return cuts
 
 

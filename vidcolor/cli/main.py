@@ -179,7 +179,7 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
     """Colorize INPUT (a video, a folder of frames, or a %06d pattern) into OUTPUT."""
     from ..colorizers import MODELS, build_colorizer, default_model, no_reference_colorizer, set_torch_threads
     from ..detail import ReferenceDetail
-    from ..pipeline import ChunkPlan, colorize_video, parse_size
+    from ..pipeline import ChunkPlan, colorize_video, parse_size, scan_shots, working_size_for
     from ..reader import probe
     from ..references import load_reference
     from ..schedule import Keyframe, ReferenceSchedule, parse_ref_option
@@ -208,6 +208,7 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
     # the output is checked now, not seconds later after scene detection and model loading
     check_output(spec, input_path, overwrite=overwrite)
     check_encodable(spec, info)
+    scan = False
     if preset is not None:
         from .batch import schedule_from_preset
 
@@ -220,12 +221,10 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
                 raise click.BadParameter(f"{value!r}: with several references, pin each to a frame as FRAME=IMAGE",
                                          param_hint="--ref")
             keyframes.append(Keyframe(frame or 0, load_reference(image)))
-        cuts: list[int] = []
-        if detect_scenes or (detect_scenes is None and not keyframes):  # no reference: every shot gets its own
-            from ..scenes import detect_cuts
-
-            cuts = detect_cuts(input_path, info=info)
-        schedule = ReferenceSchedule(keyframes, cuts, frame_count=info.frame_count)
+        # no reference: every shot gets its own, so the cuts are found (after the model is built, to
+        # keep each shot's keyframe on the way: see vidcolor.pipeline.scan_shots)
+        scan = bool(detect_scenes or (detect_scenes is None and not keyframes))
+        schedule = ReferenceSchedule(keyframes, [], frame_count=info.frame_count)
 
     model = pick(model, "model", default_model())
     if model not in MODELS:
@@ -243,6 +242,11 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
     set_torch_threads(threads, model)
     colorizer = build_colorizer(model, device=device, temporal=settings, flow=flow)
     auto = no_reference_colorizer(colorizer, bool(schedule.keyframes), auto_model, device=device)
+    kept_keyframes = None
+    if preset is None and scan:
+        work = working_size_for(info, colorizer, short_side, fixed) if auto is not None else None
+        cuts, kept_keyframes = scan_shots(info, work)
+        schedule = ReferenceSchedule(schedule.keyframes, cuts, frame_count=info.frame_count)
     if auto is not None:
         logger.info("no reference: the %s model colours the middle frame of each of %d shot(s)", auto.name,
                     len(schedule.cuts - {0}) + 1)
@@ -261,7 +265,7 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
         summary = colorize_video(input_path, spec, schedule, colorizer, short_side=short_side, size=fixed,
                                  overwrite=overwrite, on_frame=advance, info=info, resume=resume,
                                  plan=ChunkPlan(length=chunk_length), auto=auto, distribute=distribute,
-                                 detail=ReferenceDetail() if use_detail else None)
+                                 detail=ReferenceDetail() if use_detail else None, kept_keyframes=kept_keyframes)
     if write_stats or report_path:
         from ..report import run_metadata, run_stats_path, write_run_stats
 
