@@ -251,14 +251,14 @@ def group_means(records: list[dict]) -> dict[str, dict[str, float]]:
 def format_row(first: str, label: str, r: dict[str, float]) -> str:
     def cell(key: str, fmt: str, width: int, scale: float = 1.0) -> str:
         return f"{r[key] * scale:{width}{fmt}}" if key in r else " " * width
-    return (f"{first:<24} {label:<20} {cell('psnr', '.2f', 6)} {cell('ssim', '.4f', 7)} {cell('warp_ratio', '.3f', 7)} "
+    return (f"{first:<32} {label:<20} {cell('psnr', '.2f', 6)} {cell('ssim', '.4f', 7)} {cell('warp_ratio', '.3f', 7)} "
             f"{cell('cdc', '.3f', 8, 1e3)} {cell('colorfulness_ratio', '.3f', 7)} {cell('right_colorfulness_ratio', '.3f', 7)} "
             f"{cell('sec_per_frame', '.3f', 8)} {cell('flagged', '.0f', 7)}")
 
 
 def print_case_table(case: str, size: str, methods: list[str], records: dict, clips: list[ClipData]) -> None:
     print(f"\n## reference {case}, size {size}")
-    print(f"{'clip':<24} {'method':<20} {'PSNR':>6} {'SSIM':>7} {'warp-r':>7} {'CDC×1e3':>8} {'colf-r':>7} {'R-colf':>7} "
+    print(f"{'clip':<32} {'method':<20} {'PSNR':>6} {'SSIM':>7} {'warp-r':>7} {'CDC×1e3':>8} {'colf-r':>7} {'R-colf':>7} "
           f"{'s/frame':>8} {'flagged':>7}")
     for clip in clips:
         name = clip.source.name + (" (held out)" if clip.source.group == "held out" else "")
