@@ -272,9 +272,9 @@ def print_case_table(case: str, size: str, methods: list[str], records: dict, cl
                 print(format_row(name, label, record))
                 name = ""
     means = {label: group_means([records[(case, size, label, c.source.name)] for c in clips
-                                 if (case, size, label, c.source.name) in records]) for label in methods}
+                                 if (case, size, label, c.source.name) in records]) for label in ["truth", *methods]}
     for group, _ in GROUPS:
-        for label in methods:
+        for label in ["truth", *methods]:  # the truth's row: its own CDC
             if group in means[label]:
                 row = means[label][group]
                 print(format_row(f"mean, {group} ({int(row['clips'])})", label, row))
@@ -485,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     print_margins(found)
     if args.json_path:
         means = [{"case": case, "size": size, "method": label, "group": group, **row}
-                 for case in cases for size in sizes for label in labels
+                 for case in cases for size in sizes for label in ["truth", *labels]
                  for group, row in group_means([records[(case, size, label, c.source.name)] for c in clips
                                                 if (case, size, label, c.source.name) in records]).items()]
         report = {"command": command, "settings": vars(args), "records": list(records.values()), "means": means,
