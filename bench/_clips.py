@@ -9,6 +9,7 @@ clips added later for training (240 lines high) can join with ``added=True``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,8 @@ import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-CLIPS = REPO.parent / "shared" / "data" / "clips"
+#: As the tests find it (tests/helpers.py): ``$VIDCOLOR_SHARED``, else ../shared beside the repository.
+CLIPS = Path(os.environ.get("VIDCOLOR_SHARED") or REPO.parent / "shared") / "data" / "clips"
 
 #: Clips the models and constants were tuned on (training clips and bench sweeps).
 TUNING = ("davis/blackswan", "davis/bmx-trees", "davis/car-shadow", "vid4/calendar", "vid4/city")

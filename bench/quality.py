@@ -65,7 +65,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from _clips import REPO, ClipSource, decode_rgb, encode_as_output, find_clips, load_truth, write_gray_video
+from _clips import CLIPS, REPO, ClipSource, decode_rgb, encode_as_output, find_clips, load_truth, write_gray_video
 
 sys.path.insert(0, str(REPO))
 
@@ -423,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--frames must be at least 3 (the 'both' case scores the frames between the first and the last)")
     sources = find_clips(set(parse_list(args.clips, None, "clip")) if args.clips else None, args.added)
     if not sources:
-        print("no clips found: the shared data set (../shared/data/clips) is missing", file=sys.stderr)
+        print(f"no clips found under {CLIPS}: the shared data set is missing (set VIDCOLOR_SHARED to its folder)", file=sys.stderr)
         return 1
     cv2.setNumThreads(2)
     command = "bench/quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
