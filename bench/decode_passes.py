@@ -1,12 +1,12 @@
 """How many times a long film is decoded: no-reference mode and a Ray batch, counted in frames.
 
-(a) A clip of ``--frames`` frames and ``--shots`` shots runs through no-reference mode exactly as
-``vidcolor colorize`` runs it without ``--ref``: PySceneDetect finds the shots
-(:func:`vidcolor.scenes.detect_cuts`), then :func:`vidcolor.pipeline.colorize_video` colours the
-middle frame of each shot with the automatic model (a positioned read) and the whole clip with the
-exemplar model. Scene detection and colorizing are counted apart (scene detection is one pass by
-design). Before frame-exact seeking every shot's middle frame was found by decoding from frame 0:
-quadratic in the film's length.
+(a) A clip of ``--frames`` frames and ``--shots`` shots runs through ``vidcolor colorize`` without
+``--ref`` (the real command, in this process): PySceneDetect finds the shots in one pass, which
+also keeps each shot's middle frame (:class:`vidcolor.pipeline.ShotKeyframes`), then the automatic
+model colours those and the exemplar model the whole clip. Scene detection and colorizing are
+counted apart. Before frame-exact seeking every shot's middle frame was found by decoding from
+frame 0: quadratic in the film's length; with seeking alone, about 1.34 colour passes at a
+250-frame GOP.
 
 (b) The same film as a batch with ``--executor ray`` and a reference: a resumable chunked run on a
 Ray worker (another process; the job returns that process's count).
@@ -34,7 +34,7 @@ from typing import Any
 
 import cv2
 
-from vidcolor.reader import VideoReader, decoded_frame_count, probe
+from vidcolor.reader import VideoReader, count_frames, decoded_frame_count, probe
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from seek import make_clip  # noqa: E402 - the bench folder is not a package
@@ -43,29 +43,33 @@ MODEL, AUTO_MODEL, SIZE = "classic", "cheng2015", "64"
 
 
 def no_reference_run(path: str, output: str) -> dict[str, Any]:
-    """What ``vidcolor colorize PATH -o OUTPUT --model classic`` does without a reference."""
-    from vidcolor.colorizers import build_colorizer, no_reference_colorizer, set_torch_threads
-    from vidcolor.pipeline import colorize_video, parse_size
-    from vidcolor.scenes import detect_cuts
-    from vidcolor.schedule import ReferenceSchedule
-    from vidcolor.temporal import TemporalSettings
-    from vidcolor.writer import resolve_output
+    """``vidcolor colorize PATH -o OUTPUT`` without a reference, the real command run in this
+    process; scene detection's share is counted by wrapping :func:`vidcolor.scenes.detect_cuts`."""
+    import vidcolor.scenes
+    from vidcolor.cli import main as vidcolor_main
 
-    before, started = decoded_frame_count(), time.perf_counter()
-    info = probe(path)
-    cuts = detect_cuts(path, info=info)
-    detection = decoded_frame_count() - before, time.perf_counter() - started
-    schedule = ReferenceSchedule([], cuts, frame_count=info.frame_count)
-    set_torch_threads(None, MODEL)
-    colorizer = build_colorizer(MODEL, temporal=TemporalSettings())
-    auto = no_reference_colorizer(colorizer, False, AUTO_MODEL)
-    assert auto is not None
-    short_side, fixed = parse_size(SIZE)
-    before, started = decoded_frame_count(), time.perf_counter()
-    summary = colorize_video(path, resolve_output(output, codec="ffv1"), schedule, colorizer, short_side=short_side,
-                             size=fixed, info=info, auto=auto)
-    return {"shots": len(schedule.cuts - {0}) + 1, "frames": summary.frames, "detection": detection,
-            "colorize": (decoded_frame_count() - before, time.perf_counter() - started)}
+    detection = [0, 0.0]
+    detect_cuts = vidcolor.scenes.detect_cuts
+
+    @functools.wraps(detect_cuts)
+    def counted(*args: Any, **kwargs: Any) -> list[int]:
+        before, started = decoded_frame_count(), time.perf_counter()
+        cuts = detect_cuts(*args, **kwargs)
+        detection[:] = [decoded_frame_count() - before, time.perf_counter() - started]
+        counted.cuts = cuts  # type: ignore[attr-defined]
+        return cuts
+
+    vidcolor.scenes.detect_cuts = counted
+    try:
+        before, started = decoded_frame_count(), time.perf_counter()
+        vidcolor_main(["colorize", path, "-o", output, "--model", MODEL, "--auto-model", AUTO_MODEL, "--size", SIZE,
+                       "--codec", "ffv1", "-q"], standalone_mode=False)
+        total, seconds = decoded_frame_count() - before, time.perf_counter() - started
+    finally:
+        vidcolor.scenes.detect_cuts = detect_cuts
+    frames = count_frames(probe(output))
+    return {"shots": len(counted.cuts) + 1, "frames": frames, "detection": tuple(detection),  # type: ignore[attr-defined]
+            "colorize": (total - detection[0], seconds - detection[1])}
 
 
 def counted_job(job: Any, *, counts: str) -> dict[str, object]:
