@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from vidcolor.color import gray_to_lightness, lab_with_luma, rgb_to_gray, rgb_to_lab  # noqa: E402
 from vidcolor.metrics import colorfulness, psnr  # noqa: E402
-from vidcolor.training_eccv16 import auc_cmf  # noqa: E402
+from vidcolor.training.eccv16 import auc_cmf  # noqa: E402
 
 PHOTOS = REPO.parent / "shared" / "data" / "photos" / "bsds500" / "test"
 #: The CSS Filter Effects ``sepia(1)`` colour matrix (W3C): the common, untuned definition of sepia.

@@ -41,7 +41,7 @@ from vidcolor.color import gray_to_lightness, guided_upsample, lightness_to_gray
 from vidcolor.colorizers.base import Colorizer  # noqa: E402
 from vidcolor.metrics import colorfulness, psnr  # noqa: E402
 from vidcolor.pipeline import working_size  # noqa: E402
-from vidcolor.training_cheng2015 import raw_accuracy_auc  # noqa: E402
+from vidcolor.training.cheng2015 import raw_accuracy_auc  # noqa: E402
 
 PHOTOS = REPO.parent / "shared" / "data" / "photos" / "bsds500" / "test"
 #: A method maps (lightness at working size, truth RGB at full size) to ab at working size.

@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from vidcolor.color import guided_upsample  # noqa: E402
 from vidcolor.references import Reference  # noqa: E402
-from vidcolor.training import luma_lightness  # noqa: E402
+from vidcolor.color import luma_lightness  # noqa: E402
 
 CLIP = REPO.parent / "shared" / "data" / "clips" / "davis" / "dog" / "JPEGImages"
 

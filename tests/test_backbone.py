@@ -16,7 +16,7 @@ import torch
 from helpers import shared_path
 from vidcolor.errors import InputError
 from vidcolor.models import efficientnet_lite as lite
-from vidcolor.training import luma_lightness
+from vidcolor.color import luma_lightness
 
 
 @pytest.fixture(scope="module")

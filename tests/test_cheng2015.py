@@ -26,7 +26,7 @@ from vidcolor.models.cheng2015 import (
     nearest_cluster,
     pixel_descriptors,
 )
-from vidcolor.training_cheng2015 import raw_accuracy_auc, score
+from vidcolor.training.cheng2015 import raw_accuracy_auc, score
 
 #: Photos of the benchmark folder the shipped model is checked on (fixed, sorted by name).
 BENCH_PHOTOS = 8

@@ -19,7 +19,7 @@ from vidcolor.color import rgb_to_gray_lightness, rgb_to_lab
 from vidcolor.colorizers.eccv16 import Eccv16Colorizer, load_official, shipped_weights_path
 from vidcolor.errors import InputError, WeightsMismatchError
 from vidcolor.models import eccv16 as E
-from vidcolor.training_eccv16 import auc_cmf, make_batch, photo_paths, rebalanced_loss, TrainConfig
+from vidcolor.training.eccv16 import auc_cmf, make_batch, photo_paths, rebalanced_loss, TrainConfig
 
 
 def _manifest() -> list[tuple[str, tuple[int, ...]]]:
@@ -212,7 +212,7 @@ def test_colorizer_settings_are_validated_and_described() -> None:
 
 
 def test_chroma_gain_scales_the_decoded_chroma_and_is_read_from_the_weights(tmp_path: Path) -> None:
-    from vidcolor.training_eccv16 import inference_payload
+    from vidcolor.training.eccv16 import inference_payload
 
     torch.manual_seed(0)
     net = E.Eccv16Net(E.SMALL)
@@ -254,7 +254,7 @@ def test_shipped_small_model_beats_gray_on_held_out_photos() -> None:
 
 def test_validation_reports_the_photos_own_chroma_for_the_calibrated_gain() -> None:
     from vidcolor.color import rgb_to_lab
-    from vidcolor.training_eccv16 import validate
+    from vidcolor.training.eccv16 import validate
 
     torch.manual_seed(0)
     net = E.Eccv16Net(E.SMALL)

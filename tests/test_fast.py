@@ -14,8 +14,9 @@ from vidcolor.color import lab_to_rgb, rgb_to_lab
 from vidcolor.colorizers.fast import FastColorizer, fast_weights_path, load_fastnet
 from vidcolor.models.fast import WEIGHTS_FORMAT, build_fastnet
 from vidcolor.references import Reference
-from vidcolor.training import luma_lightness, psnr
-from vidcolor.training_fast import tps_warp
+from vidcolor.color import luma_lightness
+from vidcolor.training.default import psnr
+from vidcolor.training.fast import tps_warp
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import pytest
+
 import vidcolor
+from helpers import color_frames, write_clip
 
 FRONT_END_MODULES = ("click", "tqdm", "vapoursynth")
 #: the command line front end: the package vidcolor/cli/ and the ``python -m vidcolor`` shim
@@ -57,3 +61,25 @@ def test_importing_every_core_module_loads_neither_click_nor_vapoursynth():
     # (torch itself imports tqdm, so tqdm is checked on the source above, not at run time)
     result = subprocess.run([sys.executable, "-c", RUNTIME_PROBE], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "", f"vidcolor core loaded {result.stdout.strip()}"
+
+
+COLOURING_PROBE = """
+import sys
+from vidcolor.cli.main import main
+main(sys.argv[1:], standalone_mode=False)
+print(",".join(sorted(m for m in sys.modules if m == "vidcolor.training" or m.startswith("vidcolor.training."))))
+"""
+
+
+@pytest.mark.parametrize("model", ["default", "classic", "fast"])
+def test_colouring_imports_no_training_module(tmp_path, model):
+    # training code (2,500 lines, its data and optimiser set-up) stays out of every colouring run
+    frames = color_frames(3, 64, 48)
+    clip = write_clip(tmp_path / "in.mkv", frames, codec="ffv1", pix_fmt="yuv444p")
+    cv2.imwrite(str(tmp_path / "ref.png"), cv2.cvtColor(frames[0], cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out.mkv"
+    result = subprocess.run([sys.executable, "-c", COLOURING_PROBE, "colorize", str(clip), "-o", str(out),
+                             "--ref", str(tmp_path / "ref.png"), "--model", model, "-q"],
+                            capture_output=True, text=True, check=True)
+    assert out.is_file()
+    assert result.stdout.strip() == "", f"colouring with {model} imported {result.stdout.strip()}"

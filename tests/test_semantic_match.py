@@ -15,7 +15,7 @@ from helpers import shared_path
 from vidcolor.color import rgb_to_lab
 from vidcolor.errors import InputError
 from vidcolor.semantic import MatchConfig, SemanticMatcher, attend, centred_keys, semantic_colors
-from vidcolor.training import luma_lightness
+from vidcolor.color import luma_lightness
 
 
 def test_match_shapes_confidence_and_a_flat_colour_copied() -> None:

@@ -10,14 +10,13 @@ import pytest
 import torch
 
 from helpers import DATA, shared_path
-from vidcolor.color import gray_to_lightness
+from vidcolor.color import gray_to_lightness, luma_lightness
 from vidcolor.flow import warp
-from vidcolor.training import (
+from vidcolor.training.default import (
     TrainConfig,
     TrainingData,
     load_checkpoint,
     load_training_data,
-    luma_lightness,
     make_batch,
     photo_sample,
     train,
@@ -138,7 +137,7 @@ def test_validation_exports_inference_weights(tiny: tuple[TrainConfig, TrainingD
 
 def test_warm_start_copies_matching_and_grown_layers(tmp_path: Path) -> None:
     from vidcolor.models.vcnet import build_vcnet
-    from vidcolor.training import inference_payload, warm_start
+    from vidcolor.training.default import inference_payload, warm_start
 
     torch.manual_seed(1)
     source = build_vcnet()
@@ -164,7 +163,7 @@ def test_widening_the_network_keeps_what_the_narrow_one_computes(tmp_path: Path)
     from vidcolor.colorizers.default import DefaultColorizer, default_weights_path
     from vidcolor.models.vcnet import VCNet, VCNetConfig
     from vidcolor.references import Reference
-    from vidcolor.training import inference_payload, warm_start
+    from vidcolor.training.default import inference_payload, warm_start
 
     wide = VCNet(VCNetConfig(channels=(24, 48, 96), match_channels=64))
     assert warm_start(wide, default_weights_path()) > 0
@@ -194,7 +193,7 @@ def test_widening_the_network_keeps_what_the_narrow_one_computes(tmp_path: Path)
 ])
 def test_train_command_refuses_a_bad_option_with_a_message(arguments: list[str], message: str,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    from vidcolor.training import main
+    from vidcolor.training.default import main
 
     with pytest.raises(SystemExit):
         main(arguments)
@@ -204,7 +203,7 @@ def test_train_command_refuses_a_bad_option_with_a_message(arguments: list[str],
 def test_squared_error_term_adds_its_weight_times_the_mean_squared_error(tiny: tuple[TrainConfig, TrainingData]) -> None:
     """`--mse-weight`: the total grows by exactly w_mse × mean((pred − truth)²), the L2 that PSNR scores."""
     from vidcolor.models.vcnet import build_vcnet
-    from vidcolor.training import compute_losses
+    from vidcolor.training.default import compute_losses
 
     config, data = tiny
     torch.manual_seed(0)
@@ -234,7 +233,7 @@ def test_color_jitter_turns_frames_and_reference_alike_and_keeps_lightness() -> 
     """--color-jitter: one chroma rotation and saturation change for the whole sequence and its
     reference (so copying the reference's colours stays the right answer), lightness kept."""
     from vidcolor.color import rgb_to_lab
-    from vidcolor.training import _color_jitter
+    from vidcolor.training.default import _color_jitter
 
     rng = np.random.default_rng(4)
     frames = [np.clip(rng.normal(0.5, 0.12, (16, 16, 3)), 0.2, 0.8).astype(np.float32) for _ in range(3)]

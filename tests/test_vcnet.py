@@ -14,7 +14,7 @@ from vidcolor.color import lab_to_rgb, rgb_to_lab
 from vidcolor.errors import WeightsMismatchError, WeightsNotFoundError
 from vidcolor.models.vcnet import AB_SCALE, SIZE_MULTIPLE, build_vcnet, count_parameters
 from vidcolor.references import Reference
-from vidcolor.training import luma_lightness
+from vidcolor.color import luma_lightness
 
 
 def _photo(relative: str, size: tuple[int, int]) -> np.ndarray:

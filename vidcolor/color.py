@@ -193,6 +193,21 @@ def rgb_to_gray_lightness(rgb: np.ndarray) -> np.ndarray:
     return gray_to_lightness(rgb_to_gray(rgb))
 
 
+_LUMA_WEIGHTS = {"bt601": (0.299, 0.587, 0.114), "bt709": (0.2126, 0.7152, 0.0722)}
+
+
+def luma_lightness(rgb: np.ndarray, matrix: str = "bt601") -> np.ndarray:
+    """Lab L of the gray picture a video's luma plane shows (what the colorizer sees at inference).
+
+    A gray video stores luma, a weighted sum of gamma-encoded RGB; its lightness is not the Lab L of
+    the original colours (saturated colours differ by several units). Training on it, and matching
+    the reference through the same conversion, removes that domain gap.
+    """
+    kr, kg, kb = _LUMA_WEIGHTS[matrix]
+    rgb = np.asarray(rgb, dtype=np.float32)
+    return gray_to_lightness(kr * rgb[..., 0] + kg * rgb[..., 1] + kb * rgb[..., 2])
+
+
 def lab_with_luma(gray: np.ndarray, ab: np.ndarray, matrix: str = "bt601", iterations: int = 14) -> np.ndarray:
     """RGB with Lab chroma ``ab`` whose luma Y' equals ``gray``: the colour a chroma prediction
     means at this pixel's actual brightness.

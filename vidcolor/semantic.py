@@ -113,7 +113,7 @@ class SemanticMatcher:
         """A reference from its (1, 1, H, W) lightness and (1, 2, H, W) Lab a, b.
 
         For a gray video, pass the lightness the reference would show as a frame of that video
-        (``vidcolor.training.luma_lightness`` of its RGB), so both sides see the same kind of gray.
+        (``vidcolor.color.luma_lightness`` of its RGB), so both sides see the same kind of gray.
         """
         if lightness.shape[0] != 1 or ab.shape[:2] != (1, 2) or ab.shape[-2:] != lightness.shape[-2:]:
             raise InputError(f"a reference is one picture: lightness (1, 1, H, W) and ab (1, 2, H, W), "

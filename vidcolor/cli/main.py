@@ -410,7 +410,7 @@ def report(output_path: str, source_path: str, truth_path: str | None, stats_pat
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def train(args: Sequence[str]) -> None:
     """Train the default model on the CPU (options: vidcolor train --help)."""
-    from ..training import main as train_main
+    from ..training.default import main as train_main
 
     train_main(list(args), prog="vidcolor train")
 

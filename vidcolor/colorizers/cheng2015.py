@@ -2,7 +2,7 @@
 
 It ignores the reference: every frame is colorized from its own gray levels by the shipped
 regressors (``vidcolor/models/weights/cheng2015.pt``, trained on CPU by
-:mod:`vidcolor.training_cheng2015`; ``cheng2015.md`` beside them says on what). Frames are
+:mod:`vidcolor.training.cheng2015`; ``cheng2015.md`` beside them says on what). Frames are
 independent, so the output flickers wherever the prediction is unsure; no-reference mode uses it
 on a keyframe and lets an exemplar colorizer carry the colours instead.
 """

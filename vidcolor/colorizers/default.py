@@ -1,7 +1,7 @@
 """The ``default`` model: VCNet, vidcolor's own recurrent exemplar colorizer, with shipped weights.
 
 The weights (``vidcolor/models/weights/default.pt``, about 2 MB) were trained on the CPU by
-:mod:`vidcolor.training`; ``MODEL_CARD.md`` beside them says on what and how. Reference memories
+:mod:`vidcolor.training.default`; ``MODEL_CARD.md`` beside them says on what and how. Reference memories
 are computed once per reference (and working size) and reused for every frame that uses it; the
 previous frame's memory, lightness and output are carried between steps and dropped by
 ``reset()``. Each step also computes OpenCV DIS flow to the previous frame (fast preset, as in
@@ -24,14 +24,14 @@ import numpy as np
 import torch
 
 from ..weights import load_trained_network
-from ..color import guided_upsample
+from ..color import guided_upsample, luma_lightness
 from ..errors import InputError
 from ..flow import compose, flow_pool, global_shift, visible_mask, warp
 from ..models.vcnet import (
-    AB_SCALE, FLOW_LIGHTNESS_TOLERANCE, SIZE_MULTIPLE, Features, Memory, VCNet, VCNetConfig, flow_candidate,
+    AB_SCALE, FLOW_LIGHTNESS_TOLERANCE, SIZE_MULTIPLE, WEIGHTS_FORMAT, Features, Memory, VCNet, VCNetConfig, flow_candidate,
+    reference_size,
 )
 from ..references import Reference
-from ..training import WEIGHTS_FORMAT, luma_lightness, reference_size
 from .base import ColorizedFrame, Colorizer, pad_to_multiple
 
 #: Reference memories kept per colorizer (a shot usually has one reference).
@@ -53,7 +53,7 @@ def default_weights_path() -> Path:
 
 
 def load_vcnet(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[VCNet, dict[str, object]]:
-    """Load VCNet weights written by :func:`vidcolor.training.inference_payload`; returns (model, meta)."""
+    """Load VCNet weights written by :func:`vidcolor.training.default.inference_payload`; returns (model, meta)."""
     return load_trained_network(
         path, family="VCNet", weights_format=WEIGHTS_FORMAT, device=device,
         build=lambda config: VCNet(VCNetConfig.from_dict(config)),

@@ -55,7 +55,7 @@ from ..models.eccv16 import (
 from ..references import Reference
 from .base import ColorizedFrame, Colorizer, pad_to_multiple
 
-#: Format tag of vidcolor's own ECCV16 weight files (written by vidcolor.training_eccv16).
+#: Format tag of vidcolor's own ECCV16 weight files (written by vidcolor.training.eccv16).
 WEIGHTS_FORMAT = "vidcolor-eccv16-1"
 SHIPPED_FILE = "eccv16-small.pt"
 _FITS = ("aspect", "square")
@@ -90,7 +90,7 @@ def load_small(path: str | os.PathLike[str], device: str | torch.device = "cpu")
         path, family="ECCV16", weights_format=WEIGHTS_FORMAT, device=device, to_float=True,
         build=lambda config: Eccv16Net(Eccv16Config.from_dict(config)),
         missing_hint="reinstall vidcolor (the small model ships inside the package), import the authors' file with "
-                     "`vidcolor models import eccv16 FILE`, or pass a file written by `python -m vidcolor.training_eccv16`")
+                     "`vidcolor models import eccv16 FILE`, or pass a file written by `python -m vidcolor.training.eccv16`")
 
 
 def _frozen(net: Eccv16Net, device: str | torch.device) -> Eccv16Net:

@@ -39,7 +39,7 @@ def load_fastnet(path: str | os.PathLike[str], device: str | torch.device = "cpu
         path, family="FastNet", weights_format=WEIGHTS_FORMAT, device=device,
         build=lambda config: FastNet(FastNetConfig.from_dict(config)),
         missing_hint="reinstall vidcolor (the fast model ships inside the package) or pass the path of weights "
-                     "written by vidcolor.training_fast")
+                     "written by vidcolor.training.fast")
 
 
 def _pad(image: np.ndarray) -> np.ndarray:

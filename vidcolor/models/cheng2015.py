@@ -287,12 +287,12 @@ def default_weights_path() -> Path:
 
 
 def load_cheng2015(path: str | os.PathLike[str] | None = None) -> tuple[Cheng2015, dict[str, Any]]:
-    """Load weights written by :mod:`vidcolor.training_cheng2015` (``weights_only=True``)."""
+    """Load weights written by :mod:`vidcolor.training.cheng2015` (``weights_only=True``)."""
     path = Path(path) if path is not None else default_weights_path()
     if not path.is_file():
         raise WeightsNotFoundError(
             f"cheng2015 weights {str(path)!r} are missing: reinstall vidcolor (they ship inside the package) or "
-            "train them with `python -m vidcolor.training_cheng2015 --out PATH`")
+            "train them with `python -m vidcolor.training.cheng2015 --out PATH`")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         note_loaded(path)  # named in the run signature of --resume

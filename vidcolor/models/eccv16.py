@@ -3,7 +3,7 @@
 The network maps Lab lightness to a distribution over :data:`Q` = 313 quantized ab colours
 (grid 10) at a quarter of the input resolution. This module also holds everything the paper
 defines around that distribution, shared by inference (:mod:`vidcolor.colorizers.eccv16`) and
-training (:mod:`vidcolor.training_eccv16`):
+training (:mod:`vidcolor.training.eccv16`):
 
 * :func:`ab_bins`: the 313 bin centres, in the order of the authors' release (a-major, then b);
 * :func:`soft_encode`: ground-truth ab → soft target over the k nearest bins (Gaussian kernel);

@@ -37,6 +37,8 @@ from torch import nn
 SIZE_MULTIPLE = 8
 #: Lab chroma is divided by this before entering the network.
 AB_SCALE = 110.0
+#: Format tag of the inference weight files (training state adds ``-train``).
+WEIGHTS_FORMAT = "vidcolor-vcnet-1"
 #: Order of the candidate chroma maps the gates choose between.
 CANDIDATES = ("ref_patch", "ref_coarse", "prev_patch", "prev_still", "prev_flow", "gray", "ref_flow")
 _GRAY = CANDIDATES.index("gray")
@@ -398,3 +400,12 @@ def build_vcnet(
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def reference_size(ref_w: int, ref_h: int, area: int) -> tuple[int, int]:
+    """A reference's working size: its own aspect, about ``area`` pixels, multiples of 8."""
+    scale = math.sqrt(area / (ref_w * ref_h))
+    return (
+        max(SIZE_MULTIPLE, round(ref_w * scale / SIZE_MULTIPLE) * SIZE_MULTIPLE),
+        max(SIZE_MULTIPLE, round(ref_h * scale / SIZE_MULTIPLE) * SIZE_MULTIPLE),
+    )

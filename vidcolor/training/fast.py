@@ -19,11 +19,11 @@ encoder of the shipped default model** (``vidcolor/models/weights/default.pt``),
 feature network available offline. It sees one channel, so it is applied to the R, G and B planes
 separately (each scaled like its lightness input): colour errors then change its features.
 
-Data loading and the clip list come from :mod:`vidcolor.training` (the default model's trainer).
+Data loading and the clip list come from :mod:`vidcolor.training.default` (the default model's trainer).
 Determinism: the batch of iteration ``i`` is a pure function of ``(seed, i)``; a checkpoint holds
 model, optimizer and iteration, so chunked runs resume exactly where they stopped.
 
-    python -m vidcolor.training_fast --out runs/fast --minutes 20 --export vidcolor/models/weights/fast.pt
+    python -m vidcolor.training.fast --out runs/fast --minutes 20 --export vidcolor/models/weights/fast.pt
 """
 
 from __future__ import annotations
@@ -42,18 +42,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .color import lab_to_rgb, rgb_to_lab
-from .colorizers.base import pad_to_multiple
-from .models.fast import AB_SCALE, REFERENCE_SIDE, SIZE_MULTIPLE, WEIGHTS_FORMAT, FastNet, FastNetConfig, lab_to_rgb_torch
-from .models.vcnet import Encoder, count_parameters
-from .training import (
+from ..color import lab_to_rgb, luma_lightness, rgb_to_lab
+from ..colorizers.base import pad_to_multiple
+from ..models.fast import AB_SCALE, REFERENCE_SIDE, SIZE_MULTIPLE, WEIGHTS_FORMAT, FastNet, FastNetConfig, lab_to_rgb_torch
+from ..models.vcnet import Encoder, count_parameters
+from .default import (
     DEFAULT_HOLDOUT,
     PHOTO_EXTENSIONS,
     _is_colourful,
     _read_rgb,
     _resize_short,
     list_clips,
-    luma_lightness,
     psnr,
     read_clip,
     save_atomic,
@@ -318,10 +317,10 @@ class PerceptualFeatures(torch.nn.Module):
 
     def __init__(self, weights: str | os.PathLike[str]) -> None:
         super().__init__()
-        from .models.vcnet import VCNetConfig
+        from ..models.vcnet import VCNetConfig
 
         if str(weights) == "default":
-            from .colorizers.default import default_weights_path
+            from ..colorizers.default import default_weights_path
 
             weights = default_weights_path()
         payload = torch.load(weights, map_location="cpu", weights_only=True)
@@ -449,7 +448,7 @@ def train(config: FastTrainConfig, log: Callable[[str], None] = print, resume: s
     if resume is not None:
         state = torch.load(resume, map_location="cpu", weights_only=True)
         if not isinstance(state, dict) or state.get("format") != WEIGHTS_FORMAT + "-train":
-            raise ValueError(f"{str(resume)!r} is not a FastNet training checkpoint: pass a last.pt written by vidcolor.training_fast")
+            raise ValueError(f"{str(resume)!r} is not a FastNet training checkpoint: pass a last.pt written by vidcolor.training.fast")
         keep = {"out_dir", "data_root", "max_minutes", "checkpoint_minutes", "threads", "val_every", "iterations"}
         config = FastTrainConfig.from_dict({**state["config"], **{k: getattr(config, k) for k in keep}})
     model = FastNet(FastNetConfig.from_dict(config.model))
@@ -530,8 +529,8 @@ def train(config: FastTrainConfig, log: Callable[[str], None] = print, resume: s
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Command-line entry: ``python -m vidcolor.training_fast --out DIR --minutes 20 [--resume DIR/last.pt]``."""
-    parser = argparse.ArgumentParser(prog="python -m vidcolor.training_fast", description="Train the FastNet (`fast`) model on the CPU.")
+    """Command-line entry: ``python -m vidcolor.training.fast --out DIR --minutes 20 [--resume DIR/last.pt]``."""
+    parser = argparse.ArgumentParser(prog="python -m vidcolor.training.fast", description="Train the FastNet (`fast`) model on the CPU.")
     parser.add_argument("--data", default=FastTrainConfig.data_root, help="shared data folder (photos/, clips/)")
     parser.add_argument("--out", default=FastTrainConfig.out_dir, help="run folder for checkpoints and logs")
     parser.add_argument("--iterations", type=int, default=FastTrainConfig.iterations, help="length of the schedule")

@@ -43,14 +43,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .color import gray_to_lightness, lab_to_rgb, rgb_to_lab
-from .flow import visible_mask
-from .models.vcnet import AB_SCALE, SIZE_MULTIPLE, VCNet, VCNetConfig, count_parameters, flow_candidate, warp_tensor
+from ..color import lab_to_rgb, luma_lightness, rgb_to_lab
+from ..flow import visible_mask
+from ..models.vcnet import (AB_SCALE, SIZE_MULTIPLE, WEIGHTS_FORMAT, VCNet, VCNetConfig, count_parameters, flow_candidate,
+                           reference_size, warp_tensor)
 
 logger = logging.getLogger(__name__)
 
-#: Format tag stored in every weights / checkpoint file.
-WEIGHTS_FORMAT = "vidcolor-vcnet-1"
 #: Clips never used for training; validation reports them.
 DEFAULT_HOLDOUT = ("davis/dog", "davis/horsejump-high")
 #: Photo files the trainers read.
@@ -299,21 +298,6 @@ def _luma_jitter(rng: np.random.Generator, lightness: np.ndarray) -> np.ndarray:
     if rng.random() < 0.5:
         out = out + rng.normal(0.0, rng.uniform(0.0, 2.0), size=out.shape)
     return np.clip(out, 0.0, 100.0).astype(np.float32)
-
-
-_LUMA_WEIGHTS = {"bt601": (0.299, 0.587, 0.114), "bt709": (0.2126, 0.7152, 0.0722)}
-
-
-def luma_lightness(rgb: np.ndarray, matrix: str = "bt601") -> np.ndarray:
-    """Lab L of the gray picture a video's luma plane shows (what the colorizer sees at inference).
-
-    A gray video stores luma, a weighted sum of gamma-encoded RGB; its lightness is not the Lab L of
-    the original colours (saturated colours differ by several units). Training on it, and matching
-    the reference through the same conversion, removes that domain gap.
-    """
-    kr, kg, kb = _LUMA_WEIGHTS[matrix]
-    rgb = np.asarray(rgb, dtype=np.float32)
-    return gray_to_lightness(kr * rgb[..., 0] + kg * rgb[..., 1] + kb * rgb[..., 2])
 
 
 def _degrade_reference_l(rng: np.random.Generator, lightness: np.ndarray) -> np.ndarray:
@@ -733,15 +717,6 @@ def working_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     """(w, h) scaled so the short side is ``short_side`` (never upscaled), rounded to even pixels."""
     scale = min(1.0, short_side / min(width, height))
     return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
-
-
-def reference_size(ref_w: int, ref_h: int, area: int) -> tuple[int, int]:
-    """A reference's working size: its own aspect, about ``area`` pixels, multiples of 8."""
-    scale = math.sqrt(area / (ref_w * ref_h))
-    return (
-        max(SIZE_MULTIPLE, round(ref_w * scale / SIZE_MULTIPLE) * SIZE_MULTIPLE),
-        max(SIZE_MULTIPLE, round(ref_h * scale / SIZE_MULTIPLE) * SIZE_MULTIPLE),
-    )
 
 
 @torch.inference_mode()

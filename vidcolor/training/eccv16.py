@@ -37,9 +37,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .color import rgb_to_gray_lightness, rgb_to_lab
-from .colorizers.base import pad_to_multiple
-from .models.eccv16 import (
+from ..color import rgb_to_gray_lightness, rgb_to_lab
+from ..colorizers.base import pad_to_multiple
+from ..models.eccv16 import (
     DEFAULT_TEMPERATURE,
     REBALANCE_LAMBDA,
     SIZE_MULTIPLE,
@@ -56,7 +56,7 @@ from .models.eccv16 import (
     smooth_prior,
     soft_encode,
 )
-from .training import PHOTO_EXTENSIONS, save_atomic
+from .default import PHOTO_EXTENSIONS, save_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -274,8 +274,8 @@ def validate(net: Eccv16Net, photos: Sequence[np.ndarray], temperature: float = 
     photos' own mean chroma, undoing the shrinkage toward gray of averaging an uncertain
     distribution (stored as ``meta["chroma_gain"]`` with ``--export --chroma-gain``).
     """
-    from .metrics import colorfulness
-    from .color import lab_with_luma, rgb_to_gray
+    from ..metrics import colorfulness
+    from ..color import lab_with_luma, rgb_to_gray
 
     net.eval()
     aucs, gray_aucs, chroma, true_chroma, colourful = [], [], [], [], []

@@ -15,7 +15,7 @@ Steps, as in the paper's Algorithm 1 with the changes listed in :mod:`vidcolor.m
 
 BSDS500 ``test`` is never read: it is the benchmark.
 
-    python -m vidcolor.training_cheng2015 --data ../shared/data --out vidcolor/models/weights/cheng2015.pt
+    python -m vidcolor.training.cheng2015 --data ../shared/data --out vidcolor/models/weights/cheng2015.pt
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from scipy.cluster.vq import kmeans2
 
-from .color import rgb_codes, rgb_to_gray, rgb_to_gray_lightness, rgb_to_lab
-from .errors import InputError
-from .models.cheng2015 import (AB_SCALE, DESCRIPTOR_SIZE, Cheng2015, Cheng2015Config, RefineSettings, global_descriptor,
+from ..color import rgb_codes, rgb_to_gray, rgb_to_gray_lightness, rgb_to_lab
+from ..errors import InputError
+from ..models.cheng2015 import (AB_SCALE, DESCRIPTOR_SIZE, Cheng2015, Cheng2015Config, RefineSettings, global_descriptor,
                                nearest_cluster, pixel_descriptors, predict, weights_payload)
 
 PHOTO_EXTENSIONS = {".jpg", ".jpeg", ".png"}
@@ -106,7 +106,7 @@ def output_rgb(rgb_truth: np.ndarray, ab: np.ndarray) -> np.ndarray:
 
 def score(rgb_truth: np.ndarray, ab: np.ndarray) -> dict[str, float]:
     """PSNR (dB) and raw-accuracy AuC of an ab prediction, measured on the output image."""
-    from .metrics import psnr
+    from ..metrics import psnr
 
     out = output_rgb(rgb_truth, ab)
     out_ab = rgb_to_lab(out.astype(np.float32) / 255.0)[..., 1:]
@@ -312,8 +312,8 @@ def train(data_root: Path, out: Path, *, clusters: int = 3, hidden: int = 64, sa
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vidcolor.training_cheng2015", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data",
+    parser = argparse.ArgumentParser(prog="python -m vidcolor.training.cheng2015", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "data",
                         help="the shared data folder (with photos/)")
     parser.add_argument("--out", type=Path, required=True, help="weight file to write (.pt)")
     parser.add_argument("--clusters", type=int, default=3)
