@@ -11,7 +11,7 @@ frame 0: quadratic in the film's length; with seeking alone, about 1.34 colour p
 (b) The same film as a batch with ``--executor ray`` and a reference: a resumable chunked run on a
 Ray worker (another process; the job returns that process's count).
 
-Decoded frames are :func:`vidcolor.reader.decoded_frame_count` (every frame the reader's
+Decoded frames are :func:`vidcolor.io.reader.decoded_frame_count` (every frame the reader's
 decoders output, probes included). Usage::
 
     python bench/decode_passes.py [--frames 10000] [--shots 40] [--gop 250] [--size 192x108] [--no-ray]
@@ -34,7 +34,7 @@ from typing import Any
 
 import cv2
 
-from vidcolor.reader import VideoReader, count_frames, decoded_frame_count, probe
+from vidcolor.io.reader import VideoReader, count_frames, decoded_frame_count, probe
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from seek import make_clip  # noqa: E402 - the bench folder is not a package
@@ -77,7 +77,7 @@ def counted_job(job: Any, *, counts: str) -> dict[str, object]:
     writes the frames its worker process decoded to the file ``counts`` (the batch keeps only
     the frame count of a job's result)."""
     from vidcolor.batch import colorize_job
-    from vidcolor.reader import decoded_frame_count as worker_count
+    from vidcolor.io.reader import decoded_frame_count as worker_count
 
     before = worker_count()
     result = colorize_job(job)

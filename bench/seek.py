@@ -21,7 +21,7 @@ import time
 import av
 import numpy as np
 
-from vidcolor.reader import VideoReader, decoded_frame_count, probe
+from vidcolor.io.reader import VideoReader, decoded_frame_count, probe
 
 
 def synthetic_frames(count: int, width: int, height: int, shots: int = 1):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vidcolor.durable import DamagedJournal, JournalFile, atomic_file, atomic_write_bytes, atomic_write_json
+from vidcolor.io.durable import DamagedJournal, JournalFile, atomic_file, atomic_write_bytes, atomic_write_json
 
 
 def test_atomic_write_replaces_whole_or_not_at_all(tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from vidcolor.cli import main
 from vidcolor.colorizers import get_colorizer
 from vidcolor.pipeline import colorize_video, working_size
-from vidcolor.reader import VideoReader, probe, sequence_files
+from vidcolor.io.reader import VideoReader, probe, sequence_files
 from vidcolor.references import load_reference
 from vidcolor.schedule import ReferenceSchedule
-from vidcolor.writer import resolve_output
+from vidcolor.io.writer import resolve_output
 
 from helpers import color_frames, decoded_video, leftover_partials, shared_path, write_clip
 
@@ -154,7 +154,7 @@ def test_corrupt_packets_are_skipped_and_counted(tmp_path, caplog):
         data[at:at + len(payloads[number])] = bytes(len(payloads[number]))
     damaged = tmp_path / "damaged.mkv"
     damaged.write_bytes(bytes(data))
-    with caplog.at_level(logging.WARNING, logger="vidcolor.reader"):
+    with caplog.at_level(logging.WARNING, logger="vidcolor.io.reader"):
         info = probe(damaged)
         with VideoReader(info) as reader:
             count = sum(1 for _ in reader)

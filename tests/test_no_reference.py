@@ -147,7 +147,7 @@ def test_shot_keyframes_keep_each_shots_keyframe_while_scanning() -> None:
     long shots and for a cut PySceneDetect reports a few frames late."""
     from vidcolor.color import LumaFormat, luma_to_lightness
     from vidcolor.pipeline import KEYFRAME_GRID, ShotKeyframes, automatic_keyframe_of, working_lightness
-    from vidcolor.reader import Frame, VideoInfo
+    from vidcolor.io.reader import Frame, VideoInfo
 
     lengths = [1, 2, 5, KEYFRAME_GRID - 1, KEYFRAME_GRID, KEYFRAME_GRID + 1, 300, 1000]
     starts = list(np.cumsum([0, *lengths]))
@@ -187,9 +187,9 @@ def test_no_reference_keyframes_come_from_the_scene_scan(tmp_path: Path) -> None
 
     from vidcolor.colorizers import get_colorizer
     from vidcolor.pipeline import colorize_video, scan_shots, working_size_for
-    from vidcolor.reader import probe
+    from vidcolor.io.reader import probe
     from vidcolor.schedule import ReferenceSchedule
-    from vidcolor.writer import resolve_output
+    from vidcolor.io.writer import resolve_output
 
     shots = [color_frames(30, 96, 64, seed=seed) for seed in (1, 2, 3)]
     shots[1] = [frame[::-1, ::-1].copy() for frame in shots[1]]

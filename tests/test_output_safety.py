@@ -21,8 +21,8 @@ from click.testing import CliRunner
 
 from vidcolor.cli import EXIT_BAD_INPUT, main
 from vidcolor.errors import InputError
-from vidcolor.reader import probe
-from vidcolor.writer import MANIFEST_NAME, CodecSpec, OutputSpec, check_encodable
+from vidcolor.io.reader import probe
+from vidcolor.io.writer import MANIFEST_NAME, CodecSpec, OutputSpec, check_encodable
 
 from helpers import color_frames, decoded_video, leftover_partials, shared_path, write_clip
 
@@ -168,7 +168,7 @@ def test_interrupted_overwrite_leaves_the_previous_frames_as_they_were(tmp_path,
     from vidcolor.pipeline import FrameResult, colorize_video
     from vidcolor.references import load_reference
     from vidcolor.schedule import ReferenceSchedule
-    from vidcolor.writer import resolve_output
+    from vidcolor.io.writer import resolve_output
 
     source = gray_frames(tmp_path / "scans", 6, ext="png")
     out = tmp_path / "out"

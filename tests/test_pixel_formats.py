@@ -23,7 +23,7 @@ import pytest
 
 from vidcolor.color import LumaFormat, luma_to_gray_level
 from vidcolor.errors import InputError
-from vidcolor.reader import VideoReader, luma_of, probe
+from vidcolor.io.reader import VideoReader, luma_of, probe
 
 WIDTH, HEIGHT = 34, 18  # odd-ish sizes: row padding and chroma rounding must not leak into luma
 

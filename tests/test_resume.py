@@ -125,7 +125,7 @@ def test_resume_fills_gaps_between_finished_chunks(tmp_path, reference_png, monk
     """Chunks finished out of order (as parallel workers leave them) resume without duplicates."""
     from vidcolor.pipeline import colorize_video, plan_chunks
     from vidcolor.resume import Journal
-    from vidcolor.writer import resolve_output
+    from vidcolor.io.writer import resolve_output
 
     source = write_clip(tmp_path / "in.mp4", color_frames(18, 96, 64), gray=True)
     schedule = ReferenceSchedule([Keyframe(0, load_reference(reference_png))])
@@ -176,7 +176,7 @@ def interrupt_after(count: int):
 
 def resumable(source, output, reference_png, model="classic", *, length=4, **kwargs):
     from vidcolor.pipeline import colorize_video
-    from vidcolor.writer import resolve_output
+    from vidcolor.io.writer import resolve_output
 
     colorizer = model if not isinstance(model, str) else get_colorizer(model)
     schedule = ReferenceSchedule([Keyframe(0, load_reference(reference_png))])
@@ -250,8 +250,8 @@ def test_resume_counts_the_frames_it_decodes(tmp_path, reference_png, claimed):
     """Whatever the header claims, a resumable run, interrupted or not, has every decoded frame:
     no KeyError when it claims too many, no dropped tail when it claims too few."""
     from vidcolor.pipeline import colorize_video
-    from vidcolor.reader import probe
-    from vidcolor.writer import resolve_output
+    from vidcolor.io.reader import probe
+    from vidcolor.io.writer import resolve_output
 
     source = avi_with_header_count(tmp_path / "in.avi", color_frames(22, 96, 64), claimed)
     announced = probe(str(source)).frame_count

@@ -14,7 +14,7 @@ from vidcolor.cli import VidcolorGroup
 from vidcolor.cli.batch import scenes
 from vidcolor.errors import OutputError
 from vidcolor.presets import load_preset
-from vidcolor.reader import probe
+from vidcolor.io.reader import probe
 from vidcolor.references import is_grayscale, load_reference
 from vidcolor.scenes import detect_cuts, shots_from_cuts, write_scene_preset
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from vidcolor.pipeline import read_lightness
-from vidcolor.reader import (Frame, VideoInfo, VideoReader, count_frames, decoded_frame_count, keyframe_numbers,
+from vidcolor.io.reader import (Frame, VideoInfo, VideoReader, count_frames, decoded_frame_count, keyframe_numbers,
                              packet_index, probe)
 
 from helpers import color_frames
@@ -127,7 +127,7 @@ def test_damaged_packet_between_keyframe_and_target_reads_as_sequential(tmp_path
     damaged = tmp_path / "damaged.mkv"
     damaged.write_bytes(bytes(data))
     info = probe(damaged)
-    with caplog.at_level(logging.INFO, logger="vidcolor.reader"):
+    with caplog.at_level(logging.INFO, logger="vidcolor.io.reader"):
         sequential, _ = read(info, 0)
         assert len(sequential) < 48
         got, _ = read(info, GOP + 8)

@@ -25,10 +25,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .durable import DamagedJournal, JournalFile
+from .io.durable import DamagedJournal, JournalFile
 from .errors import InputError, OutputError, VidcolorError
 from .presets import Preset, load_preset
-from .reader import IMAGE_EXTENSIONS, VideoInfo, sequence_files
+from .io.reader import IMAGE_EXTENSIONS, VideoInfo, sequence_files
 from .resume import input_identity
 from .schedule import Keyframe, ReferenceSchedule
 
@@ -172,7 +172,7 @@ def _file_stamp(path: Path | str | None) -> list[object] | None:
 
 
 def _output_name(input_path: Path, codec_name: str, taken: set[str]) -> str:
-    from .writer import CODECS  # noqa: PLC0415
+    from .io.writer import CODECS  # noqa: PLC0415
 
     codec = CODECS[codec_name]
     stem = input_path.name if input_path.is_dir() else input_path.stem
@@ -242,7 +242,7 @@ def plan_batch(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
 # -- the journal -----------------------------------------------------------------------------
 class Journal:
     """Per-file status of a batch in ``OUT_DIR/vidcolor-batch.json``, rewritten atomically and durably by
-    :class:`vidcolor.durable.JournalFile`, the journal format of resumable runs too.
+    :class:`vidcolor.io.durable.JournalFile`, the journal format of resumable runs too.
 
     Use as a context manager: it holds a lock so two batches cannot write one folder at once.
     """
@@ -471,8 +471,8 @@ def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = Non
     from .detail import ReferenceDetail  # noqa: PLC0415
     from .temporal import TemporalSettings  # noqa: PLC0415
     from .pipeline import colorize_video, parse_size, scan_shots, working_size_for  # noqa: PLC0415
-    from .reader import probe  # noqa: PLC0415
-    from .writer import check_output, resolve_output  # noqa: PLC0415
+    from .io.reader import probe  # noqa: PLC0415
+    from .io.writer import check_output, resolve_output  # noqa: PLC0415
 
     info = probe(job.input)
     schedule, preset, scan = job_schedule(job, info)

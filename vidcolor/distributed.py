@@ -18,8 +18,8 @@ from .errors import InputError
 
 if TYPE_CHECKING:
     from .pipeline import FrameColorizer, FrameResult, RunSummary
-    from .reader import VideoInfo
-    from .writer import OutputSpec
+    from .io.reader import VideoInfo
+    from .io.writer import OutputSpec
 
 
 @contextlib.contextmanager
@@ -54,7 +54,7 @@ def _encode_chunk(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, pie
     stream and may become several segments) into the work ``folder``; the finished segments, the
     per-frame results and the count of frames decoded go back to the driver."""
     from .pipeline import FrameColorizer, RunSummary, encode_chunks, read_lightness  # noqa: PLC0415
-    from .reader import decoded_frame_count  # noqa: PLC0415
+    from .io.reader import decoded_frame_count  # noqa: PLC0415
     from .resume import staged_name  # noqa: PLC0415
 
     decoded_before = decoded_frame_count()

@@ -1,7 +1,7 @@
 """The standalone pipeline: reader → reference schedule → colorizer → luma-guided chroma → writer.
 
-Decoding and encoding run in their own threads (see :mod:`vidcolor.reader` and
-:mod:`vidcolor.writer`), so the colorizer, the decoder and the encoder overlap. Progress is
+Decoding and encoding run in their own threads (see :mod:`vidcolor.io.reader` and
+:mod:`vidcolor.io.writer`), so the colorizer, the decoder and the encoder overlap. Progress is
 reported through an ``on_frame`` callback: this module knows nothing of click, tqdm or
 VapourSynth.
 """
@@ -30,11 +30,11 @@ from .color import (LumaFormat, chroma_planes, guided_upsample, lab_with_luma, l
 from .colorizers.base import ColorizedFrame, Colorizer
 from .detail import ReferenceDetail
 from .errors import InputError, OutputError
-from .reader import Frame, VideoInfo, VideoReader, count_frames, decoded_frame_count, probe, timecode
+from .io.reader import Frame, VideoInfo, VideoReader, count_frames, decoded_frame_count, probe, timecode
 from .resume import Journal, RunSignature, input_identity, run_signature
 from .references import Reference
 from .schedule import ReferenceSchedule
-from .writer import (OutputFrame, OutputSpec, VideoWriter, assemble_segments, check_encodable, check_output,
+from .io.writer import (OutputFrame, OutputSpec, VideoWriter, assemble_segments, check_encodable, check_output,
                      convert_luma)
 
 logger = logging.getLogger(__name__)

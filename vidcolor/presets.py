@@ -369,7 +369,7 @@ class _Parser:
         return text
 
     def encoding(self, data: Mapping[str, object]) -> tuple[str | None, int | None, str | None]:
-        from .writer import CODECS, ENCODER_PRESETS  # noqa: PLC0415
+        from .io.writer import CODECS, ENCODER_PRESETS  # noqa: PLC0415
 
         codec, crf, preset = data.get("codec"), data.get("crf"), data.get("encoder_preset")
         if codec is not None and codec not in CODECS:
@@ -510,6 +510,6 @@ def _as_fraction(value: Fraction | float | int | str | None) -> Fraction | None:
 def _span(frame_count: int, rate: Fraction | None) -> str:
     if rate is None or rate <= 0:
         return ""
-    from .reader import timecode  # noqa: PLC0415
+    from .io.reader import timecode  # noqa: PLC0415
 
     return f", {timecode(0.0)}..{timecode(float((frame_count - 1) / rate))}"

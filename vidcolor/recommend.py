@@ -53,7 +53,7 @@ from .errors import InputError, OutputError, ReferenceImageError
 from .references import read_rgb
 
 if TYPE_CHECKING:
-    from .reader import VideoInfo
+    from .io.reader import VideoInfo
 
 logger = logging.getLogger(__name__)
 
@@ -620,9 +620,9 @@ def shot_bounds(input_path: str | os.PathLike[str], *, shots_preset: str | os.Pa
                 on_frame: Callable[[int], None] | None = None) -> tuple[list[tuple[int, int]], VideoInfo]:
     """(start, end) of every shot of a video, from a preset's shot starts or from scene detection.
 
-    Returns the bounds and the :class:`vidcolor.reader.VideoInfo` of the input.
+    Returns the bounds and the :class:`vidcolor.io.reader.VideoInfo` of the input.
     """
-    from .reader import count_frames, probe  # noqa: PLC0415
+    from .io.reader import count_frames, probe  # noqa: PLC0415
 
     info = probe(input_path)
     frame_count = info.frame_count or count_frames(info)
@@ -659,7 +659,7 @@ def video_queries(input_path: str | os.PathLike[str], *, shots_preset: str | os.
     middle frame is used. When a container overstates its frame count, frames beyond its real end
     are dropped, and a shot left with none is queried with its last decoded frame.
     """
-    from .reader import VideoReader  # noqa: PLC0415
+    from .io.reader import VideoReader  # noqa: PLC0415
 
     if frames_per_shot < 1:
         raise InputError(f"frames per shot {frames_per_shot}: query each shot with at least 1 frame")

@@ -39,7 +39,7 @@ import numpy as np
 
 from .color import luma_to_gray_level
 from .errors import InputError, OutputError
-from .reader import VideoReader, probe
+from .io.reader import VideoReader, probe
 
 #: Trouble units: confidence this far below the clip's median counts one unit.
 CONFIDENCE_UNIT = 0.2

@@ -3,7 +3,7 @@
 Each chunk of :class:`~vidcolor.pipeline.ChunkPlan` becomes one segment file, encoded under a
 staged name, flushed to disk, described by a sidecar (``chunk-00000000.mkv.json``: frame range,
 frame count, SHA-256 of the segment, run signature), renamed to its own name and then recorded in
-``journal.json``; sidecar and journal are written atomically (:mod:`vidcolor.durable`). A rerun with the same
+``journal.json``; sidecar and journal are written atomically (:mod:`vidcolor.io.durable`). A rerun with the same
 signature keeps every chunk whose file still matches its SHA-256 and restarts at the first missing
 one, warm-up included, so the frames are exactly those of an uninterrupted resumable run, even
 after ``kill -9``. At the end the segments are joined packet for packet, audio/subtitles are
@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .durable import (PARTIAL_MARK, DamagedJournal, ForeignJournal, JournalFile, atomic_write_json, fsync_file, fsync_folder,
+from .io.durable import (PARTIAL_MARK, DamagedJournal, ForeignJournal, JournalFile, atomic_write_json, fsync_file, fsync_folder,
                       sha256_of_file)
 from .errors import OutputError
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from .durable import sha256_of_file
+from .io.durable import sha256_of_file
 from .errors import InputError, WeightsMismatchError, WeightsNotFoundError
 
 if TYPE_CHECKING:

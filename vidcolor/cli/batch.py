@@ -19,7 +19,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 if TYPE_CHECKING:
     from ..batch import Job
     from ..presets import Preset
-    from ..reader import VideoInfo
+    from ..io.reader import VideoInfo
     from ..schedule import ReferenceSchedule
 
 logger = logging.getLogger("vidcolor")
@@ -51,7 +51,7 @@ def refuse_overlaps(jobs: Sequence[Job]) -> None:
     """Before any file runs (and any model loads), refuse a batch where an output would land on,
     hold or sit inside an input (e.g. ``-o`` inside a frame folder). Each job checks its existing
     output again itself, knowing from the journal whether the batch wrote it."""
-    from ..writer import CODECS, OutputSpec, check_not_input
+    from ..io.writer import CODECS, OutputSpec, check_not_input
 
     video_extensions = {codec.extension for codec in CODECS.values() if not codec.image_sequence}
     for job in jobs:
@@ -76,7 +76,7 @@ def scenes(input_path: str, preset_path: str, keyframes_dir: str | None, thresho
            overwrite: bool, quiet: bool) -> None:
     """Find the shots of INPUT (PySceneDetect) and write a preset skeleton plus one gray
     keyframe PNG per shot, to paint in colour and save under the same name."""
-    from ..reader import probe, timecode
+    from ..io.reader import probe, timecode
     from ..scenes import write_scene_preset
 
     keyframes_dir = keyframes_dir or os.path.join(os.path.dirname(os.path.abspath(preset_path)), "keyframes")

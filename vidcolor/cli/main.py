@@ -180,11 +180,11 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
     from ..colorizers import MODELS, build_colorizer, default_model, no_reference_colorizer, set_torch_threads
     from ..detail import ReferenceDetail
     from ..pipeline import ChunkPlan, colorize_video, parse_size, scan_shots, working_size_for
-    from ..reader import probe
+    from ..io.reader import probe
     from ..references import load_reference
     from ..schedule import Keyframe, ReferenceSchedule, parse_ref_option
     from ..temporal import TemporalSettings
-    from ..writer import check_encodable, check_output, resolve_output
+    from ..io.writer import check_encodable, check_output, resolve_output
 
     if report_path is not None and not report_path.lower().endswith((".html", ".htm")):
         raise click.BadParameter(f"{report_path!r} should end in .html", param_hint="--report")
@@ -300,7 +300,7 @@ def demo(output_dir: str, model: str | None, quiet: bool) -> None:
     from ..references import load_reference
     from ..schedule import ReferenceSchedule
     from ..temporal import TemporalSettings
-    from ..writer import resolve_output
+    from ..io.writer import resolve_output
 
     model = model or default_model()
     clip = make_demo_clip(output_dir)

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import OutputError
+from ..errors import OutputError
 
 #: Temporary files of an atomic write carry this in their name (a crash can leave one behind).
 PARTIAL_MARK = ".vidcolor-partial"

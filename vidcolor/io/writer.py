@@ -32,9 +32,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from . import __version__
-from .color import LumaFormat
-from .errors import InputError, OutputError
+from .. import __version__
+from ..color import LumaFormat
+from ..errors import InputError, OutputError
 from .reader import IMAGE_EXTENSIONS, VideoInfo, is_image_sequence, sequence_files
 
 logger = logging.getLogger(__name__)

@@ -29,8 +29,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .color import LumaFormat
-from .errors import InputError, VideoOpenError
+from ..color import LumaFormat
+from ..errors import InputError, VideoOpenError
 
 logger = logging.getLogger(__name__)
 
