@@ -21,7 +21,7 @@ registered model that can be built here, each with and without the temporal chec
 each automatic model A, ``A per frame`` (A colours every frame on its own, with and without the
 temporal check) against ``no-ref: <exemplar> <- A`` (A colours the clip's middle frame only, which
 becomes the reference the exemplar model follows with the temporal check: vidcolor's no-reference
-mode, through the pipeline's own :func:`~vidcolor.pipeline.automatic_reference`).
+mode, through the pipeline's own :func:`~vidcolor.run.pipeline.automatic_reference`).
 
 Columns: PSNR/SSIM (higher is better), warp error ×1000 and its ratio to the ground truth's own
 (lower is better, 1.0 = as stable as the real colours), the chroma-only warp error in Lab units²
@@ -50,7 +50,7 @@ from vidcolor.color import LumaFormat, guided_upsample, luma_to_gray_level, luma
 from vidcolor.colorizers.base import ColorizedFrame, Colorizer  # noqa: E402
 from vidcolor.detail import ReferenceDetail  # noqa: E402
 from vidcolor.flow import DISFlow, FlowPair, make_flow  # noqa: E402
-from vidcolor.pipeline import automatic_reference, blend_predictions, working_size  # noqa: E402
+from vidcolor.run.pipeline import automatic_reference, blend_predictions, working_size  # noqa: E402
 from vidcolor.references import Reference  # noqa: E402
 from vidcolor.temporal import TemporalCheck, TemporalSettings  # noqa: E402
 
@@ -104,7 +104,7 @@ class Clip:
     motion: list[FlowPair] = field(default_factory=list)  # source motion over the scored frames
     #: The frames whose true colours are the references: (0,) (the shot moves away from its
     #: keyframe), the last (it nears its keyframe) or both (a shot between two keyframes, whose
-    #: predictions the pipeline blends: :func:`~vidcolor.pipeline.blend_predictions`).
+    #: predictions the pipeline blends: :func:`~vidcolor.run.pipeline.blend_predictions`).
     keyframes: tuple[int, ...] = (0,)
 
     @property

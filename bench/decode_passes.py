@@ -2,7 +2,7 @@
 
 (a) A clip of ``--frames`` frames and ``--shots`` shots runs through ``vidcolor colorize`` without
 ``--ref`` (the real command, in this process): PySceneDetect finds the shots in one pass, which
-also keeps each shot's middle frame (:class:`vidcolor.pipeline.ShotKeyframes`), then the automatic
+also keeps each shot's middle frame (:class:`vidcolor.run.pipeline.ShotKeyframes`), then the automatic
 model colours those and the exemplar model the whole clip. Scene detection and colorizing are
 counted apart. Before frame-exact seeking every shot's middle frame was found by decoding from
 frame 0: quadratic in the film's length; with seeking alone, about 1.34 colour passes at a
@@ -73,10 +73,10 @@ def no_reference_run(path: str, output: str) -> dict[str, Any]:
 
 
 def counted_job(job: Any, *, counts: str) -> dict[str, object]:
-    """The batch job of ``vidcolor batch`` (:func:`vidcolor.batch.colorize_job`), which also
+    """The batch job of ``vidcolor batch`` (:func:`vidcolor.run.batch.colorize_job`), which also
     writes the frames its worker process decoded to the file ``counts`` (the batch keeps only
     the frame count of a job's result)."""
-    from vidcolor.batch import colorize_job
+    from vidcolor.run.batch import colorize_job
     from vidcolor.io.reader import decoded_frame_count as worker_count
 
     before = worker_count()
@@ -86,8 +86,8 @@ def counted_job(job: Any, *, counts: str) -> dict[str, object]:
 
 
 def ray_batch_run(path: str, folder: str) -> dict[str, Any]:
-    """``vidcolor batch IN OUT --ref R --executor ray`` on one film, through :func:`vidcolor.batch.run_batch`."""
-    from vidcolor.batch import BatchOptions, plan_batch, run_batch
+    """``vidcolor batch IN OUT --ref R --executor ray`` on one film, through :func:`vidcolor.run.batch.run_batch`."""
+    from vidcolor.run.batch import BatchOptions, plan_batch, run_batch
 
     films, out = os.path.join(folder, "films"), os.path.join(folder, "out")
     os.makedirs(films)

@@ -5,7 +5,7 @@
 
 **Speed.** Real DAVIS `dog` frames upscaled to 1920x1080 are the input. Per frame, as the
 pipeline does for a 1080p 4:2:0 output: luma → full-resolution lightness → working size (area
-filter) → ``step()`` → luma-guided Cb/Cr planes (:func:`vidcolor.pipeline.chroma_for_frame`). Both models run interleaved frame by frame (so a change in the
+filter) → ``step()`` → luma-guided Cb/Cr planes (:func:`vidcolor.run.pipeline.chroma_for_frame`). Both models run interleaved frame by frame (so a change in the
 machine's load hits both alike); the median over frames after a warm-up frame is reported for
 ``step()`` alone and for the whole per-frame path. Settings: (a) each model's
 ``default_short_side``; (b) the same working size ``--size`` as shipped (both cap their network
@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from _inprocess import COLUMNS, GRAY_LUMA, GrayColorizer, colorize, find_clips, load_clip, print_table, score  # noqa: E402
 from vidcolor.color import luma_to_gray_level, luma_to_lightness  # noqa: E402
 from vidcolor.colorizers.base import Colorizer  # noqa: E402
-from vidcolor.pipeline import chroma_for_frame, working_size  # noqa: E402
+from vidcolor.run.pipeline import chroma_for_frame, working_size  # noqa: E402
 from vidcolor.references import Reference  # noqa: E402
 
 SPEED_CLIP = REPO.parent / "shared" / "data" / "clips" / "davis" / "dog" / "JPEGImages"

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from vidcolor.batch import (
+from vidcolor.run.batch import (
     DONE,
     FAILED,
     IN_PROGRESS,
@@ -353,7 +353,7 @@ def test_preset_detail_and_the_option_over_it(tmp_path: Path) -> None:
 def test_frames_swapped_in_a_frame_folder_are_redone(tmp_path: Path) -> None:
     """A frame folder's identity is every frame's size and mtime: two frames swapped (same total
     size, same newest mtime, the old stamp) make the film change, so the batch redoes it."""
-    from vidcolor.batch import input_signature
+    from vidcolor.run.batch import input_signature
 
     scan = tmp_path / "in" / "scan"
     scan.mkdir(parents=True)

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from vidcolor.cli import main
 from vidcolor.colorizers import get_colorizer
-from vidcolor.pipeline import colorize_video, working_size
+from vidcolor.run.pipeline import colorize_video, working_size
 from vidcolor.io.reader import VideoReader, probe, sequence_files
 from vidcolor.references import load_reference
 from vidcolor.schedule import ReferenceSchedule

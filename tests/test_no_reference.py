@@ -104,7 +104,7 @@ def test_batch_and_vapoursynth_give_the_cli_frames(photo_clip: Path, cli_output:
 
 def test_the_automatic_keyframe_is_each_shots_middle_frame() -> None:
     from vidcolor.colorizers import get_colorizer
-    from vidcolor.pipeline import FrameColorizer
+    from vidcolor.run.pipeline import FrameColorizer
     from vidcolor.schedule import ReferenceSchedule
 
     schedule = ReferenceSchedule([], [6], frame_count=20)  # shots 0-5 and 6-19
@@ -146,7 +146,7 @@ def test_shot_keyframes_keep_each_shots_keyframe_while_scanning() -> None:
     keyframe exactly as a decode of that frame would give it, with bounded memory, for short and
     long shots and for a cut PySceneDetect reports a few frames late."""
     from vidcolor.color import LumaFormat, luma_to_lightness
-    from vidcolor.pipeline import KEYFRAME_GRID, ShotKeyframes, automatic_keyframe_of, working_lightness
+    from vidcolor.run.pipeline import KEYFRAME_GRID, ShotKeyframes, automatic_keyframe_of, working_lightness
     from vidcolor.io.reader import Frame, VideoInfo
 
     lengths = [1, 2, 5, KEYFRAME_GRID - 1, KEYFRAME_GRID, KEYFRAME_GRID + 1, 300, 1000]
@@ -186,7 +186,7 @@ def test_no_reference_keyframes_come_from_the_scene_scan(tmp_path: Path) -> None
     from helpers import color_frames, write_clip
 
     from vidcolor.colorizers import get_colorizer
-    from vidcolor.pipeline import colorize_video, scan_shots, working_size_for
+    from vidcolor.run.pipeline import colorize_video, scan_shots, working_size_for
     from vidcolor.io.reader import probe
     from vidcolor.schedule import ReferenceSchedule
     from vidcolor.io.writer import resolve_output

@@ -165,7 +165,7 @@ def test_folder_with_images_vidcolor_did_not_write_is_refused_even_with_overwrit
 
 def test_interrupted_overwrite_leaves_the_previous_frames_as_they_were(tmp_path, reference_png):
     from vidcolor.colorizers import build_colorizer
-    from vidcolor.pipeline import FrameResult, colorize_video
+    from vidcolor.run.pipeline import FrameResult, colorize_video
     from vidcolor.references import load_reference
     from vidcolor.schedule import ReferenceSchedule
     from vidcolor.io.writer import resolve_output

@@ -29,7 +29,7 @@ from click.testing import CliRunner
 from vidcolor import report, report_html
 from vidcolor.cli import main
 from vidcolor.errors import OutputError
-from vidcolor.pipeline import RunSummary
+from vidcolor.run.pipeline import RunSummary
 from vidcolor.references import load_reference
 from vidcolor.schedule import Keyframe, ReferenceSchedule
 

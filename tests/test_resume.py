@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from vidcolor.cli import main
 from vidcolor.colorizers import get_colorizer
 from vidcolor.errors import OutputError
-from vidcolor.pipeline import ChunkPlan, FrameColorizer
+from vidcolor.run.pipeline import ChunkPlan, FrameColorizer
 from vidcolor.references import load_reference
-from vidcolor.resume import work_folder
+from vidcolor.run.resume import work_folder
 from vidcolor.schedule import Keyframe, ReferenceSchedule
 
 from helpers import color_frames, write_clip
@@ -123,8 +123,8 @@ def test_ray_chunks_equal_one_sequential_pass(tmp_path, reference_png):
 
 def test_resume_fills_gaps_between_finished_chunks(tmp_path, reference_png, monkeypatch):
     """Chunks finished out of order (as parallel workers leave them) resume without duplicates."""
-    from vidcolor.pipeline import colorize_video, plan_chunks
-    from vidcolor.resume import Journal
+    from vidcolor.run.pipeline import colorize_video, plan_chunks
+    from vidcolor.run.resume import Journal
     from vidcolor.io.writer import resolve_output
 
     source = write_clip(tmp_path / "in.mp4", color_frames(18, 96, 64), gray=True)
@@ -136,7 +136,7 @@ def test_resume_fills_gaps_between_finished_chunks(tmp_path, reference_png, monk
     # leave only chunk 1 and 3 of a second run behind, as if workers 0 and 2 had died
     gappy = tmp_path / "gappy.mkv"
     spec = resolve_output(str(gappy), codec="ffv1")
-    from vidcolor.pipeline import FrameColorizer as FC
+    from vidcolor.run.pipeline import FrameColorizer as FC
 
     chunks = plan_chunks(FC(get_colorizer("classic"), schedule, (96, 64), plan), 18)
     assert chunks == [(0, 5), (5, 10), (10, 15), (15, 18)]
@@ -154,7 +154,7 @@ def test_resume_fills_gaps_between_finished_chunks(tmp_path, reference_png, monk
             colorize_video(str(source), spec, schedule, get_colorizer("classic"), plan=plan, resume=True)
     import json
 
-    from vidcolor.resume import JOURNAL
+    from vidcolor.run.resume import JOURNAL
 
     assert sorted(int(k) for k in json.loads((work_folder(str(gappy)) / JOURNAL).read_text())["chunks"]) == [5, 15]
     colorize_video(str(source), spec, schedule, get_colorizer("classic"), plan=plan, resume=True)
@@ -175,7 +175,7 @@ def interrupt_after(count: int):
 
 
 def resumable(source, output, reference_png, model="classic", *, length=4, **kwargs):
-    from vidcolor.pipeline import colorize_video
+    from vidcolor.run.pipeline import colorize_video
     from vidcolor.io.writer import resolve_output
 
     colorizer = model if not isinstance(model, str) else get_colorizer(model)
@@ -217,7 +217,7 @@ def test_changed_version_or_weights_never_mix_chunks(tmp_path, reference_png, mo
     torch.save(payload, weights)
     with pytest.raises(OutputError, match=r"\(weights.mine.pt changed\)"):
         resumable(source, output, reference_png, get_colorizer("fast", weights=str(weights)))
-    with caplog.at_level("WARNING", logger="vidcolor.resume"):
+    with caplog.at_level("WARNING", logger="vidcolor.run.resume"):
         summary = resumable(source, output, reference_png, get_colorizer("fast", weights=str(weights)),
                             restart_on_change=True)
     assert "weights.mine.pt changed" in caplog.text and summary.frames == 14  # all redone, none reused
@@ -249,7 +249,7 @@ def avi_with_header_count(path, frames, claimed: int | None):
 def test_resume_counts_the_frames_it_decodes(tmp_path, reference_png, claimed):
     """Whatever the header claims, a resumable run, interrupted or not, has every decoded frame:
     no KeyError when it claims too many, no dropped tail when it claims too few."""
-    from vidcolor.pipeline import colorize_video
+    from vidcolor.run.pipeline import colorize_video
     from vidcolor.io.reader import probe
     from vidcolor.io.writer import resolve_output
 
@@ -272,7 +272,7 @@ def test_resume_counts_the_frames_it_decodes(tmp_path, reference_png, claimed):
     assert resumable(source, resumed, reference_png).frames == 22 - 12
     assert all_planes_list(resumed) == expected
     if importlib.util.find_spec("ray") is not None:  # Ray workers, given the chunks by the header's count
-        from vidcolor.distributed import ray_chunks
+        from vidcolor.run.distributed import ray_chunks
 
         spread = tmp_path / "ray.mkv"
         assert resumable(source, spread, reference_png, distribute=ray_chunks(num_cpus=2)).frames == 22
@@ -337,7 +337,7 @@ def test_damaged_journal_or_chunk_loses_only_what_cannot_be_verified(tmp_path, r
     """An unreadable journal is rebuilt from the chunks' sidecars (every chunk whose SHA-256 still
     matches is kept); a truncated or altered chunk is encoded again; the result equals an
     uninterrupted run."""
-    from vidcolor.resume import JOURNAL
+    from vidcolor.run.resume import JOURNAL
 
     source = write_clip(tmp_path / "in.mp4", color_frames(18, 96, 64), gray=True)
     whole = tmp_path / "whole.mkv"
@@ -350,7 +350,7 @@ def test_damaged_journal_or_chunk_loses_only_what_cannot_be_verified(tmp_path, r
         resumable(source, output, reference_png, on_frame=interrupt_after(14))
     assert chunk_files(output) == [f"chunk-{s:08d}.mkv" for s in (0, 4, 8)]
     (folder / JOURNAL).write_text('{"version": 2, "signature": "3f1c", "chunks": {"0": {"sta')  # torn by a crash
-    with caplog.at_level("WARNING", logger="vidcolor.resume"):
+    with caplog.at_level("WARNING", logger="vidcolor.run.resume"):
         with pytest.raises(KeyboardInterrupt):  # resumed at 12, stopped again at 16
             resumable(source, output, reference_png, on_frame=interrupt_after(5))
     assert "is not JSON" in caplog.text and "3 finished chunk(s) verified by SHA-256 and kept" in caplog.text
@@ -364,7 +364,7 @@ def test_damaged_journal_or_chunk_loses_only_what_cannot_be_verified(tmp_path, r
     altered.write_bytes(bytes(data))
     (folder / JOURNAL).unlink()  # and the journal is gone
     caplog.clear()
-    with caplog.at_level("WARNING", logger="vidcolor.resume"):
+    with caplog.at_level("WARNING", logger="vidcolor.run.resume"):
         summary = resumable(source, output, reference_png)
     assert f"chunk {truncated} does not match its record" in caplog.text and f"chunk {altered}" in caplog.text
     assert summary.frames == 18 - 8  # chunks 0 and 8 kept; 4, 12 and the rest encoded
@@ -396,7 +396,7 @@ def test_ray_chunks_decode_about_one_pass(tmp_path, reference_png):
     pytest.importorskip("ray", reason="Ray is in the test extras: pip install -e '.[test]'")
     from fractions import Fraction
 
-    from vidcolor.distributed import ray_chunks
+    from vidcolor.run.distributed import ray_chunks
 
     source = tmp_path / "gop8.mp4"
     with av.open(str(source), "w") as container:  # a keyframe every 8 frames, as broadcast files have

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vidcolor.pipeline import read_lightness
+from vidcolor.run.pipeline import read_lightness
 from vidcolor.io.reader import (Frame, VideoInfo, VideoReader, count_frames, decoded_frame_count, keyframe_numbers,
                              packet_index, probe)
 

@@ -371,7 +371,7 @@ def test_default_colorizer_confidence_says_where_the_reference_reaches() -> None
     keyframe, its right strip only by the start one, and the blend takes each strip from the side
     that sees it (equal confidence everywhere would mix in the other side's guess half and half)."""
     from vidcolor.colorizers.default import DefaultColorizer
-    from vidcolor.pipeline import blend_predictions
+    from vidcolor.run.pipeline import blend_predictions
 
     ground = _pattern(400, 160)
     frame = np.ascontiguousarray(ground[:, 56:344])

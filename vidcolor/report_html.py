@@ -89,7 +89,7 @@ def plan_shots(source_path: str | os.PathLike[str], preset_path: str | os.PathLi
     info = probe(source_path)
     known = _run_keyframes(run)
     if preset_path is not None:
-        from .batch import preset_schedule  # noqa: PLC0415 - heavy-ish; only with a preset
+        from .run.batch import preset_schedule  # noqa: PLC0415 - heavy-ish; only with a preset
         from .presets import load_preset  # noqa: PLC0415
 
         preset = load_preset(preset_path, fps=info.fps, frame_count=info.frame_count)

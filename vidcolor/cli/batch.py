@@ -17,7 +17,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 if TYPE_CHECKING:
-    from ..batch import Job
+    from ..run.batch import Job
     from ..presets import Preset
     from ..io.reader import VideoInfo
     from ..schedule import ReferenceSchedule
@@ -34,7 +34,7 @@ def schedule_from_preset(preset: str | Preset, info: VideoInfo, *, detect: bool 
                          quiet: bool = False) -> tuple[ReferenceSchedule, Preset]:
     """``colorize --preset``: load (given a path) and check the preset against the clip, run scene
     detection when the preset (or ``detect``, from ``--detect-scenes/--no-detect-scenes``) asks for it."""
-    from ..batch import preset_schedule
+    from ..run.batch import preset_schedule
     from ..presets import load_preset
 
     if isinstance(preset, str):
@@ -139,10 +139,10 @@ def batch(in_dir: str, out_dir: str, preset: str | None, ref: str | None, model:
     Rerunning continues where a stopped run left off: finished files are skipped, an interrupted
     one resumes. One failing file never stops the others; the exit code is 3 when any failed.
     """
-    from ..batch import BatchOptions, Journal, colorize_job, format_table, plan_batch, run_batch, summary_rows
+    from ..run.batch import BatchOptions, Journal, colorize_job, format_table, plan_batch, run_batch, summary_rows
     from ..colorizers import default_model
     from ..colorizers import MODELS
-    from ..pipeline import parse_size
+    from ..run.pipeline import parse_size
 
     if model is not None and model not in MODELS:
         raise click.BadParameter(f"unknown model {model!r}: choose one of {', '.join(MODELS)}", param_hint="--model")

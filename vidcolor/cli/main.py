@@ -179,7 +179,7 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
     """Colorize INPUT (a video, a folder of frames, or a %06d pattern) into OUTPUT."""
     from ..colorizers import MODELS, build_colorizer, default_model, no_reference_colorizer, set_torch_threads
     from ..detail import ReferenceDetail
-    from ..pipeline import ChunkPlan, colorize_video, parse_size, scan_shots, working_size_for
+    from ..run.pipeline import ChunkPlan, colorize_video, parse_size, scan_shots, working_size_for
     from ..io.reader import probe
     from ..references import load_reference
     from ..schedule import Keyframe, ReferenceSchedule, parse_ref_option
@@ -222,7 +222,7 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
                                          param_hint="--ref")
             keyframes.append(Keyframe(frame or 0, load_reference(image)))
         # no reference: every shot gets its own, so the cuts are found (after the model is built, to
-        # keep each shot's keyframe on the way: see vidcolor.pipeline.scan_shots)
+        # keep each shot's keyframe on the way: see vidcolor.run.pipeline.scan_shots)
         scan = bool(detect_scenes or (detect_scenes is None and not keyframes))
         schedule = ReferenceSchedule(keyframes, [], frame_count=info.frame_count)
 
@@ -257,7 +257,7 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
         raise click.BadParameter("--address joins a Ray cluster: add --executor ray", param_hint="--address")
     distribute = None
     if executor == "ray":
-        from ..distributed import ray_chunks
+        from ..run.distributed import ray_chunks
 
         distribute = ray_chunks(address, num_cpus)
     bar, advance = _progress(info.frame_count, quiet, os.path.basename(input_path))
@@ -296,7 +296,7 @@ def demo(output_dir: str, model: str | None, quiet: bool) -> None:
     """Build a demo clip from a photo scikit-image ships, gray it, and colorize it back."""
     from ..colorizers import build_colorizer, default_model, set_torch_threads
     from ..demo import clip_psnr, make_demo_clip
-    from ..pipeline import colorize_video
+    from ..run.pipeline import colorize_video
     from ..references import load_reference
     from ..schedule import ReferenceSchedule
     from ..temporal import TemporalSettings

@@ -25,16 +25,16 @@ import av
 import cv2
 import numpy as np
 
-from .color import (LumaFormat, chroma_planes, guided_upsample, lab_with_luma, lightness_to_gray, luma_to_gray_level,
+from ..color import (LumaFormat, chroma_planes, guided_upsample, lab_with_luma, lightness_to_gray, luma_to_gray_level,
                     luma_to_lightness, rgb_codes, shrink_area)
-from .colorizers.base import ColorizedFrame, Colorizer
-from .detail import ReferenceDetail
-from .errors import InputError, OutputError
-from .io.reader import Frame, VideoInfo, VideoReader, count_frames, decoded_frame_count, probe, timecode
+from ..colorizers.base import ColorizedFrame, Colorizer
+from ..detail import ReferenceDetail
+from ..errors import InputError, OutputError
+from ..io.reader import Frame, VideoInfo, VideoReader, count_frames, decoded_frame_count, probe, timecode
 from .resume import Journal, RunSignature, input_identity, run_signature
-from .references import Reference
-from .schedule import ReferenceSchedule
-from .io.writer import (OutputFrame, OutputSpec, VideoWriter, assemble_segments, check_encodable, check_output,
+from ..references import Reference
+from ..schedule import ReferenceSchedule
+from ..io.writer import (OutputFrame, OutputSpec, VideoWriter, assemble_segments, check_encodable, check_output,
                      convert_luma)
 
 logger = logging.getLogger(__name__)
@@ -377,7 +377,7 @@ def scan_shots(info: VideoInfo, work: tuple[int, int] | None, *,
                on_frame: Callable[[int], None] | None = None) -> tuple[list[int], ShotKeyframes | None]:
     """Scene cuts of ``info`` in one decoding pass, and, for no-reference mode (``work``: the
     working size), every shot's automatic keyframe kept on the way (:class:`ShotKeyframes`)."""
-    from .scenes import detect_cuts  # noqa: PLC0415 - PySceneDetect only when detecting
+    from ..scenes import detect_cuts  # noqa: PLC0415 - PySceneDetect only when detecting
 
     kept = ShotKeyframes(info, work) if work is not None else None
     cuts = detect_cuts(info.path, info=info, on_frame=on_frame, on_decoded=kept)
@@ -468,12 +468,12 @@ def colorize_video(
     """Colorize ``input_path`` into ``spec``; every input problem is raised before anything is written.
 
     With ``resume``, the output is encoded chunk by chunk into a work folder beside it, and a rerun
-    continues from the last completed chunk (see :mod:`vidcolor.resume`). ``settings`` lists any
+    continues from the last completed chunk (see :mod:`vidcolor.run.resume`). ``settings`` lists any
     further options that change the frames (:func:`resume_signature` finds the rest). Work left by
     a run with another signature is refused with a message naming what changed, or, with
     ``restart_on_change``, deleted with a warning; it is never mixed in.
     ``auto`` (an automatic colorizer) turns on no-reference mode for a schedule without references
-    (see :class:`FrameColorizer`). ``distribute`` (e.g. :func:`vidcolor.distributed.ray_chunks`)
+    (see :class:`FrameColorizer`). ``distribute`` (e.g. :func:`vidcolor.run.distributed.ray_chunks`)
     encodes the chunks elsewhere in parallel; it implies ``resume``. ``detail`` adds the
     references' fine colour at the output size (:mod:`vidcolor.detail`). ``kept_keyframes``
     (from :func:`scan_shots`) spares no-reference mode a second decode of each shot's keyframe.
@@ -529,7 +529,7 @@ def resume_signature(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer,
     SHA-256 of every weight file they loaded, the device and dtype, the working size, the encoder,
     the chunk plan, the schedule (reference pictures by content), the detail settings, ``settings``
     (e.g. a batch job's preset) and the input's identity (every frame file of a sequence)."""
-    from . import __version__  # noqa: PLC0415 - the package imports this module
+    from .. import __version__  # noqa: PLC0415 - the package imports this module
 
     schedule, detail = frames.schedule, frames.detail
     models = [model for model in (frames.colorizer, frames.auto) if model is not None]
@@ -548,7 +548,7 @@ def resume_signature(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer,
 def _weight_files(model: object) -> tuple[str, ...]:
     """Weight files behind ``model`` as recorded when it was built (see
     :func:`vidcolor.weights.recording_loads`); a wrapper built by hand falls back to its inner model."""
-    from .weights import weight_files_of  # noqa: PLC0415
+    from ..weights import weight_files_of  # noqa: PLC0415
 
     files = weight_files_of(model)
     inner = getattr(model, "inner", None)
@@ -556,7 +556,7 @@ def _weight_files(model: object) -> tuple[str, ...]:
 
 
 def _weight_digests(models: Sequence[Colorizer]) -> dict[str, str]:
-    from .weights import weights_digest  # noqa: PLC0415
+    from ..weights import weights_digest  # noqa: PLC0415
 
     digests: dict[str, str] = {}
     named: dict[str, str] = {}  # file name -> path: two files of one name are told apart by path
@@ -671,7 +671,7 @@ def _colorize_in_chunks(info: VideoInfo, spec: OutputSpec, frames: FrameColorize
 
 
 #: Encodes the given pieces (first frame, stop or None) somewhere else (e.g. on a Ray cluster) into
-#: segment files named by :func:`vidcolor.resume.staged_name` in the work folder, calling
+#: segment files named by :func:`vidcolor.run.resume.staged_name` in the work folder, calling
 #: ``on_segment`` in this process as segments complete.
 ChunkDistributor = Callable[[VideoInfo, OutputSpec, "FrameColorizer", Sequence[tuple[int, int | None]], str, str,
                              OnSegment, RunSummary, Callable[[FrameResult], None] | None], None]

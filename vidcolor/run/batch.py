@@ -8,7 +8,7 @@ locally or on a Ray cluster, recording every job in a journal in the output fold
 references and settings are unchanged, reruns an interrupted one (the pipeline resumes it), and
 does not retry a file that failed with the same inputs unless asked: the failure would repeat.
 
-:func:`colorize_job` is the ``run_one`` that colorizes a job with :func:`vidcolor.pipeline.colorize_video`.
+:func:`colorize_job` is the ``run_one`` that colorizes a job with :func:`vidcolor.run.pipeline.colorize_video`.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .io.durable import DamagedJournal, JournalFile
-from .errors import InputError, OutputError, VidcolorError
-from .presets import Preset, load_preset
-from .io.reader import IMAGE_EXTENSIONS, VideoInfo, sequence_files
+from ..io.durable import DamagedJournal, JournalFile
+from ..errors import InputError, OutputError, VidcolorError
+from ..presets import Preset, load_preset
+from ..io.reader import IMAGE_EXTENSIONS, VideoInfo, sequence_files
 from .resume import input_identity
-from .schedule import Keyframe, ReferenceSchedule
+from ..schedule import Keyframe, ReferenceSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def _file_stamp(path: Path | str | None) -> list[object] | None:
 
 
 def _output_name(input_path: Path, codec_name: str, taken: set[str]) -> str:
-    from .io.writer import CODECS  # noqa: PLC0415
+    from ..io.writer import CODECS  # noqa: PLC0415
 
     codec = CODECS[codec_name]
     stem = input_path.name if input_path.is_dir() else input_path.stem
@@ -442,7 +442,7 @@ def preset_schedule(preset: Preset, info: VideoInfo, *, detect: bool | None = No
     cuts: list[int] = []
     preset.resolve(info.fps, info.frame_count)
     if detect if detect is not None else preset.scenes.detect:
-        from .scenes import detect_cuts  # noqa: PLC0415
+        from ..scenes import detect_cuts  # noqa: PLC0415
 
         cuts = detect_cuts(info.path, threshold=preset.scenes.threshold, min_length=preset.scenes.min_length,
                            info=info, on_frame=on_frame)
@@ -451,11 +451,11 @@ def preset_schedule(preset: Preset, info: VideoInfo, *, detect: bool | None = No
 
 def job_schedule(job: Job, info: VideoInfo) -> tuple[ReferenceSchedule, Preset | None, bool]:
     """The reference schedule of a job: its preset's, or its single --ref image; and whether its
-    cuts are still to be found (:func:`vidcolor.pipeline.scan_shots`, once the model is known)."""
+    cuts are still to be found (:func:`vidcolor.run.pipeline.scan_shots`, once the model is known)."""
     if job.preset is not None:
         preset = load_preset(job.preset, fps=info.fps, frame_count=info.frame_count)
         return preset_schedule(preset, info, detect=job.options.detect_scenes), preset, False
-    from .references import load_reference  # noqa: PLC0415
+    from ..references import load_reference  # noqa: PLC0415
 
     keyframes = [Keyframe(0, load_reference(job.ref))] if job.ref is not None else []
     # without any reference (no-reference mode) every shot gets its own automatic reference
@@ -467,12 +467,12 @@ def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = Non
                  on_frame: Callable[[Any], None] | None = None) -> dict[str, object]:
     """Colorize one batch job (the ``run_one`` of ``vidcolor batch``): preset or --ref, settings
     by precedence (explicit option > preset > default), resuming when the pipeline supports it."""
-    from .colorizers import build_colorizer, no_reference_colorizer, set_torch_threads  # noqa: PLC0415 - keeps planning free of model imports
-    from .detail import ReferenceDetail  # noqa: PLC0415
-    from .temporal import TemporalSettings  # noqa: PLC0415
+    from ..colorizers import build_colorizer, no_reference_colorizer, set_torch_threads  # noqa: PLC0415 - keeps planning free of model imports
+    from ..detail import ReferenceDetail  # noqa: PLC0415
+    from ..temporal import TemporalSettings  # noqa: PLC0415
     from .pipeline import colorize_video, parse_size, scan_shots, working_size_for  # noqa: PLC0415
-    from .io.reader import probe  # noqa: PLC0415
-    from .io.writer import check_output, resolve_output  # noqa: PLC0415
+    from ..io.reader import probe  # noqa: PLC0415
+    from ..io.writer import check_output, resolve_output  # noqa: PLC0415
 
     info = probe(job.input)
     schedule, preset, scan = job_schedule(job, info)

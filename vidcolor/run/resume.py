@@ -1,6 +1,6 @@
 """Resumable runs: the output is encoded chunk by chunk into a work folder with a journal.
 
-Each chunk of :class:`~vidcolor.pipeline.ChunkPlan` becomes one segment file, encoded under a
+Each chunk of :class:`~vidcolor.run.pipeline.ChunkPlan` becomes one segment file, encoded under a
 staged name, flushed to disk, described by a sidecar (``chunk-00000000.mkv.json``: frame range,
 frame count, SHA-256 of the segment, run signature), renamed to its own name and then recorded in
 ``journal.json``; sidecar and journal are written atomically (:mod:`vidcolor.io.durable`). A rerun with the same
@@ -34,9 +34,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .io.durable import (PARTIAL_MARK, DamagedJournal, ForeignJournal, JournalFile, atomic_write_json, fsync_file, fsync_folder,
+from ..io.durable import (PARTIAL_MARK, DamagedJournal, ForeignJournal, JournalFile, atomic_write_json, fsync_file, fsync_folder,
                       sha256_of_file)
-from .errors import OutputError
+from ..errors import OutputError
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Ray: one place to join or start a cluster, and chunks of one film encoded in parallel on it.
 
 Every chunk depends only on its own frames and a few warm-up frames before it (see
-:class:`vidcolor.pipeline.ChunkPlan`), so the chunks of a long film can be colorized on different
+:class:`vidcolor.run.pipeline.ChunkPlan`), so the chunks of a long film can be colorized on different
 workers and joined packet for packet, giving exactly the frames of one sequential pass. Segments
 land in the run's work folder (shared storage when the cluster spans machines) and the journal is
 written by the driver as they complete, so an interrupted distributed run resumes like a local one.
@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputError
+from ..errors import InputError
 
 if TYPE_CHECKING:
     from .pipeline import FrameColorizer, FrameResult, RunSummary
-    from .io.reader import VideoInfo
-    from .io.writer import OutputSpec
+    from ..io.reader import VideoInfo
+    from ..io.writer import OutputSpec
 
 
 @contextlib.contextmanager
@@ -54,7 +54,7 @@ def _encode_chunk(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, pie
     stream and may become several segments) into the work ``folder``; the finished segments, the
     per-frame results and the count of frames decoded go back to the driver."""
     from .pipeline import FrameColorizer, RunSummary, encode_chunks, read_lightness  # noqa: PLC0415
-    from .io.reader import decoded_frame_count  # noqa: PLC0415
+    from ..io.reader import decoded_frame_count  # noqa: PLC0415
     from .resume import staged_name  # noqa: PLC0415
 
     decoded_before = decoded_frame_count()
@@ -69,7 +69,7 @@ def _encode_chunk(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, pie
 
 
 def ray_chunks(address: str | None = None, num_cpus: int | None = None) -> Callable[..., None]:
-    """A chunk distributor for :func:`vidcolor.pipeline.colorize_video` running on Ray."""
+    """A chunk distributor for :func:`vidcolor.run.pipeline.colorize_video` running on Ray."""
 
     def distribute(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, pieces: Sequence[tuple[int, int | None]],
                    folder: str, extension: str, on_segment: Callable[[int, int, str, bool], None],
