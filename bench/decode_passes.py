@@ -44,12 +44,12 @@ MODEL, AUTO_MODEL, SIZE = "classic", "cheng2015", "64"
 
 def no_reference_run(path: str, output: str) -> dict[str, Any]:
     """``vidcolor colorize PATH -o OUTPUT`` without a reference, the real command run in this
-    process; scene detection's share is counted by wrapping :func:`vidcolor.scenes.detect_cuts`."""
-    import vidcolor.scenes
+    process; scene detection's share is counted by wrapping :func:`vidcolor.schedule.scenes.detect_cuts`."""
+    import vidcolor.schedule.scenes
     from vidcolor.cli import main as vidcolor_main
 
     detection = [0, 0.0]
-    detect_cuts = vidcolor.scenes.detect_cuts
+    detect_cuts = vidcolor.schedule.scenes.detect_cuts
 
     @functools.wraps(detect_cuts)
     def counted(*args: Any, **kwargs: Any) -> list[int]:
@@ -59,14 +59,14 @@ def no_reference_run(path: str, output: str) -> dict[str, Any]:
         counted.cuts = cuts  # type: ignore[attr-defined]
         return cuts
 
-    vidcolor.scenes.detect_cuts = counted
+    vidcolor.schedule.scenes.detect_cuts = counted
     try:
         before, started = decoded_frame_count(), time.perf_counter()
         vidcolor_main(["colorize", path, "-o", output, "--model", MODEL, "--auto-model", AUTO_MODEL, "--size", SIZE,
                        "--codec", "ffv1", "-q"], standalone_mode=False)
         total, seconds = decoded_frame_count() - before, time.perf_counter() - started
     finally:
-        vidcolor.scenes.detect_cuts = detect_cuts
+        vidcolor.schedule.scenes.detect_cuts = detect_cuts
     frames = count_frames(probe(output))
     return {"shots": len(counted.cuts) + 1, "frames": frames, "detection": tuple(detection),  # type: ignore[attr-defined]
             "colorize": (total - detection[0], seconds - detection[1])}

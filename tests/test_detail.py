@@ -16,9 +16,9 @@ from vidcolor.cli import main
 from vidcolor.color import guided_upsample, rgb_to_gray_lightness, rgb_to_lab
 from vidcolor.detail import DetailSettings, ReferenceDetail
 from vidcolor.errors import InputError
-from vidcolor.presets import PresetError, load_preset
+from vidcolor.schedule.presets import PresetError, load_preset
 from vidcolor.references import Reference
-from vidcolor.schedule import Keyframe, ReferenceSchedule
+from vidcolor.schedule.keyframes import Keyframe, ReferenceSchedule
 
 from helpers import write_clip
 

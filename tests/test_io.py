@@ -17,7 +17,7 @@ from vidcolor.colorizers import get_colorizer
 from vidcolor.run.pipeline import colorize_video, working_size
 from vidcolor.io.reader import VideoReader, probe, sequence_files
 from vidcolor.references import load_reference
-from vidcolor.schedule import ReferenceSchedule
+from vidcolor.schedule.keyframes import ReferenceSchedule
 from vidcolor.io.writer import resolve_output
 
 from helpers import color_frames, decoded_video, leftover_partials, shared_path, write_clip

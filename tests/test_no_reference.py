@@ -105,7 +105,7 @@ def test_batch_and_vapoursynth_give_the_cli_frames(photo_clip: Path, cli_output:
 def test_the_automatic_keyframe_is_each_shots_middle_frame() -> None:
     from vidcolor.colorizers import get_colorizer
     from vidcolor.run.pipeline import FrameColorizer
-    from vidcolor.schedule import ReferenceSchedule
+    from vidcolor.schedule.keyframes import ReferenceSchedule
 
     schedule = ReferenceSchedule([], [6], frame_count=20)  # shots 0-5 and 6-19
     frames = FrameColorizer(get_colorizer("classic"), schedule, (32, 16), frame_at=lambda index: np.zeros((16, 32)))
@@ -188,7 +188,7 @@ def test_no_reference_keyframes_come_from_the_scene_scan(tmp_path: Path) -> None
     from vidcolor.colorizers import get_colorizer
     from vidcolor.run.pipeline import colorize_video, scan_shots, working_size_for
     from vidcolor.io.reader import probe
-    from vidcolor.schedule import ReferenceSchedule
+    from vidcolor.schedule.keyframes import ReferenceSchedule
     from vidcolor.io.writer import resolve_output
 
     shots = [color_frames(30, 96, 64, seed=seed) for seed in (1, 2, 3)]

@@ -167,7 +167,7 @@ def test_interrupted_overwrite_leaves_the_previous_frames_as_they_were(tmp_path,
     from vidcolor.colorizers import build_colorizer
     from vidcolor.run.pipeline import FrameResult, colorize_video
     from vidcolor.references import load_reference
-    from vidcolor.schedule import ReferenceSchedule
+    from vidcolor.schedule.keyframes import ReferenceSchedule
     from vidcolor.io.writer import resolve_output
 
     source = gray_frames(tmp_path / "scans", 6, ext="png")

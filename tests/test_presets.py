@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from vidcolor.errors import InputError
-from vidcolor.presets import PresetError, Timecode, load_preset
-from vidcolor.schedule import Keyframe, ReferenceSchedule
+from vidcolor.schedule.presets import PresetError, Timecode, load_preset
+from vidcolor.schedule.keyframes import Keyframe, ReferenceSchedule
 
 from helpers import REPO, color_frames, shared_path
 

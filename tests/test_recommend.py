@@ -23,7 +23,7 @@ from vidcolor.cli.refs import refs
 from vidcolor.color import rgb_to_gray_lightness
 from vidcolor.errors import InputError, OutputError, WeightsNotFoundError
 from vidcolor.models.deepex import expected_tensors
-from vidcolor.presets import load_preset
+from vidcolor.schedule.presets import load_preset
 from vidcolor.recommend import (
     BETA,
     FeatureLibrary,

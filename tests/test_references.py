@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vidcolor.presets import load_preset
+from vidcolor.schedule.presets import load_preset
 from vidcolor.recommend import image_query
 from vidcolor.references import load_reference, read_rgb
 

@@ -31,7 +31,7 @@ from vidcolor.cli import main
 from vidcolor.errors import OutputError
 from vidcolor.run.pipeline import RunSummary
 from vidcolor.references import load_reference
-from vidcolor.schedule import Keyframe, ReferenceSchedule
+from vidcolor.schedule.keyframes import Keyframe, ReferenceSchedule
 
 from helpers import shared_path
 

@@ -20,7 +20,7 @@ from vidcolor.errors import OutputError
 from vidcolor.run.pipeline import ChunkPlan, FrameColorizer
 from vidcolor.references import load_reference
 from vidcolor.run.resume import work_folder
-from vidcolor.schedule import Keyframe, ReferenceSchedule
+from vidcolor.schedule.keyframes import Keyframe, ReferenceSchedule
 
 from helpers import color_frames, write_clip
 

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from vidcolor.cli import VidcolorGroup
 from vidcolor.cli.batch import scenes
 from vidcolor.errors import OutputError
-from vidcolor.presets import load_preset
+from vidcolor.schedule.presets import load_preset
 from vidcolor.io.reader import probe
 from vidcolor.references import is_grayscale, load_reference
-from vidcolor.scenes import detect_cuts, shots_from_cuts, write_scene_preset
+from vidcolor.schedule.scenes import detect_cuts, shots_from_cuts, write_scene_preset
 
 from helpers import REPO, color_frames, shared_path, write_clip
 

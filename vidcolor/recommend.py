@@ -629,7 +629,7 @@ def shot_bounds(input_path: str | os.PathLike[str], *, shots_preset: str | os.Pa
     if frame_count < 1:
         raise InputError(f"input {os.fspath(input_path)!r} has no decodable frame: nothing to recommend references for")
     if shots_preset is not None:
-        from .presets import load_preset  # noqa: PLC0415
+        from .schedule.presets import load_preset  # noqa: PLC0415
 
         preset = load_preset(shots_preset, fps=info.fps, frame_count=frame_count)
         shots = preset.resolve(info.fps, frame_count)
@@ -639,7 +639,7 @@ def shot_bounds(input_path: str | os.PathLike[str], *, shots_preset: str | os.Pa
         if starts and starts[0] > 0:  # frames before the first shot take its reference
             starts[0] = 0
         return list(zip(starts, ends)), info
-    from .scenes import detect_cuts, shots_from_cuts  # noqa: PLC0415
+    from .schedule.scenes import detect_cuts, shots_from_cuts  # noqa: PLC0415
 
     cuts = detect_cuts(input_path, info=info, on_frame=on_frame)
     return [(s.start, s.end) for s in shots_from_cuts(cuts, frame_count)], info
@@ -734,7 +734,7 @@ def write_preset(path: str | os.PathLike[str], results: Sequence[ShotSuggestions
     The runners-up are listed in comments so a colorist can swap one in. Written atomically;
     an existing preset is replaced only with ``overwrite``.
     """
-    from .presets import FORMAT_VERSION  # noqa: PLC0415
+    from .schedule.presets import FORMAT_VERSION  # noqa: PLC0415
 
     preset = Path(path)
     if preset.suffix.lower() != ".toml":

@@ -113,7 +113,7 @@ def read_run_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 def run_metadata(summary: Any, schedule: Any = None, colorizer: Any = None,
                  settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What the report's summary shows about a run: from a :class:`~vidcolor.run.pipeline.RunSummary`,
-    its :class:`~vidcolor.schedule.ReferenceSchedule` and colorizer (``describe()``), plus any
+    its :class:`~vidcolor.schedule.keyframes.ReferenceSchedule` and colorizer (``describe()``), plus any
     further ``settings`` (e.g. CLI options). Plain JSON-ready data."""
     from . import __version__  # noqa: PLC0415 - the package imports this module's neighbours
 

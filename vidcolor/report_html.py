@@ -90,7 +90,7 @@ def plan_shots(source_path: str | os.PathLike[str], preset_path: str | os.PathLi
     known = _run_keyframes(run)
     if preset_path is not None:
         from .run.batch import preset_schedule  # noqa: PLC0415 - heavy-ish; only with a preset
-        from .presets import load_preset  # noqa: PLC0415
+        from .schedule.presets import load_preset  # noqa: PLC0415
 
         preset = load_preset(preset_path, fps=info.fps, frame_count=info.frame_count)
         schedule = preset_schedule(preset, info, detect=detect)
@@ -108,7 +108,7 @@ def plan_shots(source_path: str | os.PathLike[str], preset_path: str | os.PathLi
     origin = "one shot"
     if detect is not False:
         try:
-            from .scenes import detect_cuts  # noqa: PLC0415
+            from .schedule.scenes import detect_cuts  # noqa: PLC0415
 
             extra = {"min_length": scene_min_length} if scene_min_length is not None else {}
             cuts = detect_cuts(source_path, info=info, **extra)

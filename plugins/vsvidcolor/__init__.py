@@ -23,11 +23,11 @@ from vidcolor.detail import ReferenceDetail
 from vidcolor.errors import VidcolorError
 from vidcolor.run.pipeline import ChunkPlan, FrameColorizer, chroma_for_frame, parse_size, working_size
 from vidcolor.references import Reference, load_reference
-from vidcolor.schedule import Keyframe, ReferenceSchedule
+from vidcolor.schedule.keyframes import Keyframe, ReferenceSchedule
 from vidcolor.temporal import TemporalSettings
 
 if TYPE_CHECKING:
-    from vidcolor.presets import Preset
+    from vidcolor.schedule.presets import Preset
 
 __all__ = ["colorize"]
 
@@ -257,7 +257,7 @@ def _schedule(func: str, clip: vs.VideoNode, ref: object, refs: Mapping[int, obj
                 rgb = rgb.astype(np.float32) / ((1 << image.format.bits_per_sample) - 1)
             keyframes.append(Keyframe(frame, Reference.from_array(rgb.astype(np.float32), key=f"ref_clip:{id(ref_clip)}:{i}")))
         return ReferenceSchedule(keyframes), None
-    from vidcolor.presets import load_preset  # noqa: PLC0415 - optional until presets are used
+    from vidcolor.schedule.presets import load_preset  # noqa: PLC0415 - optional until presets are used
 
     loaded = load_preset(preset)  # type: ignore[arg-type]
     fps = clip.fps if clip.fps.numerator else None

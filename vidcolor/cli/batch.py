@@ -18,9 +18,9 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 if TYPE_CHECKING:
     from ..run.batch import Job
-    from ..presets import Preset
+    from ..schedule.presets import Preset
     from ..io.reader import VideoInfo
-    from ..schedule import ReferenceSchedule
+    from ..schedule.keyframes import ReferenceSchedule
 
 logger = logging.getLogger("vidcolor")
 
@@ -35,7 +35,7 @@ def schedule_from_preset(preset: str | Preset, info: VideoInfo, *, detect: bool 
     """``colorize --preset``: load (given a path) and check the preset against the clip, run scene
     detection when the preset (or ``detect``, from ``--detect-scenes/--no-detect-scenes``) asks for it."""
     from ..run.batch import preset_schedule
-    from ..presets import load_preset
+    from ..schedule.presets import load_preset
 
     if isinstance(preset, str):
         preset = load_preset(preset, fps=info.fps, frame_count=info.frame_count)
@@ -77,7 +77,7 @@ def scenes(input_path: str, preset_path: str, keyframes_dir: str | None, thresho
     """Find the shots of INPUT (PySceneDetect) and write a preset skeleton plus one gray
     keyframe PNG per shot, to paint in colour and save under the same name."""
     from ..io.reader import probe, timecode
-    from ..scenes import write_scene_preset
+    from ..schedule.scenes import write_scene_preset
 
     keyframes_dir = keyframes_dir or os.path.join(os.path.dirname(os.path.abspath(preset_path)), "keyframes")
     info = probe(input_path)

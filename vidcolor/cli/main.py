@@ -182,7 +182,7 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
     from ..run.pipeline import ChunkPlan, colorize_video, parse_size, scan_shots, working_size_for
     from ..io.reader import probe
     from ..references import load_reference
-    from ..schedule import Keyframe, ReferenceSchedule, parse_ref_option
+    from ..schedule.keyframes import Keyframe, ReferenceSchedule, parse_ref_option
     from ..temporal import TemporalSettings
     from ..io.writer import check_encodable, check_output, resolve_output
 
@@ -193,7 +193,7 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
     info = probe(input_path)
     preset = None
     if preset_path is not None:
-        from ..presets import load_preset
+        from ..schedule.presets import load_preset
 
         preset = load_preset(preset_path, fps=info.fps, frame_count=info.frame_count)
 
@@ -298,7 +298,7 @@ def demo(output_dir: str, model: str | None, quiet: bool) -> None:
     from ..demo import clip_psnr, make_demo_clip
     from ..run.pipeline import colorize_video
     from ..references import load_reference
-    from ..schedule import ReferenceSchedule
+    from ..schedule.keyframes import ReferenceSchedule
     from ..temporal import TemporalSettings
     from ..io.writer import resolve_output
 

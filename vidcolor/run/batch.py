@@ -27,10 +27,10 @@ from typing import Any
 
 from ..io.durable import DamagedJournal, JournalFile
 from ..errors import InputError, OutputError, VidcolorError
-from ..presets import Preset, load_preset
+from ..schedule.presets import Preset, load_preset
 from ..io.reader import IMAGE_EXTENSIONS, VideoInfo, sequence_files
 from .resume import input_identity
-from ..schedule import Keyframe, ReferenceSchedule
+from ..schedule.keyframes import Keyframe, ReferenceSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -442,7 +442,7 @@ def preset_schedule(preset: Preset, info: VideoInfo, *, detect: bool | None = No
     cuts: list[int] = []
     preset.resolve(info.fps, info.frame_count)
     if detect if detect is not None else preset.scenes.detect:
-        from ..scenes import detect_cuts  # noqa: PLC0415
+        from ..schedule.scenes import detect_cuts  # noqa: PLC0415
 
         cuts = detect_cuts(info.path, threshold=preset.scenes.threshold, min_length=preset.scenes.min_length,
                            info=info, on_frame=on_frame)

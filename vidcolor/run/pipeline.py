@@ -33,7 +33,7 @@ from ..errors import InputError, OutputError
 from ..io.reader import Frame, VideoInfo, VideoReader, count_frames, decoded_frame_count, probe, timecode
 from .resume import Journal, RunSignature, input_identity, run_signature
 from ..references import Reference
-from ..schedule import ReferenceSchedule
+from ..schedule.keyframes import ReferenceSchedule
 from ..io.writer import (OutputFrame, OutputSpec, VideoWriter, assemble_segments, check_encodable, check_output,
                      convert_luma)
 
@@ -309,7 +309,7 @@ class ShotKeyframes:
     this keeps, for the shot being scanned, the frames on its keyframe grid (at most
     2 x KEYFRAME_GRID working-size frames in memory), and once the shot ends, its keyframe alone,
     spilled to a temporary folder so memory stays flat however many shots a film has. Feed it as
-    :func:`vidcolor.scenes.detect_cuts`'s ``on_decoded``, then call :meth:`finish`.
+    :func:`vidcolor.schedule.scenes.detect_cuts`'s ``on_decoded``, then call :meth:`finish`.
 
     A frame it did not keep (a cut reported late, a schedule with other shots) is simply absent:
     :class:`FrameColorizer` then decodes it as before, so the output never depends on it.
@@ -377,7 +377,7 @@ def scan_shots(info: VideoInfo, work: tuple[int, int] | None, *,
                on_frame: Callable[[int], None] | None = None) -> tuple[list[int], ShotKeyframes | None]:
     """Scene cuts of ``info`` in one decoding pass, and, for no-reference mode (``work``: the
     working size), every shot's automatic keyframe kept on the way (:class:`ShotKeyframes`)."""
-    from ..scenes import detect_cuts  # noqa: PLC0415 - PySceneDetect only when detecting
+    from ..schedule.scenes import detect_cuts  # noqa: PLC0415 - PySceneDetect only when detecting
 
     kept = ShotKeyframes(info, work) if work is not None else None
     cuts = detect_cuts(info.path, info=info, on_frame=on_frame, on_decoded=kept)

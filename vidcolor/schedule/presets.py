@@ -43,12 +43,12 @@ from typing import TYPE_CHECKING
 
 import cv2
 
-from .errors import InputError, ReferenceImageError
-from .references import Reference, load_reference
-from .schedule import Keyframe, ReferenceSchedule
+from ..errors import InputError, ReferenceImageError
+from ..references import Reference, load_reference
+from .keyframes import Keyframe, ReferenceSchedule
 
 if TYPE_CHECKING:
-    from .temporal import TemporalSettings
+    from ..temporal import TemporalSettings
 
 FORMAT_VERSION = 1
 TOP_KEYS = ("version", "model", "size", "detail", "codec", "crf", "encoder_preset", "timecode_fps", "scenes", "temporal",
@@ -228,7 +228,7 @@ class Preset:
     def temporal_settings(self) -> TemporalSettings | None:
         """The temporal check for this preset: on by default with the ``[temporal]`` table's values
         over the defaults; None when the table says ``enabled = false``."""
-        from .temporal import TemporalSettings  # noqa: PLC0415
+        from ..temporal import TemporalSettings  # noqa: PLC0415
 
         if not self.temporal.get("enabled", True):
             return None
@@ -346,7 +346,7 @@ class _Parser:
     def model(self, value: object) -> str | None:
         if value is None:
             return None
-        from .colorizers import MODELS  # noqa: PLC0415 - the registry is light; keeps import order simple
+        from ..colorizers import MODELS  # noqa: PLC0415 - the registry is light; keeps import order simple
 
         if not isinstance(value, str) or value not in MODELS:
             raise self.fail(self.key_line("model", None), "", f"model {value!r} is not a vidcolor model",
@@ -356,7 +356,7 @@ class _Parser:
     def size(self, value: object) -> str | None:
         if value is None:
             return None
-        from .run.pipeline import parse_size  # noqa: PLC0415 - avoids a cycle if the pipeline imports presets
+        from ..run.pipeline import parse_size  # noqa: PLC0415 - avoids a cycle if the pipeline imports presets
 
         text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
         if not isinstance(text, str):
@@ -369,7 +369,7 @@ class _Parser:
         return text
 
     def encoding(self, data: Mapping[str, object]) -> tuple[str | None, int | None, str | None]:
-        from .io.writer import CODECS, ENCODER_PRESETS  # noqa: PLC0415
+        from ..io.writer import CODECS, ENCODER_PRESETS  # noqa: PLC0415
 
         codec, crf, preset = data.get("codec"), data.get("crf"), data.get("encoder_preset")
         if codec is not None and codec not in CODECS:
@@ -415,7 +415,7 @@ class _Parser:
         return SceneSettings(detect, float(threshold), min_length)
 
     def temporal(self, value: object) -> Mapping[str, float | bool]:
-        from .temporal import TemporalSettings  # noqa: PLC0415 - the known keys are its fields
+        from ..temporal import TemporalSettings  # noqa: PLC0415 - the known keys are its fields
 
         line = self.header_line("[temporal]")
         if not isinstance(value, dict):
@@ -510,6 +510,6 @@ def _as_fraction(value: Fraction | float | int | str | None) -> Fraction | None:
 def _span(frame_count: int, rate: Fraction | None) -> str:
     if rate is None or rate <= 0:
         return ""
-    from .io.reader import timecode  # noqa: PLC0415
+    from ..io.reader import timecode  # noqa: PLC0415
 
     return f", {timecode(0.0)}..{timecode(float((frame_count - 1) / rate))}"

@@ -24,10 +24,10 @@ from types import ModuleType
 import cv2
 import numpy as np
 
-from .color import luma_to_gray_level
-from .errors import InputError, OutputError
+from ..color import luma_to_gray_level
+from ..errors import InputError, OutputError
 from .presets import DEFAULT_SCENE_MIN_LENGTH, DEFAULT_SCENE_THRESHOLD, FORMAT_VERSION
-from .io.reader import Frame, VideoInfo, VideoReader, probe, timecode
+from ..io.reader import Frame, VideoInfo, VideoReader, probe, timecode
 
 #: Frames are shrunk to about this width before detection, as PySceneDetect's own auto-downscale does.
 DETECTION_WIDTH = 256

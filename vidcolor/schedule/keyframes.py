@@ -18,8 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .errors import InputError
-from .references import Reference
+from ..errors import InputError
+from ..references import Reference
 
 
 @dataclass(frozen=True)
