@@ -45,7 +45,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from vidcolor import metrics  # noqa: E402
+from vidcolor.report import metrics  # noqa: E402
 from vidcolor.color import LumaFormat, guided_upsample, luma_to_gray_level, luma_to_lightness, rgb_codes, shrink_area  # noqa: E402
 from vidcolor.colorizers.base import ColorizedFrame, Colorizer  # noqa: E402
 from vidcolor.detail import ReferenceDetail  # noqa: E402

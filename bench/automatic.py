@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vidcolor.color import gray_to_lightness, lab_with_luma, rgb_to_gray, rgb_to_lab  # noqa: E402
-from vidcolor.metrics import colorfulness, psnr  # noqa: E402
+from vidcolor.report.metrics import colorfulness, psnr  # noqa: E402
 from vidcolor.training.eccv16 import auc_cmf  # noqa: E402
 
 PHOTOS = REPO.parent / "shared" / "data" / "photos" / "bsds500" / "test"

@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from vidcolor.color import gray_to_lightness, guided_upsample, lightness_to_gray, rgb_codes, rgb_to_gray, rgb_to_lab  # noqa: E402
 from vidcolor.colorizers.base import Colorizer  # noqa: E402
-from vidcolor.metrics import colorfulness, psnr  # noqa: E402
+from vidcolor.report.metrics import colorfulness, psnr  # noqa: E402
 from vidcolor.run.pipeline import working_size  # noqa: E402
 from vidcolor.training.cheng2015 import raw_accuracy_auc  # noqa: E402
 

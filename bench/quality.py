@@ -15,7 +15,7 @@ Per clip (a folder of true-colour JPEG frames, see ``bench/_clips.py``):
    other than ``default`` (the model's own working size). The output is H.264 4:2:0 at the CLI's
    default crf (18) and x264 preset (medium); ``--crf 0`` makes it lossless 4:2:0.
 3. **Scoring**: the output is decoded with the matrix and range it is tagged with (as ``vidcolor
-   report`` decodes) and scored against the truth with :mod:`vidcolor.metrics`.
+   report`` decodes) and scored against the truth with :mod:`vidcolor.report.metrics`.
 
 Reference cases (``--reference``, comma-separated; scored frames in brackets, N frames):
 
@@ -69,9 +69,9 @@ from _clips import CLIPS, REPO, ClipSource, decode_rgb, encode_as_output, find_c
 
 sys.path.insert(0, str(REPO))
 
-from vidcolor import metrics  # noqa: E402
+from vidcolor.report import metrics  # noqa: E402
 from vidcolor.flow import DISFlow  # noqa: E402
-from vidcolor.report import read_run_metadata, read_run_stats  # noqa: E402
+from vidcolor.report.measure import read_run_metadata, read_run_stats  # noqa: E402
 
 CASES = ("first", "mirrored", "last", "both", "left-half", "none")
 #: Scored frames per case, as (first, end) offsets into range(N): the frames given as references are left out.

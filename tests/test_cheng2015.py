@@ -10,7 +10,7 @@ import torch
 
 from helpers import shared_path
 from vidcolor.color import gray_to_lightness, rgb_codes, rgb_to_gray, rgb_to_lab
-from vidcolor.metrics import colorfulness
+from vidcolor.report.metrics import colorfulness
 from vidcolor.models.cheng2015 import (
     DESCRIPTOR_SIZE,
     GLOBAL_SIZE,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from vidcolor import metrics
+from vidcolor.report import metrics
 from vidcolor.errors import InputError
 from vidcolor.flow import DISFlow, FlowPair
 

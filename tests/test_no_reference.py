@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from vidcolor import metrics
+from vidcolor.report import metrics
 from vidcolor.cli import main
 from vidcolor.demo import make_demo_clip
 from vidcolor.flow import DISFlow

@@ -68,6 +68,8 @@ def test_wheel_carries_every_module_and_the_weights_but_no_training_state(wheel:
     weights = source_files(REPO, "vidcolor/models/weights", "*") - {TRAINING_STATE}
     assert weights and weights - names == set(), "shipped weights or model cards missing from the wheel"
     assert "vidcolor/py.typed" in names
+    templates = source_files(REPO, "vidcolor/report", "*.j2")
+    assert templates and templates - names == set(), "the HTML report's template missing from the wheel"
 
 
 def test_wheel_requires_scene_detection_without_a_second_opencv(wheel: Path) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from helpers import shared_path
-from vidcolor import report
+from vidcolor.report import measure as report
 from vidcolor.errors import InputError
 
 N_FRAMES = 6

@@ -26,7 +26,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from vidcolor import report, report_html
+from vidcolor.report import measure as report, html as report_html
 from vidcolor.cli import main
 from vidcolor.errors import OutputError
 from vidcolor.run.pipeline import RunSummary

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from helpers import shared_path
 from vidcolor import weights
 from vidcolor.cli import main
-from vidcolor.metrics import psnr
+from vidcolor.report.metrics import psnr
 
 pytestmark = pytest.mark.shared_data
 

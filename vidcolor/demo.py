@@ -71,7 +71,7 @@ def make_demo_clip(folder: str, *, frames: int = 48, width: int = 640, height: i
 
 def clip_psnr(video: str, original: str) -> float:
     """Mean RGB PSNR (dB) of ``video`` against ``original``, frame by frame."""
-    from .metrics import psnr
+    from .report.metrics import psnr
 
     scores = []
     with av.open(video) as a, av.open(original) as b:

@@ -267,7 +267,7 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
                                  plan=ChunkPlan(length=chunk_length), auto=auto, distribute=distribute,
                                  detail=ReferenceDetail() if use_detail else None, kept_keyframes=kept_keyframes)
     if write_stats or report_path:
-        from ..report import run_metadata, run_stats_path, write_run_stats
+        from ..report.measure import run_metadata, run_stats_path, write_run_stats
 
         options = {"preset": preset_path, "size": size, "temporal check": "on" if settings is not None else "off",
                    "reference detail": "on" if use_detail else "off",
@@ -280,7 +280,7 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
                    f"({summary.fps:.1f} fps, model {summary.model}, working size {summary.working_size[0]}x{summary.working_size[1]}"
                    f"{', temporal check' if settings is not None else ''})")
     if report_path:
-        from ..report_html import write_html_report
+        from ..report.html import write_html_report
 
         result = write_html_report(spec.path, input_path, report_path, preset_path=preset_path)
         if not quiet:
@@ -377,8 +377,8 @@ def report(output_path: str, source_path: str, truth_path: str | None, stats_pat
            keyframe_images: bool) -> None:
     """Measure a colorized OUTPUT: warp error, CDC, colourfulness (PSNR/SSIM with ground truth),
     per shot, with the frames where a new reference would help most."""
-    from ..report import write_csv, write_json
-    from ..report_html import measure_with_shots, render_html
+    from ..report.measure import write_csv, write_json
+    from ..report.html import measure_with_shots, render_html
 
     detect = detect_scenes if detect_scenes is not None else (None if html_path else False)
     result, plan = measure_with_shots(output_path, source_path, truth_path, preset_path=preset_path,

@@ -106,7 +106,7 @@ def output_rgb(rgb_truth: np.ndarray, ab: np.ndarray) -> np.ndarray:
 
 def score(rgb_truth: np.ndarray, ab: np.ndarray) -> dict[str, float]:
     """PSNR (dB) and raw-accuracy AuC of an ab prediction, measured on the output image."""
-    from ..metrics import psnr
+    from ..report.metrics import psnr
 
     out = output_rgb(rgb_truth, ab)
     out_ab = rgb_to_lab(out.astype(np.float32) / 255.0)[..., 1:]

@@ -274,7 +274,7 @@ def validate(net: Eccv16Net, photos: Sequence[np.ndarray], temperature: float = 
     photos' own mean chroma, undoing the shrinkage toward gray of averaging an uncertain
     distribution (stored as ``meta["chroma_gain"]`` with ``--export --chroma-gain``).
     """
-    from ..metrics import colorfulness
+    from ..report.metrics import colorfulness
     from ..color import lab_with_luma, rgb_to_gray
 
     net.eval()

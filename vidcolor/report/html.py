@@ -1,6 +1,6 @@
 """The temporal-consistency report as one self-contained HTML page, for the colorist.
 
-:func:`render_html` turns the dict of :func:`vidcolor.report.build_report` into a page that opens
+:func:`render_html` turns the dict of :func:`vidcolor.report.measure.build_report` into a page that opens
 offline (plots and frames are embedded as ``data:`` images, no scripts, no network requests):
 a summary of the run, a per-shot table with the three worst shots marked, plots over time, the
 worst frames side by side (gray input | colorized | ground truth) and **keyframe suggestions**,
@@ -31,15 +31,16 @@ import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from .color import luma_to_gray_level
-from .errors import InputError, OutputError
-from .io.reader import VideoReader, probe
+from ..color import luma_to_gray_level
+from ..errors import InputError, OutputError
+from ..io.reader import VideoReader, probe
 
 #: Trouble units: confidence this far below the clip's median counts one unit.
 CONFIDENCE_UNIT = 0.2
@@ -89,8 +90,8 @@ def plan_shots(source_path: str | os.PathLike[str], preset_path: str | os.PathLi
     info = probe(source_path)
     known = _run_keyframes(run)
     if preset_path is not None:
-        from .run.batch import preset_schedule  # noqa: PLC0415 - heavy-ish; only with a preset
-        from .schedule.presets import load_preset  # noqa: PLC0415
+        from ..run.batch import preset_schedule  # noqa: PLC0415 - heavy-ish; only with a preset
+        from ..schedule.presets import load_preset  # noqa: PLC0415
 
         preset = load_preset(preset_path, fps=info.fps, frame_count=info.frame_count)
         schedule = preset_schedule(preset, info, detect=detect)
@@ -108,7 +109,7 @@ def plan_shots(source_path: str | os.PathLike[str], preset_path: str | os.PathLi
     origin = "one shot"
     if detect is not False:
         try:
-            from .schedule.scenes import detect_cuts  # noqa: PLC0415
+            from ..schedule.scenes import detect_cuts  # noqa: PLC0415
 
             extra = {"min_length": scene_min_length} if scene_min_length is not None else {}
             cuts = detect_cuts(source_path, info=info, **extra)
@@ -291,7 +292,7 @@ def _gray_frames(source_path: str | os.PathLike[str], wanted: set[int]) -> dict[
 def _rgb_at(path: str | os.PathLike[str], positions: set[int]) -> dict[int, np.ndarray]:
     """8-bit RGB frames of a video or image sequence at the wanted positions (0-based, in order)."""
     from .metrics import to_u8_rgb  # noqa: PLC0415
-    from .report import _rgb_frames  # noqa: PLC0415 - the report's own reader, so frames line up
+    from .measure import _rgb_frames  # noqa: PLC0415 - the report's own reader, so frames line up
 
     found: dict[int, np.ndarray] = {}
     if not positions:
@@ -397,116 +398,12 @@ def _plots(report: Mapping[str, Any], raw: Sequence[float], smooth: Sequence[flo
 
 # -- rendering --------------------------------------------------------------------------------
 
-_TEMPLATE = r"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>{{ title }}</title>
-<style>
-body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1100px; padding: 0 1em; color: #222; }
-h1 { font-size: 1.5em; margin-bottom: .2em; } h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ccc; }
-table { border-collapse: collapse; margin: .6em 0; } th, td { padding: .25em .6em; border-bottom: 1px solid #e4e4e4; text-align: right; }
-th { background: #f3f3f3; } td.text, th.text { text-align: left; } code { background: #f4f4f4; padding: 0 .25em; }
-tr.worst td { background: #fff0e8; } .badge { white-space: nowrap; background: #c0392b; color: #fff; border-radius: 3px; padding: 0 .4em; font-size: .85em; }
-.muted { color: #777; } .summary td:first-child { text-align: left; font-weight: 600; }
-.plot { display: block; width: 100%; max-width: 960px; margin: .4em 0; }
-.strip { display: flex; gap: 6px; align-items: flex-start; margin: .3em 0 1em; } .strip figure { margin: 0; }
-.strip figure { flex: 0 0 320px; } .strip img { width: 320px; display: block; } figcaption { font-size: .85em; color: #555; }
-.thumb { width: 160px; display: block; } pre.toml { background: #f4f4f4; margin: .3em 0 0; padding: .2em .4em; } ol.worst-shots li { margin: .2em 0; }
-</style>
-</head>
-<body>
-<h1>{{ title }}</h1>
-<p class="muted">vidcolor temporal-consistency report{% if created %}, written {{ created }}{% endif %}. Lower warp error and CDC mean steadier colour.</p>
+#: The page's Jinja2 template, a file of this package (autoescaped HTML, no scripts but the JSON copy).
+TEMPLATE_NAME = "template.html.j2"
 
-<h2 id="summary">Summary</h2>
-<table class="summary" id="summary-table">
-<tr><td>Clip (gray input)</td><td class="text"><code>{{ source }}</code></td></tr>
-<tr><td>Colorized output</td><td class="text"><code>{{ output }}</code></td></tr>
-{% if ground_truth %}<tr><td>Ground truth</td><td class="text"><code>{{ ground_truth }}</code></td></tr>{% endif %}
-<tr><td>Model</td><td class="text">{{ model }}</td></tr>
-<tr><td>Settings</td><td class="text">{{ settings }}</td></tr>
-<tr><td>Shots</td><td class="text">{{ shots|length }} ({{ plan.origin }}{% if plan.preset %}: <code>{{ plan.preset }}</code>{% endif %})</td></tr>
-<tr><td>Frames</td>{{ cell("summary.frames", summary.frames, "d") }}</tr>
-<tr><td>Speed</td><td class="text">{{ speed }}</td></tr>
-<tr><td>Warp error (mean)</td>{{ cell("summary.warp_error", summary.warp_error, ".5f") }}</tr>
-<tr><td>CDC</td>{{ cell("summary.cdc", summary.cdc, ".4f") }}</tr>
-<tr><td>Colourfulness</td>{{ cell("summary.colorfulness", summary.colorfulness, ".1f") }}</tr>
-<tr><td>Flagged frames</td>{{ cell("summary.flagged_frames", summary.flagged_frames, "d") }}</tr>
-{% if "psnr" in summary %}
-<tr><td>PSNR (dB)</td>{{ cell("summary.psnr", summary.psnr, ".2f") }}</tr>
-<tr><td>SSIM</td>{{ cell("summary.ssim", summary.ssim, ".4f") }}</tr>
-<tr><td>Warp ratio (to the truth's)</td>{{ cell("summary.warp_ratio", summary.warp_ratio, ".3f") }}</tr>
-{% endif %}
-<tr><td>Motion estimated with</td><td class="text">{{ summary.flow }}</td></tr>
-</table>
 
-<h2 id="worst-shots">Worst shots</h2>
-<ol class="worst-shots" id="worst-shots-list">
-{% for shot in worst_shots %}<li data-shot="{{ shot.shot }}">Shot {{ shot.shot }}{% if shot.label %} ({{ shot.label }}){% endif %}: frames {{ shot.start }}–{{ shot.end }}, from {{ shot.timecode }} — trouble {{ "%.2f"|format(shot.trouble) }}, warp error {{ fmt(shot.warp_error, ".5f") }}{% if shot.psnr is defined %}, PSNR {{ fmt(shot.psnr, ".2f") }} dB{% endif %}</li>
-{% endfor %}</ol>
-
-<h2 id="suggestions">Suggested keyframes</h2>
-{% if suggestions %}
-<p>Where a new reference would help most, best first. Paint the gray frame{% if images_written %} written beside this report{% endif %} and add its line to the <code>vidcolor colorize</code> command (paths relative to this report's folder){% if plan.preset %}, or add the <code>[[shot]]</code> to the preset{% endif %}.</p>
-<table id="suggestions-table">
-<tr><th>#</th><th>Frame</th><th class="text">Timecode</th><th>Shot</th><th>Score</th><th class="text">Frame (gray)</th><th class="text">Why</th><th class="text">Paste</th></tr>
-{% for s in suggestions %}<tr class="suggestion" data-frame="{{ s.frame }}">
-<td>{{ s.rank }}</td>{{ cell("suggestions.%d.frame"|format(loop.index0), s.frame, "d") }}<td class="text">{{ s.timecode }}</td><td>{{ s.shot }}</td>{{ cell("suggestions.%d.score"|format(loop.index0), s.score, ".2f") }}
-<td class="text">{% if s.thumb %}<img class="thumb" src="{{ s.thumb }}" alt="gray frame {{ s.frame }}">{% endif %}</td>
-<td class="text">{{ s.reason }}</td>
-<td class="text"><code class="ref-option">{{ s.ref_option }}</code>{% if plan.preset %}<pre class="toml">{% if s.frame in plan.labels %}# in the [[shot]] with start = {{ s.frame }}:
-{% else %}[[shot]]
-start = {{ s.frame }}
-{% endif %}reference = "{{ s.image }}"</pre>{% endif %}</td></tr>
-{% endfor %}</table>
-{% else %}
-<p id="no-suggestions">No stretch stands out: the colour is steady and no frame needs a new reference.</p>
-{% endif %}
-
-<h2 id="shots">Shots</h2>
-<p class="muted">A shot's warp error averages only the pairs inside it. Trouble: see the end of the page. The three worst shots are marked.</p>
-<table id="shots-table">
-<tr><th>Shot</th><th>Frames</th><th class="text">Starts</th><th class="text">Reference</th><th>Warp error</th>{% if with_truth %}<th>Warp ratio</th>{% endif %}<th>CDC</th><th>Colourfulness</th>{% if with_truth %}<th>PSNR (dB)</th><th>SSIM</th>{% endif %}<th>Confidence</th><th>Flagged</th><th>Trouble</th><th class="text">Rank</th></tr>
-{% for shot in shots %}{% set i = loop.index0 %}<tr class="shot{% if shot.rank <= 3 %} worst{% endif %}" data-shot="{{ shot.shot }}">
-{{ cell("shots.%d.shot"|format(i), shot.shot, "d") }}<td>{{ shot.start }}–{{ shot.end }}</td><td class="text">{{ shot.timecode }}</td><td class="text">{{ shot.label }}</td>
-{{ cell("shots.%d.warp_error"|format(i), shot.warp_error, ".5f") }}{% if with_truth %}{{ cell("shots.%d.warp_ratio"|format(i), shot.warp_ratio, ".3f") }}{% endif %}
-{{ cell("shots.%d.cdc"|format(i), shot.cdc, ".4f") }}{{ cell("shots.%d.colorfulness"|format(i), shot.colorfulness, ".1f") }}
-{% if with_truth %}{{ cell("shots.%d.psnr"|format(i), shot.psnr, ".2f") }}{{ cell("shots.%d.ssim"|format(i), shot.ssim, ".4f") }}{% endif %}
-{{ cell("shots.%d.confidence"|format(i), shot.confidence, ".3f") }}{{ cell("shots.%d.flagged_frames"|format(i), shot.flagged_frames, "d") }}
-<td>{{ "%.2f"|format(shot.trouble) }}</td><td class="text">{% if shot.rank <= 3 %}<span class="badge">worst {{ shot.rank }}</span>{% else %}{{ shot.rank }}{% endif %}</td></tr>
-{% endfor %}</table>
-
-<h2 id="plots">Over time</h2>
-<p class="muted">Dashed lines: shot boundaries. Red bands: flagged frames. Green lines: suggested keyframes.</p>
-{% for plot in plots %}<img class="plot" id="{{ plot.id }}" src="{{ plot.src }}" alt="{{ plot.title }}">
-{% endfor %}
-
-<h2 id="worst-frames">Worst frames</h2>
-{% for w in worst %}<div class="strip" data-frame="{{ w.frame }}">
-<figure><img src="{{ w.gray }}" alt="gray input, frame {{ w.frame }}"><figcaption>frame {{ w.frame }} ({{ w.timecode }}), shot {{ w.shot }}: gray input</figcaption></figure>
-<figure><img src="{{ w.output }}" alt="colorized, frame {{ w.frame }}"><figcaption>colorized — trouble {{ "%.2f"|format(w.trouble) }}, warp error {{ fmt(w.warp_error, ".5f") }}{% if w.psnr is not none %}, PSNR {{ fmt(w.psnr, ".2f") }} dB{% endif %}</figcaption></figure>
-{% if w.truth %}<figure><img src="{{ w.truth }}" alt="ground truth, frame {{ w.frame }}"><figcaption>ground truth</figcaption></figure>{% endif %}
-</div>
-{% endfor %}
-
-<h2 id="per-frame">Per frame</h2>
-{% if not frame_rows %}<p class="muted">{{ frames|length }} frames: too many to list here; see the JSON or CSV report (<code>vidcolor report --json/--csv</code>).</p>{% else %}
-<details><summary>{{ frames|length }} frames</summary>
-<table id="frames-table">
-<tr><th>Frame</th><th class="text">Timecode</th><th>Warp error</th><th>Occluded</th><th>Confidence</th><th>Flagged</th><th>Colourfulness</th>{% if with_truth %}<th>PSNR</th><th>SSIM</th>{% endif %}<th>Trouble</th></tr>
-{% for f in frames %}{% set i = loop.index0 %}<tr>{{ cell("frames.%d.frame"|format(i), f.frame, "d") }}<td class="text">{{ f.timecode }}</td>{{ cell("frames.%d.warp_error"|format(i), f.warp_error, ".5f") }}{{ cell("frames.%d.occluded"|format(i), f.occluded, ".3f") }}{{ cell("frames.%d.confidence"|format(i), f.confidence, ".3f") }}<td>{{ "yes" if f.flagged else "" }}</td>{{ cell("frames.%d.colorfulness"|format(i), f.colorfulness, ".1f") }}{% if with_truth %}{{ cell("frames.%d.psnr"|format(i), f.psnr, ".2f") }}{{ cell("frames.%d.ssim"|format(i), f.ssim, ".4f") }}{% endif %}<td>{{ "%.2f"|format(trouble[i]) }}</td></tr>
-{% endfor %}</table>
-</details>{% endif %}
-
-<h2 id="method">How trouble is scored</h2>
-<p class="muted">Per frame, one unit each for: warp error above {{ "the ground truth's own (same motion)" if with_truth else "the clip's typical frame" }} by one typical frame's error; a flag from the temporal check; confidence {{ confidence_unit }} below the clip's median{% if with_truth %}; PSNR {{ psnr_unit }} dB below the clip's median{% endif %}. Suggestions are stretches where the score's running median over {{ window }} frames stays at or above {{ threshold }}, one per stretch at the frame where it begins, ranked by the stretch's total.</p>
-<script type="application/json" id="vidcolor-report">{{ report_json }}</script>
-</body>
-</html>
-"""
+def _template() -> str:
+    return resources.files(__package__).joinpath(TEMPLATE_NAME).read_text(encoding="utf-8")
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -538,7 +435,7 @@ def render_html(
 ) -> Path:
     """Write the report as one self-contained HTML file at ``output_path``; returns its path.
 
-    ``report`` is :func:`~vidcolor.report.build_report`'s dict (with ``shots`` as ``plan`` gave
+    ``report`` is :func:`~vidcolor.report.measure.build_report`'s dict (with ``shots`` as ``plan`` gave
     them); frames for the strips are read again from ``source_path``, ``colorized_path`` and
     ``ground_truth_path``. ``suggestions`` default to :func:`suggest_keyframes`; with
     ``write_keyframes`` each suggested gray frame is written as a PNG under ``keyframes/`` beside
@@ -546,7 +443,7 @@ def render_html(
     """
     from jinja2 import Environment, StrictUndefined  # noqa: PLC0415 - optional dependency of the HTML report
 
-    from .report import _sanitize  # noqa: PLC0415
+    from .measure import _sanitize  # noqa: PLC0415
 
     target = Path(output_path)
     if target.suffix.lower() not in (".html", ".htm"):
@@ -597,7 +494,7 @@ def render_html(
     summary = data["summary"]
     env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=False, lstrip_blocks=False)
     env.globals.update(cell=_cell, fmt=_fmt)
-    page = env.from_string(_TEMPLATE).render(
+    page = env.from_string(_template()).render(
         title=title or f"Colour report: {_clip_name(colorized_path)}",
         created=None,
         source=os.fspath(source_path), output=os.fspath(colorized_path),
@@ -693,9 +590,9 @@ def measure_with_shots(
     detect: bool | None = None,
     scene_min_length: int | None = None,
 ) -> tuple[dict[str, Any], ShotPlan]:
-    """:func:`~vidcolor.report.build_report` over the shots of :func:`plan_shots`, with
+    """:func:`~vidcolor.report.measure.build_report` over the shots of :func:`plan_shots`, with
     ``suggestions`` added: the dict to write as JSON and to render, and the plan behind it."""
-    from .report import build_report, read_run_metadata, run_stats_path  # noqa: PLC0415
+    from .measure import build_report, read_run_metadata, run_stats_path  # noqa: PLC0415
 
     stats_file = Path(run_stats) if run_stats is not None else run_stats_path(colorized_path)
     run = read_run_metadata(stats_file) if stats_file.is_file() else None
@@ -718,7 +615,7 @@ def write_html_report(
 ) -> dict[str, Any]:
     """Measure, plan shots, suggest keyframes and write the HTML page in one call (what
     ``vidcolor colorize --report`` does after the run). Returns the report dict with
-    ``suggestions``; :func:`vidcolor.report.write_json` of it holds the page's numbers."""
+    ``suggestions``; :func:`vidcolor.report.measure.write_json` of it holds the page's numbers."""
     result, plan = measure_with_shots(colorized_path, source_path, ground_truth_path, preset_path=preset_path,
                                       run_stats=run_stats, detect=detect)
     render_html(result, html_path, source_path=source_path, colorized_path=colorized_path,

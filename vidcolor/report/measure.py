@@ -13,7 +13,7 @@ per frame), and returns a JSON-ready dict::
                 "ground_truth_warp_error", "warp_ratio"}, ...],
      + when the run's stats file starts with run metadata: "run": {...}}
 
-Flow and occlusion come from the gray *source* (see :mod:`vidcolor.metrics`), so the output's and
+Flow and occlusion come from the gray *source* (see :mod:`vidcolor.report.metrics`), so the output's and
 the ground truth's warp errors are measured on identical motion. A frame's ``warp_error`` and
 ``occluded`` describe the pair (previous frame, this frame); the first frame has ``null``.
 ``confidence`` and ``flagged`` come from the colorizing run when it left a per-frame stats file
@@ -41,11 +41,11 @@ import cv2
 import numpy as np
 
 from . import metrics
-from .color import luma_to_gray
-from .errors import InputError, VideoOpenError
-from .flow import DISFlow, FlowEstimator, FlowPair, forward_backward, visible_mask
-from .io.reader import VideoReader, is_image_sequence, probe, sequence_files, timecode
-from .references import read_rgb
+from ..color import luma_to_gray
+from ..errors import InputError, VideoOpenError
+from ..flow import DISFlow, FlowEstimator, FlowPair, forward_backward, visible_mask
+from ..io.reader import VideoReader, is_image_sequence, probe, sequence_files, timecode
+from ..references import read_rgb
 
 #: Per-frame columns of the CSV (``psnr`` only when ground truth is given).
 FRAME_COLUMNS = ("frame", "timecode", "warp_error", "occluded", "confidence", "flagged")
@@ -115,7 +115,7 @@ def run_metadata(summary: Any, schedule: Any = None, colorizer: Any = None,
     """What the report's summary shows about a run: from a :class:`~vidcolor.run.pipeline.RunSummary`,
     its :class:`~vidcolor.schedule.keyframes.ReferenceSchedule` and colorizer (``describe()``), plus any
     further ``settings`` (e.g. CLI options). Plain JSON-ready data."""
-    from . import __version__  # noqa: PLC0415 - the package imports this module's neighbours
+    from .. import __version__  # noqa: PLC0415 - the package imports this module's neighbours
 
     run: dict[str, Any] = {
         "vidcolor": __version__,
