@@ -48,8 +48,8 @@ sys.path.insert(0, str(REPO))
 from vidcolor.report import metrics  # noqa: E402
 from vidcolor.color import LumaFormat, guided_upsample, luma_to_gray_level, luma_to_lightness, rgb_codes, shrink_area  # noqa: E402
 from vidcolor.colorizers.base import ColorizedFrame, Colorizer  # noqa: E402
-from vidcolor.detail import ReferenceDetail  # noqa: E402
-from vidcolor.flow import DISFlow, FlowPair, make_flow  # noqa: E402
+from vidcolor.correspondence.detail import ReferenceDetail  # noqa: E402
+from vidcolor.correspondence.flow import DISFlow, FlowPair, make_flow  # noqa: E402
 from vidcolor.run.pipeline import automatic_reference, blend_predictions, working_size  # noqa: E402
 from vidcolor.references import Reference  # noqa: E402
 from vidcolor.temporal import TemporalCheck, TemporalSettings  # noqa: E402
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="no reference at all: --models names automatic models (default: all), compared per frame "
                              "and as keyframes of the no-reference mode")
     parser.add_argument("--detail", action="store_true",
-                        help="also score every row with the reference's fine chroma added (vidcolor.detail), "
+                        help="also score every row with the reference's fine chroma added (vidcolor.correspondence.detail), "
                              "as '<row>+detail', from the same run")
     parser.add_argument("--keyframe", choices=("first", "last", "both"), default="first",
                         help="which frame's true colours are the reference (default: first); both: the first and "

@@ -35,7 +35,7 @@ from model_speed import load_frames, time_model  # noqa: E402
 
 from vidcolor.color import rgb_to_lab  # noqa: E402
 from vidcolor.models.efficientnet_lite import shared_backbone  # noqa: E402
-from vidcolor.semantic import SemanticMatcher, attend, centred_keys  # noqa: E402
+from vidcolor.correspondence.semantic import SemanticMatcher, attend, centred_keys  # noqa: E402
 from vidcolor.color import luma_lightness  # noqa: E402
 
 

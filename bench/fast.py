@@ -104,7 +104,7 @@ def speed(frame_count: int, size: int) -> None:
 def quality(size: int, max_frames: int | None, clips_arg: str | None, temporal: bool) -> None:
     from vidcolor.colorizers import get_colorizer
     from vidcolor.colorizers.fast import FastColorizer
-    from vidcolor.flow import make_flow
+    from vidcolor.correspondence.flow import make_flow
     from vidcolor.temporal import TemporalCheck, TemporalSettings
 
     def factory(name: str) -> Colorizer:

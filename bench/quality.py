@@ -70,7 +70,7 @@ from _clips import CLIPS, REPO, ClipSource, decode_rgb, encode_as_output, find_c
 sys.path.insert(0, str(REPO))
 
 from vidcolor.report import metrics  # noqa: E402
-from vidcolor.flow import DISFlow  # noqa: E402
+from vidcolor.correspondence.flow import DISFlow  # noqa: E402
 from vidcolor.report.measure import read_run_metadata, read_run_stats  # noqa: E402
 
 CASES = ("first", "mirrored", "last", "both", "left-half", "none")

@@ -220,7 +220,7 @@ def test_set_previous_takes_the_correction_back_out_of_the_chroma_gain(installed
 
 def test_the_temporal_check_corrections_reach_the_recurrence(installed: dict, reference: Reference) -> None:
     """Under --temporal the frame fed back is the checked output, not the raw prediction."""
-    from vidcolor.flow import DISFlow
+    from vidcolor.correspondence.flow import DISFlow
     from vidcolor.temporal import TemporalCheck
 
     frames = [_lightness(i, 96, 48) for i in range(3)]

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from vidcolor.cli import main
 from vidcolor.color import guided_upsample, rgb_to_gray_lightness, rgb_to_lab
-from vidcolor.detail import DetailSettings, ReferenceDetail
+from vidcolor.correspondence.detail import DetailSettings, ReferenceDetail
 from vidcolor.errors import InputError
 from vidcolor.schedule.presets import PresetError, load_preset
 from vidcolor.references import Reference

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from vidcolor.errors import InputError, WeightsMismatchError
-from vidcolor.flow import (
+from vidcolor.correspondence.flow import (
     RAFT_WEIGHT_FILES,
     DISFlow,
     RAFTFlow,
@@ -119,7 +119,7 @@ def test_raft_rejects_mismatched_frames() -> None:
 
 
 def test_missing_raft_weights_fall_back_to_dis_with_a_notice(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="vidcolor.flow"):
+    with caplog.at_level(logging.INFO, logger="vidcolor.correspondence.flow"):
         estimator = make_flow("raft-small", device="cpu")
     assert isinstance(estimator, DISFlow)
     notice = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -129,7 +129,7 @@ def test_missing_raft_weights_fall_back_to_dis_with_a_notice(caplog: pytest.LogC
 
 
 def test_auto_without_weights_is_dis_with_a_notice(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="vidcolor.flow"):
+    with caplog.at_level(logging.INFO, logger="vidcolor.correspondence.flow"):
         estimator = make_flow("auto", device="cpu")
     assert isinstance(estimator, DISFlow)
     assert any("no RAFT weights installed" in r.getMessage() for r in caplog.records)

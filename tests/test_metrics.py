@@ -9,7 +9,7 @@ import pytest
 
 from vidcolor.report import metrics
 from vidcolor.errors import InputError
-from vidcolor.flow import DISFlow, FlowPair
+from vidcolor.correspondence.flow import DISFlow, FlowPair
 
 LN2 = math.log(2.0)
 

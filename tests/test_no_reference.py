@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from vidcolor.report import metrics
 from vidcolor.cli import main
 from vidcolor.demo import make_demo_clip
-from vidcolor.flow import DISFlow
+from vidcolor.correspondence.flow import DISFlow
 
 FRAMES = 16
 

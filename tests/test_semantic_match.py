@@ -1,4 +1,4 @@
-"""Training-free semantic correspondence (vidcolor.semantic): shapes, bounded chunked attention, and
+"""Training-free semantic correspondence (vidcolor.correspondence.semantic): shapes, bounded chunked attention, and
 issue 24's face case -- a photo of one person as the reference for a gray photo of another."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from helpers import shared_path
 from vidcolor.color import rgb_to_lab
 from vidcolor.errors import InputError
-from vidcolor.semantic import MatchConfig, SemanticMatcher, attend, centred_keys, semantic_colors
+from vidcolor.correspondence.semantic import MatchConfig, SemanticMatcher, attend, centred_keys, semantic_colors
 from vidcolor.color import luma_lightness
 
 

@@ -11,7 +11,7 @@ import torch
 
 from helpers import shared_path
 from vidcolor.colorizers.base import ColorizedFrame, Colorizer
-from vidcolor.flow import RAFT_WEIGHT_FILES, DISFlow, FlowEstimator, RAFTFlow, make_flow, warp
+from vidcolor.correspondence.flow import RAFT_WEIGHT_FILES, DISFlow, FlowEstimator, RAFTFlow, make_flow, warp
 from vidcolor.references import Reference
 from vidcolor.temporal import TemporalCheck, TemporalSettings
 

@@ -11,7 +11,7 @@ import torch
 
 from helpers import DATA, shared_path
 from vidcolor.color import gray_to_lightness, luma_lightness
-from vidcolor.flow import warp
+from vidcolor.correspondence.flow import warp
 from vidcolor.training.default import (
     TrainConfig,
     TrainingData,

@@ -28,7 +28,7 @@ import numpy as np
 
 from .color import lab_to_rgb
 from .colorizers.base import ColorizedFrame, Colorizer
-from .flow import FlowEstimator, FlowPair, flow_pool, forward_backward, make_flow, warp
+from .correspondence.flow import FlowEstimator, FlowPair, flow_pool, forward_backward, make_flow, warp
 from .references import Reference
 
 

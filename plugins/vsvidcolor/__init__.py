@@ -19,7 +19,7 @@ import vapoursynth as vs
 
 from vidcolor.color import LumaFormat, gray_to_lightness, luma_to_gray_level, luma_to_lightness, rgb_codes
 from vidcolor.colorizers import MODELS, build_colorizer, default_model, no_reference_colorizer, set_torch_threads
-from vidcolor.detail import ReferenceDetail
+from vidcolor.correspondence.detail import ReferenceDetail
 from vidcolor.errors import VidcolorError
 from vidcolor.run.pipeline import ChunkPlan, FrameColorizer, chroma_for_frame, parse_size, working_size
 from vidcolor.references import Reference, load_reference

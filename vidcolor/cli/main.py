@@ -178,7 +178,7 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
              overwrite: bool, quiet: bool) -> None:
     """Colorize INPUT (a video, a folder of frames, or a %06d pattern) into OUTPUT."""
     from ..colorizers import MODELS, build_colorizer, default_model, no_reference_colorizer, set_torch_threads
-    from ..detail import ReferenceDetail
+    from ..correspondence.detail import ReferenceDetail
     from ..run.pipeline import ChunkPlan, colorize_video, parse_size, scan_shots, working_size_for
     from ..io.reader import probe
     from ..references import load_reference

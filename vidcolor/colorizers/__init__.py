@@ -114,7 +114,7 @@ def build_colorizer(name: str, *, device: str = "cpu", temporal: TemporalSetting
     colorizer = get_colorizer(name, device=device, **options)
     if temporal is None:
         return colorizer
-    from ..flow import make_flow
+    from ..correspondence.flow import make_flow
     from ..temporal import TemporalCheck
 
     with recording_loads() as loaded:

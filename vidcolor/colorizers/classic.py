@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..flow import DISFlow, visible_mask, warp
+from ..correspondence.flow import DISFlow, visible_mask, warp
 from ..references import Reference
 from .base import ColorizedFrame, Colorizer
 

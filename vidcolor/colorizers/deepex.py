@@ -37,7 +37,7 @@ import torch
 
 from ..color import rgb_to_lab
 from ..errors import InputError
-from ..flow import resolve_device
+from ..correspondence.flow import resolve_device
 from ..models.deepex import (
     DEFAULT_CHUNK_BYTES,
     MIN_SIZE,

@@ -26,7 +26,7 @@ import torch
 from ..weights import load_trained_network
 from ..color import guided_upsample, luma_lightness
 from ..errors import InputError
-from ..flow import compose, flow_pool, global_shift, visible_mask, warp
+from ..correspondence.flow import compose, flow_pool, global_shift, visible_mask, warp
 from ..models.vcnet import (
     AB_SCALE, FLOW_LIGHTNESS_TOLERANCE, SIZE_MULTIPLE, WEIGHTS_FORMAT, Features, Memory, VCNet, VCNetConfig, flow_candidate,
     reference_size,

@@ -2,7 +2,7 @@
 
 vidcolor's own encoders learn from a few hundred photos; they see where pixels move, not what they
 are. This trunk was trained on ImageNet and still recognises gray pictures, so features from it let
-a face in the frame find a face in an unrelated reference (see :mod:`vidcolor.semantic`).
+a face in the frame find a face in an unrelated reference (see :mod:`vidcolor.correspondence.semantic`).
 
 The network is built here (the Lite variant of Tan & Le's EfficientNet-B0: no squeeze-excite,
 ReLU6, the 32-channel stem and 1280-channel head left unscaled, TensorFlow "SAME" padding) with the

@@ -43,7 +43,7 @@ import numpy as np
 from . import metrics
 from ..color import luma_to_gray
 from ..errors import InputError, VideoOpenError
-from ..flow import DISFlow, FlowEstimator, FlowPair, forward_backward, visible_mask
+from ..correspondence.flow import DISFlow, FlowEstimator, FlowPair, forward_backward, visible_mask
 from ..io.reader import VideoReader, is_image_sequence, probe, sequence_files, timecode
 from ..references import read_rgb
 

@@ -20,7 +20,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ..color import rgb_to_lab
 from ..errors import InputError
-from ..flow import FlowEstimator, FlowPair, forward_backward, warp
+from ..correspondence.flow import FlowEstimator, FlowPair, forward_backward, warp
 
 #: Frame distances whose histogram divergences CDC averages (Lei et al.; TCVC's evaluation).
 CDC_DILATIONS = (1, 2, 4)

@@ -468,7 +468,7 @@ def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = Non
     """Colorize one batch job (the ``run_one`` of ``vidcolor batch``): preset or --ref, settings
     by precedence (explicit option > preset > default), resuming when the pipeline supports it."""
     from ..colorizers import build_colorizer, no_reference_colorizer, set_torch_threads  # noqa: PLC0415 - keeps planning free of model imports
-    from ..detail import ReferenceDetail  # noqa: PLC0415
+    from ..correspondence.detail import ReferenceDetail  # noqa: PLC0415
     from ..temporal import TemporalSettings  # noqa: PLC0415
     from .pipeline import colorize_video, parse_size, scan_shots, working_size_for  # noqa: PLC0415
     from ..io.reader import probe  # noqa: PLC0415

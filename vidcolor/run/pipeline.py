@@ -28,7 +28,7 @@ import numpy as np
 from ..color import (LumaFormat, chroma_planes, guided_upsample, lab_with_luma, lightness_to_gray, luma_to_gray_level,
                     luma_to_lightness, rgb_codes, shrink_area)
 from ..colorizers.base import ColorizedFrame, Colorizer
-from ..detail import ReferenceDetail
+from ..correspondence.detail import ReferenceDetail
 from ..errors import InputError, OutputError
 from ..io.reader import Frame, VideoInfo, VideoReader, count_frames, decoded_frame_count, probe, timecode
 from .resume import Journal, RunSignature, input_identity, run_signature
@@ -422,7 +422,7 @@ def upsample_chroma(ab: np.ndarray, guide: np.ndarray, detail: ReferenceDetail |
                     sources: Sequence[tuple[Reference, float]] = ()) -> np.ndarray:
     """Working-resolution chroma ``ab`` at the size of ``guide`` (the frame's lightness there),
     snapped to its edges, plus the references' finer detail when ``detail`` is given (see
-    :mod:`vidcolor.detail`; ``sources`` from :meth:`ReferenceSchedule.references_at`)."""
+    :mod:`vidcolor.correspondence.detail`; ``sources`` from :meth:`ReferenceSchedule.references_at`)."""
     if detail is None or not sources:
         return guided_upsample(ab, guide)
     small = shrink_area(np.ascontiguousarray(guide, dtype=np.float32), (ab.shape[1], ab.shape[0]))  # shared by both steps
@@ -475,7 +475,7 @@ def colorize_video(
     ``auto`` (an automatic colorizer) turns on no-reference mode for a schedule without references
     (see :class:`FrameColorizer`). ``distribute`` (e.g. :func:`vidcolor.run.distributed.ray_chunks`)
     encodes the chunks elsewhere in parallel; it implies ``resume``. ``detail`` adds the
-    references' fine colour at the output size (:mod:`vidcolor.detail`). ``kept_keyframes``
+    references' fine colour at the output size (:mod:`vidcolor.correspondence.detail`). ``kept_keyframes``
     (from :func:`scan_shots`) spares no-reference mode a second decode of each shot's keyframe.
     """
     info = info or probe(input_path)

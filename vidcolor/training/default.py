@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from ..color import lab_to_rgb, luma_lightness, rgb_to_lab
-from ..flow import visible_mask
+from ..correspondence.flow import visible_mask
 from ..models.vcnet import (AB_SCALE, SIZE_MULTIPLE, WEIGHTS_FORMAT, VCNet, VCNetConfig, count_parameters, flow_candidate,
                            reference_size, warp_tensor)
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .color import guided_upsample, rgb_to_gray_lightness, rgb_to_lab
-from .errors import InputError
+from ..color import guided_upsample, rgb_to_gray_lightness, rgb_to_lab
+from ..errors import InputError
 from .flow import DISFlow, FlowEstimator, forward_backward, warp
-from .references import Reference
+from ..references import Reference
 
 
 @dataclass(frozen=True)

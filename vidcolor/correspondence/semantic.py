@@ -37,8 +37,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import InputError
-from .models.efficientnet_lite import EfficientNetLite, shared_backbone
+from ..errors import InputError
+from ..models.efficientnet_lite import EfficientNetLite, shared_backbone
 
 Centre = Literal["each", "joint"]
 

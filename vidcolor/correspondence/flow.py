@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Protocol
 import cv2
 import numpy as np
 
-from .errors import InputError, WeightsMismatchError, WeightsNotFoundError
-from .weights import note_loaded
+from ..errors import InputError, WeightsMismatchError, WeightsNotFoundError
+from ..weights import note_loaded
 
 if TYPE_CHECKING:
     import torch
@@ -166,7 +166,7 @@ def raft_weight_dirs(variant: str) -> list[Path]:
     """
     import torch
 
-    from . import weights
+    from .. import weights
 
     return [weights.model_dir(variant), Path(torch.hub.get_dir()) / "checkpoints"]
 
