@@ -83,3 +83,17 @@ def test_colouring_imports_no_training_module(tmp_path, model):
                             capture_output=True, text=True, check=True)
     assert out.is_file()
     assert result.stdout.strip() == "", f"colouring with {model} imported {result.stdout.strip()}"
+
+
+def test_readme_library_example_imports_and_the_old_names_still_do():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    example = readme.split("## Library", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    imports = [line for line in example.splitlines() if line.startswith(("from vidcolor", "import vidcolor"))]
+    assert len(imports) >= 4, example
+    namespace: dict[str, object] = {}
+    exec("\n".join(imports), namespace)  # every name the README's example imports exists
+    from vidcolor.io.writer import resolve_output
+    from vidcolor.pipeline import colorize_video as old_colorize_video
+    from vidcolor.run.pipeline import colorize_video
+    from vidcolor.writer import resolve_output as old_resolve_output
+    assert old_colorize_video is colorize_video and old_resolve_output is resolve_output
