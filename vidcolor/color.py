@@ -138,7 +138,7 @@ def guided_upsample(ab: np.ndarray, guide_lightness: np.ndarray, radius: int = 1
     luma. From a 160-line working size, one thread: 9 ms instead of 21 ms per 960x540 chroma
     plane (1080p 4:2:0), 20 instead of 88 at 1080p, 66 instead of 350 at 4K, against OpenCV's
     full-resolution filter with a radius of the scale factor. On the 7 shared clips
-    (``bench/quality.py``, working size 256, with the temporal check) it scores as that filter
+    (``bench/_inprocess.py``, working size 256, with the temporal check) it scores as that filter
     did (default 32.39 vs 32.40 dB, classic 30.84 vs 30.84), and a tint that follows the luma
     comes back sharper, because the fit sees the working-size picture rather than bilinear blur.
 

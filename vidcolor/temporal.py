@@ -36,7 +36,7 @@ from .references import Reference
 class TemporalSettings:
     """Knobs of the temporal check.
 
-    Defaults were tuned with ``bench/quality.py`` around the ``classic`` colorizer on the seven
+    Defaults were tuned with ``bench/_inprocess.py`` around the ``classic`` colorizer on the seven
     DAVIS/Vid4 clips (all frames, short side 256): PSNR rose on every clip and the warp ratio fell
     on six of seven (Vid4 city: +0.0002, while its chroma-only flicker fell by a fifth). Raising
     ``confidence_margin`` to 0.75 cost PSNR on bmx-trees; ``match_sigma`` 12 to 20 changed little.

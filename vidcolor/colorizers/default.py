@@ -138,7 +138,7 @@ class DefaultColorizer(Colorizer):
     The network runs at the working size up to a short side of :attr:`native_short_side`. Its
     training clips were held at a short side of 240 (photos 288), so it sees objects at their
     training scale near there: on the 7 shared clips at a working size of 256, running it at 256
-    instead of shrinking to 160 gave +0.61 dB (31.39 → 32.00 with the v5 weights, ``bench/quality.py``). Far above,
+    instead of shrinking to 160 gave +0.61 dB (31.39 → 32.00 with the v5 weights, ``bench/_inprocess.py``). Far above,
     the attention has too many look-alike positions to choose from: at a working size of 480 a cap
     of 360 beat both 256 and no cap (3 clips, +0.19 and +0.21 dB). A larger working frame is shrunk
     to the cap and its chroma comes back through the luma-guided filter. The default working size
@@ -146,7 +146,7 @@ class DefaultColorizer(Colorizer):
     """
 
     name = "default"
-    #: Measured with bench/quality.py on the 7 shared clips: the least persistence that lost PSNR on none.
+    #: Measured with bench/_inprocess.py on the 7 shared clips: the least persistence that lost PSNR on none.
     temporal_persistence = 0.8
     size_multiple = SIZE_MULTIPLE
     default_short_side = 160
@@ -178,14 +178,14 @@ class DefaultColorizer(Colorizer):
     #: (:attr:`~vidcolor.models.vcnet.StepOutput.anchored`). The network almost never picks its
     #: gray candidate, so its gates alone said 1.0 everywhere; this tells the temporal check and a
     #: shot's two keyframes which colour to trust. On the 7 shared clips at 256 with the temporal
-    #: check (``bench/quality.py --keyframe both|first|last``): between two keyframes (each clip's
+    #: check (``bench/_inprocess.py --keyframe both|first|last``): between two keyframes (each clip's
     #: first and last frame) 33.67 → 34.21 dB, every clip gained; one keyframe 32.62 → 32.68 at the
     #: start, 31.97 → 32.07 at the end. Between two keyframes 0.3 and 0.5 gave 33.94 and 33.86.
     unanchored_confidence = 0.0
     #: Keep the previous frame's flow to the reference, carried through this frame's motion, as a
     #: candidate beside DIS's new measurement, pixel by pixel the better matching
     #: (:func:`_better_matching`): a keyframe many frames away is found by tracking where DIS
-    #: loses it. On the 7 shared clips with the temporal check (``bench/quality.py``): one
+    #: loses it. On the 7 shared clips with the temporal check (``bench/_inprocess.py``): one
     #: keyframe at the start 32.68 → 32.73 dB at 256 (bmx-trees −0.07, the rest gained),
     #: 31.78 → 31.87 at 160; at the end 32.07 → 32.10; two keyframes 34.21 → 34.20. About 1 ms
     #: a frame at 160 lines.
@@ -194,7 +194,7 @@ class DefaultColorizer(Colorizer):
     #: reference is another moment of the shot (light, exposure and grain move on), or a still a
     #: colorist graded, so its lightness agrees with the frame's less closely than the previous
     #: frame's does; that candidate keeps the training's 4. On the 7 shared clips at 256 with the
-    #: temporal check and the tracked flow (``bench/quality.py``, start keyframe): 4 / 8 / 9 / 14 / 24
+    #: temporal check and the tracked flow (``bench/_inprocess.py``, start keyframe): 4 / 8 / 9 / 14 / 24
     #: gave 32.733 / 32.847 / 32.855 / 32.850 / 32.787 dB (the previous-frame candidate's at 9 too:
     #: 32.871; it alone at 9: 32.735). 8 (bmx-trees −0.10, the rest gained or held) also gave
     #: 32.10 → 32.26 at the end keyframe and 31.87 → 31.97 at a working size of 160.

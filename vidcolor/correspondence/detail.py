@@ -14,7 +14,7 @@ the flow is forward–backward consistent and the warped lightness matches the f
 reference does not show the pixel (new content, occlusion, another angle) nothing is added, so the
 output there is exactly the plain upsampled chroma. Luminance is untouched, as everywhere.
 
-Measured with ``bench/quality.py --detail`` (7 shared clips, working short side 256, output at
+Measured with ``bench/_inprocess.py --detail`` (7 shared clips, working short side 256, output at
 the clips' full size; numbers in the README's quality section).
 """
 

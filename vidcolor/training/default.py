@@ -748,7 +748,7 @@ def colorize_clip(model: VCNet, frames_rgb: Sequence[np.ndarray], reference_rgb:
     for rgb in frames_rgb:
         small = cv2.resize(rgb.astype(np.float32) / 255.0, (w, h), interpolation=cv2.INTER_AREA)
         lab = rgb_to_lab(small)
-        lab[..., 0] = luma_lightness(small)  # the gray input's lightness, as bench/quality.py feeds it
+        lab[..., 0] = luma_lightness(small)  # the gray input's lightness, as bench/_inprocess.py feeds it
         padded = _pad_to(lab[..., 0], SIZE_MULTIPLE)
         l_t = torch.from_numpy(np.ascontiguousarray(padded))[None, None] / 50.0 - 1.0
         gray = np.clip(padded * 2.55 + 0.5, 0, 255).astype(np.uint8)
@@ -784,7 +784,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def validate(model: VCNet, clips: dict[str, list[np.ndarray]], short_side: int, max_frames: int = 0) -> dict[str, float]:
     """Per-clip RGB PSNR of frames 1..N-1 (reference = true colours of frame 0), and the gray baseline.
 
-    As in ``bench/quality.py``, the input is the BT.601 luma of the true frames and the output is
+    As in ``bench/_inprocess.py``, the input is the BT.601 luma of the true frames and the output is
     that lightness with the predicted chroma, compared with the true RGB at the working size.
     """
     was_training = model.training
