@@ -106,6 +106,24 @@ def luma_to_gray_level(luma: np.ndarray, luma_format: LumaFormat) -> np.ndarray:
     return _apply_lut(luma, gray_lut(luma_format))
 
 
+def to_unit_rgb(image: np.ndarray) -> np.ndarray:
+    """RGB code values or floats → float32 in [0, 1]."""
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) / 65535.0
+    return np.clip(image.astype(np.float32), 0.0, 1.0)
+
+
+def shrink_short_side(image: np.ndarray, short_side: int) -> np.ndarray:
+    """Area-shrink ``image`` so its short side is ``short_side``; a smaller image is returned as is."""
+    height, width = image.shape[:2]
+    scale = short_side / min(height, width)
+    if scale >= 1.0:
+        return image
+    return cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+
+
 def shrink_area(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Box-average ``image`` down to ``size`` (width, height), as ``cv2.INTER_AREA`` does, faster.
 

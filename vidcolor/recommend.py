@@ -35,7 +35,6 @@ import logging
 import os
 import tempfile
 import time
-import uuid
 import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -48,8 +47,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .color import luma_to_lightness, rgb_to_gray_lightness
+from .color import luma_to_lightness, rgb_to_gray_lightness, shrink_short_side, to_unit_rgb
 from .errors import InputError, OutputError, ReferenceImageError
+from .io.durable import write_text_or_fail
 from .references import read_rgb
 
 if TYPE_CHECKING:
@@ -457,7 +457,7 @@ class FeatureLibrary:
                     stats.unreadable.append(rel)
                     logger.warning("library image %s cannot be read as an image: skipped", path)
                     continue
-                rgb = _shrink(_float_rgb(rgb), 2 * self.backbone.short_side)
+                rgb = shrink_short_side(to_unit_rgb(rgb), 2 * self.backbone.short_side)
                 feats = self.backbone.features(rgb_to_gray_lightness(rgb))
                 entries.append(_Entry(rel, stat.st_size, stat.st_mtime_ns, _is_gray(rgb), _compact(feats)))
                 stats.computed += 1
@@ -489,23 +489,6 @@ class FeatureLibrary:
             glob = np.stack([e.features.global_ for e in self.entries]).astype(np.float32)
             self._matrix = (glob, np.array([not e.gray for e in self.entries]))
         return self._matrix
-
-
-def _float_rgb(rgb: np.ndarray) -> np.ndarray:
-    if rgb.dtype == np.uint8:
-        return rgb.astype(np.float32) / 255.0
-    if rgb.dtype == np.uint16:
-        return rgb.astype(np.float32) / 65535.0
-    return np.clip(rgb.astype(np.float32), 0.0, 1.0)
-
-
-def _shrink(rgb: np.ndarray, short_side: int) -> np.ndarray:
-    """Area-shrink a large library image before the (per-pixel, float64) gray conversion."""
-    height, width = rgb.shape[:2]
-    scale = short_side / min(height, width)
-    if scale >= 1.0:
-        return rgb
-    return cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
 
 
 def _is_gray(rgb: np.ndarray, tolerance: float = 2.0 / 255.0) -> bool:
@@ -613,7 +596,7 @@ def image_query(path: str | os.PathLike[str]) -> ShotQuery:
     rgb = read_rgb(path)
     if rgb is None:
         raise ReferenceImageError(f"query image {os.fspath(path)!r} cannot be read as an image: use a PNG, TIFF or JPEG file")
-    return ShotQuery(1, 0, 0, (0,), (rgb_to_gray_lightness(_float_rgb(rgb)),))
+    return ShotQuery(1, 0, 0, (0,), (rgb_to_gray_lightness(to_unit_rgb(rgb)),))
 
 
 def shot_bounds(input_path: str | os.PathLike[str], *, shots_preset: str | os.PathLike[str] | None = None,
@@ -765,16 +748,7 @@ def write_preset(path: str | os.PathLike[str], results: Sequence[ShotSuggestions
         lines += [f"# alternative {s.rank}: {json.dumps(_preset_path(s.path, base))} (score {s.score:.3f})" for s in result.suggestions[1:]]
         lines.append("")
     text = "\n".join(lines)
-    temp = preset.with_name(f".{preset.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        preset.parent.mkdir(parents=True, exist_ok=True)
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, preset)
-    except OSError as exc:
-        raise OutputError(f"preset {str(preset)!r} cannot be written ({exc.strerror}): choose another location") from exc
-    finally:
-        if temp.exists():
-            temp.unlink()
+    write_text_or_fail(preset, text, "preset", "choose another location")
     return preset
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .color import rgb_to_gray_lightness, rgb_to_lab
+from .color import rgb_to_gray_lightness, rgb_to_lab, to_unit_rgb
 from .errors import ReferenceImageError
 
 logger = logging.getLogger(__name__)
@@ -126,8 +126,4 @@ def is_grayscale(rgb: np.ndarray, tolerance: float = 2.0 / 255.0) -> bool:
 def _to_float_rgb(rgb: np.ndarray, key: str) -> np.ndarray:
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ReferenceImageError(f"reference {key!r} must be an RGB image of shape (H, W, 3), got {rgb.shape}")
-    if rgb.dtype == np.uint8:
-        return rgb.astype(np.float32) / 255.0
-    if rgb.dtype == np.uint16:
-        return rgb.astype(np.float32) / 65535.0
-    return np.clip(rgb.astype(np.float32), 0.0, 1.0)
+    return to_unit_rgb(rgb)

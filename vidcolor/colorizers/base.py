@@ -9,12 +9,16 @@ final luma, so no colorizer can alter luminance.
 from __future__ import annotations
 
 import copy
-
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 
+import cv2
 import numpy as np
 
+from ..color import guided_upsample
 from ..references import Reference
 
 
@@ -88,3 +92,37 @@ def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
     if not ph and not pw:
         return image
     return np.pad(image, ((0, ph), (0, pw)) + ((0, 0),) * (image.ndim - 2), mode="edge")
+
+
+def shipped_weights_path(model: str) -> Path:
+    """Where the shipped weights of ``model`` live inside the installed package."""
+    return Path(str(resources.files("vidcolor.models").joinpath("weights", f"{model}.pt")))
+
+
+def shipped_weights_hint(model: str, written_by: str) -> str:
+    """What to do when the weights of a model that ships with vidcolor are missing."""
+    return (f"reinstall vidcolor (the {model} model ships inside the package) or pass the path of weights "
+            f"written by {written_by}")
+
+
+def reset_on_new_size(colorizer: Colorizer, height: int, width: int) -> None:
+    """A recurrent colorizer's state belongs to one frame size: another size starts afresh."""
+    if getattr(colorizer, "_shape", None) != (height, width):
+        colorizer.reset()
+        colorizer._shape = (height, width)  # type: ignore[attr-defined]
+
+
+def step_at_native_size(lightness: np.ndarray, reference: Reference | None, native_short_side: int, size_multiple: int,
+                        step_native: Callable[[np.ndarray, Reference | None], ColorizedFrame]) -> ColorizedFrame:
+    """Run a network no larger than it was trained for: a frame whose short side exceeds
+    ``native_short_side`` is area-shrunk for it, and its chroma comes back up guided by the full
+    lightness (confidence bilinearly)."""
+    height, width = lightness.shape
+    scale = native_short_side / min(height, width)
+    if scale >= 1.0:
+        return step_native(lightness, reference)
+    small_size = (max(size_multiple, round(width * scale)), max(size_multiple, round(height * scale)))
+    result = step_native(cv2.resize(lightness, small_size, interpolation=cv2.INTER_AREA), reference)
+    ab = guided_upsample(result.ab, lightness)
+    confidence = cv2.resize(result.confidence, (width, height), interpolation=cv2.INTER_LINEAR)
+    return ColorizedFrame(ab=ab.astype(np.float32, copy=False), confidence=confidence, stats=result.stats)

@@ -15,7 +15,7 @@ it follows a shot far from its keyframe.
 from __future__ import annotations
 
 import os
-from importlib import resources
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..weights import load_trained_network
-from ..color import guided_upsample, luma_lightness
+from ..color import luma_lightness
 from ..errors import InputError
 from ..correspondence.flow import compose, flow_pool, global_shift, visible_mask, warp
 from ..models.vcnet import (
@@ -32,7 +32,8 @@ from ..models.vcnet import (
     reference_size,
 )
 from ..references import Reference
-from .base import ColorizedFrame, Colorizer, pad_to_multiple
+from .base import (ColorizedFrame, Colorizer, pad_to_multiple, reset_on_new_size, shipped_weights_hint, shipped_weights_path,
+                   step_at_native_size)
 
 #: Reference memories kept per colorizer (a shot usually has one reference).
 _REFERENCE_CACHE_SIZE = 8
@@ -47,18 +48,14 @@ def _checked_preset(option: str, preset: str) -> str:
     return preset
 
 
-def default_weights_path() -> Path:
-    """Where the shipped ``default`` weights live inside the installed package."""
-    return Path(str(resources.files("vidcolor.models").joinpath("weights", "default.pt")))
+#: Where the shipped ``default`` weights live inside the installed package.
+default_weights_path = partial(shipped_weights_path, "default")
 
 
 def load_vcnet(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[VCNet, dict[str, object]]:
     """Load VCNet weights written by :func:`vidcolor.training.default.inference_payload`; returns (model, meta)."""
-    return load_trained_network(
-        path, family="VCNet", weights_format=WEIGHTS_FORMAT, device=device,
-        build=lambda config: VCNet(VCNetConfig.from_dict(config)),
-        missing_hint="reinstall vidcolor (the default model ships inside the package) or pass the path of weights "
-                     "written by `vidcolor train`")
+    return load_trained_network(path, family="VCNet", weights_format=WEIGHTS_FORMAT, device=device, build=lambda config: VCNet(VCNetConfig.from_dict(config)),
+                                missing_hint=shipped_weights_hint("default", "`vidcolor train`"))
 
 
 class _Flow(NamedTuple):
@@ -280,16 +277,7 @@ class DefaultColorizer(Colorizer):
         return memory
 
     def step(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
-        height, width = lightness.shape
-        scale = self.native_short_side / min(height, width)
-        if scale >= 1.0:
-            return self._step_native(lightness, reference)
-        small_size = (max(SIZE_MULTIPLE, round(width * scale)), max(SIZE_MULTIPLE, round(height * scale)))
-        small = cv2.resize(lightness, small_size, interpolation=cv2.INTER_AREA)
-        result = self._step_native(small, reference)
-        ab = guided_upsample(result.ab, lightness)
-        confidence = cv2.resize(result.confidence, (width, height), interpolation=cv2.INTER_LINEAR)
-        return ColorizedFrame(ab=ab.astype(np.float32, copy=False), confidence=confidence, stats=result.stats)
+        return step_at_native_size(lightness, reference, self.native_short_side, SIZE_MULTIPLE, self._step_native)
 
     def _aligned_reference(self, reference: Reference, width: int, height: int) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
         """The reference resized to the (padded) frame: gray for DIS, L and ab tensors; cached."""
@@ -370,9 +358,7 @@ class DefaultColorizer(Colorizer):
     @torch.inference_mode()
     def _step_native(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
         height, width = lightness.shape
-        if self._shape != (height, width):
-            self.reset()
-            self._shape = (height, width)
+        reset_on_new_size(self, height, width)
         l_norm = self._lightness_tensor(lightness)
         gray = np.clip(_pad(np.asarray(lightness, dtype=np.float32)) * 2.55 + 0.5, 0, 255).astype(np.uint8)
         has_previous = self._previous_ab is not None and self._previous_l is not None and self._previous_gray is not None

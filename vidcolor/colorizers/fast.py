@@ -11,35 +11,31 @@ model card ``fast.md`` beside them says how they were trained and how well they 
 from __future__ import annotations
 
 import os
-from importlib import resources
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from ..color import guided_upsample
 from ..weights import load_trained_network
 from ..models.fast import AB_SCALE, EMBEDDING_CONFIDENCE, REFERENCE_SIDE, SIZE_MULTIPLE, WEIGHTS_FORMAT, FastNet, FastNetConfig, Modulation
 from ..references import Reference
-from .base import ColorizedFrame, Colorizer, pad_to_multiple
+from .base import (ColorizedFrame, Colorizer, pad_to_multiple, reset_on_new_size, shipped_weights_hint, shipped_weights_path,
+                   step_at_native_size)
 
 #: Reference embeddings kept per colorizer.
 _REFERENCE_CACHE_SIZE = 8
 
 
-def fast_weights_path() -> Path:
-    """Where the shipped ``fast`` weights live inside the installed package."""
-    return Path(str(resources.files("vidcolor.models").joinpath("weights", "fast.pt")))
+#: Where the shipped ``fast`` weights live inside the installed package.
+fast_weights_path = partial(shipped_weights_path, "fast")
 
 
 def load_fastnet(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[FastNet, dict[str, object]]:
     """Load FastNet inference weights (``torch.load(weights_only=True)``); returns (model, meta)."""
-    return load_trained_network(
-        path, family="FastNet", weights_format=WEIGHTS_FORMAT, device=device,
-        build=lambda config: FastNet(FastNetConfig.from_dict(config)),
-        missing_hint="reinstall vidcolor (the fast model ships inside the package) or pass the path of weights "
-                     "written by vidcolor.training.fast")
+    return load_trained_network(path, family="FastNet", weights_format=WEIGHTS_FORMAT, device=device, build=lambda config: FastNet(FastNetConfig.from_dict(config)),
+                                missing_hint=shipped_weights_hint("fast", "vidcolor.training.fast"))
 
 
 def _pad(image: np.ndarray) -> np.ndarray:
@@ -95,22 +91,12 @@ class FastColorizer(Colorizer):
         return found
 
     def step(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
-        height, width = lightness.shape
-        scale = self.native_short_side / min(height, width)
-        if scale >= 1.0:
-            return self._step_native(lightness, reference)
-        small_size = (max(SIZE_MULTIPLE, round(width * scale)), max(SIZE_MULTIPLE, round(height * scale)))
-        result = self._step_native(cv2.resize(lightness, small_size, interpolation=cv2.INTER_AREA), reference)
-        ab = guided_upsample(result.ab, lightness)
-        confidence = cv2.resize(result.confidence, (width, height), interpolation=cv2.INTER_LINEAR)
-        return ColorizedFrame(ab=ab.astype(np.float32, copy=False), confidence=confidence, stats=result.stats)
+        return step_at_native_size(lightness, reference, self.native_short_side, SIZE_MULTIPLE, self._step_native)
 
     @torch.inference_mode()
     def _step_native(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
         height, width = lightness.shape
-        if self._shape != (height, width):
-            self.reset()
-            self._shape = (height, width)
+        reset_on_new_size(self, height, width)
         if reference is None:
             zeros = np.zeros((height, width), np.float32)
             return ColorizedFrame(ab=np.zeros((height, width, 2), np.float32), confidence=zeros, stats={"confidence": 0.0})

@@ -86,6 +86,32 @@ def atomic_write_json(path: str | os.PathLike[str], data: object) -> None:
     atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
 
 
+def write_text_or_fail(path: str | os.PathLike[str], text: str, what: str, fix: str) -> None:
+    """Atomically write a document the user asked for (its folder made if needed); a failure is an
+    :class:`OutputError` naming ``what`` and the path, the system's reason and ``fix``."""
+    write_bytes_or_fail(path, text.encode("utf-8"), what, fix)
+
+
+def write_bytes_or_fail(path: str | os.PathLike[str], data: bytes, what: str, fix: str) -> None:
+    """:func:`write_text_or_fail` for bytes (an encoded image)."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(target, data)
+    except OSError as exc:
+        raise OutputError(f"{what} {os.fspath(target)!r} cannot be written ({exc.strerror}): {fix}") from exc
+
+
+def write_png_or_fail(path: str | os.PathLike[str], bgr: Any, what: str = "keyframe image") -> None:
+    """An 8-bit BGR image as a PNG (OpenCV's encoder, as ``cv2.imwrite`` writes it), atomically."""
+    import cv2  # noqa: PLC0415 - only the keyframe writers need OpenCV here
+
+    encoded, data = cv2.imencode(".png", bgr)
+    if not encoded:
+        raise OutputError(f"{what} {os.fspath(path)!r} cannot be encoded as PNG: pass an 8-bit gray or BGR image")
+    write_bytes_or_fail(path, data.tobytes(), what, "choose another folder")
+
+
 def sha256_of_file(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
@@ -147,4 +173,5 @@ class JournalFile:
 
 
 __all__ = ["DamagedJournal", "ForeignJournal", "JournalFile", "PARTIAL_MARK", "atomic_file", "atomic_write_bytes", "atomic_write_json",
-           "atomic_write_text", "fsync_file", "fsync_folder", "sha256_of_file"]
+           "atomic_write_text", "fsync_file", "fsync_folder", "sha256_of_file", "write_bytes_or_fail",
+           "write_png_or_fail", "write_text_or_fail"]

@@ -382,19 +382,11 @@ def build_vcnet(
     refine_channels: int = 8,
 ) -> VCNet:
     """Build VCNet, naming every hyperparameter (the defaults are the shipped ``default`` model)."""
-    return VCNet(
-        VCNetConfig(
-            # encoder (lightness only, from scratch)
-            channels=channels,
-            encoder_blocks=encoder_blocks,
-            # correspondence
-            match_channels=match_channels,
-            temperature=temperature,
-            # colorization U-Net
-            decoder_blocks=decoder_blocks,
-            refine_channels=refine_channels,
-        )
-    )
+    return VCNet(VCNetConfig(
+        channels=channels, encoder_blocks=encoder_blocks,  # encoder (lightness only, from scratch)
+        match_channels=match_channels, temperature=temperature,  # correspondence
+        decoder_blocks=decoder_blocks, refine_channels=refine_channels,  # colorization U-Net
+    ))
 
 
 def count_parameters(model: nn.Module) -> int:

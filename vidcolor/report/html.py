@@ -40,6 +40,7 @@ import numpy as np
 
 from ..color import luma_to_gray_level
 from ..errors import InputError, OutputError
+from ..io.durable import write_png_or_fail, write_text_or_fail
 from ..io.reader import VideoReader, probe
 
 #: Trouble units: confidence this far below the clip's median counts one unit.
@@ -508,13 +509,7 @@ def render_html(
         report_json=_script_json(data if len(frames) <= MAX_FRAME_ROWS else
                                  {**{k: v for k, v in data.items() if k != "frames"}, "frames_omitted": len(frames)}),
     )
-    partial = target.with_name(f".{target.name}.partial")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(page, encoding="utf-8")
-        os.replace(partial, target)
-    except OSError as exc:
-        raise OutputError(f"HTML report {os.fspath(target)!r} cannot be written ({exc.strerror}): choose another path") from exc
+    write_text_or_fail(target, page, "HTML report", "choose another path")
     return target
 
 
@@ -541,10 +536,7 @@ def _write_keyframe(path: Path, gray: np.ndarray) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"keyframe folder {os.fspath(path.parent)!r} cannot be created ({exc.strerror})") from exc
-    partial = path.with_name(f".{path.stem}.partial.png")
-    if not cv2.imwrite(str(partial), cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)):
-        raise OutputError(f"keyframe image {os.fspath(path)!r} cannot be written: check the folder's permissions")
-    os.replace(partial, path)
+    write_png_or_fail(path, cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
 
 
 def _model_text(run: Mapping[str, Any]) -> str:

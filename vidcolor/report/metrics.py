@@ -18,21 +18,12 @@ from collections.abc import Sequence
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from ..color import rgb_to_lab
+from ..color import rgb_to_lab, to_unit_rgb
 from ..errors import InputError
 from ..correspondence.flow import FlowEstimator, FlowPair, forward_backward, warp
 
 #: Frame distances whose histogram divergences CDC averages (Lei et al.; TCVC's evaluation).
 CDC_DILATIONS = (1, 2, 4)
-
-
-def to_unit_rgb(image: np.ndarray) -> np.ndarray:
-    """RGB code values or floats → float32 in [0, 1]."""
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) / 255.0
-    if image.dtype == np.uint16:
-        return image.astype(np.float32) / 65535.0
-    return np.clip(image.astype(np.float32), 0.0, 1.0)
 
 
 def to_u8_rgb(image: np.ndarray) -> np.ndarray:

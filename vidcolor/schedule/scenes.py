@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,6 +26,7 @@ import numpy as np
 from ..color import luma_to_gray_level
 from ..errors import InputError, OutputError
 from .presets import DEFAULT_SCENE_MIN_LENGTH, DEFAULT_SCENE_THRESHOLD, FORMAT_VERSION
+from ..io.durable import write_png_or_fail, write_text_or_fail
 from ..io.reader import Frame, VideoInfo, VideoReader, probe, timecode
 
 #: Frames are shrunk to about this width before detection, as PySceneDetect's own auto-downscale does.
@@ -215,14 +215,14 @@ def write_scene_preset(input_path: str | os.PathLike[str], preset_path: str | os
                 continue
             gray = np.clip(luma_to_gray_level(frame.luma, info.luma_format) * 255.0 + 0.5, 0, 255).astype(np.uint8)
             # three equal channels: editors open it in RGB mode, ready to paint in colour
-            _write_png(target, cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+            write_png_or_fail(target, cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
             written[frame.index] = False
     shots = [SceneShot(s.start, s.end, s.keyframe, wanted[s.keyframe], written.get(s.keyframe, False)) for s in shots]
     missing = [s for s in shots if s.image is not None and not s.image.exists()]
     if missing:
         raise InputError(f"input {input_text!r}: frame {missing[0].keyframe} could not be decoded again for its keyframe "
                          "image: the file may be damaged")
-    _write_text(preset, _skeleton(input_text, preset, shots, info, threshold, count))
+    write_text_or_fail(preset, _skeleton(input_text, preset, shots, info, threshold, count), "preset", "choose another location")
     return ScenePreset(preset, tuple(shots), info.fps)
 
 
@@ -261,28 +261,3 @@ def _skeleton(input_text: str, preset: Path, shots: list[SceneShot], info: Video
     return "\n".join(lines)
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
-    temp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.png")
-    try:
-        if not cv2.imwrite(str(temp), image):
-            raise OutputError(f"keyframe image {str(path)!r} cannot be written: check the folder's permissions")
-        os.replace(temp, path)
-    except OSError as exc:
-        raise OutputError(f"keyframe image {str(path)!r} cannot be written ({exc.strerror}): choose another folder") from exc
-    finally:
-        if temp.exists():
-            temp.unlink()
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write atomically (temporary file + rename), so a crash never leaves half a preset."""
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    except OSError as exc:
-        raise OutputError(f"preset {str(path)!r} cannot be written ({exc.strerror}): choose another location") from exc
-    finally:
-        if temp.exists():
-            temp.unlink()

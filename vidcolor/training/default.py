@@ -29,13 +29,12 @@ uninterrupted run. Everything runs in one process with ``threads`` torch/OpenCV 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -47,13 +46,10 @@ from ..color import lab_to_rgb, luma_lightness, rgb_to_lab
 from ..correspondence.flow import visible_mask
 from ..models.vcnet import (AB_SCALE, SIZE_MULTIPLE, WEIGHTS_FORMAT, VCNet, VCNetConfig, count_parameters, flow_candidate,
                            reference_size, warp_tensor)
+from .common import (DEFAULT_HOLDOUT, PHOTO_EXTENSIONS, RunLog, RunningMeans, config_from_dict, finish_validation,
+                     list_clips, optimizer_step, psnr, read_clip, read_photos, save_atomic, start_run, working_size)
 
 logger = logging.getLogger(__name__)
-
-#: Clips never used for training; validation reports them.
-DEFAULT_HOLDOUT = ("davis/dog", "davis/horsejump-high")
-#: Photo files the trainers read.
-PHOTO_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 
 
 @dataclass
@@ -121,11 +117,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        if "holdout" in values:
-            values["holdout"] = tuple(values["holdout"])  # type: ignore[arg-type]
-        return cls(**values)  # type: ignore[arg-type]
+        return config_from_dict(cls, data)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -141,61 +133,6 @@ class TrainingData:
     holdout: dict[str, list[np.ndarray]]
 
 
-def _resize_short(image: np.ndarray, short: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    scale = short / min(h, w)
-    if scale >= 1.0:
-        return image
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-
-
-def _read_rgb(path: Path) -> np.ndarray | None:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        return None
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def _is_colourful(rgb: np.ndarray) -> bool:
-    spread = rgb.max(axis=-1).astype(np.int16) - rgb.min(axis=-1)
-    return float(np.percentile(spread, 90)) > 12
-
-
-def list_clips(data_root: Path) -> dict[str, list[Path] | Path]:
-    """Clip name → its frame files (image folders) or the video file (mp4)."""
-    clips: dict[str, list[Path] | Path] = {}
-    davis = data_root / "clips" / "davis"
-    for seq in sorted(davis.glob("*/JPEGImages")):
-        clips[f"davis/{seq.parent.name}"] = sorted(seq.glob("*.jpg"))
-    for seq in sorted((data_root / "clips" / "vid4").glob("*")):
-        if seq.is_dir():
-            clips[f"vid4/{seq.name}"] = sorted(seq.glob("*.jpg"))
-    bbb = data_root / "clips" / "misc" / "bigbuckbunny.mp4"
-    if bbb.is_file():
-        clips["misc/bigbuckbunny"] = bbb
-    return clips
-
-
-def read_clip(source: list[Path] | Path, short_side: int | None = None) -> list[np.ndarray]:
-    """Frames of a clip as uint8 RGB, optionally shrunk to ``short_side``."""
-    frames: list[np.ndarray] = []
-    if isinstance(source, Path):
-        import av
-
-        with av.open(str(source)) as container:
-            for frame in container.decode(video=0):
-                frames.append(frame.to_ndarray(format="rgb24"))
-    else:
-        for path in source:
-            rgb = _read_rgb(path)
-            if rgb is None:
-                raise OSError(f"cannot read clip frame {str(path)!r}: the file is corrupt or not an image")
-            frames.append(rgb)
-    if short_side:
-        frames = [_resize_short(f, short_side) for f in frames]
-    return frames
-
-
 def load_training_data(config: TrainConfig, log: Callable[[str], None] = print) -> TrainingData:
     """Read every photo and clip under ``config.data_root`` into memory (a few hundred MB)."""
     root = Path(config.data_root)
@@ -205,12 +142,7 @@ def load_training_data(config: TrainConfig, log: Callable[[str], None] = print) 
     paths = sorted(p for p in photo_dir.rglob("*") if p.suffix.lower() in PHOTO_EXTENSIONS)
     if config.max_photos:
         paths = paths[: config.max_photos]
-    photos: list[np.ndarray] = []
-    for path in paths:
-        rgb = _read_rgb(path)
-        if rgb is None or min(rgb.shape[:2]) < config.crop or not _is_colourful(rgb):
-            continue
-        photos.append(_resize_short(rgb, config.photo_short_side))
+    photos = read_photos(paths, config.crop, config.photo_short_side)
     clips: dict[str, list[np.ndarray]] = {}
     holdout: dict[str, list[np.ndarray]] = {}
     sources = list_clips(root)
@@ -713,12 +645,6 @@ def _pad_to(image: np.ndarray, multiple: int) -> np.ndarray:
     return np.pad(image, pad, mode="reflect")
 
 
-def working_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """(w, h) scaled so the short side is ``short_side`` (never upscaled), rounded to even pixels."""
-    scale = min(1.0, short_side / min(width, height))
-    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
-
-
 @torch.inference_mode()
 def colorize_clip(model: VCNet, frames_rgb: Sequence[np.ndarray], reference_rgb: np.ndarray, short_side: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Colorize frames (uint8 RGB, gray input = their lightness) from one reference, recurrently.
@@ -775,12 +701,6 @@ def colorize_clip(model: VCNet, frames_rgb: Sequence[np.ndarray], reference_rgb:
     return predictions, truths
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two float images in [0, 1]."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10.0 * math.log10(1.0 / max(mse, 1e-10))
-
-
 def validate(model: VCNet, clips: dict[str, list[np.ndarray]], short_side: int, max_frames: int = 0) -> dict[str, float]:
     """Per-clip RGB PSNR of frames 1..N-1 (reference = true colours of frame 0), and the gray baseline.
 
@@ -804,9 +724,7 @@ def validate(model: VCNet, clips: dict[str, list[np.ndarray]], short_side: int, 
         scores[f"psnr/{name}"] = float(np.mean(values))
         scores[f"gray/{name}"] = float(np.mean(grays))
         scores[f"chroma_ratio/{name}"] = float(np.mean(chroma_pred) / max(np.mean(chroma_true), 1e-6))
-    scores["psnr/mean"] = float(np.mean([v for k, v in scores.items() if k.startswith("psnr/")]))
-    model.train(was_training)
-    return scores
+    return finish_validation(scores, model, was_training)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -821,14 +739,6 @@ def inference_payload(model: VCNet, meta: dict[str, object]) -> dict[str, object
         "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
         "meta": meta,
     }
-
-
-def save_atomic(obj: object, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, renamed into place: a crash never leaves a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def save_checkpoint(path: Path, model: VCNet, optimizer: torch.optim.Optimizer, config: TrainConfig, iteration: int, best: float, elapsed: float) -> None:
@@ -919,11 +829,7 @@ def train(
     ``stop_at`` ends this run at that iteration (for chunked runs and tests) without changing the
     schedule, which is set by ``config.iterations``.
     """
-    out_dir = Path(config.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(config.threads)
-    cv2.setNumThreads(config.threads)
-    torch.manual_seed(config.seed)
+    out_dir = start_run(config.out_dir, config.threads, config.seed)
     start_iteration, best, elapsed_before = 0, -math.inf, 0.0
     state = None
     if resume is not None:
@@ -941,65 +847,43 @@ def train(
         best = float(state["best"])  # type: ignore[arg-type]
         elapsed_before = float(state.get("elapsed_seconds", 0.0))  # type: ignore[union-attr]
         log(f"resumed from {resume} at iteration {start_iteration} (best {best:.3f} dB)")
-    log_file = open(out_dir / "train.log", "a", encoding="utf-8")
-    metrics_file = open(out_dir / "metrics.jsonl", "a", encoding="utf-8")
-
-    def say(message: str) -> None:
-        log(message)
-        log_file.write(time.strftime("%Y-%m-%d %H:%M:%S ") + message + "\n")
-        log_file.flush()
-
+    run_log = RunLog(out_dir, log)
     if data is None:
-        data = load_training_data(config, say)
-    say(f"model: {count_parameters(model)} parameters, config {config.model}")
+        data = load_training_data(config, run_log.say)
+    run_log.say(f"model: {count_parameters(model)} parameters, config {config.model}")
     end = config.iterations if stop_at is None else min(stop_at, config.iterations)
     started = time.monotonic()
     last_checkpoint = started
-    running: dict[str, float] = {}
+    running = RunningMeans()
     model.train()
     iteration = start_iteration
     while iteration < end:
         batch = make_batch(data, config, iteration)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, iteration)
         terms = compute_losses(model, batch, config, iteration)
-        optimizer.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
+        optimizer_step(model, optimizer, terms["total"], learning_rate(config, iteration), config.grad_clip)
         iteration += 1
-        for k, v in terms.items():
-            running[k] = running.get(k, 0.0) + float(v.detach())
-        running["n"] = running.get("n", 0) + 1
+        running.add(terms)
         elapsed = elapsed_before + time.monotonic() - started
         if iteration % 50 == 0 or iteration == end:
-            n = running.pop("n")
-            parts = " ".join(f"{k}={v / n:.4f}" for k, v in running.items())
-            say(f"it {iteration} lr={learning_rate(config, iteration - 1):.2e} {parts} T={model.log_temperature.exp().item():.4f} wall={elapsed / 60:.1f}min")
-            metrics_file.write(json.dumps({"iteration": iteration, "elapsed": elapsed, **{k: v / n for k, v in running.items()}}) + "\n")
-            metrics_file.flush()
-            running = {}
+            means = running.take()
+            parts = " ".join(f"{k}={v:.4f}" for k, v in means.items())
+            run_log.losses(iteration, elapsed, means, f"it {iteration} lr={learning_rate(config, iteration - 1):.2e} {parts} "
+                                                      f"T={model.log_temperature.exp().item():.4f} wall={elapsed / 60:.1f}min")
         if config.val_every and (iteration % config.val_every == 0 or iteration == end):
             scores = validate(model, data.holdout, config.val_short_side, config.val_frames)
-            say(f"val it {iteration} " + " ".join(f"{k}={v:.3f}" for k, v in scores.items()))
-            metrics_file.write(json.dumps({"iteration": iteration, "elapsed": elapsed, "val": scores}) + "\n")
-            metrics_file.flush()
+            run_log.validation(iteration, elapsed, scores)
             if scores["psnr/mean"] > best:
                 best = scores["psnr/mean"]
                 meta = {"iteration": iteration, "elapsed_seconds": elapsed, "validation": scores, "train_config": asdict(config)}
-                save_atomic(inference_payload(model, meta), out_dir / "best.pt")
-                if export:
-                    save_atomic(inference_payload(model, meta), Path(export))
-                say(f"new best {best:.3f} dB at iteration {iteration}")
+                run_log.best(inference_payload(model, meta), best, iteration, export)
         stop_for_time = config.max_minutes and time.monotonic() - started > config.max_minutes * 60
         if iteration == end or stop_for_time or time.monotonic() - last_checkpoint > config.checkpoint_minutes * 60:
             save_checkpoint(out_dir / "last.pt", model, optimizer, config, iteration, best, elapsed)
             last_checkpoint = time.monotonic()
         if stop_for_time:
-            say(f"stopping after {config.max_minutes} min at iteration {iteration}; resume with --resume {out_dir / 'last.pt'}")
+            run_log.stopped(config.max_minutes, iteration)
             break
-    log_file.close()
-    metrics_file.close()
+    run_log.close()
     return model
 
 

@@ -56,7 +56,7 @@ from ..models.eccv16 import (
     smooth_prior,
     soft_encode,
 )
-from .default import PHOTO_EXTENSIONS, save_atomic
+from .common import PHOTO_EXTENSIONS, read_rgb, save_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -128,12 +128,8 @@ class PhotoData:
     val_names: list[str]
 
 
-def _read_rgb(path: Path) -> np.ndarray | None:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def _resize_short(image: np.ndarray, short: int) -> np.ndarray:
+    """Scale to ``short`` on the short side, up (bicubic) as well as down, unlike :func:`vidcolor.color.shrink_short_side`."""
     h, w = image.shape[:2]
     scale = short / min(h, w)
     if abs(scale - 1.0) < 1e-6:
@@ -172,13 +168,13 @@ def load_photos(config: TrainConfig, log: Callable[[str], None] = print) -> Phot
         train_paths = train_paths[: config.max_photos]
     data = PhotoData([], [], [], [])
     for path in train_paths:
-        rgb = _read_rgb(path)
+        rgb = read_rgb(path)
         if rgb is None or min(rgb.shape[:2]) < config.crop or not is_colour_photo(rgb):
             continue
         data.train.append(_resize_short(rgb, config.photo_short_side))
         data.train_names.append(str(path.relative_to(root)))
     for path in val_paths:
-        rgb = _read_rgb(path)
+        rgb = read_rgb(path)
         if rgb is not None and is_colour_photo(rgb):
             data.val.append(_resize_short(rgb, config.val_short_side))
             data.val_names.append(str(path.relative_to(root)))

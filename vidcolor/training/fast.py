@@ -19,7 +19,7 @@ encoder of the shipped default model** (``vidcolor/models/weights/default.pt``),
 feature network available offline. It sees one channel, so it is applied to the R, G and B planes
 separately (each scaled like its lightness input): colour errors then change its features.
 
-Data loading and the clip list come from :mod:`vidcolor.training.default` (the default model's trainer).
+Data loading, the clip list and the run folder's logs come from :mod:`vidcolor.training.common`.
 Determinism: the batch of iteration ``i`` is a pure function of ``(seed, i)``; a checkpoint holds
 model, optimizer and iteration, so chunked runs resume exactly where they stopped.
 
@@ -34,7 +34,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -46,18 +46,8 @@ from ..color import lab_to_rgb, luma_lightness, rgb_to_lab
 from ..colorizers.base import pad_to_multiple
 from ..models.fast import AB_SCALE, REFERENCE_SIDE, SIZE_MULTIPLE, WEIGHTS_FORMAT, FastNet, FastNetConfig, lab_to_rgb_torch
 from ..models.vcnet import Encoder, count_parameters
-from .default import (
-    DEFAULT_HOLDOUT,
-    PHOTO_EXTENSIONS,
-    _is_colourful,
-    _read_rgb,
-    _resize_short,
-    list_clips,
-    psnr,
-    read_clip,
-    save_atomic,
-    working_size,
-)
+from .common import (DEFAULT_HOLDOUT, PHOTO_EXTENSIONS, RunLog, RunningMeans, config_from_dict, finish_validation,
+                     list_clips, optimizer_step, psnr, read_clip, read_photos, save_atomic, start_run, working_size)
 
 #: Photos never trained on (kept for evaluation elsewhere), as path fragments.
 EXCLUDED_PHOTOS = ("bsds500/test",)
@@ -110,11 +100,7 @@ class FastTrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> FastTrainConfig:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        if "holdout" in values:
-            values["holdout"] = tuple(values["holdout"])  # type: ignore[arg-type]
-        return cls(**values)  # type: ignore[arg-type]
+        return config_from_dict(cls, data)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -138,12 +124,7 @@ def load_data(config: FastTrainConfig, log: Callable[[str], None] = print) -> Fa
                    and not any(part in p.as_posix() for part in EXCLUDED_PHOTOS))
     if config.max_photos:
         paths = paths[: config.max_photos]
-    photos = []
-    for path in paths:
-        rgb = _read_rgb(path)
-        if rgb is None or min(rgb.shape[:2]) < config.crop or not _is_colourful(rgb):
-            continue
-        photos.append(_resize_short(rgb, config.photo_short_side))
+    photos = read_photos(paths, config.crop, config.photo_short_side)
     clips: dict[str, list[np.ndarray]] = {}
     holdout: dict[str, list[np.ndarray]] = {}
     for name, source in list_clips(root).items():
@@ -413,9 +394,7 @@ def validate(model: FastNet, clips: dict[str, list[np.ndarray]], short_side: int
             grays.append(psnr(lab_to_rgb(np.concatenate([lab[..., :1], np.zeros_like(ab)], -1)), truth))
         scores[f"psnr/{name}"] = float(np.mean(values))
         scores[f"gray/{name}"] = float(np.mean(grays))
-    scores["psnr/mean"] = float(np.mean([v for k, v in scores.items() if k.startswith("psnr/")]))
-    model.train(was_training)
-    return scores
+    return finish_validation(scores, model, was_training)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -439,11 +418,7 @@ def learning_rate(config: FastTrainConfig, iteration: int) -> float:
 def train(config: FastTrainConfig, log: Callable[[str], None] = print, resume: str | os.PathLike[str] | None = None,
           data: FastData | None = None, stop_at: int | None = None, export: str | os.PathLike[str] | None = None) -> FastNet:
     """Train (or continue) FastNet; writes ``last.pt`` (resumable), ``best.pt`` and logs in ``out_dir``."""
-    out_dir = Path(config.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(config.threads)
-    cv2.setNumThreads(config.threads)
-    torch.manual_seed(config.seed)
+    out_dir = start_run(config.out_dir, config.threads, config.seed)
     start, best, elapsed_before, state = 0, -math.inf, 0.0, None
     if resume is not None:
         state = torch.load(resume, map_location="cpu", weights_only=True)
@@ -457,14 +432,8 @@ def train(config: FastTrainConfig, log: Callable[[str], None] = print, resume: s
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, best, elapsed_before = int(state["iteration"]), float(state["best"]), float(state["elapsed_seconds"])
-    log_file = open(out_dir / "train.log", "a", encoding="utf-8")
-    metrics_file = open(out_dir / "metrics.jsonl", "a", encoding="utf-8")
-
-    def say(message: str) -> None:
-        log(message)
-        log_file.write(time.strftime("%Y-%m-%d %H:%M:%S ") + message + "\n")
-        log_file.flush()
-
+    run_log = RunLog(out_dir, log)
+    say = run_log.say
     if state is not None:
         say(f"resumed from {resume} at iteration {start} (best {best:.3f} dB)")
     if data is None:
@@ -473,7 +442,7 @@ def train(config: FastTrainConfig, log: Callable[[str], None] = print, resume: s
     say(f"model: {count_parameters(model)} parameters, config {config.model}; perceptual features: {config.perceptual_weights or 'none'}")
     end = config.iterations if stop_at is None else min(stop_at, config.iterations)
     started = last_checkpoint = time.monotonic()
-    running: dict[str, float] = {}
+    running = RunningMeans()
     model.train()
     iteration = start
 
@@ -484,47 +453,30 @@ def train(config: FastTrainConfig, log: Callable[[str], None] = print, resume: s
 
     while iteration < end:
         batch = make_batch(data, config, iteration)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, iteration)
         terms = compute_losses(model, batch, config, perceptual)
-        optimizer.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
+        optimizer_step(model, optimizer, terms["total"], learning_rate(config, iteration), config.grad_clip)
         iteration += 1
-        for k, v in terms.items():
-            running[k] = running.get(k, 0.0) + float(v.detach())
-        running["n"] = running.get("n", 0) + 1
+        running.add(terms)
         elapsed = elapsed_before + time.monotonic() - started
         if iteration % 50 == 0 or iteration == end:
-            n = running.pop("n")
-            say(f"it {iteration} lr={learning_rate(config, iteration - 1):.2e} " + " ".join(f"{k}={v / n:.4f}" for k, v in running.items())
-                + f" wall={elapsed / 60:.1f}min")
-            metrics_file.write(json.dumps({"iteration": iteration, "elapsed": elapsed, **{k: v / n for k, v in running.items()}}) + "\n")
-            metrics_file.flush()
-            running = {}
+            means = running.take()
+            run_log.losses(iteration, elapsed, means, f"it {iteration} lr={learning_rate(config, iteration - 1):.2e} "
+                           + " ".join(f"{k}={v:.4f}" for k, v in means.items()) + f" wall={elapsed / 60:.1f}min")
         stop_for_time = bool(config.max_minutes) and time.monotonic() - started > config.max_minutes * 60
         if data.holdout and config.val_every and (iteration % config.val_every == 0 or iteration == end or stop_for_time):
             scores = validate(model, data.holdout, config.val_short_side)
-            say(f"val it {iteration} " + " ".join(f"{k}={v:.3f}" for k, v in scores.items()))
-            metrics_file.write(json.dumps({"iteration": iteration, "elapsed": elapsed, "val": scores}) + "\n")
-            metrics_file.flush()
+            run_log.validation(iteration, elapsed, scores)
             if scores["psnr/mean"] > best:
                 best = scores["psnr/mean"]
-                payload = inference_payload(model, {"iteration": iteration, "elapsed_seconds": elapsed, "validation": scores,
-                                                    "train_config": json.dumps(asdict(config))})
-                save_atomic(payload, out_dir / "best.pt")
-                if export:
-                    save_atomic(payload, Path(export))
-                say(f"new best {best:.3f} dB at iteration {iteration}")
+                run_log.best(inference_payload(model, {"iteration": iteration, "elapsed_seconds": elapsed, "validation": scores,
+                                                       "train_config": json.dumps(asdict(config))}), best, iteration, export)
         if iteration == end or stop_for_time or time.monotonic() - last_checkpoint > config.checkpoint_minutes * 60:
             checkpoint()
             last_checkpoint = time.monotonic()
         if stop_for_time:
-            say(f"stopping after {config.max_minutes} min at iteration {iteration}; resume with --resume {out_dir / 'last.pt'}")
+            run_log.stopped(config.max_minutes, iteration)
             break
-    log_file.close()
-    metrics_file.close()
+    run_log.close()
     return model
 
 
