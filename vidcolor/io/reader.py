@@ -106,7 +106,7 @@ def sequence_files(path: str | os.PathLike[str]) -> list[str]:
     text = os.fspath(path)
     if os.path.isdir(text):
         names = [n for n in os.listdir(text) if Path(n).suffix.lower() in IMAGE_EXTENSIONS]
-        return [os.path.join(text, n) for n in sorted(names, key=_natural_key)]
+        return [os.path.join(text, n) for n in sorted(names, key=natural_key)]
     folder, pattern = os.path.split(text)
     folder = folder or "."
     match = re.search(r"%(0?)(\d*)d", pattern)
@@ -120,7 +120,8 @@ def sequence_files(path: str | os.PathLike[str]) -> list[str]:
     return [os.path.join(folder, n) for _, n in sorted(numbered)]
 
 
-def _natural_key(name: str) -> list[object]:
+def natural_key(name: str) -> list[object]:
+    """Sort key putting frame2 before frame10 (digit runs compare as numbers, the rest ignoring case)."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 

@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -28,7 +27,7 @@ from typing import Any
 from ..io.durable import DamagedJournal, JournalFile
 from ..errors import InputError, OutputError, VidcolorError
 from ..schedule.presets import Preset, load_preset
-from ..io.reader import IMAGE_EXTENSIONS, VideoInfo, sequence_files
+from ..io.reader import IMAGE_EXTENSIONS, VideoInfo, natural_key, sequence_files
 from .resume import input_identity
 from ..schedule.keyframes import Keyframe, ReferenceSchedule
 
@@ -101,10 +100,6 @@ class JobResult:
 
 
 # -- discovery and planning ------------------------------------------------------------------
-def _natural_key(name: str) -> list[object]:
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
 def is_frame_folder(path: Path) -> bool:
     """A folder holding at least one image file is an image sequence."""
     try:
@@ -126,7 +121,7 @@ def discover_inputs(in_dir: str | os.PathLike[str], *, exclude: Sequence[str | o
         raise InputError(f"input folder {str(folder)!r} does not exist or is not a folder: give the folder holding the films")
     skipped = {os.path.realpath(p) for p in exclude}
     found = []
-    for entry in sorted(folder.iterdir(), key=lambda p: _natural_key(p.name)):
+    for entry in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
         if entry.name.startswith(".") or os.path.realpath(entry) in skipped:
             continue
         if entry.is_file() and entry.suffix.lower() in VIDEO_EXTENSIONS:
