@@ -36,10 +36,8 @@ from .references import Reference
 class TemporalSettings:
     """Knobs of the temporal check.
 
-    Defaults were tuned with ``bench/_inprocess.py`` around the ``classic`` colorizer on the seven
-    DAVIS/Vid4 clips (all frames, short side 256): PSNR rose on every clip and the warp ratio fell
-    on six of seven (Vid4 city: +0.0002, while its chroma-only flicker fell by a fifth). Raising
-    ``confidence_margin`` to 0.75 cost PSNR on bmx-trees; ``match_sigma`` 12 to 20 changed little.
+    Defaults were tuned around the ``classic`` colorizer so that no shared clip lost PSNR
+    (measurements: the default model card, "Inference constants").
 
 
     :param strength: weight of the warped previous output against an equally confident new
@@ -53,8 +51,7 @@ class TemporalSettings:
         the colorizer re-anchors after a drift; lower values fade them faster. None (the default)
         takes the colorizer's own :attr:`~vidcolor.colorizers.base.Colorizer.temporal_persistence`:
         1.0 for most, 0.8 for the recurrent ``default`` network, which already carries its previous
-        output (at 1.0 the check cost it up to 0.25 dB on two clips; at 0.8 no clip lost PSNR,
-        mean +0.08 dB over no check, chroma flicker halved).
+        output (measurements: the default model card, "Inference constants").
     :param flag_delta: chroma change (Lab units) counted as a heavy correction of a pixel.
     :param flag_fraction: fraction of heavily corrected pixels above which a frame is flagged.
     """

@@ -132,69 +132,38 @@ def _pad(image: np.ndarray) -> np.ndarray:
 class DefaultColorizer(Colorizer):
     """VCNet with the shipped weights: fast enough for 1080p encodes on a laptop CPU.
 
-    The network runs at the working size up to a short side of :attr:`native_short_side`. Its
-    training clips were held at a short side of 240 (photos 288), so it sees objects at their
-    training scale near there: on the 7 shared clips at a working size of 256, running it at 256
-    instead of shrinking to 160 gave +0.61 dB (31.39 → 32.00 with the v5 weights, ``bench/_inprocess.py``). Far above,
-    the attention has too many look-alike positions to choose from: at a working size of 480 a cap
-    of 360 beat both 256 and no cap (3 clips, +0.19 and +0.21 dB). A larger working frame is shrunk
-    to the cap and its chroma comes back through the luma-guided filter. The default working size
-    stays 160 for speed (``bench/throughput.py``); ``--size 256`` buys the quality.
+    The network runs at the working size up to a short side of :attr:`native_short_side`, near the
+    scale it was trained at; a larger working frame is shrunk to that cap and its chroma comes back
+    through the luma-guided filter. How each constant below was chosen, with the measurements:
+    ``MODEL_CARD.md``, "Inference constants: how they were chosen".
     """
 
     name = "default"
-    #: Measured with bench/_inprocess.py on the 7 shared clips: the least persistence that lost PSNR on none.
+    #: The network already carries its previous output, so the temporal check must let carried colour fade.
     temporal_persistence = 0.8
     size_multiple = SIZE_MULTIPLE
+    #: Speed; ``--size 256`` buys quality.
     default_short_side = 160
-    #: Largest short side the network itself runs at.
+    #: Largest short side the network itself runs at: far above its training scale the attention
+    #: has too many look-alike positions to choose from.
     native_short_side = 360
-    #: OpenCV DIS presets of the two flow candidates. Training used ``fast`` for both. At test time
-    #: ``medium`` for the flow to the reference (a far, large motion) gave +0.11 dB on the 7 shared
-    #: clips at a working size of 256 (every clip gained; 32.39 → 32.50 dB with the temporal check);
-    #: ``medium`` for the previous frame (one frame away) added only 0.01 dB more. It costs about
-    #: a fifth of ``step()`` (one thread: 30 → 36 ms at 160 lines, 88 → 107 ms at 256), which at
-    #: the default size 160 would take a 1080p ``veryfast`` encode past 2x a plain transcode
-    #: (2.03–2.05x against 1.88–1.90x). So ``None`` (the default) picks ``medium`` once the
-    #: network runs at :attr:`REFERENCE_FLOW_MEDIUM_FROM` lines or more: sizes a user picks to
-    #: trade speed for quality.
+    #: OpenCV DIS presets of the two flow candidates. ``medium`` finds the reference's larger motion
+    #: better but costs a fifth of ``step()``, so ``None`` picks it only from
+    #: :attr:`REFERENCE_FLOW_MEDIUM_FROM` lines up, sizes a user picks for quality.
     previous_flow_preset = "fast"
     reference_flow_preset: str | None = None
     REFERENCE_FLOW_MEDIUM_FROM = 240
-    #: Start each frame's flow to the reference from the previous frame's, carried through the
-    #: motion between the two frames, wherever that flow held both ways; elsewhere from the pan's
-    #: global shift (phase correlation), else zero. DIS searches coarse to fine from zero and misses
-    #: large motion, and a keyframe is often many frames (and much motion) away. On the 7 shared
-    #: clips with the temporal check: 32.50 → 32.62 dB at 256 (medium preset), 31.64 → 31.72 at 160
-    #: (fast); with each clip's last frame as the keyframe instead (the shot starts far from it):
-    #: 31.87 → 31.97 and 31.09 → 31.22. The flow is still measured against the reference every
-    #: frame; the cost is about 1.7 ms a frame at 160 lines.
+    #: Start each frame's flow to the reference from the previous frame's (carried through the
+    #: motion), else from the pan's global shift: DIS searches from zero and misses large motion.
     warm_reference_flow = True
-    #: Confidence of colour the reference does not show at the pixel (found by the attention or
-    #: carried from the previous frame), against 1 for colour copied from it through optical flow
-    #: (:attr:`~vidcolor.models.vcnet.StepOutput.anchored`). The network almost never picks its
-    #: gray candidate, so its gates alone said 1.0 everywhere; this tells the temporal check and a
-    #: shot's two keyframes which colour to trust. On the 7 shared clips at 256 with the temporal
-    #: check (``bench/_inprocess.py --keyframe both|first|last``): between two keyframes (each clip's
-    #: first and last frame) 33.67 → 34.21 dB, every clip gained; one keyframe 32.62 → 32.68 at the
-    #: start, 31.97 → 32.07 at the end. Between two keyframes 0.3 and 0.5 gave 33.94 and 33.86.
+    #: Confidence of colour not copied from the reference through optical flow (the network's gates
+    #: alone say 1.0 everywhere): tells the temporal check and two keyframes which colour to trust.
     unanchored_confidence = 0.0
-    #: Keep the previous frame's flow to the reference, carried through this frame's motion, as a
-    #: candidate beside DIS's new measurement, pixel by pixel the better matching
-    #: (:func:`_better_matching`): a keyframe many frames away is found by tracking where DIS
-    #: loses it. On the 7 shared clips with the temporal check (``bench/_inprocess.py``): one
-    #: keyframe at the start 32.68 → 32.73 dB at 256 (bmx-trees −0.07, the rest gained),
-    #: 31.78 → 31.87 at 160; at the end 32.07 → 32.10; two keyframes 34.21 → 34.20. About 1 ms
-    #: a frame at 160 lines.
+    #: Keep the previous frame's flow to the reference, carried forward, as a candidate beside DIS's
+    #: new one (:func:`_better_matching`): tracking finds a keyframe where DIS loses it.
     track_reference_flow = True
-    #: Lab L difference at which a pixel of the flow-warped reference loses trust (to 1/e): the
-    #: reference is another moment of the shot (light, exposure and grain move on), or a still a
-    #: colorist graded, so its lightness agrees with the frame's less closely than the previous
-    #: frame's does; that candidate keeps the training's 4. On the 7 shared clips at 256 with the
-    #: temporal check and the tracked flow (``bench/_inprocess.py``, start keyframe): 4 / 8 / 9 / 14 / 24
-    #: gave 32.733 / 32.847 / 32.855 / 32.850 / 32.787 dB (the previous-frame candidate's at 9 too:
-    #: 32.871; it alone at 9: 32.735). 8 (bmx-trees −0.10, the rest gained or held) also gave
-    #: 32.10 → 32.26 at the end keyframe and 31.87 → 31.97 at a working size of 160.
+    #: Lab L difference at which a pixel of the warped reference loses trust (to 1/e): looser than
+    #: the previous frame's 4, as the reference is another moment of the shot or a graded still.
     reference_flow_tolerance = 8.0
 
     def __init__(

@@ -257,9 +257,7 @@ class FrameColorizer:
 
         The exemplar model matches the reference to every frame of the shot, so the middle frame,
         nearest in content to all of them, serves best, and a shot that opens on a fade or a
-        dissolve does not take its colours from it (measured on the 7 shared clips, 40 frames
-        each, default model: mean PSNR +0.24 dB with cheng2015 keyframes, +0.05 with eccv16's,
-        chroma flicker and colourfulness unchanged)."""
+        dissolve does not take its colours from it (measured: the default model card, "Inference constants")."""
         span = self.schedule.shot_at(index)
         if span.end is None or self.frame_at is None:
             return span.start
