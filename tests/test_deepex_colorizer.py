@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import DATA, FIXTURES, shared_path
 from vidcolor import weights
 from vidcolor.color import rgb_to_lab
 from vidcolor.colorizers.deepex import DeepExColorizer
@@ -23,20 +24,18 @@ from vidcolor.errors import InputError, WeightsNotFoundError
 from vidcolor.models import deepex as dx
 from vidcolor.references import Reference, load_reference
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-DOG = SHARED / "data" / "clips" / "davis" / "dog" / "JPEGImages"
-MANIFEST = SHARED / "fixtures" / "deepex-parity" / "manifest.json"
+DOG = DATA / "clips" / "davis" / "dog" / "JPEGImages"
+MANIFEST = FIXTURES / "deepex-parity" / "manifest.json"  # optional: the parity fixture's tensor list
 RELEASE_LAYOUT = {
     "vggnet": "data/vgg19_conv.pth",
     "nonlocal_net": "checkpoints/video_moredata_l1/nonlocal_net_iter_76000.pth",
     "colornet": "checkpoints/video_moredata_l1/colornet_iter_76000.pth",
 }
 
-pytestmark = pytest.mark.skipif(not DOG.is_dir(), reason=f"real DAVIS frames not found at {DOG} (../shared/data)")
 
 
 def _lightness(index: int, width: int, height: int) -> np.ndarray:
-    bgr = cv2.imread(str(DOG / f"{index:05d}.jpg"))
+    bgr = cv2.imread(str(shared_path(f"clips/davis/dog/JPEGImages/{index:05d}.jpg")))
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
     return rgb_to_lab(cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA))[..., 0]
 
@@ -79,7 +78,7 @@ def colorizer(installed: dict) -> DeepExColorizer:
 
 @pytest.fixture(scope="module")
 def reference() -> Reference:
-    return load_reference(DOG / "00020.jpg")
+    return load_reference(shared_path("clips/davis/dog/JPEGImages/00020.jpg"))
 
 
 def test_loads_installed_weights_from_the_registry(colorizer: DeepExColorizer, installed: dict) -> None:
@@ -318,7 +317,8 @@ def test_cli_imports_the_release_folder_and_colorizes_end_to_end(tmp_path: Path,
     result = runner.invoke(main, ["models", "import", "deepex", str(release)])
     assert result.exit_code == 0, result.output
     assert result.output.count("installed") == 3
-    frames = [cv2.cvtColor(cv2.imread(str(DOG / f"{i:05d}.jpg")), cv2.COLOR_BGR2RGB)[:192:3, :320:3] for i in range(3)]
+    frames = [cv2.cvtColor(cv2.imread(str(shared_path(f"clips/davis/dog/JPEGImages/{i:05d}.jpg"))), cv2.COLOR_BGR2RGB)[:192:3, :320:3]
+              for i in range(3)]
     source = write_clip(tmp_path / "dog.mp4", [np.ascontiguousarray(f[:64, :96]) for f in frames], gray=True)
     output = tmp_path / "dog-deepex.mkv"
     result = runner.invoke(main, ["colorize", str(source), "-o", str(output), "--ref", str(DOG / "00000.jpg"),
