@@ -199,28 +199,19 @@ def rgb_to_gray(rgb: np.ndarray, matrix: str = "bt601") -> np.ndarray:
     return (kr * rgb[..., 0] + (1.0 - kr - kb) * rgb[..., 1] + kb * rgb[..., 2]).astype(np.float32)
 
 
-def rgb_to_gray_lightness(rgb: np.ndarray) -> np.ndarray:
+def rgb_to_gray_lightness(rgb: np.ndarray, matrix: str = "bt601") -> np.ndarray:
     """The lightness a frame would show if this image were filmed in black and white.
 
     Colorizers match references against frames on this, not on the reference's Lab L: a saturated
     red has Lab L 53 but the luma of a gray 30%, and that is what the gray frame shows.
     """
-    return gray_to_lightness(rgb_to_gray(rgb))
-
-
-_LUMA_WEIGHTS = {"bt601": (0.299, 0.587, 0.114), "bt709": (0.2126, 0.7152, 0.0722)}
+    return gray_to_lightness(rgb_to_gray(rgb, matrix))
 
 
 def luma_lightness(rgb: np.ndarray, matrix: str = "bt601") -> np.ndarray:
-    """Lab L of the gray picture a video's luma plane shows (what the colorizer sees at inference).
-
-    A gray video stores luma, a weighted sum of gamma-encoded RGB; its lightness is not the Lab L of
-    the original colours (saturated colours differ by several units). Training on it, and matching
-    the reference through the same conversion, removes that domain gap.
-    """
-    kr, kg, kb = _LUMA_WEIGHTS[matrix]
-    rgb = np.asarray(rgb, dtype=np.float32)
-    return gray_to_lightness(kr * rgb[..., 0] + kg * rgb[..., 1] + kb * rgb[..., 2])
+    """:func:`rgb_to_gray_lightness` with the luma summed in float32, as the learned models were
+    trained (float64 RGB would differ by up to 1.5e-5 L units, enough to change their outputs' last bits)."""
+    return rgb_to_gray_lightness(np.asarray(rgb, dtype=np.float32), matrix)
 
 
 def lab_with_luma(gray: np.ndarray, ab: np.ndarray, matrix: str = "bt601", iterations: int = 14) -> np.ndarray:

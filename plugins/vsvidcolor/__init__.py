@@ -319,7 +319,7 @@ class _ChunkCache:
 
     def _compute(self, n: int) -> dict[int, np.ndarray]:
         begin, chunk_start, end = self.frames.chunk_bounds(n, self.clip.num_frames)
-        self.frames._last_index = None  # a fresh pass: the recurrence restarts at ``begin``
+        self.frames.start_pass()  # the recurrence restarts at ``begin``
         results: dict[int, np.ndarray] = {}
         previous_next = False
         for index in range(begin, end):

@@ -53,6 +53,12 @@ class Colorizer(ABC):
     def reset(self) -> None:
         """Forget the previous frame: the next ``step`` starts a new shot."""
 
+    def _reset_on_new_size(self, height: int, width: int) -> None:
+        """For recurrent networks: their state belongs to one frame size, so another size starts afresh."""
+        if getattr(self, "_shape", None) != (height, width):
+            self.reset()
+            self._shape = (height, width)
+
     @abstractmethod
     def step(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
         """Colorize one frame.
@@ -103,13 +109,6 @@ def shipped_weights_hint(model: str, written_by: str) -> str:
     """What to do when the weights of a model that ships with vidcolor are missing."""
     return (f"reinstall vidcolor (the {model} model ships inside the package) or pass the path of weights "
             f"written by {written_by}")
-
-
-def reset_on_new_size(colorizer: Colorizer, height: int, width: int) -> None:
-    """A recurrent colorizer's state belongs to one frame size: another size starts afresh."""
-    if getattr(colorizer, "_shape", None) != (height, width):
-        colorizer.reset()
-        colorizer._shape = (height, width)  # type: ignore[attr-defined]
 
 
 def step_at_native_size(lightness: np.ndarray, reference: Reference | None, native_short_side: int, size_multiple: int,

@@ -32,7 +32,7 @@ from ..models.vcnet import (
     reference_size,
 )
 from ..references import Reference
-from .base import (ColorizedFrame, Colorizer, pad_to_multiple, reset_on_new_size, shipped_weights_hint, shipped_weights_path,
+from .base import (ColorizedFrame, Colorizer, pad_to_multiple, shipped_weights_hint, shipped_weights_path,
                    step_at_native_size)
 
 #: Reference memories kept per colorizer (a shot usually has one reference).
@@ -327,7 +327,7 @@ class DefaultColorizer(Colorizer):
     @torch.inference_mode()
     def _step_native(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
         height, width = lightness.shape
-        reset_on_new_size(self, height, width)
+        self._reset_on_new_size(height, width)
         l_norm = self._lightness_tensor(lightness)
         gray = np.clip(_pad(np.asarray(lightness, dtype=np.float32)) * 2.55 + 0.5, 0, 255).astype(np.uint8)
         has_previous = self._previous_ab is not None and self._previous_l is not None and self._previous_gray is not None

@@ -21,7 +21,7 @@ import torch
 from ..weights import load_trained_network
 from ..models.fast import AB_SCALE, EMBEDDING_CONFIDENCE, REFERENCE_SIDE, SIZE_MULTIPLE, WEIGHTS_FORMAT, FastNet, FastNetConfig, Modulation
 from ..references import Reference
-from .base import (ColorizedFrame, Colorizer, pad_to_multiple, reset_on_new_size, shipped_weights_hint, shipped_weights_path,
+from .base import (ColorizedFrame, Colorizer, pad_to_multiple, shipped_weights_hint, shipped_weights_path,
                    step_at_native_size)
 
 #: Reference embeddings kept per colorizer.
@@ -96,7 +96,7 @@ class FastColorizer(Colorizer):
     @torch.inference_mode()
     def _step_native(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
         height, width = lightness.shape
-        reset_on_new_size(self, height, width)
+        self._reset_on_new_size(height, width)
         if reference is None:
             zeros = np.zeros((height, width), np.float32)
             return ColorizedFrame(ab=np.zeros((height, width, 2), np.float32), confidence=zeros, stats={"confidence": 0.0})

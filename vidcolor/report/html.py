@@ -293,12 +293,12 @@ def _gray_frames(source_path: str | os.PathLike[str], wanted: set[int]) -> dict[
 def _rgb_at(path: str | os.PathLike[str], positions: set[int]) -> dict[int, np.ndarray]:
     """8-bit RGB frames of a video or image sequence at the wanted positions (0-based, in order)."""
     from .metrics import to_u8_rgb  # noqa: PLC0415
-    from .measure import _rgb_frames  # noqa: PLC0415 - the report's own reader, so frames line up
+    from .measure import rgb_frames  # noqa: PLC0415 - the report's own reader, so frames line up
 
     found: dict[int, np.ndarray] = {}
     if not positions:
         return found
-    frames: Iterator[np.ndarray] = _rgb_frames(path)
+    frames: Iterator[np.ndarray] = rgb_frames(path)
     try:
         for position, rgb in enumerate(frames):
             if position in positions:
@@ -444,16 +444,16 @@ def render_html(
     """
     from jinja2 import Environment, StrictUndefined  # noqa: PLC0415 - optional dependency of the HTML report
 
-    from .measure import _sanitize  # noqa: PLC0415
+    from .measure import json_safe  # noqa: PLC0415
 
     target = Path(output_path)
     if target.suffix.lower() not in (".html", ".htm"):
         raise OutputError(f"HTML report {os.fspath(target)!r} should end in .html: give e.g. -o report.html")
     plan = plan or ShotPlan()
-    data: dict[str, Any] = _sanitize(dict(report))
+    data: dict[str, Any] = json_safe(dict(report))
     if suggestions is None:
         suggestions = suggest_keyframes(data, plan.keyframes)
-    data["suggestions"] = _sanitize([dict(s) for s in suggestions])
+    data["suggestions"] = json_safe([dict(s) for s in suggestions])
     frames = data["frames"]
     raw = trouble_scores(data)
     smooth = smoothed_scores(data, raw)

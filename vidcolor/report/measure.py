@@ -72,9 +72,9 @@ def write_run_stats(path: str | os.PathLike[str], rows: Iterable[Mapping[str, An
     partial = target.with_name(f".{target.name}.partial")
     with open(partial, "w", encoding="utf-8") as handle:
         if run is not None:
-            handle.write(json.dumps({"run": _sanitize(dict(run))}, allow_nan=False) + "\n")
+            handle.write(json.dumps({"run": json_safe(dict(run))}, allow_nan=False) + "\n")
         for row in rows:
-            handle.write(json.dumps(_sanitize(dict(row)), allow_nan=False) + "\n")
+            handle.write(json.dumps(json_safe(dict(row)), allow_nan=False) + "\n")
     os.replace(partial, target)
 
 
@@ -137,7 +137,7 @@ def run_metadata(summary: Any, schedule: Any = None, colorizer: Any = None,
         run["cuts"] = sorted(schedule.cuts)
     if settings:
         run["settings"] = dict(settings)
-    return _sanitize(run)
+    return json_safe(run)
 
 
 def build_report(
@@ -175,8 +175,8 @@ def build_report(
     ssims: list[float] = []
     previous: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None  # gray, output, truth
 
-    truth_frames = _rgb_frames(ground_truth_path) if ground_truth_path is not None else None
-    outputs = _rgb_frames(output_path)
+    truth_frames = rgb_frames(ground_truth_path) if ground_truth_path is not None else None
+    outputs = rgb_frames(output_path)
     count = 0
     with VideoReader(source_info) as source, _closing(outputs), _closing(truth_frames):
         sources: Iterator[Any] = iter(source)
@@ -281,7 +281,7 @@ def _shot_rows(rows: list[dict[str, Any]], histograms: list[np.ndarray], shot_st
 def write_json(report: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
     """Write the report as strict JSON (non-finite numbers become ``null``)."""
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump(_sanitize(report), handle, indent=2, allow_nan=False)
+        json.dump(json_safe(report), handle, indent=2, allow_nan=False)
         handle.write("\n")
 
 
@@ -306,15 +306,17 @@ def _csv_cell(value: Any) -> str:
     return str(value)
 
 
-def _sanitize(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """``value`` as strict JSON takes it: numpy scalars as Python ones, NaN and infinities as None,
+    tuples as lists (the stats file and both reports write it)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, (np.floating, np.integer, np.bool_)):
-        return _sanitize(value.item())
+        return json_safe(value.item())
     if isinstance(value, Mapping):
-        return {k: _sanitize(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_sanitize(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -368,7 +370,7 @@ def _check_lengths(count: int, src: Any, out: Any, truth: Any, with_truth: bool,
     raise InputError(f"{shorter} ended after {count} frames while the other input(s) continue: report on matching videos")
 
 
-def _rgb_frames(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
+def rgb_frames(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
     """RGB frames (uint8, or uint16 for deeper sources) of a video or image sequence, in order."""
     text = os.fspath(path)
     if is_image_sequence(text):

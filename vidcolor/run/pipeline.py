@@ -149,6 +149,11 @@ class FrameColorizer:
         self._keyframes = [k.frame for k in schedule.keyframes]
         self._end: Colorizer | None = None  # follows a two-keyframe shot's end reference
 
+    def start_pass(self) -> None:
+        """Begin a fresh pass over the input (a chunk re-coloured from its warm-up): the next frame
+        restarts the recurrence whatever frame came last."""
+        self._last_index = None
+
     def shot_start(self, index: int) -> int:
         """The keyframe that governs ``index`` (0 when it precedes the first keyframe)."""
         position = bisect.bisect_right(self._keyframes, index) - 1
@@ -604,7 +609,7 @@ def encode_chunks(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, fir
     last one ends where decoding ends: the container's frame count, which may be an estimate, is
     never trusted to say where the film ends."""
     begin, _, _ = frames.chunk_bounds(first, sys.maxsize)
-    frames._last_index = None  # a fresh pass: the recurrence restarts at ``begin``
+    frames.start_pass()
     writer: VideoWriter | None = None
     current = first
     written = 0
