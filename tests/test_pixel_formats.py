@@ -34,9 +34,10 @@ EXPECTED = {
     "yuv420p10le": (10, False), "yuv422p10le": (10, False), "yuv444p10le": (10, False),
     "yuv420p12le": (12, False), "yuv422p12le": (12, False), "yuv444p12le": (12, False),
     "nv12": (8, False), "y210le": (10, False), "p010le": (10, False), "p016le": (16, False),
+    "yuyv422": (8, False), "uyvy422": (8, False), "y212le": (12, False), "y216le": (16, False),
     "rgb24": (8, True), "rgb48le": (16, True), "gbrp10le": (10, True),
 }
-IN_MEMORY = {"p010le", "p016le"}
+IN_MEMORY = {"p010le", "p016le", "y212le"}  # no container here holds them: frames made by libswscale
 
 
 def source_frames(name: str, count: int = 2) -> list[av.VideoFrame]:
@@ -64,10 +65,15 @@ def rawvideo_file(path: Path, name: str) -> Path:
 
 
 def swscale_gray16(frame: av.VideoFrame, full_range: bool) -> np.ndarray:
-    """libswscale's 16-bit gray of ``frame`` (full range), as floats."""
+    """libswscale's 16-bit gray of ``frame`` (full range), as floats.
+
+    The median of three conversions: libswscale's unpacking of packed YUV (y210 and kin) now and
+    then leaves a row unwritten (measured: 40 of 300 y210 -> gray16 conversions differed from a
+    repeat), which is why the reader reads packed 4:2:2 luma itself."""
     source_range = None if frame.format.is_rgb else ("JPEG" if full_range else "MPEG")
-    gray = frame.reformat(format="gray16le", src_color_range=source_range, dst_color_range="JPEG")
-    return gray.to_ndarray().astype(np.float64)
+    grays = [frame.reformat(format="gray16le", src_color_range=source_range, dst_color_range="JPEG").to_ndarray()
+             for _ in range(3)]
+    return np.median(np.stack(grays).astype(np.float64), axis=0)
 
 
 def assert_matches_swscale(luma: np.ndarray, luma_format: LumaFormat, reference: np.ndarray, is_rgb: bool) -> None:
@@ -136,7 +142,7 @@ def test_float_gray_exr_sequence(tmp_path):
         assert np.abs(read.luma / 257.0 - swscale_8bit).max() <= 1.0
 
 
-@pytest.mark.parametrize("name", ["gray32le", "rgbaf32le", "y216be"])
+@pytest.mark.parametrize("name", ["gray32le", "rgbaf32le"])
 def test_unreadable_format_is_refused_by_name(name):
     frame = av.VideoFrame(WIDTH, HEIGHT, name)
     with pytest.raises(InputError, match=rf"'clip\.mkv': pixel format '{name}' cannot be read .*ffmpeg -i INPUT -pix_fmt"):

@@ -238,14 +238,18 @@ def _decode_image(path: str) -> av.VideoFrame:
 _PLANAR_LUMA = re.compile(r"(yuvj?a?\d{3}p|gray|nv(12|21|16|24|42)|p[024]1[026])(\d*)(le|be)?")
 _MSB_ALIGNED = re.compile(r"p[024]1[026](le|be)")
 _FLOAT_GRAY = re.compile(r"(gray|ya)f(16|32)(le|be)")
+#: Packed 4:2:2 YUV read directly: luma is every second sample from ``offset`` (MSB-aligned in 16
+#: bits above 8). libswscale's unpacking of y210 into planar 4:4:4 is not deterministic (now and
+#: then a row comes out as a constant), so the common packed layouts never go through it.
+_PACKED_LUMA = {"yuyv422": 0, "yvyu422": 0, "uyvy422": 1, "y210": 0, "y212": 0, "y216": 0}
 
 
 def luma_of(frame: av.VideoFrame, path: str | None = None) -> tuple[np.ndarray, LumaFormat]:
     """The luma plane as code values at the source's bit depth, plus how to read them.
 
-    Planar YUV and gray are read as stored; packed YUV (``y210``, ``yuyv422``, ``xv30``...) is
-    unpacked by libswscale into planar 4:4:4 of the same depth and range (which keeps luma code
-    values exactly); float gray becomes 16-bit full range; RGB, palette and Bayer sources get
+    Planar YUV and gray are read as stored, and so is packed 4:2:2 (``yuyv422``, ``uyvy422``,
+    ``y210``...); other packed YUV (``xv30``...) is unpacked by libswscale into planar 4:4:4 of the
+    same depth and range (which keeps luma code values exactly); float gray becomes 16-bit full range; RGB, palette and Bayer sources get
     BT.601 full-range luma at their own depth. Anything else is refused by name (and ``path``).
     """
     fmt = frame.format
@@ -264,7 +268,12 @@ def luma_of(frame: av.VideoFrame, path: str | None = None) -> tuple[np.ndarray, 
             return np.rint(np.clip(values, 0.0, 1.0) * 65535.0).astype(np.uint16), LumaFormat(16, True, _matrix_of(frame))
         if bits > 16 or any(c.bits != bits for c in fmt.components if not c.is_alpha):
             raise TypeError(f"{bits}-bit integer luma")
-        if _PLANAR_LUMA.fullmatch(name) is None:  # packed: unpacked by libswscale, luma codes kept
+        if (offset := _PACKED_LUMA.get(name.removesuffix("le").removesuffix("be"))) is not None:
+            if bits <= 8:
+                return _plane(frame, np.dtype(np.uint8), 2, offset).copy(), LumaFormat(8, full, _matrix_of(frame))
+            words = _plane(frame, np.dtype(">u2" if name.endswith("be") else "<u2"), 2, offset)
+            return (words >> (16 - bits)).astype(np.uint16), LumaFormat(bits, full, _matrix_of(frame))
+        if _PLANAR_LUMA.fullmatch(name) is None:  # other packed layouts: unpacked by libswscale, luma codes kept
             range_name = "JPEG" if full else "MPEG"
             frame = frame.reformat(format="yuv444p" if bits <= 8 else f"yuv444p{bits}le",
                                    src_color_range=range_name, dst_color_range=range_name)
@@ -279,11 +288,12 @@ def luma_of(frame: av.VideoFrame, path: str | None = None) -> tuple[np.ndarray, 
     return luma.astype(np.uint16), LumaFormat(bits, full, _matrix_of(frame))
 
 
-def _plane(frame: av.VideoFrame, dtype: np.dtype, step: int = 1) -> np.ndarray:
-    """Plane 0 as ``frame.width`` samples a row (``step`` samples apart), without row padding."""
+def _plane(frame: av.VideoFrame, dtype: np.dtype, step: int = 1, offset: int = 0) -> np.ndarray:
+    """Plane 0 as ``frame.width`` samples a row (``step`` samples apart from ``offset``), without
+    row padding."""
     plane = frame.planes[0]
     rows = np.frombuffer(plane, dtype=dtype).reshape(plane.height, plane.line_size // dtype.itemsize)
-    return rows[:, : frame.width * step : step]
+    return rows[:, offset : offset + frame.width * step : step]
 
 
 def _rgb_luma(frame: av.VideoFrame, bits: int, name: str) -> tuple[np.ndarray, LumaFormat]:
