@@ -76,7 +76,8 @@ def scenes(input_path: str, preset_path: str, keyframes_dir: str | None, thresho
            overwrite: bool, quiet: bool) -> None:
     """Find the shots of INPUT (PySceneDetect) and write a preset skeleton plus one gray
     keyframe PNG per shot, to paint in colour and save under the same name."""
-    from ..io.reader import probe, timecode
+    from ..io.reader import probe
+    from ..schedule.timecodes import timecode
     from ..schedule.scenes import write_scene_preset
 
     keyframes_dir = keyframes_dir or os.path.join(os.path.dirname(os.path.abspath(preset_path)), "keyframes")

@@ -638,12 +638,3 @@ class VideoReader:
 _END = object()
 
 
-def timecode(seconds: float) -> str:
-    """``HH:MM:SS.mmm`` for a timestamp, as editors show it."""
-    millis = int(round(seconds * 1000))
-    hours, rest = divmod(millis, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    secs, millis = divmod(rest, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
-
-

@@ -44,7 +44,8 @@ from . import metrics
 from ..color import luma_to_gray
 from ..errors import InputError, VideoOpenError
 from ..correspondence.flow import DISFlow, FlowEstimator, FlowPair, forward_backward, visible_mask
-from ..io.reader import VideoReader, is_image_sequence, probe, sequence_files, timecode
+from ..io.reader import VideoReader, is_image_sequence, probe, sequence_files
+from ..schedule.timecodes import timecode
 from ..references import read_rgb
 
 #: Per-frame columns of the CSV (``psnr`` only when ground truth is given).

@@ -30,7 +30,8 @@ from ..color import (LumaFormat, chroma_planes, guided_upsample, lab_with_luma, 
 from ..colorizers.base import ColorizedFrame, Colorizer
 from ..correspondence.detail import ReferenceDetail
 from ..errors import InputError, OutputError
-from ..io.reader import Frame, VideoInfo, VideoReader, count_frames, decoded_frame_count, probe, timecode
+from ..io.reader import Frame, VideoInfo, VideoReader, count_frames, decoded_frame_count, probe
+from ..schedule.timecodes import timecode
 from .resume import Journal, RunSignature, input_identity, run_signature
 from ..references import Reference
 from ..schedule.keyframes import ReferenceSchedule

@@ -471,6 +471,6 @@ def _as_fraction(value: Fraction | float | int | str | None) -> Fraction | None:
 def _span(frame_count: int, rate: Fraction | None) -> str:
     if rate is None or rate <= 0:
         return ""
-    from ..io.reader import timecode  # noqa: PLC0415
+    from .timecodes import timecode  # noqa: PLC0415
 
     return f", {timecode(0.0)}..{timecode(float((frame_count - 1) / rate))}"

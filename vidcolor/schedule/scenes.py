@@ -27,7 +27,8 @@ from ..color import luma_to_gray_level
 from ..errors import InputError, OutputError
 from .presets import DEFAULT_SCENE_MIN_LENGTH, DEFAULT_SCENE_THRESHOLD, FORMAT_VERSION
 from ..io.durable import write_png_or_fail, write_text_or_fail
-from ..io.reader import Frame, VideoInfo, VideoReader, probe, timecode
+from ..io.reader import Frame, VideoInfo, VideoReader, probe
+from .timecodes import timecode
 
 #: Frames are shrunk to about this width before detection, as PySceneDetect's own auto-downscale does.
 DETECTION_WIDTH = 256

@@ -1,5 +1,5 @@
-"""Timecodes as written in presets (``HH:MM:SS:FF``, ``HH:MM:SS;FF`` drop-frame, ``HH:MM:SS.mmm``),
-turned into frame numbers once the frame rate is known."""
+"""Timecodes: as written in presets (``HH:MM:SS:FF``, ``HH:MM:SS;FF`` drop-frame, ``HH:MM:SS.mmm``),
+turned into frame numbers once the frame rate is known, and as vidcolor prints times."""
 
 from __future__ import annotations
 
@@ -51,3 +51,12 @@ class Timecode:
 def is_timecode(text: str) -> bool:
     """Whether ``text`` has one of the three timecode forms (its fields are checked by :meth:`Timecode.frame`)."""
     return bool(_TC_FRAMES.match(text) or _TC_SECONDS.match(text))
+
+
+def timecode(seconds: float) -> str:
+    """``HH:MM:SS.mmm`` for a timestamp, as editors show it."""
+    millis = int(round(seconds * 1000))
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
