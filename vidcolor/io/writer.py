@@ -35,6 +35,7 @@ import numpy as np
 from .. import __version__
 from ..color import LumaFormat
 from ..errors import InputError, OutputError
+from .durable import atomic_write_text
 from .reader import IMAGE_EXTENSIONS, VideoInfo, is_image_sequence, sequence_files
 
 logger = logging.getLogger(__name__)
@@ -288,17 +289,8 @@ def _read_manifest(folder: str) -> list[str]:
 
 def _write_manifest(folder: str, pattern: str, names: Iterable[str]) -> None:
     """Atomically (temp file, fsync, rename) record the frames vidcolor wrote into ``folder``."""
-    temp = os.path.join(folder, f".vidcolor-partial-{uuid.uuid4().hex[:8]}.json")
     data = {"written_by": "vidcolor", "version": __version__, "pattern": pattern, "frames": sorted(set(names))}
-    try:
-        with open(temp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=0)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, os.path.join(folder, MANIFEST_NAME))
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+    atomic_write_text(os.path.join(folder, MANIFEST_NAME), json.dumps(data, indent=0))
 
 
 def input_frame_numbers(info: VideoInfo) -> list[int] | None:
