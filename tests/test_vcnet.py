@@ -270,7 +270,8 @@ def test_default_colorizer_carries_the_reference_flow_only_where_it_held() -> No
     """A carried flow that failed the forward-backward check is not a start: the flow is then what
     it would have been with nothing carried (so a region wrong far from the keyframe can lock on
     as it nears); where it held, it is the start."""
-    from vidcolor.colorizers.default import DefaultColorizer, _Flow
+    from vidcolor.colorizers.default import DefaultColorizer
+    from vidcolor.correspondence.tracking import Flow
 
     ground = _pattern(400, 160)
     frame, previous, reference = (luma_lightness(np.ascontiguousarray(ground[:, x: x + 288]).astype(np.float32) / 255.0)
@@ -281,10 +282,10 @@ def test_default_colorizer_carries_the_reference_flow_only_where_it_held() -> No
     wrong = np.zeros((160, 288, 2), np.float32)
     wrong[..., 1] = 30.0  # 30 px down: nothing like the true motion
     nothing_carried = colorizer._estimate_flows(grays[0], grays[1], grays[2], dis, None)[1]
-    failed = _Flow(wrong, -wrong, np.zeros((160, 288), bool))
+    failed = Flow(wrong, -wrong, np.zeros((160, 288), bool))
     assert np.array_equal(colorizer._estimate_flows(grays[0], grays[1], grays[2], dis, failed)[1].forward,
                           nothing_carried.forward)
-    held = _Flow(wrong, -wrong, np.ones((160, 288), bool))
+    held = Flow(wrong, -wrong, np.ones((160, 288), bool))
     assert not np.array_equal(colorizer._estimate_flows(grays[0], grays[1], grays[2], dis, held)[1].forward,
                               nothing_carried.forward)
 
@@ -293,7 +294,7 @@ def test_default_colorizer_keeps_the_tracked_reference_flow_where_it_matches_bet
     """Far from its keyframe DIS can hold on to a look-alike: pixel by pixel, the reference flow is
     the tracked one where only it held or where the reference it points to matches the frame
     better, DIS's elsewhere; and it counts as held where either did."""
-    from vidcolor.colorizers.default import _better_matching, _Flow, _Tracked
+    from vidcolor.correspondence.tracking import Flow, Tracked, better_matching
 
     ground = cv2.cvtColor(_pattern(400, 160), cv2.COLOR_RGB2GRAY)
     reference, frame = ground[:, 100:388], ground[:, 92:380]  # the frame is the reference moved 8 px right
@@ -306,16 +307,16 @@ def test_default_colorizer_keeps_the_tracked_reference_flow_where_it_matches_bet
     tracked_visible[:, 40:] = True  # tracking lost the left edge
     measured_visible = visible.copy()
     measured_visible[:, 200:240] = False  # DIS's check failed there
-    tracked = _Tracked(true + 0.25, tracked_visible, tracked_visible)
-    chosen = _better_matching(_Flow(measured, -measured, measured_visible), tracked, frame, reference)
+    tracked = Tracked(true + 0.25, tracked_visible, tracked_visible)
+    chosen = better_matching(Flow(measured, -measured, measured_visible), tracked, frame, reference)
     assert np.array_equal(chosen.forward[:, :40], measured[:, :40])  # tracking lost: DIS's, right or not
     right = chosen.forward[20:-20, 160:270]
     assert np.abs(right - true[20:-20, 160:270]).max() < 0.5  # DIS's was 6 px off: tracked
     assert np.abs(chosen.forward[:, 200:240] - true[:, 200:240]).max() < 0.5  # only tracking held
     assert chosen.visible.all()
     # a tracked flow that is the wrong one is not taken where DIS's matches
-    wrong = _Tracked(true + np.float32([0.0, 6.0]), visible, visible)
-    kept = _better_matching(_Flow(true, -true, visible), wrong, frame, reference)
+    wrong = Tracked(true + np.float32([0.0, 6.0]), visible, visible)
+    kept = better_matching(Flow(true, -true, visible), wrong, frame, reference)
     assert np.mean(np.abs(kept.forward - true).max(axis=2) < 0.5) > 0.95
 
 

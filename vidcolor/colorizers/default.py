@@ -17,8 +17,6 @@ from __future__ import annotations
 import os
 from functools import partial
 from pathlib import Path
-from typing import NamedTuple
-
 import cv2
 import numpy as np
 import torch
@@ -26,7 +24,8 @@ import torch
 from ..weights import load_trained_network
 from ..color import luma_lightness
 from ..errors import InputError
-from ..correspondence.flow import compose, flow_pool, global_shift, visible_mask, warp
+from ..correspondence.flow import compose, flow_pool, global_shift, visible_mask
+from ..correspondence.tracking import Flow, Tracked, better_matching, dis_flow, track
 from ..models.vcnet import (
     AB_SCALE, FLOW_LIGHTNESS_TOLERANCE, SIZE_MULTIPLE, WEIGHTS_FORMAT, Features, Memory, VCNet, VCNetConfig, flow_candidate,
     reference_size,
@@ -56,73 +55,6 @@ def load_vcnet(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     """Load VCNet weights written by :func:`vidcolor.training.default.inference_payload`; returns (model, meta)."""
     return load_trained_network(path, family="VCNet", weights_format=WEIGHTS_FORMAT, device=device, build=lambda config: VCNet(VCNetConfig.from_dict(config)),
                                 missing_hint=shipped_weights_hint("default", "`vidcolor train`"))
-
-
-class _Flow(NamedTuple):
-    """A DIS flow from this frame to a source frame, the flow back, and which pixels it found in the source."""
-
-    forward: np.ndarray
-    backward: np.ndarray
-    visible: np.ndarray
-
-    @classmethod
-    def of(cls, forward: np.ndarray, backward: np.ndarray) -> _Flow:
-        return cls(forward, backward, visible_mask(forward, backward))
-
-
-def _dis_flow(dis: cv2.DISOpticalFlow, source: np.ndarray, target: np.ndarray, guess: np.ndarray | None = None) -> np.ndarray:
-    """DIS flow from ``source`` to ``target``, starting from ``guess`` (else from zero).
-
-    The start is always passed explicitly: after a call given a starting flow, OpenCV 4's DIS
-    answers a later call given none slightly differently (up to 0.005 px), which would make a
-    chunk replayed for VapourSynth differ from the sequential pass. Given zeros it matches a fresh
-    object's answer to no start, whatever came before.
-    """
-    start = guess if guess is not None else np.zeros((*source.shape[:2], 2), np.float32)
-    return dis.calc(source, target, start)
-
-
-class _Tracked(NamedTuple):
-    """The previous frame's flow to the reference, carried through this frame's motion."""
-
-    forward: np.ndarray
-    #: Where the flow held for the previous frame: DIS may start from it there.
-    held: np.ndarray
-    #: Where it held and this frame's pixel was found in the previous frame: a candidate there.
-    visible: np.ndarray
-
-
-def _track(previous: _Flow | None, carried: _Flow | None) -> _Tracked | None:
-    """Carry ``carried`` (the previous frame's flows with the reference) through ``previous`` (this
-    frame's flows with the previous frame); None at a shot's first frame or a new reference."""
-    if previous is None or carried is None:
-        return None
-    forward = compose(previous.forward, carried.forward)  # this → previous → reference
-    held = warp(carried.visible.view(np.uint8), previous.forward).view(bool)  # 0/1 in, rounded to 0/1 out
-    return _Tracked(forward, held, held & previous.visible)
-
-
-#: Blur (pixels) of the lightness mismatch by which :func:`_better_matching` compares two flows.
-_MATCH_BLUR = 2.0
-
-
-def _better_matching(measured: _Flow, tracked: _Tracked, gray: np.ndarray, reference_gray: np.ndarray) -> _Flow:
-    """Per pixel, the flow to the reference DIS measured or the one tracked from the previous frame.
-
-    The tracked flow where only it held, or where both held and the reference's lightness it
-    points to matches this frame's better (locally averaged); the measured flow elsewhere. DIS
-    alone loses hold of a keyframe many frames away (its forward-backward check fails, or it
-    settles on a look-alike); tracking alone drifts and misses what it never saw. The result
-    counts as held wherever either did. ``backward`` stays the measured one.
-    """
-    target = gray.astype(np.float32)
-    source = reference_gray.astype(np.float32)
-    measured_error = cv2.GaussianBlur(cv2.absdiff(warp(source, measured.forward), target), (0, 0), _MATCH_BLUR)
-    tracked_error = cv2.GaussianBlur(cv2.absdiff(warp(source, tracked.forward), target), (0, 0), _MATCH_BLUR)
-    use_tracked = tracked.visible & (~measured.visible | (tracked_error < measured_error))
-    forward = measured.forward.copy()
-    cv2.copyTo(tracked.forward, use_tracked.view(np.uint8), forward)
-    return _Flow(forward, measured.backward, measured.visible | tracked.visible)
 
 
 def _pad(image: np.ndarray) -> np.ndarray:
@@ -160,7 +92,7 @@ class DefaultColorizer(Colorizer):
     #: alone say 1.0 everywhere): tells the temporal check and two keyframes which colour to trust.
     unanchored_confidence = 0.0
     #: Keep the previous frame's flow to the reference, carried forward, as a candidate beside DIS's
-    #: new one (:func:`_better_matching`): tracking finds a keyframe where DIS loses it.
+    #: new one (:func:`better_matching`): tracking finds a keyframe where DIS loses it.
     track_reference_flow = True
     #: Lab L difference at which a pixel of the warped reference loses trust (to 1/e): looser than
     #: the previous frame's 4, as the reference is another moment of the shot or a graded still.
@@ -222,7 +154,7 @@ class DefaultColorizer(Colorizer):
         self._previous_l: torch.Tensor | None = None
         self._previous_gray: np.ndarray | None = None
         #: The previous frame's reference key and flows with it: the next frame's starting point.
-        self._reference_flow: tuple[str, _Flow] | None = None
+        self._reference_flow: tuple[str, Flow] | None = None
         self._shape: tuple[int, int] | None = None
 
     def _lightness_tensor(self, lightness: np.ndarray) -> torch.Tensor:
@@ -266,35 +198,35 @@ class DefaultColorizer(Colorizer):
 
     def _estimate_flows(
         self, gray: np.ndarray, previous_gray: np.ndarray | None, reference_gray: np.ndarray | None,
-        reference_dis: cv2.DISOpticalFlow, carried: _Flow | None,
-    ) -> tuple[_Flow | None, _Flow | None]:
+        reference_dis: cv2.DISOpticalFlow, carried: Flow | None,
+    ) -> tuple[Flow | None, Flow | None]:
         """DIS flows from this frame to the previous frame and to the reference, both ways.
 
         ``carried`` is the previous frame's flows with the reference, carried through this frame's
-        motion by :func:`_track`. With :attr:`warm_reference_flow` DIS starts from it (and from the
-        pan's global shift where it did not hold: :meth:`_reference_flow_starts`) rather than from
-        zero; with :attr:`track_reference_flow` it also stays a candidate (:func:`_better_matching`).
+        motion by :func:`~vidcolor.correspondence.tracking.track`. With :attr:`warm_reference_flow`
+        DIS starts from it (and from the pan's global shift where it did not hold:
+        :meth:`_reference_flow_starts`) rather than from zero; with :attr:`track_reference_flow` it also stays a candidate (:func:`better_matching`).
         """
         previous = reference = None
         if previous_gray is not None:
             dis = self._dis[self.previous_flow_preset]
-            previous = _Flow.of(_dis_flow(dis, gray, previous_gray), _dis_flow(dis, previous_gray, gray))
+            previous = Flow.of(dis_flow(dis, gray, previous_gray), dis_flow(dis, previous_gray, gray))
         if reference_gray is not None:
-            tracked = _track(previous, carried)
+            tracked = track(previous, carried)
             forward_guess = backward_guess = None
             if self.warm_reference_flow:
                 forward_guess, backward_guess = self._reference_flow_starts(
                     gray, reference_gray, tracked, carried, previous)
-            reference = _Flow.of(_dis_flow(reference_dis, gray, reference_gray, forward_guess),
-                                 _dis_flow(reference_dis, reference_gray, gray, backward_guess))
+            reference = Flow.of(dis_flow(reference_dis, gray, reference_gray, forward_guess),
+                                 dis_flow(reference_dis, reference_gray, gray, backward_guess))
             if self.track_reference_flow and tracked is not None:
-                reference = _better_matching(reference, tracked, gray, reference_gray)
+                reference = better_matching(reference, tracked, gray, reference_gray)
         return previous, reference
 
     @staticmethod
     def _reference_flow_starts(
-        gray: np.ndarray, reference_gray: np.ndarray, tracked: _Tracked | None, carried: _Flow | None,
-        previous: _Flow | None,
+        gray: np.ndarray, reference_gray: np.ndarray, tracked: Tracked | None, carried: Flow | None,
+        previous: Flow | None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Where DIS starts this frame's flows to and from the reference.
 
@@ -313,7 +245,7 @@ class DefaultColorizer(Colorizer):
         return forward, backward
 
     def _flow_candidate(
-        self, flow: _Flow, l_norm: torch.Tensor, source_l: torch.Tensor, source_ab: torch.Tensor, tolerance: float,
+        self, flow: Flow, l_norm: torch.Tensor, source_l: torch.Tensor, source_ab: torch.Tensor, tolerance: float,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return flow_candidate(
             source_ab,

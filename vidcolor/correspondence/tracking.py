@@ -1,0 +1,85 @@
+"""Following a reference through a shot with optical flow: the flow pairs the default model measures
+every frame, and how the previous frame's flow to the reference is carried forward.
+
+DIS (OpenCV's dense inverse search) is measured from each frame to the previous one and to the
+reference; :func:`track` carries the previous frame's flow to the reference through this frame's
+motion, and :func:`better_matching` keeps, pixel by pixel, whichever of the measured and the
+carried flow fits the reference's lightness better. A keyframe many frames away is then still
+found where DIS alone loses it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+from .flow import compose, visible_mask, warp
+
+
+class Flow(NamedTuple):
+    """A DIS flow from this frame to a source frame, the flow back, and which pixels it found in the source."""
+
+    forward: np.ndarray
+    backward: np.ndarray
+    visible: np.ndarray
+
+    @classmethod
+    def of(cls, forward: np.ndarray, backward: np.ndarray) -> Flow:
+        return cls(forward, backward, visible_mask(forward, backward))
+
+
+def dis_flow(dis: cv2.DISOpticalFlow, source: np.ndarray, target: np.ndarray, guess: np.ndarray | None = None) -> np.ndarray:
+    """DIS flow from ``source`` to ``target``, starting from ``guess`` (else from zero).
+
+    The start is always passed explicitly: after a call given a starting flow, OpenCV 4's DIS
+    answers a later call given none slightly differently (up to 0.005 px), which would make a
+    chunk replayed for VapourSynth differ from the sequential pass. Given zeros it matches a fresh
+    object's answer to no start, whatever came before.
+    """
+    start = guess if guess is not None else np.zeros((*source.shape[:2], 2), np.float32)
+    return dis.calc(source, target, start)
+
+
+class Tracked(NamedTuple):
+    """The previous frame's flow to the reference, carried through this frame's motion."""
+
+    forward: np.ndarray
+    #: Where the flow held for the previous frame: DIS may start from it there.
+    held: np.ndarray
+    #: Where it held and this frame's pixel was found in the previous frame: a candidate there.
+    visible: np.ndarray
+
+
+def track(previous: Flow | None, carried: Flow | None) -> Tracked | None:
+    """Carry ``carried`` (the previous frame's flows with the reference) through ``previous`` (this
+    frame's flows with the previous frame); None at a shot's first frame or a new reference."""
+    if previous is None or carried is None:
+        return None
+    forward = compose(previous.forward, carried.forward)  # this → previous → reference
+    held = warp(carried.visible.view(np.uint8), previous.forward).view(bool)  # 0/1 in, rounded to 0/1 out
+    return Tracked(forward, held, held & previous.visible)
+
+
+#: Blur (pixels) of the lightness mismatch by which :func:`better_matching` compares two flows.
+MATCH_BLUR = 2.0
+
+
+def better_matching(measured: Flow, tracked: Tracked, gray: np.ndarray, reference_gray: np.ndarray) -> Flow:
+    """Per pixel, the flow to the reference DIS measured or the one tracked from the previous frame.
+
+    The tracked flow where only it held, or where both held and the reference's lightness it
+    points to matches this frame's better (locally averaged); the measured flow elsewhere. DIS
+    alone loses hold of a keyframe many frames away (its forward-backward check fails, or it
+    settles on a look-alike); tracking alone drifts and misses what it never saw. The result
+    counts as held wherever either did. ``backward`` stays the measured one.
+    """
+    target = gray.astype(np.float32)
+    source = reference_gray.astype(np.float32)
+    measured_error = cv2.GaussianBlur(cv2.absdiff(warp(source, measured.forward), target), (0, 0), MATCH_BLUR)
+    tracked_error = cv2.GaussianBlur(cv2.absdiff(warp(source, tracked.forward), target), (0, 0), MATCH_BLUR)
+    use_tracked = tracked.visible & (~measured.visible | (tracked_error < measured_error))
+    forward = measured.forward.copy()
+    cv2.copyTo(tracked.forward, use_tracked.view(np.uint8), forward)
+    return Flow(forward, measured.backward, measured.visible | tracked.visible)
