@@ -388,3 +388,25 @@ def test_default_colorizer_confidence_says_where_the_reference_reaches() -> None
     for strip, better in ((left, end), (right, start)):
         best = float(np.abs(better.ab - truth)[strip].mean())
         assert float(np.abs(blended.ab - truth)[strip].mean()) < 1.5 * best + 1.0
+
+
+def test_default_colorizer_support_says_where_colour_was_copied() -> None:
+    """``support`` tells a fallback model where the exemplar model had colour to copy: high where the
+    reference shows the frame, zero on a first frame with nothing to copy from; it comes back at the
+    working size when the network runs smaller."""
+    from vidcolor.colorizers.default import DefaultColorizer
+
+    frame = _pattern(288, 160)
+    lightness = luma_lightness(frame.astype(np.float32) / 255.0)
+    colorizer = DefaultColorizer()
+    copied = colorizer.step(lightness, Reference.from_array(frame, key="self"))
+    assert copied.support is not None and copied.support.shape == lightness.shape
+    assert copied.support.dtype == np.float32 and 0.0 <= copied.support.min() and copied.support.max() <= 1.0
+    assert float(copied.support.mean()) > 0.8
+    colorizer.reset()
+    nothing = colorizer.step(lightness, None)
+    assert nothing.support is not None and float(nothing.support.max()) == 0.0
+    big = cv2.resize(lightness, (576, 320), interpolation=cv2.INTER_LINEAR)
+    shrunk = DefaultColorizer(native_short_side=160).step(big, Reference.from_array(frame, key="self"))
+    assert shrunk.support is not None and shrunk.support.shape == big.shape
+    assert float(shrunk.support.mean()) > 0.8

@@ -28,11 +28,18 @@ class ColorizedFrame:
 
     ``ab`` is float32 ``(H, W, 2)`` in CIE Lab units (roughly -110..110); ``confidence`` is float32
     ``(H, W)`` in [0, 1]: how much the colour is backed by the reference or by the previous frame.
+
+    ``support`` (float32 ``(H, W)`` in [0, 1], or None when a model cannot tell) is how much of the
+    output is colour copied from the reference or the past rather than the model's own gray-ish
+    guess. Unlike ``confidence`` (which the temporal check and keyframe blends weigh), it says
+    where an exemplar model had *nothing to copy*: there a fallback to an automatic model may
+    colour instead.
     """
 
     ab: np.ndarray
     confidence: np.ndarray
     stats: dict[str, float] = field(default_factory=dict)
+    support: np.ndarray | None = None
 
 
 class Colorizer(ABC):
@@ -115,7 +122,7 @@ def step_at_native_size(lightness: np.ndarray, reference: Reference | None, nati
                         step_native: Callable[[np.ndarray, Reference | None], ColorizedFrame]) -> ColorizedFrame:
     """Run a network no larger than it was trained for: a frame whose short side exceeds
     ``native_short_side`` is area-shrunk for it, and its chroma comes back up guided by the full
-    lightness (confidence bilinearly)."""
+    lightness (confidence and support bilinearly)."""
     height, width = lightness.shape
     scale = native_short_side / min(height, width)
     if scale >= 1.0:
@@ -124,4 +131,7 @@ def step_at_native_size(lightness: np.ndarray, reference: Reference | None, nati
     result = step_native(cv2.resize(lightness, small_size, interpolation=cv2.INTER_AREA), reference)
     ab = guided_upsample(result.ab, lightness)
     confidence = cv2.resize(result.confidence, (width, height), interpolation=cv2.INTER_LINEAR)
-    return ColorizedFrame(ab=ab.astype(np.float32, copy=False), confidence=confidence, stats=result.stats)
+    support = (None if result.support is None
+               else cv2.resize(result.support, (width, height), interpolation=cv2.INTER_LINEAR))
+    return ColorizedFrame(ab=ab.astype(np.float32, copy=False), confidence=confidence, stats=result.stats,
+                          support=support)

@@ -297,10 +297,12 @@ class DefaultColorizer(Colorizer):
         anchored = out.anchored[0, 0, :height, :width].clamp(0.0, 1.0)
         confidence = out.confidence[0, 0, :height, :width].clamp(0.0, 1.0) * (floor + (1.0 - floor) * anchored)
         confidence = confidence.float().cpu().numpy()
+        support = out.support[0, 0, :height, :width].clamp(0.0, 1.0).float().cpu().numpy()
         return ColorizedFrame(
             ab=np.ascontiguousarray(ab, dtype=np.float32),
             confidence=np.ascontiguousarray(confidence, dtype=np.float32),
             stats={"confidence": float(confidence.mean())},
+            support=np.ascontiguousarray(support, dtype=np.float32),
         )
 
     @torch.inference_mode()

@@ -127,6 +127,9 @@ class StepOutput:
     #: (B, 1, H, W) in [0, 1]: share of the output taken from the reference warped by optical flow
     #: (both stages' gates on that candidate), i.e. colour the reference shows at this very pixel.
     anchored: torch.Tensor
+    #: (B, 1, H, W) in [0, 1]: share of the output copied from the reference or the past: both
+    #: stages' gate weight on candidates that exist (with all of them present, one minus the gray's).
+    support: torch.Tensor
     #: (B, 2, H/8, W/8) reference chroma gathered by the attention (or zeros without reference).
     ref_coarse: torch.Tensor
     #: (B, N, M) attention logits over the reference (None without reference); for the matching loss.
@@ -323,10 +326,15 @@ class VCNet(nn.Module):
         confidence = F.interpolate(confidence2, scale_factor=2, mode="bilinear", align_corners=False)
         ref_flow_gate2 = F.interpolate(gates[:, _REF_FLOW : _REF_FLOW + 1], scale_factor=2, mode="bilinear", align_corners=False)
         anchored = gate_ref + (1.0 - gate_prev - gate_ref) * ref_flow_gate2
+        # copied colour: the gates' weight on candidates that exist (an absent source offers zeros, not colour)
+        offered = torch.stack([has_ref, has_ref, has_prev, has_prev, has_prev, has_ref * 0, has_ref], dim=1)[:, :, :, :1, :1]
+        copied2 = F.interpolate((gates * offered[:, :, 0]).sum(dim=1, keepdim=True), scale_factor=2, mode="bilinear", align_corners=False)
+        support = gate_prev + gate_ref + (1.0 - gate_prev - gate_ref) * copied2
         return StepOutput(
             ab=ab,
             confidence=confidence,
             anchored=anchored,
+            support=support,
             ref_coarse=ref_coarse,
             ref_logits=ref_logits,
             memory=self.memory(feats, ab),
