@@ -1,0 +1,277 @@
+"""A shot next to its painted keyframe: two shared clips joined into one film (issue 24, Done-when 2).
+
+    .venv/bin/python bench/two_shot.py                                 # dog then horsejump-high (held out)
+    .venv/bin/python bench/two_shot.py --pair car-shadow,blackswan     # a pair of training clips
+    .venv/bin/python bench/two_shot.py --models classic,default,fast --per-frame --json two.json
+    .venv/bin/python bench/two_shot.py --tree v1=/tmp/vidcolor-v1      # also another source tree's models, same run
+
+The film: shot 1 is the first clip, shot 2 the second (resized to shot 1's size when they differ),
+their BT.601 luma written as one lossless H.264 4:2:0 gray video (as ``bench/quality.py`` writes
+its inputs). The keyframes are given as a user gives them: shot 1's true frame 0 pinned at frame 0,
+and the TRUE colour of shot 2's frame ``--moment`` (25) pinned at shot 2's FIRST frame, as a
+painted keyframe usually is (``--ref 0=A.png --ref L=B.png``, or the same as a preset with
+``--given preset``; ``--detect-scenes`` adds the CLI's scene detection).
+
+Each model runs as the real command (``vidcolor colorize ... --model M``, the CLI's defaults: temporal
+check on, H.264 crf 18, preset medium); the output is decoded with its tags and scored frame by frame
+against the truth with :mod:`vidcolor.report.metrics`. Reported, in shot 2's own frame numbers:
+``start`` = mean PSNR of frames 1-7 (18-24 frames before the keyframe's moment), ``end`` = frames
+42-48 (17-23 after it), and ``start - end``; the Done-when asks ``start >= end - 0.5 dB``. The ``gray``
+row (the gray input encoded as the outputs are) shows how much of a start/end gap the content itself
+makes. ``--tree LABEL=DIR`` also runs the CLI from another source tree (e.g. an older commit
+extracted with ``git archive``), so a new default model and its predecessor are measured in one run.
+Everything runs in a temporary folder outside the repository (``--keep DIR`` keeps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from _clips import REPO, ClipSource, decode_rgb, encode_as_output, find_clips, load_truth, write_gray_video
+from quality import work_folder  # a temporary folder, or --keep outside the repository
+
+sys.path.insert(0, str(REPO))
+
+from vidcolor.report import metrics  # noqa: E402
+from vidcolor.report.measure import read_run_metadata  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Window:
+    """Shot 2's frames ``first``..``last`` (inclusive, counted from shot 2's first frame)."""
+
+    first: int
+    last: int
+
+    @classmethod
+    def parse(cls, text: str) -> Window:
+        first, _, last = text.partition("-")
+        window = cls(int(first), int(last or first))
+        if window.first < 0 or window.last < window.first:
+            raise ValueError(f"{text}: give FIRST-LAST with 0 <= FIRST <= LAST")
+        return window
+
+    def __str__(self) -> str:
+        return f"{self.first}-{self.last}"
+
+
+@dataclass(frozen=True)
+class Runner:
+    """One row: a CLI model, run from this repository or from another source ``tree``."""
+
+    model: str
+    tree: Path = REPO
+    tree_label: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.tree_label}:{self.model}" if self.tree_label else self.model
+
+
+@dataclass
+class Film:
+    """The joined film: true colours, its gray input, and where shot 2 starts."""
+
+    truth: list[np.ndarray]
+    shot2_start: int
+    gray_video: Path
+    keyframe_images: tuple[Path, Path]
+    names: tuple[str, str]
+
+
+def resolve_clip(name: str) -> ClipSource:
+    """A shared clip by name (``dog``, ``davis/dog``), or any folder of frames given as a path."""
+    if Path(name).is_dir():
+        return ClipSource(Path(name).name, "folder", Path(name))
+    return find_clips({name})[0]
+
+
+def build_film(sources: tuple[ClipSource, ClipSource], frames: tuple[int | None, int | None], moment: int,
+               folder: Path, input_crf: int) -> Film:
+    """Join the two clips' truths (shot 2 at shot 1's size), write the gray film and the two keyframe images."""
+    first, second = load_truth(sources[0].folder, frames[0]), load_truth(sources[1].folder, frames[1])
+    h, w = first[0].shape[:2]
+    if second[0].shape[:2] != (h, w):
+        print(f"# {sources[1].name} is {second[0].shape[1]}x{second[0].shape[0]}: resized to shot 1's {w}x{h}")
+        second = [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in second]
+    if moment >= len(second):
+        raise SystemExit(f"--moment {moment}: shot 2 ({sources[1].name}) has only {len(second)} frames")
+    folder.mkdir(parents=True, exist_ok=True)
+    images = (folder / "shot1-frame0.png", folder / f"shot2-frame{moment}.png")
+    for image, path in ((first[0], images[0]), (second[moment], images[1])):
+        cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))  # PNG: lossless
+    film = Film(first + second, len(first), folder / "gray.mp4", images, (sources[0].name, sources[1].name))
+    write_gray_video(film.truth, film.gray_video, input_crf)
+    return film
+
+
+def keyframe_args(film: Film, given: str, folder: Path) -> list[str]:
+    """The CLI arguments that pin the two keyframes, as ``--ref FRAME=IMAGE`` or as a preset."""
+    if given == "ref":
+        return ["--ref", f"0={film.keyframe_images[0]}", "--ref", f"{film.shot2_start}={film.keyframe_images[1]}"]
+    preset = folder / "two-shot.toml"
+    preset.write_text("version = 1\n" + "".join(
+        f'\n[[shot]]\nstart = {start}\nreference = "{image.name}"\n'
+        for start, image in zip((0, film.shot2_start), film.keyframe_images)), encoding="utf-8")
+    return ["--preset", str(preset)]
+
+
+def run_cli(film: Film, runner: Runner, key_args: list[str], output: Path, args: argparse.Namespace) -> dict[str, object]:
+    """``vidcolor colorize`` from the runner's source tree; wall time and the run's own seconds."""
+    command = [sys.executable, "-m", "vidcolor", "colorize", str(film.gray_video), "-o", str(output),
+               "--model", runner.model, "--stats", "--quiet", "--overwrite", *key_args]
+    for option, value in (("--size", args.size), ("--crf", args.crf), ("--threads", args.threads)):
+        if value is not None:
+            command += [option, str(value)]
+    if args.detect_scenes:
+        command.append("--detect-scenes")
+    paths = [str(runner.tree), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=output.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{runner.label}: vidcolor colorize exited {done.returncode}:\n{done.stderr.strip()}")
+    run = read_run_metadata(Path(str(output) + ".stats.jsonl")) or {}
+    return {"wall_seconds": wall, "seconds": float(run.get("seconds", wall)),
+            "working_size": run.get("working_size"),
+            "command": " ".join(["vidcolor", *command[3:]]).replace(str(output.parent), "$RUN")}  # no machine path
+
+
+def window_scores(psnrs: list[float], film: Film, windows: dict[str, Window]) -> dict[str, float]:
+    """Mean PSNR of shot 1 (frames 1..), of shot 2 (frames 1..), and of each of shot 2's windows."""
+    start = film.shot2_start
+    out = {"shot1": float(np.mean(psnrs[1:start])), "shot2": float(np.mean(psnrs[start + 1:]))}
+    for name, window in windows.items():
+        out[name] = float(np.mean(psnrs[start + window.first:start + window.last + 1]))
+    out["start - end"] = out["start"] - out["end"]
+    return out
+
+
+def per_frame_psnr(outputs: list[np.ndarray], truth: list[np.ndarray]) -> list[float]:
+    if len(outputs) != len(truth):
+        raise SystemExit(f"the output decoded to {len(outputs)} frames, the film has {len(truth)}")
+    return [metrics.psnr(o, t) for o, t in zip(outputs, truth)]
+
+
+def print_table(rows: dict[str, dict], windows: dict[str, Window], margin: float) -> None:
+    print(f"\n{'row':<22} {'shot 1':>7} {'shot 2':>7} {'start ' + str(windows['start']):>10} "
+          f"{'end ' + str(windows['end']):>10} {'start-end':>10} {'s/frame':>8}  verdict (start >= end - {margin:g} dB)")
+    for label, row in rows.items():
+        s = row["scores"]
+        verdict = "" if label == "gray" else ("met" if row["met"] else "NOT met")
+        per_frame = f"{row['sec_per_frame']:8.3f}" if "sec_per_frame" in row else " " * 8
+        print(f"{label:<22} {s['shot1']:7.2f} {s['shot2']:7.2f} {s['start']:10.2f} {s['end']:10.2f} "
+              f"{s['start - end']:+10.2f} {per_frame}  {verdict}")
+
+
+def print_curve(rows: dict[str, dict], film: Film) -> None:
+    """Shot 2's PSNR frame by frame, one column per row."""
+    print(f"\n## shot 2 frame by frame (PSNR dB)\n{'frame':>5} " + " ".join(f"{label:>14}" for label in rows))
+    for i in range(len(film.truth) - film.shot2_start):
+        print(f"{i:>5} " + " ".join(f"{row['psnr'][film.shot2_start + i]:14.2f}" for row in rows.values()))
+
+
+def parse_trees(items: list[str]) -> list[tuple[str, Path]]:
+    trees = []
+    for item in items:
+        label, _, folder = item.partition("=")
+        if not folder or not (Path(folder) / "vidcolor" / "__init__.py").is_file():
+            raise SystemExit(f"--tree {item}: give LABEL=DIR, DIR a source tree holding vidcolor/__init__.py "
+                             "(e.g. `git archive COMMIT | tar -x -C DIR`)")
+        trees.append((label, Path(folder).resolve()))
+    return trees
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pair", default="dog,horsejump-high",
+                        help="FIRST,SECOND: shared clips (short or full names) or frame folders (default: the held-out pair)")
+    parser.add_argument("--first-frames", type=int, default=None, help="frames of shot 1 (default: all)")
+    parser.add_argument("--second-frames", type=int, default=None, help="frames of shot 2 (default: all)")
+    parser.add_argument("--moment", type=int, default=25, help="shot 2's frame whose true colour is its keyframe (default 25)")
+    parser.add_argument("--start", type=Window.parse, default=Window(1, 7), help="shot 2's start window (default 1-7)")
+    parser.add_argument("--end", type=Window.parse, default=Window(42, 48), help="shot 2's end window (default 42-48)")
+    parser.add_argument("--margin", type=float, default=0.5, help="the Done-when: start >= end - MARGIN dB (default 0.5)")
+    parser.add_argument("--models", default="classic,default", help="comma-separated CLI models (default: classic,default)")
+    parser.add_argument("--tree", action="append", default=[], metavar="LABEL=DIR",
+                        help="also run --models from this source tree (repeatable); rows are LABEL:MODEL")
+    parser.add_argument("--given", choices=("ref", "preset"), default="ref",
+                        help="the keyframes as --ref FRAME=IMAGE (default) or as a preset's shots")
+    parser.add_argument("--detect-scenes", action="store_true", help="also run the CLI with --detect-scenes")
+    parser.add_argument("--size", default=None, help="--size of the CLI (default: the model's own working size)")
+    parser.add_argument("--crf", type=int, default=None, help="output crf (default: the CLI's, 18)")
+    parser.add_argument("--input-crf", type=int, default=0, help="crf of the gray H.264 input (default 0: lossless)")
+    parser.add_argument("--threads", type=int, default=None, help="--threads of the CLI (default: the CLI's)")
+    parser.add_argument("--per-frame", action="store_true", help="also print shot 2's PSNR frame by frame")
+    parser.add_argument("--json", dest="json_path", help="also write the rows, per-frame PSNR and settings as JSON here")
+    parser.add_argument("--keep", help="keep the film and the outputs in this folder (outside the repository)")
+    args = parser.parse_args(argv)
+
+    names = [n.strip() for n in args.pair.split(",") if n.strip()]
+    if len(names) != 2:
+        parser.error(f"--pair {args.pair}: give two clips, FIRST,SECOND")
+    windows = {"start": args.start, "end": args.end}
+    trees = parse_trees(args.tree)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    runners = [Runner(m) for m in models] + [Runner(m, folder, label) for label, folder in trees for m in models]
+    sources = (resolve_clip(names[0]), resolve_clip(names[1]))
+    cv2.setNumThreads(2)
+    command = "bench/two_shot.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(f"# {command}")
+
+    root, holder = work_folder(args.keep)
+    try:
+        film = build_film(sources, (args.first_frames, args.second_frames), args.moment, root, args.input_crf)
+        length2 = len(film.truth) - film.shot2_start
+        if args.end.last >= length2 or args.start.last >= length2:
+            raise SystemExit(f"shot 2 ({sources[1].name}) has {length2} frames: windows {args.start} and {args.end} "
+                             "need more (give --start/--end inside it)")
+        print(f"# film: {sources[0].name} ({film.shot2_start} frames) then {sources[1].name} ({length2} frames), "
+              f"{film.truth[0].shape[1]}x{film.truth[0].shape[0]}; keyframes: frame 0 = its truth, frame "
+              f"{film.shot2_start} = the truth of shot 2's frame {args.moment} (given as {args.given})")
+        key_args = keyframe_args(film, args.given, root)
+        encode_as_output(film.gray_video, root / "gray-output.mp4", 18 if args.crf is None else args.crf)
+        gray_psnr = per_frame_psnr(decode_rgb(root / "gray-output.mp4"), film.truth)
+        rows: dict[str, dict] = {"gray": {"psnr": gray_psnr, "scores": window_scores(gray_psnr, film, windows)}}
+        for runner in runners:
+            output = root / f"{runner.label.replace(':', '-')}.mp4"
+            run = run_cli(film, runner, key_args, output, args)
+            psnrs = per_frame_psnr(decode_rgb(output), film.truth)
+            scores = window_scores(psnrs, film, windows)
+            rows[runner.label] = {"model": runner.model, "tree": runner.tree_label or "this", "psnr": psnrs, "scores": scores,
+                                  "met": scores["start - end"] >= -args.margin,
+                                  "sec_per_frame": float(run["seconds"]) / len(film.truth), **run}
+            print(f"{runner.label}: start {scores['start']:.2f}, end {scores['end']:.2f} dB, "
+                  f"wall {run['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
+    finally:
+        if holder is not None:
+            holder.cleanup()
+
+    print_table(rows, windows, args.margin)
+    if args.per_frame:
+        print_curve(rows, film)
+    if args.json_path:
+        report = {"command": command, "settings": {**vars(args), "start": str(args.start), "end": str(args.end)},
+                  "film": {"shots": list(film.names), "shot2_start": film.shot2_start, "frames": len(film.truth)},
+                  "rows": rows}
+        target = Path(args.json_path)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        os.replace(partial, target)
+        print(f"\nwrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
