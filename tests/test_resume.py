@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from vidcolor.cli import main
 from vidcolor.colorizers import get_colorizer
 from vidcolor.errors import OutputError
-from vidcolor.run.pipeline import ChunkPlan, FrameColorizer
+from vidcolor.run.chunks import ChunkPlan
+from vidcolor.run.pipeline import FrameColorizer
 from vidcolor.references import load_reference
 from vidcolor.run.resume import work_folder
 from vidcolor.schedule.keyframes import Keyframe, ReferenceSchedule
@@ -123,7 +124,8 @@ def test_ray_chunks_equal_one_sequential_pass(tmp_path, reference_png):
 
 def test_resume_fills_gaps_between_finished_chunks(tmp_path, reference_png, monkeypatch):
     """Chunks finished out of order (as parallel workers leave them) resume without duplicates."""
-    from vidcolor.run.pipeline import colorize_video, plan_chunks
+    from vidcolor.run.chunks import plan_chunks
+    from vidcolor.run.pipeline import colorize_video
     from vidcolor.run.resume import Journal
     from vidcolor.io.writer import resolve_output
 

@@ -21,7 +21,10 @@ from vidcolor.color import LumaFormat, gray_to_lightness, luma_to_gray_level, lu
 from vidcolor.colorizers import MODELS, build_colorizer, default_model, no_reference_colorizer, set_torch_threads
 from vidcolor.correspondence.detail import ReferenceDetail
 from vidcolor.errors import VidcolorError
-from vidcolor.run.pipeline import ChunkPlan, FrameColorizer, chroma_for_frame, parse_size, working_size
+from vidcolor.run.chunks import ChunkPlan
+from vidcolor.run.pipeline import FrameColorizer
+from vidcolor.run.render import chroma_for_frame
+from vidcolor.run.sizes import parse_size, working_size
 from vidcolor.references import Reference, load_reference
 from vidcolor.schedule.keyframes import Keyframe, ReferenceSchedule
 from vidcolor.temporal import TemporalSettings

@@ -143,7 +143,7 @@ def batch(in_dir: str, out_dir: str, preset: str | None, ref: str | None, model:
     from ..run.batch import BatchOptions, Journal, colorize_job, format_table, plan_batch, run_batch, summary_rows
     from ..colorizers import default_model
     from ..colorizers import MODELS
-    from ..run.pipeline import parse_size
+    from ..run.sizes import parse_size
 
     if model is not None and model not in MODELS:
         raise click.BadParameter(f"unknown model {model!r}: choose one of {', '.join(MODELS)}", param_hint="--model")

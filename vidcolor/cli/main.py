@@ -179,7 +179,10 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
     """Colorize INPUT (a video, a folder of frames, or a %06d pattern) into OUTPUT."""
     from ..colorizers import MODELS, build_colorizer, default_model, no_reference_colorizer, set_torch_threads
     from ..correspondence.detail import ReferenceDetail
-    from ..run.pipeline import ChunkPlan, colorize_video, parse_size, scan_shots, working_size_for
+    from ..run.chunks import ChunkPlan
+    from ..run.pipeline import colorize_video
+    from ..run.shots import scan_shots
+    from ..run.sizes import parse_size, working_size_for
     from ..io.reader import probe
     from ..references import load_reference
     from ..schedule.keyframes import Keyframe, ReferenceSchedule, parse_ref_option
@@ -222,7 +225,7 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
                                          param_hint="--ref")
             keyframes.append(Keyframe(frame or 0, load_reference(image)))
         # no reference: every shot gets its own, so the cuts are found (after the model is built, to
-        # keep each shot's keyframe on the way: see vidcolor.run.pipeline.scan_shots)
+        # keep each shot's keyframe on the way: see vidcolor.run.shots.scan_shots)
         scan = bool(detect_scenes or (detect_scenes is None and not keyframes))
         schedule = ReferenceSchedule(keyframes, [], frame_count=info.frame_count)
 

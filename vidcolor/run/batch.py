@@ -446,7 +446,7 @@ def preset_schedule(preset: Preset, info: VideoInfo, *, detect: bool | None = No
 
 def job_schedule(job: Job, info: VideoInfo) -> tuple[ReferenceSchedule, Preset | None, bool]:
     """The reference schedule of a job: its preset's, or its single --ref image; and whether its
-    cuts are still to be found (:func:`vidcolor.run.pipeline.scan_shots`, once the model is known)."""
+    cuts are still to be found (:func:`vidcolor.run.shots.scan_shots`, once the model is known)."""
     if job.preset is not None:
         preset = load_preset(job.preset, fps=info.fps, frame_count=info.frame_count)
         return preset_schedule(preset, info, detect=job.options.detect_scenes), preset, False
@@ -465,7 +465,9 @@ def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = Non
     from ..colorizers import build_colorizer, no_reference_colorizer, set_torch_threads  # noqa: PLC0415 - keeps planning free of model imports
     from ..correspondence.detail import ReferenceDetail  # noqa: PLC0415
     from ..temporal import TemporalSettings  # noqa: PLC0415
-    from .pipeline import colorize_video, parse_size, scan_shots, working_size_for  # noqa: PLC0415
+    from .pipeline import colorize_video  # noqa: PLC0415
+    from .shots import scan_shots  # noqa: PLC0415
+    from .sizes import parse_size, working_size_for  # noqa: PLC0415
     from ..io.reader import probe  # noqa: PLC0415
     from ..io.writer import check_output, resolve_output  # noqa: PLC0415
 

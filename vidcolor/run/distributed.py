@@ -1,7 +1,7 @@
 """Ray: one place to join or start a cluster, and chunks of one film encoded in parallel on it.
 
 Every chunk depends only on its own frames and a few warm-up frames before it (see
-:class:`vidcolor.run.pipeline.ChunkPlan`), so the chunks of a long film can be colorized on different
+:class:`vidcolor.run.chunks.ChunkPlan`), so the chunks of a long film can be colorized on different
 workers and joined packet for packet, giving exactly the frames of one sequential pass. Segments
 land in the run's work folder (shared storage when the cluster spans machines) and the journal is
 written by the driver as they complete, so an interrupted distributed run resumes like a local one.
@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InputError
 
 if TYPE_CHECKING:
-    from .pipeline import FrameColorizer, FrameResult, RunSummary
+    from .pipeline import FrameColorizer
+    from .results import FrameResult, RunSummary
     from ..io.reader import VideoInfo
     from ..io.writer import OutputSpec
 
@@ -53,7 +54,9 @@ def _encode_chunk(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, pie
     """On a worker: encode one piece (a chunk, or the last one, which runs to the end of the
     stream and may become several segments) into the work ``folder``; the finished segments, the
     per-frame results and the count of frames decoded go back to the driver."""
-    from .pipeline import FrameColorizer, RunSummary, encode_chunks, read_lightness  # noqa: PLC0415
+    from .chunks import encode_chunks  # noqa: PLC0415
+    from .pipeline import FrameColorizer, read_lightness  # noqa: PLC0415
+    from .results import RunSummary  # noqa: PLC0415
     from ..io.reader import decoded_frame_count  # noqa: PLC0415
     from .resume import staged_name  # noqa: PLC0415
 

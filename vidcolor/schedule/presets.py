@@ -317,7 +317,7 @@ class _Parser:
     def size(self, value: object) -> str | None:
         if value is None:
             return None
-        from ..run.pipeline import parse_size  # noqa: PLC0415 - avoids a cycle if the pipeline imports presets
+        from ..run.sizes import parse_size  # noqa: PLC0415 - avoids a cycle if the run package imports presets
 
         text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
         if not isinstance(text, str):
