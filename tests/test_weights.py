@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import sys
 import zipfile
 from collections import OrderedDict
@@ -14,7 +15,9 @@ import pytest
 import torch
 from torch import nn
 
+import vidcolor
 from vidcolor import weights
+from vidcolor.weights.testing import synthetic_state_dict
 from vidcolor.errors import InputError, WeightsMismatchError, WeightsNotFoundError
 from vidcolor.models import deepex as dx
 
@@ -40,7 +43,7 @@ def _save(path: Path, state: dict[str, torch.Tensor]) -> Path:
 
 
 def _state(seed: int, channels: int = 4) -> OrderedDict[str, torch.Tensor]:
-    return weights.synthetic_state_dict([(k, s) for k, s in _tiny_expected(channels)()], seed)
+    return synthetic_state_dict([(k, s) for k, s in _tiny_expected(channels)()], seed)
 
 
 @pytest.fixture
@@ -221,7 +224,7 @@ def test_published_hash_prefix_is_checked(home: Path, tmp_path: Path) -> None:
 def test_packaged_models_live_in_the_package_and_need_no_import(tmp_path: Path) -> None:
     weights.register_model(weights.ModelSpec("packaged-test", "t", (weights.WeightFile("p.pt", "p"),), "MIT", "vidcolor", packaged_in="models/weights"))
     try:
-        assert weights.model_dir("packaged-test") == Path(weights.__file__).resolve().parent / "models" / "weights"
+        assert weights.model_dir("packaged-test") == Path(vidcolor.__file__).resolve().parent / "models" / "weights"
         with pytest.raises(InputError, match="ship with vidcolor"):
             weights.import_weights("packaged-test", tmp_path)
         with pytest.raises(WeightsNotFoundError, match="reinstall vidcolor"):
@@ -263,10 +266,19 @@ def test_builtin_entries() -> None:
 
 def test_synthetic_rule() -> None:
     spec = [("a.weight", (4, 3, 3, 3)), ("a.bias", (4,)), ("p.weight", (1,)), ("n.weight", (4,)), ("bn.running_var", (4,)), ("bn.num_batches_tracked", ())]
-    first, again = weights.synthetic_state_dict(spec, 7), weights.synthetic_state_dict(spec, 7)
+    first, again = synthetic_state_dict(spec, 7), synthetic_state_dict(spec, 7)
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert first["a.weight"].dtype == torch.float32 and 0.2 < float(first["a.weight"].std()) < 0.75  # sqrt(2/27) = 0.27
     assert float(first["a.bias"].abs().max()) < 0.05
     assert first["p.weight"].tolist() == [0.25] and first["n.weight"].tolist() == [1.0] * 4
     assert first["bn.running_var"].tolist() == [1.0] * 4 and first["bn.num_batches_tracked"].dtype == torch.int64
-    assert not torch.equal(weights.synthetic_state_dict(spec, 8)["a.weight"], first["a.weight"])
+    assert not torch.equal(synthetic_state_dict(spec, 8)["a.weight"], first["a.weight"])
+
+
+def test_the_registry_loads_without_torch_and_knows_every_built_in_model() -> None:
+    """Specs live beside their networks; the package imports none of them (nor torch) until a lookup."""
+    script = ("import sys; import vidcolor.weights as w; before = sorted(m for m in ('torch', 'vidcolor.models.deepex', "
+              "'vidcolor.models.eccv16', 'vidcolor.correspondence.flow', 'vidcolor.weights.testing') if m in sys.modules); "
+              "print(before, w.model_names())")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[] ['deepex', 'eccv16', 'raft-large', 'raft-small']", out

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import InputError, WeightsMismatchError, WeightsNotFoundError
 from ..weights import note_loaded
+from ..weights.registry import ModelSpec, TensorList, WeightFile, register_model
 
 if TYPE_CHECKING:
     import torch
@@ -41,6 +42,29 @@ RAFT_WEIGHT_FILES: dict[str, str] = {
     "raft-small": "raft_small_C_T_V2-01064c6d.pth",
     "raft-large": "raft_large_C_T_SKHT_V2-ff5fadd5.pth",
 }
+
+
+def _raft_expected(variant: str) -> TensorList:
+    import torch
+    from torchvision.models.optical_flow import raft_large, raft_small
+
+    with torch.device("meta"):
+        model = (raft_small if variant == "raft-small" else raft_large)(weights=None, progress=False)
+    return [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
+
+
+for _variant, _file in RAFT_WEIGHT_FILES.items():
+    register_model(
+        ModelSpec(
+            name=_variant,
+            description=f"torchvision's RAFT ({_variant.split('-')[1]}) optical flow, for the temporal check",
+            files=(WeightFile(_file, "raft", functools.partial(_raft_expected, _variant),
+                              sha256_prefix=_file.rsplit("-", 1)[1].split(".")[0]),),
+            licence="BSD-3-Clause (torchvision)",
+            source=f"https://download.pytorch.org/models/{_file}",
+        )
+    )
+
 
 #: RAFT's correlation pyramid needs feature maps of at least 16 px, i.e. 128 px images.
 RAFT_MIN_SIZE = 128

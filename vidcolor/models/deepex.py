@@ -24,12 +24,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InputError, WeightsMismatchError
+from ..weights.registry import ModelSpec, WeightFile, register_model
 
 #: Per-channel means subtracted by the Caffe VGG19, in BGR order, on the [0, 1] scale.
 VGG_MEAN_BGR = (0.40760392, 0.45795686, 0.48501961)
@@ -494,3 +496,30 @@ def expected_tensors(network: str) -> list[tuple[str, tuple[int, ...]]]:
     with torch.device("meta"):
         module = builders[network]()
     return [(k, tuple(v.shape)) for k, v in module.state_dict().items()]
+
+
+#: The authors' release, as ``vidcolor models import deepex PATH`` finds and checks it.
+DEEPEX = register_model(
+    ModelSpec(
+        name="deepex",
+        description="Deep Exemplar-based Video Colorization (Zhang et al., CVPR 2019), the authors' networks",
+        files=(
+            WeightFile("vgg19_conv.pth", "vggnet", partial(expected_tensors, "vggnet"), "data/vgg19_conv.pth"),
+            WeightFile(
+                "nonlocal_net_iter_76000.pth",
+                "nonlocal_net",
+                partial(expected_tensors, "nonlocal_net"),
+                "checkpoints/video_moredata_l1/nonlocal_net_iter_76000.pth",
+            ),
+            WeightFile(
+                "colornet_iter_76000.pth",
+                "colornet",
+                partial(expected_tensors, "colornet"),
+                "checkpoints/video_moredata_l1/colornet_iter_76000.pth",
+            ),
+        ),
+        licence="MIT (checkpoints and code, zhangmozhe/Deep-Exemplar-based-Video-Colorization); vgg19_conv.pth is the "
+        "VGG-19 of Simonyan & Zisserman (CC BY 4.0)",
+        source="https://github.com/zhangmozhe/Deep-Exemplar-based-Video-Colorization/releases (v1.0, colorization_checkpoint.zip)",
+    )
+)

@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..weights.registry import ModelSpec, WeightFile, register_model, release_hash_prefix
 
 #: Number of quantized ab classes.
 Q = 313
@@ -253,8 +255,35 @@ def normalised_entropy(logits: torch.Tensor, dim: int = 1) -> torch.Tensor:
     return (entropy / math.log(logits.shape[dim])).clamp(0.0, 1.0)
 
 
+# --------------------------------------------------------------------------------------------
+# The authors' release file, as ``vidcolor models import eccv16 FILE`` checks it
+# --------------------------------------------------------------------------------------------
+
+#: The authors' PyTorch release file (its name carries the start of its SHA-256).
+ECCV16_RELEASE = "colorization_release_v2-9b330a0b.pth"
+
+
+def eccv16_spec(name: str = "eccv16", filename: str = ECCV16_RELEASE) -> ModelSpec:
+    """The ECCV16 model spec for a release file name: strict keys of the official network, and the
+    SHA-256 prefix the name carries (a file whose hash does not start with it is refused).
+
+    The registry holds ``eccv16_spec()``; tests register the same spec under another name for a
+    synthetic file named after its own hash, so acceptance and refusal run the real code path.
+    """
+    return ModelSpec(
+        name=name,
+        description="Colorful Image Colorization (Zhang, Isola, Efros, ECCV 2016), the authors' network (automatic, no reference)",
+        files=(WeightFile(filename, "network", partial(expected_tensors, OFFICIAL), sha256_prefix=release_hash_prefix(filename)),),
+        licence="BSD-2-Clause (richzhang/colorization, code and released models)",
+        source=f"https://github.com/richzhang/colorization (PyTorch port; release file {filename})",
+    )
+
+
+ECCV16 = register_model(eccv16_spec())
+
+
 __all__ = [
-    "AB_NORM", "DEFAULT_TEMPERATURE", "Eccv16Config", "Eccv16Net", "OFFICIAL", "Q", "SIZE_MULTIPLE", "SMALL",
-    "ab_bins", "annealed_mean", "expected_tensors", "nearest_bin", "normalised_entropy", "rebalance_weights",
+    "AB_NORM", "DEFAULT_TEMPERATURE", "ECCV16", "ECCV16_RELEASE", "Eccv16Config", "Eccv16Net", "OFFICIAL", "Q", "SIZE_MULTIPLE", "SMALL",
+    "ab_bins", "annealed_mean", "eccv16_spec", "expected_tensors", "nearest_bin", "normalised_entropy", "rebalance_weights",
     "smooth_prior", "soft_encode",
 ]
