@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from packaging.requirements import Requirement
 
-from vidcolor.schedule.scenes import SCENEDETECT_REQUIREMENT
+from vidcolor.schedule.timecodes import SCENEDETECT_REQUIREMENT
 
 from helpers import REPO, color_frames, write_clip
 

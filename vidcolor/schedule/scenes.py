@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from types import ModuleType
 
 import cv2
 import numpy as np
@@ -28,7 +27,7 @@ from ..errors import InputError, OutputError
 from .presets import DEFAULT_SCENE_MIN_LENGTH, DEFAULT_SCENE_THRESHOLD, FORMAT_VERSION
 from ..io.durable import write_png_or_fail, write_text_or_fail
 from ..io.reader import Frame, VideoInfo, VideoReader, probe
-from .timecodes import timecode
+from .timecodes import scenedetect_module, timecode
 
 #: Frames are shrunk to about this width before detection, as PySceneDetect's own auto-downscale does.
 DETECTION_WIDTH = 256
@@ -56,24 +55,6 @@ class ScenePreset:
     fps: Fraction
 
 
-#: The PySceneDetect releases vidcolor declares (setup.cfg): the newest whose OpenCV is an extra.
-SCENEDETECT_REQUIREMENT = "scenedetect>=0.6.7.1,<0.7"
-
-
-def _scenedetect() -> ModuleType:
-    """PySceneDetect, imported only when detecting (it is a dependency, but an environment
-    assembled by hand may lack it: then the message says what to install)."""
-    try:
-        import scenedetect  # noqa: PLC0415 - heavy import, only when detecting
-    except ImportError as exc:
-        raise InputError(
-            f"scene detection (no-reference mode, --report, --detect-scenes, `vidcolor scenes`) needs PySceneDetect, "
-            f"which is missing from this Python environment ({exc}): install it with `pip install "
-            f"'{SCENEDETECT_REQUIREMENT}'` (vidcolor requires it; installing with --no-deps leaves it out)"
-        ) from exc
-    return scenedetect
-
-
 class CutDetector:
     """PySceneDetect's ``ContentDetector`` on luma, fed frame by frame, over both of its APIs.
 
@@ -83,7 +64,7 @@ class CutDetector:
     """
 
     def __init__(self, threshold: float, min_length: int, fps: Fraction) -> None:
-        module = _scenedetect()
+        module = scenedetect_module("scene detection (no-reference mode, --report, --detect-scenes, `vidcolor scenes`) needs")
         self._detector = module.ContentDetector(threshold=threshold, min_scene_len=min_length, luma_only=True)
         version = tuple(int(part) for part in module.__version__.split(".")[:2] if part.isdigit())
         self._timecode = None if version < (0, 7) else module.FrameTimecode
