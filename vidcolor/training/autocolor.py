@@ -1,0 +1,366 @@
+"""Training the ``autocolor`` decoder on the CPU, on frozen features computed once.
+
+The trunk (EfficientNet-Lite0) is frozen, so its features of a training image never change: they
+are computed once per image (and once per horizontal flip) at a fixed size and cached as float16
+(``--cache``, about 300 KB per image), and each iteration only runs the small decoder. The loss is
+seed 004's: cross-entropy against the soft-encoded true ab (5 nearest bins, Gaussian σ = 5) at
+stride 4, each pixel weighted by the class-rebalancing weight of its nearest bin (λ = ½ mix of the
+training set's smoothed bin prior with the uniform distribution).
+
+Data (``--data``, the shared data folder): every colour photo under ``photos/`` except
+``bsds500/test`` (the photo benchmark of ``bench/automatic.py``), the ten CelebA-HQ ``src`` faces
+(the face test's photos) and the validation photos (the first ``val_count`` of ``bsds500/val``), plus every ``clip_step``-th frame of the ten clips added
+for training (MANIFEST.md "Training additions"). The seven bench clips and bigbuckbunny are never
+read. Each image is scaled to short side ``size`` and centre-cropped to a ``size`` square.
+
+Resumable: ``checkpoint.pt`` in the run folder holds decoder, optimizer, iteration, prior and the
+time trained; the batch of iteration ``i`` is a pure function of ``(seed, i)``; ``--max-minutes``
+stops a chunk, rerunning the same command continues it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..color import rgb_to_gray_lightness, rgb_to_lab
+from ..models.autocolor import STRIDES, AutocolorConfig, AutocolorDecoder, count_parameters
+from ..models.eccv16 import REBALANCE_LAMBDA, SOFT_NEIGHBOURS, SOFT_SIGMA, ab_bins, nearest_bin, rebalance_weights, smooth_prior
+from ..models.efficientnet_lite import WEIGHTS_SHA256, shared_backbone
+from .common import PHOTO_EXTENSIONS, config_from_dict, is_colourful, read_rgb, save_atomic
+from .eccv16 import auc_cmf, learning_rate, rebalanced_loss
+
+#: Format tags of the inference file (read by :mod:`vidcolor.colorizers.autocolor`) and of checkpoints.
+WEIGHTS_FORMAT = "vidcolor-autocolor-1"
+CHECKPOINT_FORMAT = "vidcolor-autocolor-train-1"
+#: Photo folders never trained on (relative to ``<data>/photos``): the photo benchmark.
+BENCHMARK_DIRS = ("bsds500/test",)
+#: Photos never trained on because tests judge the model on them (tests/test_autocolor.py's faces).
+TEST_PHOTOS = "stargan_v2_faces_animals/celeba_hq_src_"
+#: The clips added for training (MANIFEST.md), relative to ``<data>/clips``; nothing else of clips/ is read.
+TRAINING_CLIP_SOURCES = ("imageio", "tiny_ucf101", "mmaction2", "cotracker", "sam2", "aot_youtubevos", "pysot")
+#: The annealed-mean temperature stored with the weights until one is chosen on training clips.
+DEFAULT_VIBRANCY = 0.38
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (stored in every checkpoint). Folders are relative to the
+    current folder (the repository root in the model card's commands)."""
+
+    data_root: str = "../shared/data"
+    out_dir: str = "runs/autocolor"
+    cache_dir: str = "runs/autocolor-cache"
+    size: int = 224
+    clip_step: int = 2
+    val_count: int = 40
+    seed: int = 25
+    iterations: int = 3000
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    lr_floor: float = 0.02
+    threads: int = 1
+    max_minutes: float = 0.0
+    checkpoint_minutes: float = 3.0
+    val_every: int = 250
+    lam: float = REBALANCE_LAMBDA
+    widths: list[int] = field(default_factory=lambda: list(AutocolorConfig().widths))
+
+    def model_config(self) -> AutocolorConfig:
+        return AutocolorConfig(widths=tuple(self.widths))  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------------
+# data
+
+
+def training_sources(config: TrainConfig) -> tuple[list[Path], list[Path]]:
+    """(training images, validation photos), sorted: photos minus the benchmark and validation
+    photos, plus every ``clip_step``-th frame of the added training clips."""
+    root = Path(config.data_root)
+    photos = root / "photos"
+    if not photos.is_dir():
+        raise FileNotFoundError(f"training photos not found at {str(photos)!r}: pass --data pointing at shared/data")
+    excluded = [photos / d for d in BENCHMARK_DIRS]
+    all_photos = sorted(p for p in photos.rglob("*") if p.suffix.lower() in PHOTO_EXTENSIONS
+                        and not any(p.is_relative_to(e) for e in excluded)
+                        and not p.relative_to(photos).as_posix().startswith(TEST_PHOTOS))
+    val = sorted(p for p in all_photos if p.is_relative_to(photos / "bsds500" / "val"))[: config.val_count]
+    train = [p for p in all_photos if p not in set(val)]
+    for source in TRAINING_CLIP_SOURCES:
+        for clip in sorted((root / "clips" / source).glob("*")):
+            frames = sorted(p for p in clip.glob("*") if p.suffix.lower() in PHOTO_EXTENSIONS)
+            train += frames[:: config.clip_step]
+    return train, val
+
+
+def square_crop(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Short side scaled to ``size`` (area down, cubic up), centre ``size`` square."""
+    h, w = rgb.shape[:2]
+    scale = size / min(h, w)
+    new = (max(size, round(w * scale)), max(size, round(h * scale)))
+    resized = cv2.resize(rgb, new, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    y, x = (new[1] - size) // 2, (new[0] - size) // 2
+    return np.ascontiguousarray(resized[y: y + size, x: x + size])
+
+
+@dataclass
+class FeatureCache:
+    """Frozen features, lightness and true ab at stride 4 of every image (and its mirror), float16."""
+
+    features: dict[int, np.ndarray]  # stride -> (N, C, size/stride, size/stride)
+    lightness4: np.ndarray  # (N, 1, size/4, size/4)
+    ab4: np.ndarray  # (N, size/4, size/4, 2)
+    names: list[str]
+
+    def batch(self, index: np.ndarray) -> tuple[dict[int, torch.Tensor], torch.Tensor, torch.Tensor]:
+        index = np.sort(index)
+        return ({s: torch.from_numpy(f[index]).float() for s, f in self.features.items()},
+                torch.from_numpy(self.lightness4[index]).float(), torch.from_numpy(self.ab4[index]).float())
+
+
+def _encode(paths: Sequence[Path], size: int, root: Path, log: Callable[[str], None]) -> FeatureCache:
+    backbone = shared_backbone("cpu")
+    out = size // 4
+    features: dict[int, list[np.ndarray]] = {s: [] for s in STRIDES}
+    lights, abs_, names = [], [], []
+    started = time.monotonic()
+    for number, path in enumerate(paths):
+        rgb8 = read_rgb(path)
+        if rgb8 is None or min(rgb8.shape[:2]) < size * 0.75 or not is_colourful(rgb8):
+            continue
+        rgb = square_crop(rgb8, size).astype(np.float32) / 255.0
+        for flip in (False, True):
+            image = np.ascontiguousarray(rgb[:, ::-1]) if flip else rgb
+            lightness = torch.from_numpy(rgb_to_gray_lightness(image))[None, None]
+            with torch.inference_mode():
+                maps = backbone(lightness, STRIDES)
+            for stride in STRIDES:
+                features[stride].append(maps[stride][0].numpy().astype(np.float16))
+            lights.append(torch.nn.functional.avg_pool2d(lightness, 4)[0].numpy().astype(np.float16))
+            abs_.append(cv2.resize(rgb_to_lab(image)[..., 1:], (out, out), interpolation=cv2.INTER_AREA).astype(np.float16))
+            names.append(f"{path.relative_to(root).as_posix()}{'#flip' if flip else ''}")
+        if number % 200 == 0:
+            log(f"features: {number}/{len(paths)} images, {time.monotonic() - started:.0f} s")
+    return FeatureCache({s: np.stack(f) for s, f in features.items()}, np.stack(lights), np.stack(abs_), names)
+
+
+def load_or_encode(paths: Sequence[Path], config: TrainConfig, name: str, log: Callable[[str], None]) -> FeatureCache:
+    """The cache ``name`` in ``cache_dir`` if it was made from exactly these files at this size, else encoded now."""
+    folder = Path(config.cache_dir) / name
+    root = Path(config.data_root)
+    key = {"size": config.size, "backbone": WEIGHTS_SHA256, "files": [p.relative_to(root).as_posix() for p in paths]}
+    manifest = folder / "manifest.json"
+    if manifest.is_file() and json.loads(manifest.read_text(encoding="utf-8"))["key"] == key:
+        names = json.loads(manifest.read_text(encoding="utf-8"))["names"]
+        return FeatureCache({s: np.load(folder / f"s{s}.npy") for s in STRIDES}, np.load(folder / "l4.npy"),
+                            np.load(folder / "ab4.npy"), names)
+    cache = _encode(paths, config.size, root, log)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stride, array in cache.features.items():
+        np.save(folder / f"s{stride}.npy", array)
+    np.save(folder / "l4.npy", cache.lightness4)
+    np.save(folder / "ab4.npy", cache.ab4)
+    manifest.write_text(json.dumps({"key": key, "names": cache.names}) + "\n", encoding="utf-8")
+    return cache
+
+
+def bin_prior(ab4: np.ndarray) -> np.ndarray:
+    """The smoothed empirical distribution of the true colours' nearest bins (G_σ ∘ p)."""
+    centres = torch.from_numpy(ab_bins())
+    counts = np.zeros(centres.shape[0], np.float64)
+    for start in range(0, len(ab4), 256):
+        index = nearest_bin(torch.from_numpy(ab4[start: start + 256].astype(np.float32)), centres)
+        counts += np.bincount(index.numpy().ravel(), minlength=centres.shape[0])
+    return smooth_prior(counts)
+
+
+# ------------------------------------------------------------------------------------------------
+# training
+
+
+@torch.no_grad()
+def validate(decoder: AutocolorDecoder, cache: FeatureCache, temperatures: Sequence[float] = (0.38,)) -> dict[str, float]:
+    """Unweighted cross-entropy, and per temperature AuC and chroma over the truth's, on the validation set."""
+    from ..models.eccv16 import annealed_mean, soft_encode
+
+    was_training = decoder.training
+    decoder.eval()
+    centres = torch.from_numpy(ab_bins())
+    ce, aucs, chroma, true_chroma, gray_aucs = [], {t: [] for t in temperatures}, {t: [] for t in temperatures}, [], []
+    for start in range(0, len(cache.names), 16):
+        index = np.arange(start, min(start + 16, len(cache.names)))
+        features, light, ab = cache.batch(index)
+        logits = decoder(features, light)
+        target = soft_encode(ab, centres)
+        ce.append(float(-(target * torch.log_softmax(logits, 1).permute(0, 2, 3, 1)).sum(-1).mean()))
+        truth = ab.numpy()
+        true_chroma.append(float(np.hypot(truth[..., 0], truth[..., 1]).mean()))
+        gray_aucs.append(auc_cmf(np.zeros_like(truth), truth))
+        for t in temperatures:
+            pred = annealed_mean(logits, centres, t).permute(0, 2, 3, 1).numpy()
+            aucs[t].append(auc_cmf(pred, truth))
+            chroma[t].append(float(np.hypot(pred[..., 0], pred[..., 1]).mean()))
+    decoder.train(was_training)
+    out = {"ce": float(np.mean(ce)), "gray_auc": float(np.mean(gray_aucs))}
+    for t in temperatures:
+        out[f"auc@{t}"] = float(np.mean(aucs[t]))
+        out[f"chroma_ratio@{t}"] = float(np.mean(chroma[t]) / max(np.mean(true_chroma), 1e-6))
+    return out
+
+
+def inference_payload(decoder: AutocolorDecoder, meta: dict[str, object]) -> dict[str, object]:
+    """What :func:`vidcolor.colorizers.autocolor.load_autocolor` reads; tensors in float16 (half the file)."""
+    state = {k: v.detach().half() if v.is_floating_point() else v.detach().clone() for k, v in decoder.state_dict().items()}
+    return {"format": WEIGHTS_FORMAT, "config": decoder.config.to_dict(), "state_dict": state,
+            "meta": json.loads(json.dumps(meta))}
+
+
+def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, object]:
+    """Run (or resume) training until ``iterations`` or ``max_minutes``; writes ``weights.pt`` at each stop."""
+    torch.set_num_threads(config.threads)
+    cv2.setNumThreads(config.threads)
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train_paths, val_paths = training_sources(config)
+    wall_start = time.monotonic()
+    train_cache = load_or_encode(train_paths, config, f"train-{config.size}", log)
+    val_cache = load_or_encode(val_paths, config, f"val-{config.size}", log)
+    log(f"data: {len(train_cache.names)} training items ({len(train_paths)} files x2 flips, after filtering), "
+        f"{len(val_cache.names)} validation items; features ready after {time.monotonic() - wall_start:.0f} s")
+    torch.manual_seed(config.seed)
+    decoder = AutocolorDecoder(config.model_config())
+    optimizer = torch.optim.AdamW(decoder.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    ckpt_path = out / "checkpoint.pt"
+    start, elapsed, history = 0, 0.0, []
+    if ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        saved = config_from_dict(TrainConfig, json.loads(state["config"]))
+        if saved.model_config() != config.model_config() or saved.seed != config.seed or saved.size != config.size:
+            raise ValueError(f"{ckpt_path} was written by a different run (widths, size or seed differ): use another --out")
+        decoder.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, elapsed = int(state["iteration"]), float(state["elapsed"])
+        prior = state["prior"].numpy().astype(np.float64)
+        history = json.loads(state["history"])
+        log(f"resumed at iteration {start} ({elapsed / 60:.1f} min trained)")
+        if saved.iterations != config.iterations:  # the learning-rate schedule follows the new total from here
+            log(f"schedule re-planned at iteration {start}: {saved.iterations} -> {config.iterations} iterations")
+            history.append({"iteration": start, "replanned_from": saved.iterations, "replanned_to": config.iterations})
+    else:
+        prior = bin_prior(train_cache.ab4[::2])  # the mirrors have the same colours
+        log(f"prior: top bin share {prior.max():.3f}, bins with >0.1% mass {(prior > 1e-3).sum()}")
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
+    centres = torch.from_numpy(ab_bins())
+    weights = torch.from_numpy(rebalance_weights(prior, config.lam))
+    log(f"decoder: {count_parameters(decoder):,} parameters, widths {config.widths}; λ = {config.lam}; "
+        f"{config.iterations} iterations of {config.batch_size}")
+
+    def save(iteration: int) -> None:
+        save_atomic({"format": CHECKPOINT_FORMAT, "config": json.dumps(asdict(config)), "model": decoder.state_dict(),
+                     "optimizer": optimizer.state_dict(), "iteration": iteration, "elapsed": elapsed,
+                     "prior": torch.from_numpy(prior), "history": json.dumps(history)}, ckpt_path)
+
+    decoder.train()
+    chunk_start = last_ckpt = time.monotonic()
+    running, iteration = 0.0, start
+    while iteration < config.iterations:
+        t0 = time.monotonic()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, iteration)
+        rng = np.random.default_rng((config.seed, iteration))
+        features, light, ab = train_cache.batch(rng.choice(len(train_cache.names), config.batch_size, replace=False))
+        loss = rebalanced_loss(decoder(features, light), ab, centres, weights, SOFT_NEIGHBOURS, SOFT_SIGMA)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(decoder.parameters(), 5.0)
+        optimizer.step()
+        iteration += 1
+        elapsed += time.monotonic() - t0
+        value = float(loss.detach())
+        running = 0.98 * running + 0.02 * value if iteration > start + 1 else value
+        if iteration % 50 == 0:
+            log(f"it {iteration} loss {running:.4f} lr {learning_rate(config, iteration):.2e} {elapsed / 60:.1f} min")
+        if iteration % config.val_every == 0 or iteration == config.iterations:
+            result = {"iteration": iteration, **validate(decoder, val_cache, (1.0, 0.38, 0.2))}
+            history.append(result)
+            log("val " + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()))
+        now = time.monotonic()
+        if now - last_ckpt > config.checkpoint_minutes * 60:
+            save(iteration)
+            last_ckpt = now
+        if config.max_minutes and now - chunk_start > config.max_minutes * 60:
+            break
+    save(iteration)
+    meta = {"iteration": iteration, "train_seconds": elapsed, "vibrancy": DEFAULT_VIBRANCY, "config": asdict(config),
+            "train_items": len(train_cache.names), "history": history}
+    save_atomic(inference_payload(decoder, meta), out / "weights.pt")
+    log(f"stopped at iteration {iteration}/{config.iterations} after {elapsed / 60:.1f} min of training")
+    return {"iteration": iteration, "elapsed": elapsed, "history": history}
+
+
+def export_weights(run: Path, out: Path, vibrancy: float) -> Path:
+    """Inference weights from ``run``/checkpoint.pt with the chosen annealed-mean temperature."""
+    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    config = config_from_dict(TrainConfig, json.loads(state["config"]))
+    decoder = AutocolorDecoder(config.model_config())
+    decoder.load_state_dict(state["model"])
+    meta = {"iteration": int(state["iteration"]), "train_seconds": float(state["elapsed"]), "vibrancy": vibrancy,
+            "config": asdict(config), "history": json.loads(state["history"])}
+    save_atomic(inference_payload(decoder, meta), out)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vidcolor.training.autocolor",
+                                     description="Train the autocolor decoder on frozen Lite0 features (CPU, resumable).")
+    defaults = TrainConfig()
+    parser.add_argument("--data", default=defaults.data_root, help="shared data folder holding photos/ and clips/")
+    parser.add_argument("--out", default=defaults.out_dir, help="run folder (checkpoint.pt, weights.pt, train.log)")
+    parser.add_argument("--cache", default=defaults.cache_dir, help="folder of the cached trunk features")
+    parser.add_argument("--size", type=int, default=defaults.size)
+    parser.add_argument("--iterations", type=int, default=defaults.iterations)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--lam", type=float, default=defaults.lam, help="rebalancing λ (1 = none)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--threads", type=int, default=defaults.threads)
+    parser.add_argument("--max-minutes", type=float, default=0.0, help="stop this chunk after so many minutes (rerun to resume)")
+    parser.add_argument("--widths", default=",".join(map(str, defaults.widths)), help="4 comma-separated decoder widths")
+    parser.add_argument("--export", metavar="PATH", help="only write inference weights from OUT/checkpoint.pt to PATH")
+    parser.add_argument("--vibrancy", type=float, default=DEFAULT_VIBRANCY, help="with --export: the temperature stored in the file")
+    args = parser.parse_args(argv)
+    if args.export:
+        print(f"wrote {export_weights(Path(args.out), Path(args.export), args.vibrancy)}")
+        return 0
+    config = TrainConfig(data_root=args.data, out_dir=args.out, cache_dir=args.cache, size=args.size,
+                         iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, lam=args.lam, seed=args.seed,
+                         threads=args.threads, max_minutes=args.max_minutes, widths=[int(w) for w in args.widths.split(",")])
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "train.log", "a", encoding="utf-8") as log_file:
+        log_file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} command: python -m vidcolor.training.autocolor "
+                       f"{' '.join(sys.argv[1:] if argv is None else argv)}\n")
+
+        def log(message: str) -> None:
+            print(message, flush=True)
+            log_file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+            log_file.flush()
+
+        train(config, log)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
