@@ -49,3 +49,30 @@ def test_journal_that_cannot_be_written_is_named(tmp_path: Path) -> None:
     book = JournalFile(tmp_path / "out" / "journal.json", version=1)
     with pytest.raises(OutputError, match=r"cannot write the journal .*out/journal.json.*run the same command again"):
         book.save({"files": {}})
+
+
+def test_record_files_are_read_by_one_rule(tmp_path: Path) -> None:
+    """A chunk's sidecar (no version) is read as the journal is: missing is None, damage is named."""
+    from vidcolor.io.durable import read_json_object
+
+    sidecar = tmp_path / "chunk-00000000.mkv.json"
+    assert read_json_object(sidecar) is None
+    atomic_write_json(sidecar, {"start": 0, "end": 8})
+    assert read_json_object(sidecar) == {"start": 0, "end": 8}
+    for text, reason in (('[0, 8]', "not a JSON object"), ('{"start": 0,', "not JSON"), (b"\xff\x00", "unreadable")):
+        sidecar.write_bytes(text if isinstance(text, bytes) else text.encode())
+        with pytest.raises(DamagedJournal, match=reason):
+            read_json_object(sidecar)
+
+
+def test_resume_journal_write_failure_is_one_message(tmp_path: Path) -> None:
+    """The resume journal reports a failed write through JournalFile's message, not wrapped twice."""
+    from vidcolor.errors import OutputError
+    from vidcolor.run.resume import Journal, run_signature
+
+    journal = Journal(tmp_path / "work", run_signature(model="classic"))
+    (tmp_path / "work").write_text("a file where the work folder should be")
+    with pytest.raises(OutputError) as caught:
+        journal.save()
+    message = str(caught.value)
+    assert message.count("cannot write") == 1 and "journal.json" in message and "run the same command again" in message

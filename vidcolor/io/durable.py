@@ -129,6 +129,24 @@ class ForeignJournal(DamagedJournal):
     """A readable journal in another format version (written by another vidcolor)."""
 
 
+def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The JSON object a record file holds (a journal, a chunk's sidecar), None when the file does
+    not exist; :class:`DamagedJournal` says why anything else cannot be read."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DamagedJournal(f"unreadable: {exc}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise DamagedJournal(f"not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise DamagedJournal("not a JSON object")
+    return data
+
+
 class JournalFile:
     """One JSON object in one file, read whole and rewritten atomically on every change.
 
@@ -145,18 +163,9 @@ class JournalFile:
 
         Raises :class:`DamagedJournal` (the reason in its message) for anything unreadable.
         """
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        data = read_json_object(self.path)
+        if data is None:
             return None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DamagedJournal(f"unreadable: {exc}") from None
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise DamagedJournal(f"not JSON ({exc})") from None
-        if not isinstance(data, dict):
-            raise DamagedJournal("not a JSON object")
         if data.get("version") != self.version:
             raise ForeignJournal(f"journal version {data.get('version')!r}, this vidcolor writes {self.version}")
         return {key: value for key, value in data.items() if key != "version"}
@@ -173,5 +182,5 @@ class JournalFile:
 
 
 __all__ = ["DamagedJournal", "ForeignJournal", "JournalFile", "PARTIAL_MARK", "atomic_file", "atomic_write_bytes", "atomic_write_json",
-           "atomic_write_text", "fsync_file", "fsync_folder", "sha256_of_file", "write_bytes_or_fail",
+           "atomic_write_text", "fsync_file", "fsync_folder", "read_json_object", "sha256_of_file", "write_bytes_or_fail",
            "write_png_or_fail", "write_text_or_fail"]

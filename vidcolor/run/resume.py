@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io.durable import (PARTIAL_MARK, DamagedJournal, ForeignJournal, JournalFile, atomic_write_json, fsync_file, fsync_folder,
-                      sha256_of_file)
+                          read_json_object, sha256_of_file)
 from ..errors import OutputError
 
 logger = logging.getLogger(__name__)
@@ -182,11 +182,11 @@ class Journal:
                     candidates.append((record, signature.digest, parts))
         for sidecar in sorted(folder.glob(f"{CHUNK_PREFIX}*{SIDECAR}")):
             try:
-                value = json.loads(sidecar.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                value = read_json_object(sidecar)
+            except DamagedJournal:
                 continue  # unreadable: its chunk cannot be verified
             record = ChunkRecord.from_json(value)
-            if record is not None and isinstance(value, dict):
+            if record is not None and value is not None:
                 parts = value.get("parts") if isinstance(value.get("parts"), dict) else None
                 candidates.append((record, str(value.get("signature")), parts))
         foreign = [(record, parts) for record, digest, parts in candidates if digest != signature.digest]
@@ -222,10 +222,10 @@ class Journal:
                 path.unlink(missing_ok=True)
 
     def save(self) -> None:
-        with self._writing(self.folder / JOURNAL):
-            JournalFile(self.folder / JOURNAL, JOURNAL_VERSION).save(
-                {"signature": self.signature.digest, "parts": self.signature.parts,
-                 "chunks": {str(start): asdict(record) for start, record in sorted(self.chunks.items())}})
+        """Rewrite ``journal.json`` (a failure is :meth:`JournalFile.save`'s :class:`OutputError`)."""
+        JournalFile(self.folder / JOURNAL, JOURNAL_VERSION).save(
+            {"signature": self.signature.digest, "parts": self.signature.parts,
+             "chunks": {str(start): asdict(record) for start, record in sorted(self.chunks.items())}})
 
     def record(self, start: int, end: int, file: str, last: bool = False) -> None:
         """Note a finished segment (``file``, staged by :meth:`segment_path`): flushed to disk, hashed,
