@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -135,6 +136,7 @@ def run_cli(film: Film, runner: Runner, key_args: list[str], output: Path, args:
             command += [option, str(value)]
     if args.detect_scenes:
         command.append("--detect-scenes")
+    command += shlex.split(args.vidcolor_args)
     paths = [str(runner.tree), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     started = time.perf_counter()
@@ -213,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crf", type=int, default=None, help="output crf (default: the CLI's, 18)")
     parser.add_argument("--input-crf", type=int, default=0, help="crf of the gray H.264 input (default 0: lossless)")
     parser.add_argument("--threads", type=int, default=None, help="--threads of the CLI (default: the CLI's)")
+    parser.add_argument("--vidcolor-args", default="",
+                        help="further options for vidcolor colorize, one string (e.g. a fallback setting), for every row")
     parser.add_argument("--per-frame", action="store_true", help="also print shot 2's PSNR frame by frame")
     parser.add_argument("--json", dest="json_path", help="also write the rows, per-frame PSNR and settings as JSON here")
     parser.add_argument("--keep", help="keep the film and the outputs in this folder (outside the repository)")
