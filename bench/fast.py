@@ -123,6 +123,7 @@ def command_speed(frames: int, source: str | None, repeats: int, crf: int) -> li
         row["speedup_run"] = base["run_seconds"] / row["run_seconds"]  # type: ignore[operator]
         print(f"{row['model']:<8} {row['frames']:>7} {row['command_seconds']:>10.2f} {row['command_fps']:>7.2f} "
               f"{row['run_seconds']:>8.2f} {row['run_fps']:>7.2f} {row['speedup_command']:>16.2f}x {row['speedup_run']:>5.2f}x")
+    print(f"# load average (1, 5, 15 min) at the end {[round(x, 2) for x in os.getloadavg()]} on {os.cpu_count()} CPUs")
     fast = rows[1]
     print(f"fast vs default: {fast['speedup_command']:.2f}x faster, whole command; {fast['speedup_run']:.2f}x after start-up "
           f"(target >= 3x: whole command {'met' if fast['speedup_command'] >= 3 else 'NOT met'})")

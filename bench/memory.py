@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{model}: peak at {chosen[-1]['frames']} frames is {chosen[-1]['ratio']:.3f}x the peak at {base['frames']}: "
               f"{'flat' if verdicts[model] else 'NOT flat'} (within {args.tolerance:.0%})")
     print("# peak: the child's ru_maxrss (os.wait4); peak at: share of the run's wall time when the sampled RSS peaked")
+    print(f"# load average (1, 5, 15 min) at the end {[round(x, 2) for x in os.getloadavg()]} on {os.cpu_count()} CPUs")
     if args.json_path:
         report = {"command": command_line, "size": [WIDTH, HEIGHT], "extra": extra, "tolerance": args.tolerance,
                   "rows": rows, "flat": verdicts}

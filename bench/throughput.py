@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = (("--detail",) if args.detail else ()) + tuple(shlex.split(args.vidcolor_args))
     label = " ".join(["vidcolor colorize --model", args.model, *extra])
     rows = []
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         source = args.source or make_source(os.path.join(tmp, "source-1080p.mp4"), args.frames, args.grain)
         reference = os.path.join(tmp, "reference.png")
@@ -177,12 +178,14 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(measure(source, reference, tmp, args.model, preset, args.crf, extra))
             print_row(rows[-1], label)
     grain = f", synthetic source with grain {args.grain:g}" if args.source is None else ""
+    load = [round(x, 2) for x in (*load_before, *os.getloadavg())]
     print(f"\n# crf {args.crf}, {args.frames if args.source is None else 'all'} frames{grain}; each preset's plain "
-          "transcode and vidcolor run one after the other, so their ratio holds on a loaded machine")
+          "transcode and vidcolor run one after the other, so their ratio holds on a loaded machine; the fps do not\n"
+          f"# load average (1, 5, 15 min) before {load[:3]}, after {load[3:]} on {os.cpu_count()} CPUs")
     if args.json_path:
         report = {"command": "bench/throughput.py " + " ".join(sys.argv[1:] if argv is None else argv),
                   "model": args.model, "extra": list(extra), "crf": args.crf, "grain": None if args.source else args.grain,
-                  "rows": rows}
+                  "load_average": load, "rows": rows}
         with open(args.json_path, "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=1)
             handle.write("\n")
