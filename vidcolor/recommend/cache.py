@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io.durable import atomic_file
 from .features import HIST_BINS, ImageFeatures
 
 logger = logging.getLogger(__name__)
@@ -84,17 +83,10 @@ def write_cache(path: Path, entries: list[LibraryEntry], describe: dict[str, Any
         "grids": np.array([e.features.grid for e in entries], dtype=np.int64).reshape(-1, 2),
         "offsets": offsets,
     }
-    folder = path.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.npz", dir=folder)
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                np.savez(stream, **arrays)  # type: ignore[arg-type]
-            os.replace(temp, path)
-        finally:
-            if os.path.exists(temp):
-                os.unlink(temp)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path, "wb") as stream:
+            np.savez(stream, **arrays)  # type: ignore[arg-type]
     except OSError as exc:  # the ranking still works, only the next run is slower
         logger.warning("feature cache %s cannot be written (%s): the next query recomputes the library", path, exc.strerror)
         return False

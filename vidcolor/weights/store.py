@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import InputError, WeightsMismatchError, WeightsNotFoundError
-from ..io.durable import sha256_of_file
+from ..io.durable import atomic_write_text, sha256_of_file
 from .loading import check_state_dict, read_state_dict
 from .registry import WeightFile, get_model, model_names
 
@@ -112,18 +112,6 @@ def _sidecar(name: str) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
         return {"model": name, "files": {}}
     return data
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def installed_files(name: str) -> dict[str, bool]:
@@ -345,7 +333,7 @@ def _install(name: str, entry: WeightFile, candidate: _Candidate, folder: Path) 
     data = _sidecar(name)
     data["model"] = name
     data["files"][entry.filename] = record
-    _write_json_atomic(folder / SIDECAR, data)
+    atomic_write_text(folder / SIDECAR, json.dumps(data, indent=2, sort_keys=True) + "\n")
     logger.info("imported %s for %s from %s (sha256 %s)", entry.filename, name, candidate.display, sha[:16])
     return ImportedFile(entry.filename, sha, size, candidate.display, final)
 
