@@ -118,7 +118,7 @@ def test_four_films_and_a_corrupt_one(film_dir: Path, tmp_path: Path) -> None:
 def test_changed_input_or_reference_is_redone(film_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     (film_dir / "damaged.mp4").unlink()
-    options = BatchOptions(ref=str(tmp_path / "ref.png"), size="64", encoder_preset="ultrafast")
+    options = BatchOptions(ref=str(tmp_path / "ref.png"), model="classic", size="64", encoder_preset="ultrafast")
     with Journal(out) as log:
         first = run_batch(plan_batch(film_dir, out, options), colorize_job, journal=log)
     assert all(r.ok and not r.earlier for r in first)
@@ -143,7 +143,8 @@ def test_preset_named_like_the_film_is_picked_up(tmp_path: Path) -> None:
     cv2.imwrite(str(refs / "red.png"), red)
     (folder / "reel1.toml").write_text('codec = "ffv1"\n[[shot]]\nstart = 0\nreference = "refs/red.png"\n')
     (folder / "reel3.toml").write_text('[[shot]]\nstart = 0\nrefrence = "refs/red.png"\n')  # broken preset
-    options = BatchOptions(ref=str(make_reference(tmp_path / "ref.png")), size="64", encoder_preset="ultrafast")
+    options = BatchOptions(ref=str(make_reference(tmp_path / "ref.png")), model="classic", size="64",
+                           encoder_preset="ultrafast")
     jobs = plan_batch(folder, tmp_path / "out", options)
     assert [Path(j.preset).name if j.preset else None for j in jobs] == ["reel1.toml", None, "reel3.toml"]
     assert jobs[1].ref == str(tmp_path / "ref.png")
@@ -162,7 +163,8 @@ def test_fallback_preset(tmp_path: Path) -> None:
     folder = make_films(tmp_path / "in", names=("a.mp4", "b.mp4"))
     make_reference(tmp_path / "ref.png")
     (tmp_path / "fallback.toml").write_text('[[shot]]\nstart = 0\nreference = "ref.png"\n')
-    jobs = plan_batch(folder, tmp_path / "out", BatchOptions(preset=str(tmp_path / "fallback.toml"), size="48"))
+    jobs = plan_batch(folder, tmp_path / "out", BatchOptions(preset=str(tmp_path / "fallback.toml"), model="classic",
+                                                                size="48"))
     assert all(j.preset == str(tmp_path / "fallback.toml") for j in jobs)
     assert all(r.ok for r in run_batch(jobs, colorize_job))
 
@@ -177,7 +179,8 @@ def test_discovery(tmp_path: Path) -> None:
     (folder / "out").mkdir()
     cv2.imwrite(str(folder / "out" / "000000.png"), color_frames(1, 96, 64)[0])
     assert [p.name for p in discover_inputs(folder, exclude=[folder / "out"])] == ["b9.mov", "b10.mp4", "scan"]
-    jobs = plan_batch(folder, folder / "out", BatchOptions(ref=str(make_reference(tmp_path / "r.png"))))
+    options = BatchOptions(ref=str(make_reference(tmp_path / "r.png")), model="classic")
+    jobs = plan_batch(folder, folder / "out", options)
     assert [Path(j.output).name for j in jobs] == ["b9.mp4", "b10.mp4", "scan"]  # a frame folder gives PNG frames
     with pytest.raises(OutputError, match="is the input folder"):
         plan_batch(folder, folder)
@@ -189,7 +192,8 @@ def test_discovery(tmp_path: Path) -> None:
 
 def test_one_failure_never_stops_the_others(tmp_path: Path) -> None:
     folder = make_films(tmp_path / "in", names=("a.mp4", "b.mp4", "c.mp4"), count=4)
-    jobs = plan_batch(folder, tmp_path / "out", BatchOptions(ref=str(make_reference(tmp_path / "r.png")), size="48"))
+    options = BatchOptions(ref=str(make_reference(tmp_path / "r.png")), model="classic", size="48")
+    jobs = plan_batch(folder, tmp_path / "out", options)
 
     def flaky(job: object) -> object:
         if job.name == "b.mp4":  # type: ignore[attr-defined]
@@ -275,7 +279,7 @@ def test_ray_executor_equals_local(tmp_path: Path) -> None:
     pytest.importorskip("ray")
     folder = make_films(tmp_path / "in", names=("x.mp4", "y.mp4"), count=6)
     corrupt_file(folder / "z.mp4")
-    options = BatchOptions(ref=str(make_reference(tmp_path / "ref.png")), size="48", codec="ffv1")
+    options = BatchOptions(ref=str(make_reference(tmp_path / "ref.png")), model="classic", size="48", codec="ffv1")
     with Journal(tmp_path / "local") as log:
         local = run_batch(plan_batch(folder, tmp_path / "local", options), colorize_job, journal=log)
     with Journal(tmp_path / "ray") as log:
@@ -318,10 +322,11 @@ def test_preset_temporal_table_can_turn_off_the_temporal_check(tmp_path: Path) -
                                    '[[shot]]\nstart = 0\nreference = "ref.png"\n')
     plain = folder / "plain.toml"
     plain.write_text('size = 48\ncodec = "ffv1"\n[temporal]\nenabled = false\n[[shot]]\nstart = 0\nreference = "ref.png"\n')
-    checked = run_batch(plan_batch(folder, tmp_path / "a"), colorize_job)[0]
+    checked = run_batch(plan_batch(folder, tmp_path / "a", BatchOptions(model="classic")), colorize_job)[0]
     assert checked.ok, checked.message
     (folder / "t.toml").unlink()
-    unchecked = run_batch(plan_batch(folder, tmp_path / "b", BatchOptions(preset=str(plain))), colorize_job)[0]
+    options = BatchOptions(preset=str(plain), model="classic")
+    unchecked = run_batch(plan_batch(folder, tmp_path / "b", options), colorize_job)[0]
     assert unchecked.ok, unchecked.message
     a, b = _rgb_frames(tmp_path / "a" / "t.mkv"), _rgb_frames(tmp_path / "b" / "t.mkv")
     assert np.array_equal(a[0], b[0])  # the first frame has no previous frame to check against

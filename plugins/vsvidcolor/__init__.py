@@ -18,16 +18,13 @@ import numpy as np
 import vapoursynth as vs
 
 from vidcolor.color import LumaFormat, gray_to_lightness, luma_to_gray_level, luma_to_lightness, rgb_codes
-from vidcolor.colorizers import MODELS, build_colorizer, default_model, no_reference_colorizer, set_torch_threads
-from vidcolor.correspondence.detail import ReferenceDetail
 from vidcolor.errors import VidcolorError
-from vidcolor.run.chunks import ChunkPlan
-from vidcolor.run.pipeline import FrameColorizer
-from vidcolor.run.render import chroma_for_frame
-from vidcolor.run.sizes import parse_size, working_size
 from vidcolor.references import Reference, load_reference
+from vidcolor.run.pipeline import FrameColorizer
+from vidcolor.run.prepare import build_colorizers
+from vidcolor.run.render import chroma_for_frame
+from vidcolor.run.settings import SETTING_NAMES, resolve_settings
 from vidcolor.schedule.keyframes import Keyframe, ReferenceSchedule
-from vidcolor.temporal import TemporalSettings
 
 if TYPE_CHECKING:
     from vidcolor.schedule.presets import Preset
@@ -47,15 +44,15 @@ def colorize(
     model: str | None = None,
     auto_model: str | None = None,
     cuts: Sequence[int] | None = None,
-    size: int | None = None,
+    size: int | str | None = None,
     temporal: bool | None = None,
-    flow: str = "auto",
+    flow: str | None = None,
     detail: bool | None = None,
-    device: str = "cpu",
+    device: str | None = None,
     threads: int | None = None,
     rgb: bool = False,
-    chunk_length: int = ChunkPlan.length,
-    warmup: int = ChunkPlan.warmup,
+    chunk_length: int | None = None,
+    warmup: int | None = None,
     cache_chunks: int = 2,
 ) -> vs.VideoNode:
     """Colorize a black-and-white clip from colour reference images.
@@ -75,14 +72,15 @@ def colorize(
     :param cuts:         with no reference: shot starts (e.g. from ``vidcolor scenes``); each gets its own
                          automatic reference. Default: the clip's scene-change frame properties (below),
                          read in one pass over the clip at the first request; ``[]`` for none.
-    :param size:         working resolution short side in pixels (default: the preset's, else the model's).
+    :param size:         working resolution: short side in pixels, or ``"WxH"`` (default: the preset's, else
+                         the model's).
     :param temporal:     optical-flow temporal check (default: on, with the preset's ``[temporal]`` settings).
-    :param flow:         flow for the temporal check: ``auto`` (installed RAFT, else OpenCV DIS), ``dis``,
-                         ``raft-small``, ``raft-large``.
+    :param flow:         flow for the temporal check: ``auto`` (installed RAFT, else OpenCV DIS; the default),
+                         ``dis``, ``raft-small``, ``raft-large``.
     :param detail:       carry the references' colour detail finer than the working size (printed text,
                          patterns, thin painted lines) onto each full-size frame by optical flow
                          (default: the preset's ``detail``, else off).
-    :param device:       torch device for learned models (``cpu``, ``cuda``, ``cuda:1``).
+    :param device:       torch device for learned models (``cpu``, the default, ``cuda``, ``cuda:1``).
     :param threads:      torch CPU threads, as ``vidcolor colorize --threads`` (default: 1, all cores for
                          ``deepex``). Set for the whole process, as the CLI does: the thread count changes how
                          float sums are split, so it is part of what makes the frames equal the CLI's.
@@ -90,8 +88,12 @@ def colorize(
     :param chunk_length: frames per chunk; a request computes its chunk sequentially, so seeking costs up
                          to ``chunk_length + warmup`` frames of colorization. Must match the CLI's value for
                          identical results (both default to 240).
-    :param warmup:       frames replayed before each chunk so colour carries across chunk boundaries.
+    :param warmup:       frames replayed before each chunk so colour carries across chunk boundaries (default 8).
     :param cache_chunks: finished chunks kept in memory (working-resolution chroma only).
+
+    Settings follow the CLI's precedence (:func:`vidcolor.run.settings.resolve_settings`): a keyword
+    given here > the preset's value > vidcolor's default. A preset's ``[scenes] detect`` has no effect
+    here (the filter has no file to scan): mark the cuts with frame properties or pass ``cuts``.
 
     Scene changes marked with ``_SceneChangePrev``/``_SceneChangeNext`` frame properties (e.g. by
     ``misc.SCDetect``) restart the recurrence, like keyframes do. With no reference and no ``cuts``
@@ -99,6 +101,8 @@ def colorize(
     --detect-scenes`` does: the filter then reads every frame's properties once, before colorizing,
     so that any frame requested in any order gets the colours one sequential pass gives.
     """
+    # the keywords named like a run setting, as given (None: not given), before any other local exists
+    explicit = {name: value for name, value in locals().items() if name in SETTING_NAMES}
     func = "vsvidcolor.colorize"
     if not isinstance(clip, vs.VideoNode):
         raise vs.Error(f"{func}: clip must be a vapoursynth.VideoNode, got {type(clip).__name__}")
@@ -109,23 +113,12 @@ def colorize(
         raise vs.Error(f"{func}: clip must be GRAY or YUV (only luma is used), got {fmt.name}")
     if fmt.sample_type == vs.INTEGER and not 8 <= fmt.bits_per_sample <= 16:
         raise vs.Error(f"{func}: integer clips must be 8-16-bit, got {fmt.name}")
-    if model is not None and model not in MODELS:
-        raise vs.Error(f"{func}: model must be one of {', '.join(MODELS)}, got {model!r}")
-    if size is not None and (not isinstance(size, int) or size < 16):
-        raise vs.Error(f"{func}: size must be an integer of at least 16 (working short side), got {size!r}")
-    if chunk_length < 0 or warmup < 0 or cache_chunks < 1:
-        raise vs.Error(f"{func}: chunk_length and warmup must be >= 0 and cache_chunks >= 1, "
-                       f"got {chunk_length}, {warmup}, {cache_chunks}")
+    if cache_chunks < 1:
+        raise vs.Error(f"{func}: cache_chunks must be >= 1, got {cache_chunks}")
     given = [name for name, value in (("ref", ref), ("refs", refs), ("ref_clip", ref_clip), ("preset", preset))
              if value is not None]
     if len(given) > 1:
         raise vs.Error(f"{func}: give only one of ref, refs, ref_clip, preset, got {', '.join(given)}")
-    if detail is not None and not isinstance(detail, (bool, int)):
-        raise vs.Error(f"{func}: detail must be True or False, got {detail!r}")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise vs.Error(f"{func}: threads must be an integer of at least 1, got {threads!r}")
-    if flow not in ("auto", "dis", "raft-small", "raft-large"):
-        raise vs.Error(f"{func}: flow must be auto, dis, raft-small or raft-large, got {flow!r}")
     try:
         if given:
             schedule, loaded = _schedule(func, clip, ref, refs, ref_clip, ref_frames, preset)
@@ -133,30 +126,18 @@ def colorize(
             if cuts is not None and not all(isinstance(c, int) and 0 < c < clip.num_frames for c in cuts):
                 raise vs.Error(f"{func}: cuts must be frame numbers in 1..{clip.num_frames - 1}, got {cuts!r}")
             schedule, loaded = ReferenceSchedule([], cuts or (), frame_count=clip.num_frames), None
-        settings = loaded.temporal_settings() if loaded is not None else TemporalSettings()
-        if temporal is not None:
-            settings = (settings or TemporalSettings()) if temporal else None
-        if size is None and loaded is not None and loaded.size is not None:
-            size = parse_size(loaded.size)[0]  # a WxH preset size keeps its short side here
-        model = model or (loaded.model if loaded is not None and loaded.model else default_model())
-        if detail is None:
-            detail = bool(loaded.detail) if loaded is not None and loaded.detail is not None else False
-        if model not in MODELS:
-            raise vs.Error(f"{func}: the preset's model must be one of {', '.join(MODELS)}, got {model!r}")
-        set_torch_threads(threads, model)  # as the CLI: same threads, same float sums, same pixels
-        colorizer = build_colorizer(model, device=device, temporal=settings, flow=flow)
-        auto = no_reference_colorizer(colorizer, bool(schedule.keyframes), auto_model, device=device)
+        settings = resolve_settings(explicit, loaded)
+        colorizer, auto = build_colorizers(settings, bool(schedule.keyframes))
     except VidcolorError as exc:
         raise vs.Error(f"{func}: {exc}") from None
-    work = working_size(clip.width, clip.height, size or colorizer.default_short_side)
+    work = settings.work_size(clip.width, clip.height, colorizer)
 
     def colorizer_of_frames() -> FrameColorizer:
         shots = schedule
         if auto is not None and cuts is None and _marks_scene_changes(clip):
             shots = ReferenceSchedule([], _scene_change_cuts(clip), frame_count=clip.num_frames)
-        return FrameColorizer(colorizer, shots, work, ChunkPlan(chunk_length, warmup), auto=auto,
-                              frame_at=lambda n: _lightness(clip.get_frame(n)),
-                              detail=ReferenceDetail() if detail else None)
+        return FrameColorizer(colorizer, shots, work, settings.plan, auto=auto,
+                              frame_at=lambda n: _lightness(clip.get_frame(n)), detail=settings.reference_detail())
 
     chunks = _ChunkCache(clip, colorizer_of_frames, cache_chunks)
 

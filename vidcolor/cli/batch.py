@@ -1,4 +1,4 @@
-"""``vidcolor scenes`` and ``vidcolor batch``, plus the ``--preset`` handling of ``colorize``.
+"""``vidcolor scenes`` and ``vidcolor batch``, and the run-setting options ``colorize`` shares with ``batch``.
 
 Registered on the main group in :mod:`vidcolor.cli` (``main.add_command(scenes)``), whose error
 handling turns library errors into one-line messages and exit code 2. ``batch`` exits with
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -17,10 +17,11 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 if TYPE_CHECKING:
-    from ..run.batch import Job
-    from ..schedule.presets import Preset
     from ..io.reader import VideoInfo
+    from ..run.batch import Job
+    from ..run.settings import RunSettings
     from ..schedule.keyframes import ReferenceSchedule
+    from ..schedule.presets import Preset
 
 logger = logging.getLogger("vidcolor")
 
@@ -28,22 +29,88 @@ logger = logging.getLogger("vidcolor")
 EXIT_FILES_FAILED = 3
 ENCODER_PRESETS = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
 CODECS = ["h264", "hevc", "ffv1", "prores", "png", "tiff"]
+FLOWS = ["auto", "dis", "raft-small", "raft-large"]
+
+#: The options of :class:`vidcolor.run.settings.RunSettings`, the same for ``colorize`` and ``batch``.
+#: None when not given: the preset's value, else the default, applies (:func:`resolve_given`).
+SETTING_OPTIONS = (
+    click.option("--model", default=None, metavar="NAME",
+                 help="Colorizer: default, classic, fast, deepex (exemplar); eccv16, cheng2015, autocolor (automatic, "
+                      "no reference). [default: the preset's, else default]"),
+    click.option("--auto-model", default=None, metavar="NAME",
+                 help="Without any reference, this automatic model colours the middle frame of each shot and --model "
+                      "carries it through the shot. [default: the best installed automatic model]"),
+    click.option("--size", default=None, metavar="N|WxH",
+                 help="Working resolution for chroma prediction: short side N, or WxH. Aspect is kept; luma stays full "
+                      "size. [default: the preset's, else the model's]"),
+    click.option("--temporal/--no-temporal", default=None,
+                 help="Optical-flow temporal check while colorizing (steadier colour, per-frame flags). "
+                      "[default: on, with the preset's [temporal] values]"),
+    click.option("--flow", type=click.Choice(FLOWS), default=None,
+                 help="Optical flow for the temporal check: auto takes installed RAFT weights, else OpenCV DIS. "
+                      "[default: auto]"),
+    click.option("--detail/--no-detail", default=None,
+                 help="Carry the references' colour detail finer than the working size (printed text, patterns, "
+                      "thin painted lines) onto the full-size output by optical flow; costs a little speed. "
+                      "[default: the preset's, else off]"),
+    click.option("--detect-scenes/--no-detect-scenes", default=None,
+                 help="Reset the colorizer at cuts PySceneDetect finds. [default: the preset's; without a preset, "
+                      "on only when there is no reference]"),
+    click.option("--codec", type=click.Choice(CODECS), default=None,
+                 help="Encoder. [default: the preset's, else from the output's extension (batch: h264 for videos, "
+                      "png for frame folders)]"),
+    click.option("--crf", type=click.IntRange(0, 51), default=None,
+                 help="Quality for h264/hevc (lower is better). [default: the preset's, else the encoder's]"),
+    click.option("--encoder-preset", type=click.Choice(ENCODER_PRESETS), default=None,
+                 help="x264/x265 speed preset. [default: the preset's, else medium]"),
+    click.option("--device", default=None, help="Torch device for learned models (cpu, cuda, cuda:1). [default: cpu]"),
+    click.option("--threads", type=click.IntRange(min=1), default=None,
+                 help="Torch CPU threads for the model. [default: 1 (decoding, encoding and chroma use the other "
+                      "cores); all cores for deepex]"),
+    click.option("--chunk-length", type=click.IntRange(0), default=None,
+                 help="Frames per chunk: the recurrence restarts (with warm-up) every so many frames of a shot; "
+                      "the unit of --resume. Use the same value as in VapourSynth for identical frames. 0: whole "
+                      "shots. [default: 240]"),
+)
+
+
+def setting_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add :data:`SETTING_OPTIONS` to a command (they reach it as keyword arguments)."""
+    for option in reversed(SETTING_OPTIONS):
+        command = option(command)
+    return command
+
+
+def resolve_given(given: Mapping[str, Any], preset: Preset | None = None) -> RunSettings:
+    """The run's settings from the options given (and ``preset``); a bad value is a usage error
+    naming its option."""
+    from ..run.settings import SettingError, resolve_settings
+
+    try:
+        return resolve_settings(given, preset)
+    except SettingError as exc:
+        raise click.BadParameter(str(exc), param_hint="--" + exc.setting.replace("_", "-")) from None
+
+
+def cuts_progress(total: int | None, quiet: bool) -> tuple[tqdm, Callable[[int], None]]:
+    """The "finding cuts" bar of a scene-detection pass, and the callback advancing it."""
+    bar = tqdm(total=total, unit="frame", desc="finding cuts", dynamic_ncols=True, disable=quiet, leave=False)
+    return bar, lambda _: bar.update(1)
 
 
 def schedule_from_preset(preset: str | Preset, info: VideoInfo, *, detect: bool | None = None,
                          quiet: bool = False) -> tuple[ReferenceSchedule, Preset]:
-    """``colorize --preset``: load (given a path) and check the preset against the clip, run scene
-    detection when the preset (or ``detect``, from ``--detect-scenes/--no-detect-scenes``) asks for it."""
-    from ..run.batch import preset_schedule
+    """A preset's schedule on a clip (loaded, given a path), with scene detection when the preset
+    (or ``detect``, from ``--detect-scenes/--no-detect-scenes``) asks for it; a progress bar shows it."""
+    from ..run.prepare import build_schedule
     from ..schedule.presets import load_preset
 
     if isinstance(preset, str):
         preset = load_preset(preset, fps=info.fps, frame_count=info.frame_count)
-    wants = detect if detect is not None else preset.scenes.detect
-    bar = tqdm(total=info.frame_count, unit="frame", desc="finding cuts", dynamic_ncols=True,
-               disable=quiet or not wants, leave=False)
+    settings = resolve_given({"detect_scenes": detect}, preset)
+    bar, advance = cuts_progress(info.frame_count, quiet or not settings.scene_detection(True))
     with logging_redirect_tqdm(loggers=[logger]), bar:
-        schedule = preset_schedule(preset, info, detect=detect, on_frame=lambda _: bar.update(1))
+        schedule, _ = build_schedule(info, settings, preset=preset, on_frame=advance)
     return schedule, preset
 
 
@@ -103,24 +170,7 @@ def scenes(input_path: str, preset_path: str, keyframes_dir: str | None, thresho
 @click.option("--preset", default=None, metavar="PRESET.toml",
               help="Preset for films without their own (a film's own is FILM.toml beside it).")
 @click.option("--ref", default=None, metavar="IMAGE", help="Reference for films with no preset at all.")
-@click.option("--model", default=None, metavar="NAME", help="Colorizer, over the presets' choice. [default: default]")
-@click.option("--auto-model", default=None, metavar="NAME",
-              help="Automatic model for films with no preset and no --ref (no-reference mode). [default: eccv16, else cheng2015]")
-@click.option("--size", default=None, metavar="N|WxH", help="Working resolution, over the presets' choice.")
-@click.option("--codec", type=click.Choice(CODECS), default=None,
-              help="Encoder, over the presets'. [default: h264 for videos, png for frame folders]")
-@click.option("--crf", type=click.IntRange(0, 51), default=None, help="Quality for h264/hevc (lower is better).")
-@click.option("--encoder-preset", type=click.Choice(ENCODER_PRESETS), default=None, help="x264/x265 speed preset.")
-@click.option("--device", default="cpu", show_default=True, help="Torch device for learned models.")
-@click.option("--detect-scenes/--no-detect-scenes", default=None,
-              help="Reset at cuts PySceneDetect finds. [default: as each preset says; off with --ref]")
-@click.option("--temporal/--no-temporal", default=None,
-              help="Optical-flow temporal check. [default: as each preset says; on]")
-@click.option("--flow", type=click.Choice(["auto", "dis", "raft-small", "raft-large"]), default="auto", show_default=True,
-              help="Optical flow for the temporal check.")
-@click.option("--detail/--no-detail", default=None,
-              help="Carry the references' colour detail finer than the working size onto the full-size output. "
-                   "[default: as each preset says; off]")
+@setting_options
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Run files here one by one, or spread them over a Ray cluster.")
 @click.option("--address", default=None, metavar="ADDR",
@@ -130,33 +180,20 @@ def scenes(input_path: str, preset_path: str, keyframes_dir: str | None, thresho
 @click.option("--retry-failed", is_flag=True, help="Try again files that failed before with the same inputs.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs this batch did not write itself.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars and no table (failures are still reported).")
-def batch(in_dir: str, out_dir: str, preset: str | None, ref: str | None, model: str | None, auto_model: str | None,
-          size: str | None,
-          codec: str | None, crf: int | None, encoder_preset: str | None, device: str, detect_scenes: bool | None,
-          temporal: bool | None, flow: str, detail: bool | None, executor: str, address: str | None, num_cpus: int | None, retry_failed: bool, overwrite: bool,
-          quiet: bool) -> None:
+def batch(in_dir: str, out_dir: str, preset: str | None, ref: str | None, executor: str, address: str | None,
+          num_cpus: int | None, retry_failed: bool, overwrite: bool, quiet: bool, **given: Any) -> None:
     """Colorize every video and frame folder in IN_DIR into OUT_DIR; resumable.
 
+    Options given here win over each film's preset, whose settings win over the defaults.
     Rerunning continues where a stopped run left off: finished files are skipped, an interrupted
     one resumes. One failing file never stops the others; the exit code is 3 when any failed.
     """
     from ..run.batch import BatchOptions, Journal, colorize_job, format_table, plan_batch, run_batch, summary_rows
-    from ..colorizers import default_model
-    from ..colorizers import MODELS
-    from ..run.sizes import parse_size
 
-    if model is not None and model not in MODELS:
-        raise click.BadParameter(f"unknown model {model!r}: choose one of {', '.join(MODELS)}", param_hint="--model")
-    try:
-        parse_size(size)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--size") from None
+    resolve_given(given)  # a bad option is refused now, not once per film
     if address is not None and executor != "ray":
         raise click.BadParameter("--address joins a Ray cluster: add --executor ray", param_hint="--address")
-    options = BatchOptions(preset=preset, ref=ref, model=model, auto_model=auto_model, default_model=default_model(),
-                           size=size, codec=codec,
-                           crf=crf, encoder_preset=encoder_preset, device=device, detect_scenes=detect_scenes,
-                           temporal=temporal, flow=flow, detail=detail, overwrite=overwrite)
+    options = BatchOptions(preset=preset, ref=ref, overwrite=overwrite, **given)
     jobs = plan_batch(in_dir, out_dir, options)
     if not jobs:
         raise click.UsageError(f"no video files or frame folders in {in_dir!r}: nothing to colorize")

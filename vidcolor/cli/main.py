@@ -19,7 +19,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .. import __version__
 from ..errors import VidcolorError
-from .batch import CODECS, ENCODER_PRESETS, batch, scenes
+from .batch import batch, cuts_progress, resolve_given, scenes, setting_options
 from .refs import refs
 
 logger = logging.getLogger("vidcolor")
@@ -116,9 +116,6 @@ def _progress(total: int | None, quiet: bool, desc: str) -> tuple[tqdm, Callable
     return bar, advance
 
 
-FLOWS = ["auto", "dis", "raft-small", "raft-large"]
-
-
 @main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True, path_type=str))
 @click.option("-o", "--output", "output_path", required=True, metavar="OUTPUT",
@@ -129,159 +126,77 @@ FLOWS = ["auto", "dis", "raft-small", "raft-large"]
 @click.option("--preset", "preset_path", default=None, metavar="PRESET.toml",
               help="Keyframe preset: shots, their references and settings (see presets/README.md). "
                    "Options given here win over its settings.")
-@click.option("--detect-scenes/--no-detect-scenes", default=None,
-              help="Reset the colorizer at cuts PySceneDetect finds. [default: as the preset says; off]")
-@click.option("--model", default=None, metavar="NAME", help="Colorizer: default, classic, fast, deepex (exemplar); eccv16, cheng2015 (automatic, no reference). [default: default]")
-@click.option("--auto-model", default=None, metavar="NAME",
-              help="Without any reference, this automatic model colours the middle frame of each shot and --model "
-                   "carries it through the shot. [default: eccv16 when its official weights are imported, else cheng2015]")
-@click.option("--size", default=None, metavar="N|WxH",
-              help="Working resolution for chroma prediction: short side N, or WxH. Aspect is kept; luma stays full size.")
-@click.option("--temporal/--no-temporal", default=None,
-              help="Optical-flow temporal check while colorizing (steadier colour, per-frame flags). [default: on]")
-@click.option("--flow", type=click.Choice(FLOWS), default="auto", show_default=True,
-              help="Optical flow for the temporal check: auto takes installed RAFT weights, else OpenCV DIS.")
-@click.option("--detail/--no-detail", default=None,
-              help="Carry the references' colour detail finer than the working size (printed text, patterns, "
-                   "thin painted lines) onto the full-size output by optical flow; costs a little speed. "
-                   "[default: as the preset says; off]")
+@setting_options
 @click.option("--stats", "write_stats", is_flag=True,
               help="Write per-frame stats (confidence, warp error, flags) to OUTPUT.stats.jsonl for `vidcolor report`.")
 @click.option("--report", "report_path", default=None, metavar="REPORT.html",
               help="After the run, write the HTML colour report (shots, plots, worst frames, keyframe suggestions; "
                    "implies --stats). Suggested frames go to keyframes/ beside it as gray PNGs to paint.")
-@click.option("--codec", type=click.Choice(CODECS), default=None,
-              help="Encoder. [default: from the output's extension]")
-@click.option("--crf", type=click.IntRange(0, 51), default=None, help="Quality for h264/hevc (lower is better).")
-@click.option("--encoder-preset", default=None, type=click.Choice(ENCODER_PRESETS),
-              help="x264/x265 speed preset. [default: medium]")
-@click.option("--device", default="cpu", show_default=True, help="Torch device for learned models (cpu, cuda, cuda:1).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Torch CPU threads for the model. [default: 1 (decoding, encoding and chroma use the other "
-                   "cores); all cores for deepex]")
 @click.option("--resume", is_flag=True,
               help="Encode chunk by chunk beside the output, and continue an interrupted run (even after kill -9).")
-@click.option("--chunk-length", type=click.IntRange(0), default=240, show_default=True,
-              help="Frames per chunk: the recurrence restarts (with warm-up) every so many frames of a shot; "
-                   "the unit of --resume. Use the same value as in VapourSynth for identical frames. 0: whole shots.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="ray: colorize the chunks of this film in parallel on a Ray cluster (implies --resume).")
 @click.option("--address", default=None, metavar="ADDR", help="Ray cluster to join. [default: start a local one]")
 @click.option("--num-cpus", type=click.IntRange(min=1), default=None, help="CPUs of the local Ray cluster. [default: all]")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path: str | None,
-             detect_scenes: bool | None, model: str | None, auto_model: str | None, size: str | None,
-             temporal: bool | None, flow: str, detail: bool | None,
-             write_stats: bool, report_path: str | None, codec: str | None, crf: int | None, encoder_preset: str | None,
-             device: str, threads: int | None, resume: bool, chunk_length: int, executor: str, address: str | None, num_cpus: int | None,
-             overwrite: bool, quiet: bool) -> None:
+def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path: str | None, write_stats: bool,
+             report_path: str | None, resume: bool, executor: str, address: str | None, num_cpus: int | None,
+             overwrite: bool, quiet: bool, **given: Any) -> None:
     """Colorize INPUT (a video, a folder of frames, or a %06d pattern) into OUTPUT."""
-    from ..colorizers import MODELS, build_colorizer, default_model, no_reference_colorizer, set_torch_threads
-    from ..correspondence.detail import ReferenceDetail
-    from ..run.chunks import ChunkPlan
-    from ..run.pipeline import colorize_video
-    from ..run.shots import scan_shots
-    from ..run.sizes import parse_size, working_size_for
     from ..io.reader import probe
     from ..references import load_reference
-    from ..schedule.keyframes import Keyframe, ReferenceSchedule, parse_ref_option
-    from ..temporal import TemporalSettings
-    from ..io.writer import check_encodable, check_output, resolve_output
+    from ..run.prepare import colorize_file
+    from ..schedule.keyframes import Keyframe, parse_ref_option
 
     if report_path is not None and not report_path.lower().endswith((".html", ".htm")):
         raise click.BadParameter(f"{report_path!r} should end in .html", param_hint="--report")
     if preset_path is not None and refs:
         raise click.UsageError("give either --preset or --ref: a preset lists its own references")
+    if address is not None and executor != "ray":
+        raise click.BadParameter("--address joins a Ray cluster: add --executor ray", param_hint="--address")
     info = probe(input_path)
     preset = None
     if preset_path is not None:
         from ..schedule.presets import load_preset
 
         preset = load_preset(preset_path, fps=info.fps, frame_count=info.frame_count)
-
-    def pick(explicit: Any, key: str, default: Any = None) -> Any:
-        if explicit is not None:
-            return explicit
-        value = getattr(preset, key, None) if preset is not None else None
-        return value if value is not None else default
-
-    spec = resolve_output(output_path, codec=pick(codec, "codec"), crf=pick(crf, "crf"),
-                          encoder_preset=pick(encoder_preset, "encoder_preset", "medium"))
-    # the output is checked now, not seconds later after scene detection and model loading
-    check_output(spec, input_path, overwrite=overwrite)
-    check_encodable(spec, info)
-    scan = False
-    if preset is not None:
-        from .batch import schedule_from_preset
-
-        schedule, preset = schedule_from_preset(preset, info, detect=detect_scenes, quiet=quiet)
-    else:
-        keyframes = []
-        for value in refs:
-            frame, image = parse_ref_option(value)
-            if frame is None and len(refs) > 1:
-                raise click.BadParameter(f"{value!r}: with several references, pin each to a frame as FRAME=IMAGE",
-                                         param_hint="--ref")
-            keyframes.append(Keyframe(frame or 0, load_reference(image)))
-        # no reference: every shot gets its own, so the cuts are found (after the model is built, to
-        # keep each shot's keyframe on the way: see vidcolor.run.shots.scan_shots)
-        scan = bool(detect_scenes or (detect_scenes is None and not keyframes))
-        schedule = ReferenceSchedule(keyframes, [], frame_count=info.frame_count)
-
-    model = pick(model, "model", default_model())
-    if model not in MODELS:
-        raise click.BadParameter(f"unknown model {model!r}: choose one of {', '.join(MODELS)}", param_hint="--model")
-    try:
-        short_side, fixed = parse_size(pick(size, "size"))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--size") from None
-    schedule.validate(info.frame_count, input_path)
-    settings: TemporalSettings | None = preset.temporal_settings() if preset is not None else TemporalSettings()
-    if temporal is False:
-        settings = None
-    elif temporal and settings is None:
-        settings = TemporalSettings()
-    set_torch_threads(threads, model)
-    colorizer = build_colorizer(model, device=device, temporal=settings, flow=flow)
-    auto = no_reference_colorizer(colorizer, bool(schedule.keyframes), auto_model, device=device)
-    kept_keyframes = None
-    if preset is None and scan:
-        work = working_size_for(info, colorizer, short_side, fixed) if auto is not None else None
-        cuts, kept_keyframes = scan_shots(info, work)
-        schedule = ReferenceSchedule(schedule.keyframes, cuts, frame_count=info.frame_count)
-    if auto is not None:
-        logger.info("no reference: the %s model colours the middle frame of each of %d shot(s)", auto.name,
-                    len(schedule.cuts - {0}) + 1)
-    use_detail = bool(pick(detail, "detail", False))
-    if use_detail and not schedule.keyframes:
-        logger.warning("--detail carries a reference's fine colour, and this run has no reference: it changes nothing")
-    if address is not None and executor != "ray":
-        raise click.BadParameter("--address joins a Ray cluster: add --executor ray", param_hint="--address")
+    settings = resolve_given(given, preset)
+    spec = settings.output_spec(output_path)
+    keyframes = []
+    for value in refs:
+        frame, image = parse_ref_option(value)
+        if frame is None and len(refs) > 1:
+            raise click.BadParameter(f"{value!r}: with several references, pin each to a frame as FRAME=IMAGE",
+                                     param_hint="--ref")
+        keyframes.append(Keyframe(frame or 0, load_reference(image)))
     distribute = None
     if executor == "ray":
         from ..run.distributed import ray_chunks
 
         distribute = ray_chunks(address, num_cpus)
+    cuts_bar, on_scan = cuts_progress(info.frame_count, quiet or not settings.scene_detection(bool(preset or keyframes)))
     bar, advance = _progress(info.frame_count, quiet, os.path.basename(input_path))
-    with logging_redirect_tqdm(loggers=[logger]), bar:
-        summary = colorize_video(input_path, spec, schedule, colorizer, short_side=short_side, size=fixed,
-                                 overwrite=overwrite, on_frame=advance, info=info, resume=resume,
-                                 plan=ChunkPlan(length=chunk_length), auto=auto, distribute=distribute,
-                                 detail=ReferenceDetail() if use_detail else None, kept_keyframes=kept_keyframes)
+    with logging_redirect_tqdm(loggers=[logger]), cuts_bar, bar:
+        run = colorize_file(input_path, spec, settings, info=info, preset=preset, keyframes=keyframes,
+                            overwrite=overwrite, resume=resume, distribute=distribute, on_scan=on_scan,
+                            on_frame=advance)
+    summary = run.summary
     if write_stats or report_path:
         from ..report.measure import run_metadata, run_stats_path, write_run_stats
 
-        options = {"preset": preset_path, "size": size, "temporal check": "on" if settings is not None else "off",
-                   "reference detail": "on" if use_detail else "off",
-                   "flow": flow, "chunk length": chunk_length, "device": device}
-        run = run_metadata(summary, schedule, colorizer, {k: v for k, v in options.items() if v is not None})
+        options = {"preset": preset_path, "size": settings.size,
+                   "temporal check": "on" if settings.temporal is not None else "off",
+                   "reference detail": "on" if settings.detail else "off",
+                   "flow": settings.flow, "chunk length": settings.chunk_length, "device": settings.device}
+        given = {k: v for k, v in options.items() if v is not None}
+        metadata = run_metadata(summary, run.schedule, run.colorizer, given)
         write_run_stats(run_stats_path(spec.path), ({"frame": r.index, "timecode": r.timecode, "confidence": r.confidence,
-                                                     **r.stats} for r in summary.results), run=run)
+                                                     **r.stats} for r in summary.results), run=metadata)
     if not quiet:
         click.echo(f"wrote {spec.path}: {summary.frames} frames in {summary.seconds:.1f} s "
                    f"({summary.fps:.1f} fps, model {summary.model}, working size {summary.working_size[0]}x{summary.working_size[1]}"
-                   f"{', temporal check' if settings is not None else ''})")
+                   f"{', temporal check' if settings.temporal is not None else ''})")
     if report_path:
         from ..report.html import write_html_report
 

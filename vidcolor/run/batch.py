@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from ..schedule.presets import Preset, load_preset
 from ..io.reader import IMAGE_EXTENSIONS, VideoInfo, natural_key, sequence_files
 from .resume import input_identity
 from ..schedule.keyframes import Keyframe, ReferenceSchedule
+from .settings import SETTING_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -44,26 +45,33 @@ DONE, FAILED, IN_PROGRESS = "done", "failed", "in-progress"
 EXECUTORS = ("local", "ray")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class BatchOptions:
-    """Settings for every file of a batch. Explicit values here win over a film's preset;
-    ``None`` means "the preset's value, else vidcolor's default"."""
+    """What applies to every file of a batch: the fallback ``preset`` or reference ``ref`` for films
+    without their own preset, whether outputs this batch did not write may be replaced, and the
+    run settings given (keywords named as :class:`vidcolor.run.settings.RunSettings`'s fields), which
+    win over each film's preset; a setting not given (None) is the preset's, else vidcolor's default."""
 
-    preset: str | None = None
-    ref: str | None = None
-    model: str | None = None
-    default_model: str = "classic"
-    size: str | None = None
-    codec: str | None = None
-    crf: int | None = None
-    encoder_preset: str | None = None
-    device: str = "cpu"
-    detect_scenes: bool | None = None
-    temporal: bool | None = None
-    flow: str = "auto"
-    auto_model: str | None = None
-    detail: bool | None = None
-    overwrite: bool = False
+    preset: str | None
+    ref: str | None
+    overwrite: bool
+    #: the settings given, as sorted (name, value) pairs: hashable and picklable for Ray
+    given: tuple[tuple[str, Any], ...]
+
+    def __init__(self, preset: str | None = None, ref: str | None = None, *, overwrite: bool = False,
+                 **settings: Any) -> None:
+        unknown = sorted(set(settings) - set(SETTING_NAMES))
+        if unknown:
+            raise TypeError(f"unknown setting(s) {', '.join(unknown)}: the settings are {', '.join(SETTING_NAMES)}")
+        object.__setattr__(self, "preset", preset)
+        object.__setattr__(self, "ref", ref)
+        object.__setattr__(self, "overwrite", overwrite)
+        object.__setattr__(self, "given", tuple(sorted((k, v) for k, v in settings.items() if v is not None)))
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The settings given, by name."""
+        return dict(self.given)
 
 
 @dataclass(frozen=True)
@@ -218,7 +226,8 @@ def plan_batch(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         if preset_path is None and fallback is not None:
             preset, preset_path = fallback, Path(options.preset)  # type: ignore[arg-type]
         ref = options.ref if preset_path is None else None
-        codec = options.codec or (preset.codec if preset is not None else None) or ("png" if path.is_dir() else "h264")
+        codec = options.settings.get("codec") or (preset.codec if preset is not None else None) or (
+            "png" if path.is_dir() else "h264")
         output = target / _output_name(path, codec, taken)
         size, mtime = input_signature(path)
         identity = input_identity(str(path), sequence_files(path) if path.is_dir() else ())  # every frame's size, mtime
@@ -226,7 +235,8 @@ def plan_batch(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         if preset is not None:
             for shot in preset.shots:
                 references += [_file_stamp(shot.reference), _file_stamp(shot.end_reference)]
-        settings = {k: v for k, v in asdict(options).items() if k not in ("preset", "ref", "device", "overwrite")}
+        # the settings given, but not where they run (device, threads): a rerun on a GPU need not redo a film
+        settings = {k: v for k, v in options.given if k not in ("device", "threads")}
         payload = json.dumps([identity, _file_stamp(preset_path), references,
                               _file_stamp(ref), settings, os.path.abspath(output)], sort_keys=True, default=str)
         jobs.append(Job(name, str(path), str(output), options, str(preset_path) if preset_path else None, ref,
@@ -433,81 +443,36 @@ def _run_on_ray(jobs: Sequence[Job], pending: list[int], run_one: Callable[[Job]
 def preset_schedule(preset: Preset, info: VideoInfo, *, detect: bool | None = None,
                     on_frame: Callable[[int], None] | None = None) -> ReferenceSchedule:
     """The schedule of ``preset`` on the clip ``info``, with PySceneDetect cuts added when the
-    preset's ``[scenes] detect`` (or ``detect``, which overrides it) asks for them."""
-    cuts: list[int] = []
-    preset.resolve(info.fps, info.frame_count)
-    if detect if detect is not None else preset.scenes.detect:
-        from ..schedule.scenes import detect_cuts  # noqa: PLC0415
+    preset's ``[scenes] detect`` (or ``detect``, which overrides it) asks for them
+    (:func:`vidcolor.run.prepare.build_schedule`)."""
+    from .prepare import build_schedule  # noqa: PLC0415
+    from .settings import resolve_settings  # noqa: PLC0415
 
-        cuts = detect_cuts(info.path, threshold=preset.scenes.threshold, min_length=preset.scenes.min_length,
-                           info=info, on_frame=on_frame)
-    return preset.schedule(info.frame_count, info.fps, cuts)
-
-
-def job_schedule(job: Job, info: VideoInfo) -> tuple[ReferenceSchedule, Preset | None, bool]:
-    """The reference schedule of a job: its preset's, or its single --ref image; and whether its
-    cuts are still to be found (:func:`vidcolor.run.shots.scan_shots`, once the model is known)."""
-    if job.preset is not None:
-        preset = load_preset(job.preset, fps=info.fps, frame_count=info.frame_count)
-        return preset_schedule(preset, info, detect=job.options.detect_scenes), preset, False
-    from ..references import load_reference  # noqa: PLC0415
-
-    keyframes = [Keyframe(0, load_reference(job.ref))] if job.ref is not None else []
-    # without any reference (no-reference mode) every shot gets its own automatic reference
-    scan = bool(job.options.detect_scenes or (job.options.detect_scenes is None and job.ref is None))
-    return ReferenceSchedule(keyframes, [], frame_count=info.frame_count), None, scan
+    settings = resolve_settings({"detect_scenes": detect}, preset)
+    return build_schedule(info, settings, preset=preset, on_frame=on_frame)[0]
 
 
 def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = None,
                  on_frame: Callable[[Any], None] | None = None) -> dict[str, object]:
-    """Colorize one batch job (the ``run_one`` of ``vidcolor batch``): preset or --ref, settings
-    by precedence (explicit option > preset > default), resuming when the pipeline supports it."""
-    from ..colorizers import build_colorizer, no_reference_colorizer, set_torch_threads  # noqa: PLC0415 - keeps planning free of model imports
-    from ..correspondence.detail import ReferenceDetail  # noqa: PLC0415
-    from ..temporal import TemporalSettings  # noqa: PLC0415
-    from .pipeline import colorize_video  # noqa: PLC0415
-    from .shots import scan_shots  # noqa: PLC0415
-    from .sizes import parse_size, working_size_for  # noqa: PLC0415
+    """Colorize one batch job (the ``run_one`` of ``vidcolor batch``): its preset or --ref image,
+    settings resolved once (given option > preset > default), resuming unless frames go to a folder."""
     from ..io.reader import probe  # noqa: PLC0415
-    from ..io.writer import check_output, resolve_output  # noqa: PLC0415
+    from ..references import load_reference  # noqa: PLC0415
+    from .prepare import colorize_file  # noqa: PLC0415 - keeps planning free of model imports
+    from .settings import resolve_settings  # noqa: PLC0415
 
     info = probe(job.input)
-    schedule, preset, scan = job_schedule(job, info)
-    options = job.options
-
-    def pick(explicit: Any, key: str, default: Any = None) -> Any:
-        if explicit is not None:
-            return explicit
-        value = getattr(preset, key, None) if preset is not None else None
-        return value if value is not None else default
-
-    model = pick(options.model, "model", options.default_model)
-    short_side, fixed = parse_size(pick(options.size, "size"))
-    codec = pick(options.codec, "codec")
-    spec = resolve_output(job.output, codec=codec, crf=pick(options.crf, "crf"),
-                          encoder_preset=pick(options.encoder_preset, "encoder_preset", "medium"))
-    check_output(spec, job.input, overwrite=job.overwrite)  # refused before the model loads
-    temporal = preset.temporal_settings() if preset is not None else TemporalSettings()
-    if options.temporal is not None:
-        temporal = (temporal or TemporalSettings()) if options.temporal else None
-    set_torch_threads(None, model)
-    colorizer = build_colorizer(model, device=options.device, temporal=temporal, flow=options.flow)
+    preset = load_preset(job.preset, fps=info.fps, frame_count=info.frame_count) if job.preset is not None else None
+    settings = resolve_settings(job.options.settings, preset)
+    spec = settings.output_spec(job.output)
+    keyframes = [Keyframe(0, load_reference(job.ref))] if job.ref is not None and preset is None else []
     # resume unless frames go to a folder (rewritten whole); the job's signature covers preset,
     # reference files (a repaint), options and every input frame: a changed one must not resume from
     # old chunks; the batch has decided to redo the film, so such chunks are restarted, not refused
-    extra: dict[str, Any] = {"resume": not spec.is_sequence, "settings": {"batch_job": job.signature},
-                             "restart_on_change": True}
-    auto = no_reference_colorizer(colorizer, bool(schedule.keyframes), options.auto_model, device=options.device)
-    kept_keyframes = None
-    if scan:
-        work = working_size_for(info, colorizer, short_side, fixed) if auto is not None else None
-        cuts, kept_keyframes = scan_shots(info, work)
-        schedule = ReferenceSchedule(schedule.keyframes, cuts, frame_count=info.frame_count)
-    summary = colorize_video(job.input, spec, schedule, colorizer, short_side=short_side, size=fixed,
-                             overwrite=job.overwrite, on_start=on_start, on_frame=on_frame, info=info, auto=auto,
-                             kept_keyframes=kept_keyframes,
-                             detail=ReferenceDetail() if pick(options.detail, "detail", False) else None, **extra)
-    return {"frames": summary.frames, "seconds": summary.seconds, "model": summary.model}
+    run = colorize_file(job.input, spec, settings, info=info, preset=preset, keyframes=keyframes,
+                        overwrite=job.overwrite, resume=not spec.is_sequence, restart_on_change=True,
+                        signature={"batch_job": job.signature}, on_start=on_start, on_frame=on_frame)
+    return {"frames": run.summary.frames, "seconds": run.summary.seconds, "model": run.summary.model}
 
 
 # -- the summary -----------------------------------------------------------------------------
@@ -542,5 +507,5 @@ def format_table(rows: Sequence[Sequence[str]], header: Sequence[str] = SUMMARY_
 
 __all__ = [
     "BatchOptions", "DONE", "FAILED", "IN_PROGRESS", "Job", "JobResult", "Journal", "colorize_job", "discover_inputs",
-    "find_preset", "format_table", "job_schedule", "plan_batch", "preset_schedule", "run_batch", "summary_rows",
+    "find_preset", "format_table", "plan_batch", "preset_schedule", "run_batch", "summary_rows",
 ]

@@ -111,14 +111,16 @@ class ShotKeyframes:
         return {**self.__dict__, "_folder": None, "_kept": {}, "_grid": {}}
 
 
-def scan_shots(info: VideoInfo, work: tuple[int, int] | None, *,
-               on_frame: Callable[[int], None] | None = None) -> tuple[list[int], ShotKeyframes | None]:
-    """Scene cuts of ``info`` in one decoding pass, and, for no-reference mode (``work``: the
-    working size), every shot's automatic keyframe kept on the way (:class:`ShotKeyframes`)."""
+def scan_shots(info: VideoInfo, work: tuple[int, int] | None, *, on_frame: Callable[[int], None] | None = None,
+               threshold: float | None = None, min_length: int | None = None) -> tuple[list[int], ShotKeyframes | None]:
+    """Scene cuts of ``info`` in one decoding pass (``threshold``, ``min_length``: as
+    :func:`vidcolor.schedule.scenes.detect_cuts`, None: its defaults), and, for no-reference mode
+    (``work``: the working size), every shot's automatic keyframe kept on the way (:class:`ShotKeyframes`)."""
     from ..schedule.scenes import detect_cuts  # noqa: PLC0415 - PySceneDetect only when detecting
 
     kept = ShotKeyframes(info, work) if work is not None else None
-    cuts = detect_cuts(info.path, info=info, on_frame=on_frame, on_decoded=kept)
+    limits = {k: v for k, v in (("threshold", threshold), ("min_length", min_length)) if v is not None}
+    cuts = detect_cuts(info.path, info=info, on_frame=on_frame, on_decoded=kept, **limits)
     return cuts, kept.finish(cuts) if kept is not None else None
 
 

@@ -52,8 +52,11 @@ if TYPE_CHECKING:
     from ..temporal import TemporalSettings
 
 FORMAT_VERSION = 1
-TOP_KEYS = ("version", "model", "size", "detail", "codec", "crf", "encoder_preset", "timecode_fps", "scenes", "temporal",
-            "shot")
+#: Top-level on/off settings (each also a field of :class:`Preset` and of
+#: :class:`vidcolor.run.settings.RunSettings`), with what ``true`` does, for messages.
+FLAG_KEYS = {"detail": "carry the references' fine colour detail"}
+TOP_KEYS = ("version", "model", "size", *FLAG_KEYS, "codec", "crf", "encoder_preset", "timecode_fps", "scenes",
+            "temporal", "shot")
 SHOT_KEYS = ("start", "end", "reference", "end_reference", "name")
 SCENE_KEYS = ("detect", "threshold", "min_length")
 DEFAULT_SCENE_THRESHOLD = 27.0
@@ -289,11 +292,14 @@ class _Parser:
         scenes = self.scenes(data.get("scenes", {}))
         temporal = self.temporal(data.get("temporal", {}))
         shots = self.shots(data.get("shot"))
-        detail = data.get("detail")
-        if detail is not None and not isinstance(detail, bool):
-            raise self.fail(self.key_line("detail", None), "", f"detail {detail!r} is not true or false",
-                            "write detail = true to carry the references' fine colour detail, or leave it out")
-        return Preset(self.path, shots, model, size, codec, crf, encoder_preset, timecode_fps, scenes, temporal, detail)
+        flags = {key: self.flag(data.get(key), key, does) for key, does in FLAG_KEYS.items()}
+        return Preset(self.path, shots, model, size, codec, crf, encoder_preset, timecode_fps, scenes, temporal, **flags)
+
+    def flag(self, value: object, key: str, does: str) -> bool | None:
+        if value is not None and not isinstance(value, bool):
+            raise self.fail(self.key_line(key, None), "", f"{key} {value!r} is not true or false",
+                            f"write {key} = true to {does}, or leave it out")
+        return value
 
     def unknown(self, table: Mapping[str, object], known: tuple[str, ...], start: int | None, where: str,
                 what: str) -> None:
@@ -317,7 +323,7 @@ class _Parser:
     def size(self, value: object) -> str | None:
         if value is None:
             return None
-        from ..run.sizes import parse_size  # noqa: PLC0415 - avoids a cycle if the run package imports presets
+        from ..run.sizes import parse_size  # noqa: PLC0415
 
         text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
         if not isinstance(text, str):
