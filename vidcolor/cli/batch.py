@@ -35,8 +35,8 @@ FLOWS = ["auto", "dis", "raft-small", "raft-large"]
 #: None when not given: the preset's value, else the default, applies (:func:`resolve_given`).
 SETTING_OPTIONS = (
     click.option("--model", default=None, metavar="NAME",
-                 help="Colorizer: default, classic, fast, deepex (exemplar); eccv16, cheng2015, autocolor (automatic, "
-                      "no reference). [default: the preset's, else default]"),
+                 help="Colorizer: default, classic, fast, deepex (exemplar); eccv16, cheng2015 (automatic, no "
+                      "reference); `vidcolor models list` names them all. [default: the preset's, else default]"),
     click.option("--auto-model", default=None, metavar="NAME",
                  help="Without any reference, this automatic model colours the middle frame of each shot and --model "
                       "carries it through the shot. [default: the best installed automatic model]"),
