@@ -8,7 +8,6 @@ is :mod:`vidcolor.recommend` (He et al. 2018's retrieval); this module only show
 from __future__ import annotations
 
 import logging
-import os
 
 import click
 from tqdm import tqdm
@@ -45,15 +44,13 @@ def suggest(input_path: str, library_dir: str, top: int, shots_preset: str | Non
     """Rank the images of --library as colour references for each shot of INPUT (a video, a
     frame folder or one image): global feature similarity, then local feature and
     luminance-histogram matching on the black-and-white version of each image."""
-    from ..errors import OutputError
     from ..recommend import FeatureLibrary, best_backbone, input_queries
     from ..recommend import suggest as rank_shots
     from ..recommend import write_preset
+    from ..schedule.presets import check_new_preset
 
-    if preset_out is not None and not preset_out.lower().endswith(".toml"):
-        raise OutputError(f"preset {preset_out!r} should end in .toml: give e.g. --write-preset film.toml")
-    if preset_out is not None and os.path.exists(preset_out) and not overwrite:
-        raise OutputError(f"preset {preset_out!r} already exists (it may hold your edits): choose another name or pass --overwrite")
+    if preset_out is not None:  # refused before any work
+        check_new_preset(preset_out, overwrite=overwrite, option="--write-preset")
     network = best_backbone(name=None if backbone == "auto" else backbone)
     library = FeatureLibrary(library_dir, network, cache_path=cache_path)
     with logging_redirect_tqdm(loggers=[logger]):

@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -43,7 +44,8 @@ from typing import TYPE_CHECKING
 
 import cv2
 
-from ..errors import InputError, ReferenceImageError
+from ..errors import InputError, OutputError, ReferenceImageError
+from ..io.durable import write_text_or_fail
 from ..references import Reference, load_reference
 from .keyframes import Keyframe, ReferenceSchedule
 from .timecodes import Timecode, is_timecode
@@ -480,3 +482,52 @@ def _span(frame_count: int, rate: Fraction | None) -> str:
     from .timecodes import timecode  # noqa: PLC0415
 
     return f", {timecode(0.0)}..{timecode(float((frame_count - 1) / rate))}"
+
+
+# -- writing presets (`vidcolor scenes`, `vidcolor refs suggest`) ---------------------------------
+
+
+@dataclass(frozen=True)
+class ShotLines:
+    """One ``[[shot]]`` of a written preset: its start frame and reference, each with a note after it."""
+
+    name: str
+    start: int
+    reference: str
+    start_note: str
+    reference_note: str
+    comments: tuple[str, ...] = ()
+
+
+def check_new_preset(path: str | os.PathLike[str], *, overwrite: bool, option: str) -> Path:
+    """Refuse, before any work, a preset that does not end in .toml or that would replace a file
+    (it may hold the colorist's edits) without ``--overwrite``; ``option`` names the flag to fix."""
+    preset = Path(path)
+    if preset.suffix.lower() != ".toml":
+        raise OutputError(f"preset {str(preset)!r} should end in .toml: give e.g. {option} film.toml")
+    if preset.exists() and not overwrite:
+        raise OutputError(f"preset {str(preset)!r} already exists (it may hold your edits): pass --overwrite to replace "
+                          "it, or choose another name")
+    return preset
+
+
+def preset_reference(image: str | os.PathLike[str], folder: str | os.PathLike[str]) -> str:
+    """``image`` as a preset in ``folder`` names it: relative when possible (presets move with their
+    references), symbolic links kept as given."""
+    absolute = os.path.abspath(image)
+    try:
+        return Path(os.path.relpath(absolute, os.path.abspath(folder))).as_posix()
+    except ValueError:  # another drive (Windows)
+        return Path(absolute).as_posix()
+
+
+def write_preset_file(path: str | os.PathLike[str], header: Sequence[str], shots: Sequence[ShotLines],
+                      settings: Sequence[str] = ()) -> Path:
+    """Write a preset atomically: the comment ``header``, the format version, ``settings`` lines,
+    then one ``[[shot]]`` per shot."""
+    lines = [*header, "", f"version = {FORMAT_VERSION}", *settings, ""]
+    for shot in shots:
+        lines += ["[[shot]]", f"name = {json.dumps(shot.name)}", f"start = {shot.start:<10d}# {shot.start_note}",
+                  f"reference = {json.dumps(shot.reference)}    # {shot.reference_note}", *shot.comments, ""]
+    write_text_or_fail(path, "\n".join(lines), "preset", "choose another location")
+    return Path(path)

@@ -12,7 +12,6 @@ it again cannot destroy painted work.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,8 +23,9 @@ import numpy as np
 
 from ..color import luma_to_gray_level
 from ..errors import InputError, OutputError
-from .presets import DEFAULT_SCENE_MIN_LENGTH, DEFAULT_SCENE_THRESHOLD, FORMAT_VERSION
-from ..io.durable import write_png_or_fail, write_text_or_fail
+from .presets import (DEFAULT_SCENE_MIN_LENGTH, DEFAULT_SCENE_THRESHOLD, ShotLines, check_new_preset, preset_reference,
+                      write_preset_file)
+from ..io.durable import write_png_or_fail
 from ..io.reader import Frame, VideoInfo, VideoReader, probe
 from .timecodes import scenedetect_module, timecode
 
@@ -167,11 +167,7 @@ def write_scene_preset(input_path: str | os.PathLike[str], preset_path: str | os
     input_text = os.fspath(input_path)
     preset = Path(preset_path)
     folder = Path(keyframes_dir)
-    if preset.suffix.lower() != ".toml":
-        raise OutputError(f"preset {str(preset)!r} should end in .toml: give e.g. -o film.toml")
-    if preset.exists() and not overwrite:
-        raise OutputError(f"preset {str(preset)!r} already exists (it may hold your edits): pass --overwrite to replace "
-                          "it, or choose another name")
+    check_new_preset(preset, overwrite=overwrite, option="-o")
     info = probe(input_text)
     cuts, sharpness, count = _scan(info, threshold, min_length, on_frame)
     if count == 0:
@@ -204,15 +200,15 @@ def write_scene_preset(input_path: str | os.PathLike[str], preset_path: str | os
     if missing:
         raise InputError(f"input {input_text!r}: frame {missing[0].keyframe} could not be decoded again for its keyframe "
                          "image: the file may be damaged")
-    write_text_or_fail(preset, _skeleton(input_text, preset, shots, info, threshold, count), "preset", "choose another location")
+    _write_skeleton(input_text, preset, shots, info, threshold, count)
     return ScenePreset(preset, tuple(shots), info.fps)
 
 
-def _skeleton(input_text: str, preset: Path, shots: list[SceneShot], info: VideoInfo, threshold: float,
-              count: int) -> str:
+def _write_skeleton(input_text: str, preset: Path, shots: list[SceneShot], info: VideoInfo, threshold: float,
+                    count: int) -> None:
     base = preset.resolve().parent
     fps = info.fps if info.fps > 0 else Fraction(24)
-    lines = [
+    header = [
         f"# vidcolor preset for {os.path.basename(input_text.rstrip('/'))}, written by `vidcolor scenes`:",
         f"# {len(shots)} shot(s) in {count} frames at {float(fps):g} fps (PySceneDetect content detector, "
         f"threshold {threshold:g}).",
@@ -220,26 +216,14 @@ def _skeleton(input_text: str, preset: Path, shots: list[SceneShot], info: Video
         f"#   vidcolor colorize {input_text} -o OUTPUT --preset {preset}",
         "# Shot starts may also be timecodes (\"HH:MM:SS:FF\" or \"HH:MM:SS.mmm\"); add end_reference = \"...\"",
         "# for a shot coloured from both ends. The format is described in presets/README.md.",
-        "",
-        f"version = {FORMAT_VERSION}",
-        "# model = \"default\"",
-        "# size = 360",
-        "",
     ]
+    lines = []
     for number, shot in enumerate(shots, 1):
         assert shot.image is not None
-        try:
-            reference = Path(os.path.relpath(shot.image.resolve(), base)).as_posix()
-        except ValueError:  # another drive (Windows)
-            reference = shot.image.resolve().as_posix()
         note = "kept: it existed already" if shot.kept_existing else "gray: paint me"
-        lines += [
-            "[[shot]]",
-            f"name = {json.dumps(f'shot {number:03d}')}",
-            f"start = {shot.start:<10d}# {timecode(shot.start / fps)}, last frame {shot.end} ({timecode(shot.end / fps)})",
-            f"reference = {json.dumps(reference)}    # frame {shot.keyframe}, {note}",
-            "",
-        ]
-    return "\n".join(lines)
+        lines.append(ShotLines(f"shot {number:03d}", shot.start, preset_reference(shot.image.resolve(), base),
+                               f"{timecode(shot.start / fps)}, last frame {shot.end} ({timecode(shot.end / fps)})",
+                               f"frame {shot.keyframe}, {note}"))
+    write_preset_file(preset, header, lines, settings=("# model = \"default\"", "# size = 360"))
 
 
