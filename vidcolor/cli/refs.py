@@ -33,9 +33,10 @@ def refs() -> None:
 @click.option("--write-preset", "preset_out", default=None, metavar="OUT.toml",
               help="Write a keyframe preset that uses each shot's top suggestion.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --write-preset file.")
-@click.option("--backbone", type=click.Choice(["auto", "vgg19", "vcnet"]), default="auto", show_default=True,
-              help="Feature network: vgg19 needs `vidcolor models import deepex PATH`; auto takes it when installed, "
-                   "else the default model's encoder (vcnet).")
+@click.option("--backbone", type=click.Choice(["auto", "lite0", "vgg19", "vcnet"]), default="auto", show_default=True,
+              help="Feature network: lite0 (ImageNet EfficientNet-Lite0, installed with vidcolor), vgg19 (needs "
+                   "`vidcolor models import deepex PATH`) or vcnet (the default model's encoder); auto takes vgg19 when "
+                   "installed, else lite0.")
 @click.option("--cache", "cache_path", default=None, metavar="FILE.npz",
               help="Feature cache file. [default: under the vidcolor cache folder, one per library and backbone]")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars and no library summary line.")

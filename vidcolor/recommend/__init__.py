@@ -15,21 +15,26 @@ black and white, :func:`vidcolor.color.rgb_to_gray_lightness`):
    (The paper sums over ``p``; the mean ranks identically and stays readable.)
 
 Features come from the best backbone installed: the ImageNet VGG-19 of the Deep Exemplar weights
-(``vidcolor models import deepex ...``; relu5_4, as the paper) or else the shipped default model's
-own lightness encoder (:mod:`vidcolor.models.vcnet`), whose matching keys were trained to find
-correspondences between gray frames and references.
+(``vidcolor models import deepex ...``; relu5_4, as the paper), else the ImageNet EfficientNet-Lite0
+trunk installed with vidcolor (stride-32 features; it found a clip's far frames better than the
+alternative below). The shipped default model's own lightness encoder (:mod:`vidcolor.models.vcnet`)
+can still be asked for; with its 1/8-scale maps the 16x16 cells overlap by half.
 
-(With VCNet's 1/8-scale maps the 16x16 cells overlap by half.) A video is queried shot by shot
-(shots from a preset or from scene detection) with a few frames spread over each shot, scores
-averaged, so the winner fits the whole shot; the paper queries single images.
+Modules: :mod:`.features` (backbones), :mod:`.cache` (the feature cache), :mod:`.library` (the
+folder and its refresh), :mod:`.queries` (an image or a video's shots), :mod:`.ranking`,
+:mod:`.preset` (a keyframe preset from the top suggestions).
+
+A video is queried shot by shot (shots from a preset or from scene detection) with a few frames
+spread over each shot, scores averaged, so the winner fits the whole shot; the paper queries single
+images.
 
 Library features are cached per library and backbone (see :class:`FeatureLibrary`), keyed by each
 file's relative path, size and modification time, so only new or changed images are computed.
 """
 
 from .cache import LibraryEntry, default_cache_path
-from .features import (CACHE_VERSION, CELL, HIST_BINS, MAX_ASPECT, Backbone, ImageFeatures, VCNetBackbone, VGGBackbone, best_backbone,
-                       cell_histograms, deepex_vgg_installed, working_lightness)
+from .features import (BACKBONES, CACHE_VERSION, CELL, HIST_BINS, MAX_ASPECT, Backbone, ImageFeatures, Lite0Backbone, VCNetBackbone,
+                       VGGBackbone, best_backbone, cell_histograms, deepex_vgg_installed, working_lightness)
 from .library import LIBRARY_EXTENSIONS, FeatureLibrary, LibraryStats, library_images
 from .preset import write_preset
 from .queries import (DEFAULT_FRAMES_PER_SHOT, ShotQuery, image_query, input_queries, is_image_file, query_frames, shot_bounds,
@@ -37,7 +42,8 @@ from .queries import (DEFAULT_FRAMES_PER_SHOT, ShotQuery, image_query, input_que
 from .ranking import BETA, DEFAULT_PRESELECT, ShotSuggestions, Suggestion, local_score, rank, suggest
 
 __all__ = [
-    "BETA", "DEFAULT_FRAMES_PER_SHOT", "DEFAULT_PRESELECT", "Backbone", "FeatureLibrary", "ImageFeatures", "LibraryStats", "ShotQuery",
+    "BACKBONES", "BETA", "DEFAULT_FRAMES_PER_SHOT", "DEFAULT_PRESELECT", "Backbone", "FeatureLibrary", "ImageFeatures", "LibraryStats",
+    "Lite0Backbone", "ShotQuery",
     "ShotSuggestions", "Suggestion", "VCNetBackbone", "VGGBackbone", "best_backbone", "deepex_vgg_installed",
     "input_queries", "library_images", "query_frames", "local_score", "rank", "suggest", "write_preset",
 ]

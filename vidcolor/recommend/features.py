@@ -220,6 +220,41 @@ class VGGBackbone(Backbone):
         return global_.cpu(), local.cpu()
 
 
+class Lite0Backbone(Backbone):
+    """The frozen ImageNet EfficientNet-Lite0 trunk the semantic matcher uses
+    (:func:`vidcolor.models.efficientnet_lite.shared_backbone`, installed with vidcolor).
+
+    Seed 000's retrieval was designed on pretrained features; on the shared clips and photos this
+    trunk finds a clip's far frames better than VCNet's encoder (``bench/retrieval.py``: 90 of 91
+    queries first against 86; ``tests/test_recommend.py`` keeps a small version). Its stride-32 map (320 channels) is both the local features and,
+    mean- and max-pooled and each L2-normalised as with the other backbones, the global descriptor.
+    (Local features at stride 16 found one far frame fewer among 1,743 images: a clip's far frame
+    was first by the global descriptor and lost it in the re-ranking.)
+    """
+
+    name = "lite0"
+    short_side = 224
+    stride = 32
+
+    def __init__(self, device: str = "cpu") -> None:
+        super().__init__()
+        from ..models.efficientnet_lite import shared_backbone  # noqa: PLC0415 - heavy, on demand
+
+        self.device = torch.device(device)
+        self.net = shared_backbone(self.device)
+
+    def describe(self) -> dict[str, object]:
+        from ..models.efficientnet_lite import WEIGHTS_SHA256  # noqa: PLC0415
+
+        return {**super().describe(), "weights": WEIGHTS_SHA256[:16]}
+
+    def _maps(self, lightness: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        fmap = self.net(torch.from_numpy(lightness).to(self.device)[None, None], strides=(32,))[32][0]
+        flat = fmap.flatten(1)
+        global_ = torch.cat([unit_rows(flat.mean(dim=1)), unit_rows(flat.amax(dim=1))])
+        return global_.cpu(), fmap.cpu()
+
+
 def deepex_vgg_installed() -> bool:
     """True when the Deep Exemplar VGG-19 (``vgg19_conv.pth``) has been imported."""
     from .. import weights  # noqa: PLC0415
@@ -227,16 +262,23 @@ def deepex_vgg_installed() -> bool:
     return bool(weights.installed_files("deepex").get("vgg19_conv.pth"))
 
 
+#: Backbones by name, as ``vidcolor refs suggest --backbone`` offers them.
+BACKBONES = ("lite0", "vgg19", "vcnet")
+
+
 def best_backbone(device: str = "cpu", name: str | None = None) -> Backbone:
-    """The backbone to rank with: ``"vgg19"`` when its weights are imported, else ``"vcnet"``.
+    """The backbone to rank with: ``"vgg19"`` when its weights are imported (the paper's network;
+    not measured here, the weights are not on the test machine), else ``"lite0"``.
 
     ``name`` forces one; asking for ``vgg19`` without its weights raises the error naming the
     import command.
     """
     if name is None:
-        name = "vgg19" if deepex_vgg_installed() else "vcnet"
+        name = "vgg19" if deepex_vgg_installed() else "lite0"
+    if name == "lite0":
+        return Lite0Backbone(device)
     if name == "vgg19":
         return VGGBackbone(device)
     if name == "vcnet":
         return VCNetBackbone(device)
-    raise InputError(f"unknown feature backbone {name!r}: use vgg19 (needs `vidcolor models import deepex PATH`) or vcnet")
+    raise InputError(f"unknown feature backbone {name!r}: use lite0, vgg19 (needs `vidcolor models import deepex PATH`) or vcnet")
