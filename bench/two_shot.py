@@ -1,7 +1,7 @@
 """A shot next to its painted keyframe: two shared clips joined into one film (issue 24, Done-when 2).
 
-    .venv/bin/python bench/two_shot.py                                 # dog then horsejump-high (held out)
-    .venv/bin/python bench/two_shot.py --pair car-shadow,blackswan     # a pair of training clips
+    .venv/bin/python bench/two_shot.py                                 # held out: dog then horsejump-high, and reversed
+    .venv/bin/python bench/two_shot.py --pair car-shadow,blackswan     # a pair of training clips (--pair repeats)
     .venv/bin/python bench/two_shot.py --models classic,default,fast --per-frame --json two.json
     .venv/bin/python bench/two_shot.py --tree v1=/tmp/vidcolor-v1      # also another source tree's models, same run
 
@@ -14,12 +14,14 @@ painted keyframe usually is (``--ref 0=A.png --ref L=B.png``, or the same as a p
 
 Each model runs as the real command (``vidcolor colorize ... --model M``, the CLI's defaults: temporal
 check on, H.264 crf 18, preset medium); the output is decoded with its tags and scored frame by frame
-against the truth with :mod:`vidcolor.report.metrics`. Reported, in shot 2's own frame numbers:
+against the truth with :mod:`vidcolor.report.metrics`. Reported per film, in shot 2's own frame numbers:
 ``start`` = mean PSNR of frames 1-7 (18-24 frames before the keyframe's moment), ``end`` = frames
 42-48 (17-23 after it), and ``start - end``; the Done-when asks ``start >= end - 0.5 dB``. The ``gray``
 row (the gray input encoded as the outputs are) shows how much of a start/end gap the content itself
-makes. ``--tree LABEL=DIR`` also runs the CLI from another source tree (e.g. an older commit
-extracted with ``git archive``), so a new default model and its predecessor are measured in one run.
+makes. A summary gives each row's mean and worst ``start - end`` over the films (by default the
+held-out pair both ways round: each held-out clip is shot 2 once). ``--tree LABEL=DIR`` also runs
+the CLI from another source tree (e.g. an older commit extracted with ``git archive``), so a new
+default model and its predecessor are measured in one run.
 Everything runs in a temporary folder outside the repository (``--keep DIR`` keeps it).
 """
 
@@ -195,10 +197,63 @@ def parse_trees(items: list[str]) -> list[tuple[str, Path]]:
     return trees
 
 
+def measure_pair(names: list[str], runners: list[Runner], folder: Path, args: argparse.Namespace) -> tuple[Film, dict[str, dict]]:
+    """One film (two clips joined), the gray row and every runner's row on it."""
+    sources = (resolve_clip(names[0]), resolve_clip(names[1]))
+    windows = {"start": args.start, "end": args.end}
+    film = build_film(sources, (args.first_frames, args.second_frames), args.moment, folder, args.input_crf)
+    length2 = len(film.truth) - film.shot2_start
+    if args.end.last >= length2 or args.start.last >= length2:
+        raise SystemExit(f"shot 2 ({sources[1].name}) has {length2} frames: windows {args.start} and {args.end} "
+                         "need more (give --start/--end inside it)")
+    print(f"\n## film: {sources[0].name} ({film.shot2_start} frames) then {sources[1].name} ({length2} frames), "
+          f"{film.truth[0].shape[1]}x{film.truth[0].shape[0]}; keyframes: frame 0 = its truth, frame "
+          f"{film.shot2_start} = the truth of shot 2's frame {args.moment} (given as {args.given})", flush=True)
+    key_args = keyframe_args(film, args.given, folder)
+    encode_as_output(film.gray_video, folder / "gray-output.mp4", 18 if args.crf is None else args.crf)
+    gray_psnr = per_frame_psnr(decode_rgb(folder / "gray-output.mp4"), film.truth)
+    rows: dict[str, dict] = {"gray": {"psnr": gray_psnr, "scores": window_scores(gray_psnr, film, windows)}}
+    for runner in runners:
+        output = folder / f"{runner.label.replace(':', '-')}.mp4"
+        run = run_cli(film, runner, key_args, output, args)
+        psnrs = per_frame_psnr(decode_rgb(output), film.truth)
+        scores = window_scores(psnrs, film, windows)
+        rows[runner.label] = {"model": runner.model, "tree": runner.tree_label or "this", "psnr": psnrs, "scores": scores,
+                              "met": scores["start - end"] >= -args.margin,
+                              "sec_per_frame": float(run["seconds"]) / len(film.truth), **run}
+        print(f"{runner.label}: start {scores['start']:.2f}, end {scores['end']:.2f} dB, "
+              f"wall {run['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
+    print_table(rows, windows, args.margin)
+    if args.per_frame:
+        print_curve(rows, film)
+    return film, rows
+
+
+def summarize(results: list[tuple[Film, dict[str, dict]]], margin: float) -> dict[str, dict[str, object]]:
+    """Per row, over the films: the mean and the worst start - end, and whether every film met the target."""
+    summary: dict[str, dict[str, object]] = {}
+    for label in results[0][1]:
+        gaps = {" then ".join(film.names): rows[label]["scores"]["start - end"] for film, rows in results}
+        worst = min(gaps, key=gaps.get)
+        summary[label] = {"mean": float(np.mean(list(gaps.values()))), "worst": gaps[worst], "worst_film": worst}
+        if label != "gray":
+            summary[label]["met_on_all"] = all(rows[label]["met"] for _, rows in results)
+    print(f"\n## start - end over {len(results)} films (target: >= -{margin:g} dB on each)")
+    for label, row in summary.items():
+        verdict = "" if "met_on_all" not in row else ("met on every film" if row["met_on_all"] else "NOT met")
+        print(f"{label:<22} mean {row['mean']:+6.2f}  worst {row['worst']:+6.2f} ({row['worst_film']})  {verdict}")
+    return summary
+
+
+#: The held-out clips joined both ways round (each is shot 2 once).
+HELD_OUT_PAIRS = ("dog,horsejump-high", "horsejump-high,dog")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pair", default="dog,horsejump-high",
-                        help="FIRST,SECOND: shared clips (short or full names) or frame folders (default: the held-out pair)")
+    parser.add_argument("--pair", action="append", default=None, metavar="FIRST,SECOND",
+                        help="two shared clips (short or full names) or frame folders, joined in this order; repeatable "
+                             f"(default: the held-out pair both ways round, {' and '.join(HELD_OUT_PAIRS)})")
     parser.add_argument("--first-frames", type=int, default=None, help="frames of shot 1 (default: all)")
     parser.add_argument("--second-frames", type=int, default=None, help="frames of shot 2 (default: all)")
     parser.add_argument("--moment", type=int, default=25, help="shot 2's frame whose true colour is its keyframe (default 25)")
@@ -222,53 +277,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", help="keep the film and the outputs in this folder (outside the repository)")
     args = parser.parse_args(argv)
 
-    names = [n.strip() for n in args.pair.split(",") if n.strip()]
-    if len(names) != 2:
-        parser.error(f"--pair {args.pair}: give two clips, FIRST,SECOND")
-    windows = {"start": args.start, "end": args.end}
+    pairs = [[n.strip() for n in pair.split(",") if n.strip()] for pair in args.pair or HELD_OUT_PAIRS]
+    if bad := [",".join(p) for p in pairs if len(p) != 2]:
+        parser.error(f"--pair {bad[0]}: give two clips, FIRST,SECOND")
     trees = parse_trees(args.tree)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     runners = [Runner(m) for m in models] + [Runner(m, folder, label) for label, folder in trees for m in models]
-    sources = (resolve_clip(names[0]), resolve_clip(names[1]))
     cv2.setNumThreads(2)
     command = "bench/two_shot.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"# {command}")
 
     root, holder = work_folder(args.keep)
     try:
-        film = build_film(sources, (args.first_frames, args.second_frames), args.moment, root, args.input_crf)
-        length2 = len(film.truth) - film.shot2_start
-        if args.end.last >= length2 or args.start.last >= length2:
-            raise SystemExit(f"shot 2 ({sources[1].name}) has {length2} frames: windows {args.start} and {args.end} "
-                             "need more (give --start/--end inside it)")
-        print(f"# film: {sources[0].name} ({film.shot2_start} frames) then {sources[1].name} ({length2} frames), "
-              f"{film.truth[0].shape[1]}x{film.truth[0].shape[0]}; keyframes: frame 0 = its truth, frame "
-              f"{film.shot2_start} = the truth of shot 2's frame {args.moment} (given as {args.given})")
-        key_args = keyframe_args(film, args.given, root)
-        encode_as_output(film.gray_video, root / "gray-output.mp4", 18 if args.crf is None else args.crf)
-        gray_psnr = per_frame_psnr(decode_rgb(root / "gray-output.mp4"), film.truth)
-        rows: dict[str, dict] = {"gray": {"psnr": gray_psnr, "scores": window_scores(gray_psnr, film, windows)}}
-        for runner in runners:
-            output = root / f"{runner.label.replace(':', '-')}.mp4"
-            run = run_cli(film, runner, key_args, output, args)
-            psnrs = per_frame_psnr(decode_rgb(output), film.truth)
-            scores = window_scores(psnrs, film, windows)
-            rows[runner.label] = {"model": runner.model, "tree": runner.tree_label or "this", "psnr": psnrs, "scores": scores,
-                                  "met": scores["start - end"] >= -args.margin,
-                                  "sec_per_frame": float(run["seconds"]) / len(film.truth), **run}
-            print(f"{runner.label}: start {scores['start']:.2f}, end {scores['end']:.2f} dB, "
-                  f"wall {run['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
+        results = [measure_pair(names, runners, root / f"film{index + 1}", args) for index, names in enumerate(pairs)]
     finally:
         if holder is not None:
             holder.cleanup()
-
-    print_table(rows, windows, args.margin)
-    if args.per_frame:
-        print_curve(rows, film)
+    summary = summarize(results, args.margin)
     if args.json_path:
         report = {"command": command, "settings": {**vars(args), "start": str(args.start), "end": str(args.end)},
-                  "film": {"shots": list(film.names), "shot2_start": film.shot2_start, "frames": len(film.truth)},
-                  "rows": rows}
+                  "films": [{"shots": list(film.names), "shot2_start": film.shot2_start, "frames": len(film.truth),
+                             "rows": rows} for film, rows in results], "summary": summary}
         target = Path(args.json_path)
         partial = target.with_name(f".{target.name}.partial")
         partial.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

@@ -42,9 +42,10 @@ def test_two_shot_scores_shot_two_windows_and_keyframes_given_either_way(tmp_pat
     by_ref = run_bench("two_shot.py", *common, cwd=tmp_path)
     by_preset = run_bench("two_shot.py", *common, "--given", "preset", cwd=tmp_path)
 
-    assert by_ref["film"] == {"shots": ["shot-a", "shot-b"], "shot2_start": 4, "frames": 16}
-    assert list(by_ref["rows"]) == ["gray", "classic"]
-    classic, gray = by_ref["rows"]["classic"], by_ref["rows"]["gray"]
+    (film,) = by_ref["films"]
+    assert (film["shots"], film["shot2_start"], film["frames"]) == (["shot-a", "shot-b"], 4, 16)
+    assert list(film["rows"]) == ["gray", "classic"]
+    classic, gray = film["rows"]["classic"], film["rows"]["gray"]
     assert len(classic["psnr"]) == 16
     scores = classic["scores"]
     assert scores["start"] == pytest.approx(sum(classic["psnr"][5:7]) / 2)  # shot 2's frames 1-2
@@ -52,7 +53,8 @@ def test_two_shot_scores_shot_two_windows_and_keyframes_given_either_way(tmp_pat
     assert classic["met"] == (scores["start"] - scores["end"] >= -0.5)
     assert scores["shot1"] > gray["scores"]["shot1"] + 3.0  # coloured from its own frame 0, not left gray
     # The same two keyframes as --ref FRAME=IMAGE and as a preset's shots colour the film the same way.
-    assert by_preset["rows"]["classic"]["psnr"] == pytest.approx(classic["psnr"], abs=1e-9)
+    assert by_preset["films"][0]["rows"]["classic"]["psnr"] == pytest.approx(classic["psnr"], abs=1e-9)
+    assert by_ref["summary"]["classic"]["met_on_all"] == classic["met"]
 
 
 def test_memory_bench_reports_peak_rss_per_length(tmp_path: Path) -> None:
