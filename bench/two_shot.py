@@ -262,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--margin", type=float, default=0.5, help="the Done-when: start >= end - MARGIN dB (default 0.5)")
     parser.add_argument("--models", default="classic,default", help="comma-separated CLI models (default: classic,default)")
     parser.add_argument("--tree", action="append", default=[], metavar="LABEL=DIR",
-                        help="also run --models from this source tree (repeatable); rows are LABEL:MODEL")
+                        help="also run --tree-models from this source tree (repeatable); rows are LABEL:MODEL")
+    parser.add_argument("--tree-models", default="default", help="comma-separated models run from each --tree (default: default)")
     parser.add_argument("--given", choices=("ref", "preset"), default="ref",
                         help="the keyframes as --ref FRAME=IMAGE (default) or as a preset's shots")
     parser.add_argument("--detect-scenes", action="store_true", help="also run the CLI with --detect-scenes")
@@ -282,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--pair {bad[0]}: give two clips, FIRST,SECOND")
     trees = parse_trees(args.tree)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    runners = [Runner(m) for m in models] + [Runner(m, folder, label) for label, folder in trees for m in models]
+    tree_models = [m.strip() for m in args.tree_models.split(",") if m.strip()]
+    runners = [Runner(m) for m in models] + [Runner(m, folder, label) for label, folder in trees for m in tree_models]
     cv2.setNumThreads(2)
     command = "bench/two_shot.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"# {command}")
