@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/backbone_speed.py                     # 160x288 and 224x400, 1 thread
     .venv/bin/python bench/backbone_speed.py --sizes 224x400 --threads 2
+    .venv/bin/python bench/backbone_speed.py --weights old.pt,new.pt    # also time these default weights
 
 Real 16:9 frames (DAVIS `dog` when ../shared is present, see bench/model_speed.py). Every figure
 is the median over frames after a warm-up frame, in one process, so the ratio to the ``default``
@@ -11,7 +12,9 @@ model's ``Colorizer.step`` (timed in the same run, at its own working size) is l
 * semantic match: the frame's trunk to stride 16 plus the attention over a reference encoded once
   (a 256x384 frame of the same clip, as in issue 24), and the attention alone;
 * the attention's largest block: frame positions per block x reference positions x 4 bytes, twice
-  (similarities and softmax).
+  (similarities and softmax);
+* with ``--weights``, the ``default`` model's step with each weight file at its working size (a v2
+  file runs the trunk on every frame and the semantic attention), in the same run.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from vidcolor.color import rgb_to_lab  # noqa: E402
 from vidcolor.models.efficientnet_lite import shared_backbone  # noqa: E402
 from vidcolor.correspondence.semantic import SemanticMatcher, attend, centred_keys  # noqa: E402
 from vidcolor.color import luma_lightness  # noqa: E402
+from vidcolor.references import Reference  # noqa: E402
 
 
 def median_ms(run: Callable[[int], object], count: int) -> tuple[float, float]:
@@ -59,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", default="256x384", help="HxW of the reference")
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenCV threads (default 1)")
+    parser.add_argument("--weights", default="", help="comma-separated default-model weight files to time as well")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
@@ -72,6 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     default_ms = default_s * 1e3
     print(f"# threads={args.threads}, {len(frames)} frames, median ms after a warm-up frame")
     print(f"# baseline: default model step at {dw}x{dh}: {default_ms:.1f} ms")
+    for weights in filter(None, args.weights.split(",")):
+        colorizer = get_colorizer("default", weights=weights)
+        small = [luma_lightness(cv2.resize(f, (dw, dh), interpolation=cv2.INTER_AREA).astype(np.float32) / 255) for f in frames]
+        reference = Reference.from_array(frames[0], key="speed")
+        ms, fastest = median_ms(lambda i: colorizer.step(small[i], reference), len(small))
+        print(f"# default step with {weights} (semantic={colorizer.model.cfg.semantic}) at {dw}x{dh}: "
+              f"{ms:.1f} ms (fastest {fastest:.1f}), {ms / default_ms:.2f}x the shipped")
 
     rh, rw = (int(v) for v in args.reference.split("x"))
     ref_rgb = cv2.resize(frames[-1], (rw, rh), interpolation=cv2.INTER_AREA).astype(np.float32) / 255

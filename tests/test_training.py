@@ -187,8 +187,9 @@ def test_widening_the_network_keeps_what_the_narrow_one_computes(tmp_path: Path)
     *((["--channels", bad], "--channels takes three positive widths") for bad in ("16,32", "16,x,64", "16,0,64")),
     (["--unroll", "0"], "--unroll takes the number of frames"),
     *(([flag, "-1"], f"{flag} takes a weight of 0 or more") for flag in ("--mse-weight", "--l1-weight")),
-    *(([flag, bad], f"{flag} takes a fraction between 0 and 1") for flag in ("--clip-share", "--color-jitter")
-      for bad in ("-0.1", "1.5")),
+    *(([flag, bad], f"{flag} takes a fraction between 0 and 1")
+      for flag in ("--clip-share", "--color-jitter", "--far-ref", "--retrieved-ref") for bad in ("-0.1", "1.5")),
+    (["--context-weight", "-1"], "--context-weight takes a weight of 0 or more"),
     (["--warmup", "-1"], "--warmup takes a number of iterations"),
 ])
 def test_train_command_refuses_a_bad_option_with_a_message(arguments: list[str], message: str,

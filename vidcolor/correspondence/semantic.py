@@ -99,15 +99,7 @@ class SemanticMatcher:
 
     def features(self, lightness: torch.Tensor) -> tuple[list[torch.Tensor], tuple[int, int]]:
         """(B, 1, H, W) lightness → per scale (B, C_s, h*w) features on the finest stride's grid."""
-        maps = self.backbone(lightness, self.config.strides)
-        grid = tuple(maps[self.stride].shape[-2:])
-        flat = []
-        for stride in sorted(maps):
-            fmap = maps[stride]
-            if fmap.shape[-2:] != grid:
-                fmap = F.interpolate(fmap, size=grid, mode="bilinear", align_corners=False)
-            flat.append(fmap.flatten(2))
-        return flat, grid  # type: ignore[return-value]
+        return grid_features(self.backbone, lightness, self.config.strides)
 
     def encode_reference(self, lightness: torch.Tensor, ab: torch.Tensor) -> ReferenceMemory:
         """A reference from its (1, 1, H, W) lightness and (1, 2, H, W) Lab a, b.
@@ -135,21 +127,39 @@ class SemanticMatcher:
         return SemanticMatch(ab=torch.stack(abs_), confidence=torch.stack(confs))
 
 
+def grid_features(backbone: EfficientNetLite, lightness: torch.Tensor,
+                  strides: tuple[int, ...]) -> tuple[list[torch.Tensor], tuple[int, int]]:
+    """(B, 1, H, W) Lab L → per stride (B, C_s, h*w) backbone features, all on the finest stride's
+    (h, w) grid (coarser maps bilinearly resampled), ready for :func:`centred_keys`."""
+    maps = backbone(lightness, strides)
+    grid = tuple(maps[min(strides)].shape[-2:])
+    flat = []
+    for stride in sorted(maps):
+        fmap = maps[stride]
+        if fmap.shape[-2:] != grid:
+            fmap = F.interpolate(fmap, size=grid, mode="bilinear", align_corners=False)
+        flat.append(fmap.flatten(2))
+    return flat, grid  # type: ignore[return-value]
+
+
 def centred_keys(frame: list[torch.Tensor], reference: list[torch.Tensor],
                   centre: Centre) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per scale: centre, L2-normalise; concatenate scaled by 1/sqrt(scales) → (C, N), (C, M)."""
+    """Per scale: centre, L2-normalise; concatenate scaled by 1/sqrt(scales) → (C, N), (C, M).
+
+    Leading batch dimensions pass through: (B, C_s, N) and (B, C_s, M) give (B, C, N), (B, C, M).
+    """
     queries, keys = [], []
     scale = 1.0 / math.sqrt(len(frame))
     for q, k in zip(frame, reference, strict=True):
         if centre == "each":
-            q = q - q.mean(dim=1, keepdim=True)
-            k = k - k.mean(dim=1, keepdim=True)
+            q = q - q.mean(dim=-1, keepdim=True)
+            k = k - k.mean(dim=-1, keepdim=True)
         else:
-            mean = (q.sum(dim=1, keepdim=True) + k.sum(dim=1, keepdim=True)) / (q.shape[1] + k.shape[1])
+            mean = (q.sum(dim=-1, keepdim=True) + k.sum(dim=-1, keepdim=True)) / (q.shape[-1] + k.shape[-1])
             q, k = q - mean, k - mean
-        queries.append(F.normalize(q, dim=0, eps=1e-6) * scale)
-        keys.append(F.normalize(k, dim=0, eps=1e-6) * scale)
-    return torch.cat(queries), torch.cat(keys)
+        queries.append(F.normalize(q, dim=-2, eps=1e-6) * scale)
+        keys.append(F.normalize(k, dim=-2, eps=1e-6) * scale)
+    return torch.cat(queries, dim=-2), torch.cat(keys, dim=-2)
 
 
 def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, temperature: float,

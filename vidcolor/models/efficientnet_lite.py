@@ -301,7 +301,10 @@ _SHARED_LOCK = threading.Lock()
 
 @lru_cache(maxsize=None)
 def _shared(device: str) -> EfficientNetLite:
-    return efficientnet_lite0(device=device)
+    # built outside inference mode even when first asked for inside it: its tensors would otherwise
+    # be inference tensors, unusable by a later caller that needs gradients through the trunk
+    with torch.inference_mode(False):
+        return efficientnet_lite0(device=device)
 
 
 def shared_backbone(device: torch.device | str = "cpu") -> EfficientNetLite:

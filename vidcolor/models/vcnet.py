@@ -2,8 +2,8 @@
 
 Two sub-networks, as in Deep Exemplar-based Video Colorization, sized for a laptop CPU:
 
-* **Correspondence.** A light encoder on Lab lightness only (trained from scratch: no pretrained
-  backbone can be downloaded here) gives matching features at 1/8 of the working resolution. Each
+* **Correspondence.** A light encoder on Lab lightness only (trained from scratch) gives matching
+  features at 1/8 of the working resolution. Each
   target position attends over every reference position by *centred cosine* similarity and a
   softmax with a learned temperature; the attention gathers the reference's chroma, both as a 1/8
   map and as 4x4 patches of its 1/2-resolution chroma (so copied colour keeps fine detail). The
@@ -19,6 +19,13 @@ Two sub-networks, as in Deep Exemplar-based Video Colorization, sized for a lapt
   resolution. Flow carries colour with pixel precision where it is right; the attention
   re-anchors to the reference and fills occlusions where it is not. The network learns which to
   trust, pixel by pixel.
+* **Semantic candidate (v2, ``VCNetConfig.semantic``).** The luminance encoder finds the same
+  pixels in another frame of the shot, not a face in another picture. v2 also matches on the frozen
+  ImageNet trunk (:mod:`vidcolor.models.efficientnet_lite`, strides 8 and 16, centred cosine and
+  softmax as seed 001 and :class:`~vidcolor.correspondence.semantic.SemanticMatcher`), gathers the
+  reference's chroma with it as one more gated candidate, and gives the gates its best similarity
+  and attention entropy (how sure the match is). The trunk is not part of the weights; the flag is,
+  so files saved before v2 build exactly the v1 network.
 
 Shapes: every spatial size the model sees must be a multiple of :data:`SIZE_MULTIPLE`.
 Normalisation: lightness enters as ``L / 50 - 1``, chroma as ``ab / AB_SCALE``.
@@ -33,16 +40,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..correspondence.semantic import centred_keys, grid_features
+from .efficientnet_lite import shared_backbone
+
 #: Every input height and width must be a multiple of this (three stride-2 stages).
 SIZE_MULTIPLE = 8
 #: Lab chroma is divided by this before entering the network.
 AB_SCALE = 110.0
 #: Format tag of the inference weight files (training state adds ``-train``).
 WEIGHTS_FORMAT = "vidcolor-vcnet-1"
-#: Order of the candidate chroma maps the gates choose between.
+#: Order of the candidate chroma maps the gates choose between (v2 appends :data:`SEMANTIC`).
 CANDIDATES = ("ref_patch", "ref_coarse", "prev_patch", "prev_still", "prev_flow", "gray", "ref_flow")
+#: v2's extra candidate: the reference's chroma gathered by attention over pretrained (ImageNet) features.
+SEMANTIC = "semantic"
 _GRAY = CANDIDATES.index("gray")
 _REF_FLOW = CANDIDATES.index("ref_flow")
+#: Channels v2 adds to the 1/8 stage (semantic ab, best similarity, attention entropy) and to the
+#: 1/2 stage (semantic ab at 1/2, best similarity).
+_SEMANTIC_IN8, _SEMANTIC_IN2 = 4, 3
 #: Largest free correction (normalised ab) the network may add to its gated candidates, per stage.
 CORRECTION = 0.03
 
@@ -63,6 +78,14 @@ class VCNetConfig:
     temperature: float = 0.02
     #: Width of the full-resolution refinement layer.
     refine_channels: int = 8
+    #: v2: also match on the frozen ImageNet trunk (:mod:`vidcolor.models.efficientnet_lite`), so a
+    #: reference that is another picture of similar content lends colour by what things are. False
+    #: (v1, and every file saved before v2) builds exactly the v1 network.
+    semantic: bool = False
+    #: Trunk strides compared by the semantic attention (resampled to the 1/8 grid).
+    semantic_strides: tuple[int, ...] = (8, 16)
+    #: Initial softmax temperature of the semantic attention over centred cosines (learned).
+    semantic_temperature: float = 0.01
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -71,6 +94,7 @@ class VCNetConfig:
     def from_dict(cls, data: dict[str, object]) -> VCNetConfig:
         values = dict(data)
         values["channels"] = tuple(values.get("channels", cls.channels))  # type: ignore[arg-type]
+        values["semantic_strides"] = tuple(values.get("semantic_strides", cls.semantic_strides))  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -114,6 +138,8 @@ class Memory:
     coarse: torch.Tensor
     #: Spatial size (h8, w8) of the source's 1/8 grid.
     grid: tuple[int, int] = field(default=(0, 0))
+    #: v2, references only: per trunk stride (B, C_s, M) pretrained features on the 1/8 grid, uncentred.
+    semantic: list[torch.Tensor] | None = None
 
 
 @dataclass
@@ -175,23 +201,27 @@ class VCNet(nn.Module):
         c1, c2, c3 = cfg.channels
         self.encoder = Encoder(cfg)
         self.log_temperature = nn.Parameter(torch.tensor(math.log(cfg.temperature)))
+        sem8, sem2 = (_SEMANTIC_IN8, _SEMANTIC_IN2) if cfg.semantic else (0, 0)
+        if cfg.semantic:
+            self.log_semantic_temperature = nn.Parameter(torch.tensor(math.log(cfg.semantic_temperature)))
         # 1/8 stage: features + ref coarse ab (2) + ref sim (1) + prev warped ab (2) + prev sim (1)
         # + prev still ab (2) + flow-warped prev ab (2) + flow reliability (1) + has-ref, has-prev flags (2)
-        # + flow-warped reference ab (2) + its reliability (1).
-        self.dec8_in = _conv(c3 + 16, c3)
+        # + flow-warped reference ab (2) + its reliability (1) [+ v2: semantic ab, best sim, entropy].
+        self.dec8_in = _conv(c3 + 16 + sem8, c3)
         self.dec8 = nn.Sequential(*[ResBlock(c3) for _ in range(cfg.decoder_blocks)])
         self.dec4_in = _conv(c3 + c2, c2)
         self.dec4 = ResBlock(c2)
         # 1/2 stage: features + 5 candidate ab maps (10) + two similarity maps + flow reliability (3)
-        # + flow-warped reference ab (2) + its reliability (1).
-        self.dec2_in = _conv(c2 + c1 + 16, c1)
+        # + flow-warped reference ab (2) + its reliability (1) [+ v2: semantic ab, best sim].
+        self.dec2_in = _conv(c2 + c1 + 16 + sem2, c1)
         self.dec2 = ResBlock(c1)
         # head channels: gates of the first 6 candidates, 2 correction channels, gate of "ref_flow"
-        self.head = _conv(c1, len(CANDIDATES) + 2)
+        # [+ v2: gate of "semantic"; it starts almost closed, like "ref_flow" did]
+        self.head = _conv(c1, len(CANDIDATES) + 2 + int(cfg.semantic))
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
         with torch.no_grad():
-            self.head.bias[-1] = -4.0
+            self.head.bias[len(CANDIDATES) + 1 :] = -4.0
         # full resolution: upsampled ab (2), lightness (1), flow-warped prev ab (2), its reliability (1),
         # flow-warped reference ab (2), its reliability (1) → residual (2) and gates (2) towards the
         # flow-warped chroma maps, which keep full detail.
@@ -220,7 +250,22 @@ class VCNet(nn.Module):
 
     def reference_memory(self, l_norm: torch.Tensor, ab_norm: torch.Tensor) -> Memory:
         """Encode a reference image once; reuse the result for every frame that uses it."""
-        return self.memory(self.encode(l_norm), ab_norm)
+        memory = self.memory(self.encode(l_norm), ab_norm)
+        if self.cfg.semantic:
+            memory.semantic = self.semantic_features(l_norm)
+        return memory
+
+    def semantic_features(self, l_norm: torch.Tensor) -> list[torch.Tensor]:
+        """v2: per trunk stride (B, C_s, N) frozen ImageNet features of normalised lightness on its 1/8 grid.
+
+        The trunk is the process-wide frozen one on the input's device (not part of this network's
+        weights); gradients still flow to the input, for losses on predicted colour.
+        """
+        _check_size(l_norm)
+        features, grid = grid_features(shared_backbone(l_norm.device), (l_norm + 1.0) * 50.0, self.cfg.semantic_strides)
+        if grid != (l_norm.shape[2] // 8, l_norm.shape[3] // 8):
+            raise ValueError(f"the semantic grid {grid} is not the 1/8 grid of {tuple(l_norm.shape[-2:])}")
+        return features
 
     # -- one step ---------------------------------------------------------------------------------
 
@@ -229,17 +274,32 @@ class VCNet(nn.Module):
 
         Returns (patch ab at 1/2, coarse ab at 1/8, best cosine similarity at 1/8, logits (B, N, M)).
         """
-        h8, w8 = grid
         scaled = query * torch.exp(-self.log_temperature)  # fold 1/temperature into the small side
         logits = torch.bmm(scaled.transpose(1, 2), memory.key)  # (B, N, M) cosine / temperature
-        weights = torch.softmax(logits, dim=2)
-        gathered = torch.bmm(torch.cat([memory.patches, memory.coarse], dim=1), weights.transpose(1, 2))
-        patches, coarse = gathered[:, :-2], gathered[:, -2:]
-        batch = query.shape[0]
-        patch_ab = F.pixel_shuffle(patches.reshape(batch, -1, h8, w8), 4)
-        coarse_ab = coarse.reshape(batch, 2, h8, w8)
-        best = (logits.amax(dim=2) * self.log_temperature.exp()).reshape(batch, 1, h8, w8)
+        patch_ab, coarse_ab, _ = _gather(logits, memory, grid)
+        best = (logits.amax(dim=2) * self.log_temperature.exp()).reshape(query.shape[0], 1, *grid)
         return patch_ab, coarse_ab, best, logits
+
+    def attend_semantic(
+        self, frame: list[torch.Tensor], memory: Memory, grid: tuple[int, int],
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """v2: the reference's chroma for each frame position by what it shows (seed 001's matching).
+
+        Centred cosine over the trunk's strides (:func:`~vidcolor.correspondence.semantic.centred_keys`,
+        joint centring as :class:`~vidcolor.correspondence.semantic.SemanticMatcher`), softmax at a
+        learned temperature. Returns (patch ab at 1/2, coarse ab at 1/8, best cosine, normalised
+        attention entropy), the last two (B, 1, h8, w8): how sure the match is.
+        """
+        assert memory.semantic is not None
+        query, keys = centred_keys(frame, memory.semantic, "joint")
+        cosine = torch.bmm(query.transpose(1, 2), keys)  # (B, N, M)
+        logits = cosine * torch.exp(-self.log_semantic_temperature)
+        patch_ab, coarse_ab, weights = _gather(logits, memory, grid)
+        batch = cosine.shape[0]
+        best = cosine.amax(dim=2).reshape(batch, 1, *grid)
+        # -sum(w log w) = logsumexp(z) - sum(w z): no log over the whole matrix
+        entropy = (torch.logsumexp(logits, dim=2) - (weights * logits).sum(dim=2)) / math.log(max(weights.shape[2], 2))
+        return patch_ab, coarse_ab, best, entropy.reshape(batch, 1, *grid)
 
     def step(
         self,
@@ -252,6 +312,7 @@ class VCNet(nn.Module):
         flow_confidence: torch.Tensor | None = None,
         ref_flow_ab: torch.Tensor | None = None,
         ref_flow_confidence: torch.Tensor | None = None,
+        semantic: list[torch.Tensor] | None = None,
     ) -> StepOutput:
         """Colorize one frame from its reference memory and the previous step's memory/output.
 
@@ -265,6 +326,8 @@ class VCNet(nn.Module):
         :param flow_confidence: ``(B, 1, H, W)`` in [0, 1], how far to trust ``flow_ab``.
         :param ref_flow_ab: the reference's chroma warped onto this frame by optical flow, or None.
         :param ref_flow_confidence: ``(B, 1, H, W)`` in [0, 1], how far to trust ``ref_flow_ab``.
+        :param semantic: v2: ``semantic_features(l_norm)`` if already computed (else computed here
+            when there is a reference).
         """
         feats = features if features is not None else self.encode(l_norm)
         batch, _, height, width = l_norm.shape
@@ -298,7 +361,19 @@ class VCNet(nn.Module):
         rflow2, rflow_conf2 = F.avg_pool2d(ref_flow_ab, 2), F.avg_pool2d(ref_flow_confidence, 2)
         rflow8, rflow_conf8 = F.avg_pool2d(rflow2, 4), F.avg_pool2d(rflow_conf2, 4)
 
-        x = torch.cat([feats.f8, ref_coarse, ref_sim, prev_coarse, prev_sim, prev_still8, flow8, flow_conf8, has_ref, has_prev, rflow8, rflow_conf8], dim=1)
+        extra8: list[torch.Tensor] = []
+        extra2: list[torch.Tensor] = []
+        sem_patch = zeros2
+        if self.cfg.semantic:
+            if reference is not None and reference.semantic is not None:
+                frame_semantic = semantic if semantic is not None else self.semantic_features(l_norm)
+                sem_patch, sem_coarse, sem_best, sem_entropy = self.attend_semantic(frame_semantic, reference, grid)
+            else:
+                sem_coarse, sem_best, sem_entropy = zeros8, sim_floor, ones
+            extra8 = [sem_coarse, sem_best, sem_entropy]
+            extra2 = [sem_patch, F.interpolate(sem_best, scale_factor=4, mode="bilinear", align_corners=False)]
+
+        x = torch.cat([feats.f8, ref_coarse, ref_sim, prev_coarse, prev_sim, prev_still8, flow8, flow_conf8, has_ref, has_prev, rflow8, rflow_conf8, *extra8], dim=1)
         x = self.dec8(F.leaky_relu(self.dec8_in(x), 0.1))
         x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         x = self.dec4(F.leaky_relu(self.dec4_in(torch.cat([x, feats.f4], dim=1)), 0.1))
@@ -306,12 +381,13 @@ class VCNet(nn.Module):
         ref_up = F.interpolate(ref_coarse, scale_factor=4, mode="bilinear", align_corners=False)
         sims = F.interpolate(torch.cat([ref_sim, prev_sim], dim=1), scale_factor=4, mode="bilinear", align_corners=False)
         candidates = [ref_patch, ref_up, prev_patch, prev_still2, flow2]
-        x = torch.cat([x, feats.f2, *candidates, sims, flow_conf2, rflow2, rflow_conf2], dim=1)
+        x = torch.cat([x, feats.f2, *candidates, sims, flow_conf2, rflow2, rflow_conf2, *extra2], dim=1)
         x = self.dec2(F.leaky_relu(self.dec2_in(x), 0.1))
         head = self.head(x)
         k = len(CANDIDATES)
-        gates = torch.softmax(torch.cat([head[:, : k - 1], head[:, -1:]], dim=1), dim=1)
-        stacked = torch.stack([*candidates, zeros2, rflow2], dim=1)  # (B, K, 2, h, w), CANDIDATES order
+        gates = torch.softmax(torch.cat([head[:, : k - 1], head[:, k + 1 :]], dim=1), dim=1)
+        # (B, K, 2, h, w), CANDIDATES order [+ v2: semantic]
+        stacked = torch.stack([*candidates, zeros2, rflow2, *([sem_patch] if self.cfg.semantic else [])], dim=1)
         # the correction is bounded: colour comes from the candidates, so a recurrent run cannot
         # amplify its own saturation frame after frame
         ab2 = (gates.unsqueeze(2) * stacked).sum(dim=1) + CORRECTION * torch.tanh(head[:, k - 1 : k + 1])
@@ -327,7 +403,8 @@ class VCNet(nn.Module):
         ref_flow_gate2 = F.interpolate(gates[:, _REF_FLOW : _REF_FLOW + 1], scale_factor=2, mode="bilinear", align_corners=False)
         anchored = gate_ref + (1.0 - gate_prev - gate_ref) * ref_flow_gate2
         # copied colour: the gates' weight on candidates that exist (an absent source offers zeros, not colour)
-        offered = torch.stack([has_ref, has_ref, has_prev, has_prev, has_prev, has_ref * 0, has_ref], dim=1)[:, :, :, :1, :1]
+        offered = torch.stack([has_ref, has_ref, has_prev, has_prev, has_prev, has_ref * 0, has_ref]
+                              + [has_ref] * int(self.cfg.semantic), dim=1)[:, :, :, :1, :1]
         copied2 = F.interpolate((gates * offered[:, :, 0]).sum(dim=1, keepdim=True), scale_factor=2, mode="bilinear", align_corners=False)
         support = gate_prev + gate_ref + (1.0 - gate_prev - gate_ref) * copied2
         return StepOutput(
@@ -340,6 +417,17 @@ class VCNet(nn.Module):
             memory=self.memory(feats, ab),
             ab_full=ab,
         )
+
+
+def _gather(logits: torch.Tensor, memory: Memory, grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Softmax ``logits`` (B, N, M) over a memory's positions and gather its chroma: (patch ab at 1/2,
+    coarse ab at 1/8, the attention weights)."""
+    h8, w8 = grid
+    weights = torch.softmax(logits, dim=2)
+    gathered = torch.bmm(torch.cat([memory.patches, memory.coarse], dim=1), weights.transpose(1, 2))
+    patches, coarse = gathered[:, :-2], gathered[:, -2:]
+    batch = logits.shape[0]
+    return F.pixel_shuffle(patches.reshape(batch, -1, h8, w8), 4), coarse.reshape(batch, 2, h8, w8), weights
 
 
 def warp_tensor(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -388,12 +476,14 @@ def build_vcnet(
     decoder_blocks: int = 2,
     temperature: float = 0.02,
     refine_channels: int = 8,
+    semantic: bool = False,
 ) -> VCNet:
     """Build VCNet, naming every hyperparameter (the defaults are the shipped ``default`` model)."""
     return VCNet(VCNetConfig(
         channels=channels, encoder_blocks=encoder_blocks,  # encoder (lightness only, from scratch)
         match_channels=match_channels, temperature=temperature,  # correspondence
         decoder_blocks=decoder_blocks, refine_channels=refine_channels,  # colorization U-Net
+        semantic=semantic,  # v2: semantic correspondence on the frozen ImageNet trunk
     ))
 
 

@@ -32,12 +32,9 @@ Config = TypeVar("Config")
 
 def config_from_dict(cls: type[Config], data: Mapping[str, object]) -> Config:
     """A training config from a checkpoint's plain dict: unknown keys (older or newer trainers) are
-    dropped, and ``holdout`` is a tuple again after its JSON/pickle round trip."""
+    dropped, and lists (``holdout``, ``exclude_photos``) are tuples again after a JSON/pickle round trip."""
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    values = {k: v for k, v in data.items() if k in known}
-    if "holdout" in values:
-        values["holdout"] = tuple(values["holdout"])  # type: ignore[call-overload]
-    return cls(**values)
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known})
 
 
 def read_rgb(path: Path) -> np.ndarray | None:
@@ -65,8 +62,14 @@ def read_photos(paths: Iterable[Path], crop: int, short_side: int) -> list[np.nd
     return photos
 
 
-def list_clips(data_root: Path) -> dict[str, list[Path] | Path]:
-    """Clip name → its frame files (image folders) or the video file (mp4)."""
+#: Groups of ``clips/<group>/<name>/NNNNN.jpg`` folders added to the shared data for issue 24 (MANIFEST.md,
+#: "Training additions"); trainers read them only when asked, so older runs replay unchanged.
+ADDED_CLIP_GROUPS = ("aot_youtubevos", "cotracker", "imageio", "mmaction2", "pysot", "sam2", "tiny_ucf101")
+
+
+def list_clips(data_root: Path, added: bool = False) -> dict[str, list[Path] | Path]:
+    """Clip name → its frame files (image folders) or the video file (mp4); with ``added``, also
+    the clips of :data:`ADDED_CLIP_GROUPS`."""
     clips: dict[str, list[Path] | Path] = {}
     davis = data_root / "clips" / "davis"
     for seq in sorted(davis.glob("*/JPEGImages")):
@@ -77,6 +80,11 @@ def list_clips(data_root: Path) -> dict[str, list[Path] | Path]:
     bbb = data_root / "clips" / "misc" / "bigbuckbunny.mp4"
     if bbb.is_file():
         clips["misc/bigbuckbunny"] = bbb
+    for group in ADDED_CLIP_GROUPS if added else ():
+        for seq in sorted((data_root / "clips" / group).glob("*")):
+            frames = sorted(seq.glob("*.jpg")) if seq.is_dir() else []
+            if frames:
+                clips[f"{group}/{seq.name}"] = frames
     return clips
 
 
@@ -209,6 +217,6 @@ class RunLog:
         self._metrics.close()
 
 
-__all__ = ["DEFAULT_HOLDOUT", "PHOTO_EXTENSIONS", "RunLog", "RunningMeans", "config_from_dict", "finish_validation",
+__all__ = ["ADDED_CLIP_GROUPS", "DEFAULT_HOLDOUT", "PHOTO_EXTENSIONS", "RunLog", "RunningMeans", "config_from_dict", "finish_validation",
            "is_colourful", "list_clips", "optimizer_step", "psnr", "read_clip", "read_photos", "read_rgb",
            "save_atomic", "start_run", "working_size"]

@@ -42,8 +42,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..color import lab_to_rgb, luma_lightness, rgb_to_lab
+from ..color import lab_to_rgb, luma_lightness, rgb_to_lab, shrink_short_side
 from ..correspondence.flow import visible_mask
+from ..models.efficientnet_lite import shared_backbone
+from ..models.fast import lab_to_rgb_torch
 from ..models.vcnet import (AB_SCALE, SIZE_MULTIPLE, WEIGHTS_FORMAT, VCNet, VCNetConfig, count_parameters, flow_candidate,
                            reference_size, warp_tensor)
 from .common import (DEFAULT_HOLDOUT, PHOTO_EXTENSIONS, RunLog, RunningMeans, config_from_dict, finish_validation,
@@ -96,6 +98,16 @@ class TrainConfig:
     #: colours, so it learns to copy them from the reference rather than remember them.
     p_color_jitter: float = 0.0
     color_jitter_degrees: float = 25.0
+    #: Also train on the clips MANIFEST.md added for issue 24 (:data:`~.common.ADDED_CLIP_GROUPS`).
+    added_clips: bool = False
+    #: Share of clip sequences whose reference is another picture of the shot: a far frame (a third
+    #: of the clip or more away), cropped 5-20 %, rescaled, mirrored half the time (no pixel alignment).
+    p_far_ref: float = 0.0
+    #: Share of photo sequences whose reference is a *similar photo*: one of the 5 nearest by global
+    #: ImageNet-trunk feature (seed 000/001's retrieval), so what matches is the kind of thing only.
+    p_retrieved_ref: float = 0.0
+    #: L1 weight factor for sequences with a retrieved reference: its colours need not be the truth's.
+    retrieved_l1: float = 0.2
     # loss weights
     w_l1: float = 5.0
     #: Squared error on ab: PSNR is an L2 score, and where the colour is uncertain L1 settles on a
@@ -105,9 +117,14 @@ class TrainConfig:
     w_match: float = 0.02
     w_temporal: float = 1.0
     w_smooth: float = 0.05
+    #: Seed 001's contextual loss (on the frozen trunk's features) between the last frame's output and
+    #: its reference, for sequences whose reference is not pixel-aligned (far frame, retrieved photo).
+    w_context: float = 0.0
     #: Photos are kept in memory at this short side.
     photo_short_side: int = 288
     clip_short_side: int = 240
+    #: Photos never trained on, as glob patterns under ``photos/`` (e.g. the gray targets of a test).
+    exclude_photos: tuple[str, ...] = ()
     #: Limit data for quick tests (0 = all).
     max_photos: int = 0
     max_clips: int = 0
@@ -131,6 +148,16 @@ class TrainingData:
     photos: list[np.ndarray]
     clips: dict[str, list[np.ndarray]]
     holdout: dict[str, list[np.ndarray]]
+    #: (photos, k) indices of each photo's most similar other photos (for retrieved references), or None.
+    neighbours: np.ndarray | None = None
+
+
+def photo_paths(config: TrainConfig) -> list[Path]:
+    """The photo files a run reads: every image under ``photos/`` but ``exclude_photos``, up to ``max_photos``."""
+    photo_dir = Path(config.data_root) / "photos"
+    paths = sorted(p for p in photo_dir.rglob("*") if p.suffix.lower() in PHOTO_EXTENSIONS
+                   and not any(p.relative_to(photo_dir).match(pattern) for pattern in config.exclude_photos))
+    return paths[: config.max_photos] if config.max_photos else paths
 
 
 def load_training_data(config: TrainConfig, log: Callable[[str], None] = print) -> TrainingData:
@@ -139,13 +166,10 @@ def load_training_data(config: TrainConfig, log: Callable[[str], None] = print) 
     photo_dir = root / "photos"
     if not photo_dir.is_dir():
         raise FileNotFoundError(f"training photos not found at {str(photo_dir)!r}: pass --data pointing at shared/data")
-    paths = sorted(p for p in photo_dir.rglob("*") if p.suffix.lower() in PHOTO_EXTENSIONS)
-    if config.max_photos:
-        paths = paths[: config.max_photos]
-    photos = read_photos(paths, config.crop, config.photo_short_side)
+    photos = read_photos(photo_paths(config), config.crop, config.photo_short_side)
     clips: dict[str, list[np.ndarray]] = {}
     holdout: dict[str, list[np.ndarray]] = {}
-    sources = list_clips(root)
+    sources = list_clips(root, added=config.added_clips)
     for name, source in sources.items():
         if name in config.holdout:
             holdout[name] = read_clip(source)
@@ -155,7 +179,31 @@ def load_training_data(config: TrainConfig, log: Callable[[str], None] = print) 
     if missing:
         raise FileNotFoundError(f"held-out clips {sorted(missing)} not found under {str(root)!r}: check --data / --holdout")
     log(f"data: {len(photos)} photos, train clips {sorted(clips)} ({sum(map(len, clips.values()))} frames), held out {sorted(holdout)}")
-    return TrainingData(photos=photos, clips=clips, holdout=holdout)
+    neighbours = similar_photos(photos) if config.p_retrieved_ref > 0 else None
+    return TrainingData(photos=photos, clips=clips, holdout=holdout, neighbours=neighbours)
+
+
+#: Short side at which photos are described for retrieval (the trunk's stride-32 map, averaged).
+_RETRIEVAL_SHORT_SIDE = 160
+
+
+@torch.no_grad()
+def similar_photos(photos: Sequence[np.ndarray], k: int = 5, duplicate: float = 0.97) -> np.ndarray:
+    """For each photo, the ``k`` most similar others by global feature of the frozen ImageNet trunk
+    on its gray (mean stride-32 map, cosine), as seed 000 retrieves references and seed 001 picked
+    its training references; near-copies (cosine above ``duplicate``) are skipped."""
+    backbone = shared_backbone("cpu")
+    descriptors = []
+    for rgb in photos:
+        small = shrink_short_side(rgb, _RETRIEVAL_SHORT_SIDE)
+        h, w = (small.shape[0] // 32) * 32, (small.shape[1] // 32) * 32
+        lightness = luma_lightness(np.ascontiguousarray(small[:h, :w]).astype(np.float32) / 255.0)
+        fmap = backbone(torch.from_numpy(lightness)[None, None], (32,))[32]
+        descriptors.append(F.normalize(fmap.mean(dim=(2, 3))[0], dim=0))
+    table = torch.stack(descriptors)
+    similarity = table @ table.T
+    similarity[similarity > duplicate] = -2.0  # itself and near-copies
+    return similarity.topk(k, dim=1).indices.numpy()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -178,6 +226,8 @@ class Sample:
     dis_visible: np.ndarray  # (T, S, S) its forward-backward consistency
     ref_flow: np.ndarray  # (T, S, S, 2) DIS flow(frame t → reference)
     ref_visible: np.ndarray  # (T, S, S) its forward-backward consistency
+    aligned: bool = True  # the reference is a view of the same scene (else a retrieved photo: no L1 to copy)
+    context: bool = False  # the reference is not pixel-aligned: the contextual loss applies
 
 
 def _affine(size: int, centre: tuple[float, float], scale: float, angle: float, flip: bool) -> np.ndarray:
@@ -278,10 +328,16 @@ def _match_targets(base_maps: np.ndarray, ref_inverse: np.ndarray, inside: np.nd
     return np.where(ok, qy * cells + qx, -1).astype(np.int64)
 
 
-def photo_sample(rng: np.random.Generator, photos: Sequence[np.ndarray], config: TrainConfig) -> Sample:
-    """A pseudo-video with exactly known motion and reference correspondence, from one photo."""
+def photo_sample(rng: np.random.Generator, photos: Sequence[np.ndarray], config: TrainConfig,
+                 neighbours: np.ndarray | None = None) -> Sample:
+    """A pseudo-video with exactly known motion and reference correspondence, from one photo.
+
+    With ``neighbours`` (:func:`similar_photos`), a share ``p_retrieved_ref`` of references are a
+    view of a similar photo instead: nothing aligns, only what things are matches.
+    """
     size, frames = config.crop, config.unroll
-    base = photos[int(rng.integers(len(photos)))].astype(np.float32) / 255.0
+    photo_index = int(rng.integers(len(photos)))
+    base = photos[photo_index].astype(np.float32) / 255.0
     h0, w0 = base.shape[:2]
     scale = rng.uniform(0.7, min(1.6, 0.85 * min(h0, w0) / size))
     reach = size * scale / 2
@@ -298,12 +354,17 @@ def photo_sample(rng: np.random.Generator, photos: Sequence[np.ndarray], config:
 
     # reference: another view of the same photo (or the target itself, or an unrelated photo)
     kind = rng.random()
-    related = True
+    related = aligned = True
+    retrieved_from = config.p_identity_ref + config.p_unrelated_ref
     if kind < config.p_identity_ref:
         ref_map, ref_mat = maps[0], None
-    elif kind < config.p_identity_ref + config.p_unrelated_ref:
+    elif kind < config.p_identity_ref + config.p_unrelated_ref or (
+            neighbours is not None and kind < retrieved_from + config.p_retrieved_ref):
         related = False
-        other = photos[int(rng.integers(len(photos)))].astype(np.float32) / 255.0
+        aligned = kind < config.p_identity_ref + config.p_unrelated_ref
+        pick = (int(rng.integers(len(photos))) if aligned
+                else int(neighbours[photo_index][int(rng.integers(neighbours.shape[1]))]))  # type: ignore[index]
+        other = photos[pick].astype(np.float32) / 255.0
         oh, ow = other.shape[:2]
         s_o = min(rng.uniform(0.8, 1.6), 0.95 * min(oh, ow) / size)
         ref_mat = _affine(size, (ow / 2, oh / 2), s_o, 0.0, bool(rng.random() < 0.5))
@@ -343,7 +404,9 @@ def photo_sample(rng: np.random.Generator, photos: Sequence[np.ndarray], config:
         match[0] = np.where(cv2.resize(occ_masks[0], (cells, cells), interpolation=cv2.INTER_AREA).reshape(-1) < 0.01, ident, -1)
     else:
         match = np.full((frames, (size // 8) ** 2), -1, np.int64)
-    return _finish(rng, rgbs, labs, flows, valid, ref_rgb, match, related, config)
+    sample = _finish(rng, rgbs, labs, flows, valid, ref_rgb, match, related, config)
+    sample.aligned, sample.context = aligned, not aligned
+    return sample
 
 
 _DIS: list[cv2.DISOpticalFlow] = []
@@ -379,7 +442,7 @@ def clip_sample(rng: np.random.Generator, clips: dict[str, list[np.ndarray]], co
     rgbs = [crop(clip[i], x0, y0, region, flip).astype(np.float32) / 255.0 for i in indices]
     labs = [rgb_to_lab(r) for r in rgbs]
     kind = rng.random()
-    related = True
+    related, context = True, False
     if kind < config.p_identity_ref:
         ref_rgb = rgbs[0]
     elif kind < config.p_identity_ref + config.p_unrelated_ref:
@@ -390,6 +453,14 @@ def clip_sample(rng: np.random.Generator, clips: dict[str, list[np.ndarray]], co
         ref_rgb = crop(frame, (frame.shape[1] - r) // 2, (frame.shape[0] - r) // 2, r, False).astype(np.float32) / 255.0
         if other is clip:
             related = True
+    elif kind < config.p_identity_ref + config.p_unrelated_ref + config.p_far_ref:
+        # another picture of the shot: a far frame, cropped 5-20 %, rescaled, often mirrored
+        far = [i for i in range(len(clip)) if abs(i - indices[0]) >= len(clip) // 3] or list(range(len(clip)))
+        frame = clip[far[int(rng.integers(len(far)))]]
+        r = int(min(h0, w0) * (1.0 - rng.uniform(0.05, 0.2)))
+        rx, ry = int(rng.integers(0, w0 - r + 1)), int(rng.integers(0, h0 - r + 1))
+        ref_rgb = crop(frame, rx, ry, r, bool(rng.random() < 0.5)).astype(np.float32) / 255.0
+        context = True
     else:
         candidates = [i for i in range(len(clip)) if abs(i - indices[0]) >= 3] or list(range(len(clip)))
         ref_index = candidates[int(rng.integers(len(candidates)))]
@@ -411,7 +482,9 @@ def clip_sample(rng: np.random.Generator, clips: dict[str, list[np.ndarray]], co
     match = np.full((frames, (size // 8) ** 2), -1, np.int64)
     if related and kind < config.p_identity_ref:
         match[0] = np.arange((size // 8) ** 2)
-    return _finish(rng, rgbs, labs, flows, valid, ref_rgb, match, related, config)
+    sample = _finish(rng, rgbs, labs, flows, valid, ref_rgb, match, related, config)
+    sample.context = context
+    return sample
 
 
 def _finish(
@@ -522,6 +595,10 @@ class Batch:
     dis_visible: torch.Tensor
     ref_flow: torch.Tensor
     ref_visible: torch.Tensor
+    #: (B,) 1 where the reference shows the same scene (full L1), 0 for a retrieved photo.
+    aligned: torch.Tensor
+    #: (B,) 1 where the reference is not pixel-aligned: the contextual loss applies.
+    context: torch.Tensor
 
 
 def make_batch(data: TrainingData, config: TrainConfig, iteration: int) -> Batch:
@@ -532,7 +609,7 @@ def make_batch(data: TrainingData, config: TrainConfig, iteration: int) -> Batch
         if data.clips and rng.random() < config.p_clip:
             samples.append(clip_sample(rng, data.clips, config))
         else:
-            samples.append(photo_sample(rng, data.photos, config))
+            samples.append(photo_sample(rng, data.photos, config, data.neighbours))
     has_ref = bool(rng.random() >= config.p_no_ref_batch)
 
     def stack(name: str) -> torch.Tensor:
@@ -552,6 +629,8 @@ def make_batch(data: TrainingData, config: TrainConfig, iteration: int) -> Batch
         dis_visible=stack("dis_visible").unsqueeze(2).float(),
         ref_flow=stack("ref_flow").permute(0, 1, 4, 2, 3),
         ref_visible=stack("ref_visible").unsqueeze(2).float(),
+        aligned=torch.tensor([s.aligned for s in samples], dtype=torch.float32),
+        context=torch.tensor([s.context for s in samples], dtype=torch.float32),
     )
 
 
@@ -573,7 +652,9 @@ def compute_losses(model: VCNet, batch: Batch, config: TrainConfig, iteration: i
     rng = np.random.default_rng([config.seed, iteration, 7])
     reference = model.reference_memory(batch.ref_l, batch.ref_ab) if batch.has_ref else None
     related = batch.related.view(-1, 1, 1, 1)
-    terms = {k: batch.l.new_zeros(()) for k in ("l1", "mse", "coarse", "match", "temporal", "smooth")}
+    # a retrieved reference's colours need not be the truth's: its L1 is only a weak prior
+    l1_weight = (batch.aligned + (1.0 - batch.aligned) * config.retrieved_l1).view(-1, 1, 1, 1)
+    terms = {k: batch.l.new_zeros(()) for k in ("l1", "mse", "coarse", "match", "temporal", "smooth", "context")}
     previous = previous_ab = None
     frames = batch.l.shape[1]
     for t in range(frames):
@@ -589,8 +670,13 @@ def compute_losses(model: VCNet, batch: Batch, config: TrainConfig, iteration: i
             ref_flow_ab=ref_flow_ab, ref_flow_confidence=ref_flow_conf,
         )
         error = out.ab - ab_t
-        terms["l1"] = terms["l1"] + error.abs().mean()
-        terms["mse"] = terms["mse"] + error.square().mean()
+        terms["l1"] = terms["l1"] + (error.abs() * l1_weight).mean()
+        terms["mse"] = terms["mse"] + (error.square() * l1_weight).mean()
+        if t == frames - 1 and reference is not None and config.w_context > 0 and bool(batch.context.any()):
+            chosen = batch.context.nonzero()[:, 0]
+            # summed over frames like the others, though measured on the last one only
+            terms["context"] = terms["context"] + frames * contextual_loss(
+                l_t[chosen], out.ab[chosen], batch.ref_l[chosen], batch.ref_ab[chosen])
         terms["smooth"] = terms["smooth"] + edge_aware_smoothness(out.ab, l_t)
         if reference is not None:
             target8 = F.avg_pool2d(ab_t, 8)
@@ -628,8 +714,41 @@ def compute_losses(model: VCNet, batch: Batch, config: TrainConfig, iteration: i
         + config.w_match * terms["match"]
         + config.w_temporal * terms["temporal"]
         + config.w_smooth * terms["smooth"]
+        + config.w_context * terms["context"]
     )
     return terms
+
+
+#: Trunk strides of the contextual loss, and seed 001's bandwidth h.
+CONTEXT_STRIDES = (8, 16)
+CONTEXT_BANDWIDTH = 0.1
+
+
+def contextual_loss(l_norm: torch.Tensor, ab: torch.Tensor, ref_l_norm: torch.Tensor, ref_ab: torch.Tensor) -> torch.Tensor:
+    """Seed 001's contextual loss (Mechrez et al., forward matching) on frozen ImageNet-trunk features.
+
+    Each feature of the output (its lightness with the predicted chroma, as sRGB) looks for its
+    closest feature of the reference: cosine distances normalised by the closest one, affinities
+    ``softmax((1 - d) / h)``, loss ``-log(mean_i max_j A(i, j))``, averaged over the strides. It
+    needs no pixel alignment, only that what the output shows has the colours the reference gives it.
+    """
+    backbone = shared_backbone(l_norm.device)
+    output = lab_to_rgb_torch(torch.cat([(l_norm + 1.0) * 50.0, ab * AB_SCALE], dim=1))
+    with torch.no_grad():
+        reference = backbone.forward_rgb(lab_to_rgb_torch(torch.cat([(ref_l_norm + 1.0) * 50.0, ref_ab * AB_SCALE], dim=1)),
+                                         CONTEXT_STRIDES)
+    ours = backbone.forward_rgb(output, CONTEXT_STRIDES)
+    total = l_norm.new_zeros(())
+    for stride in CONTEXT_STRIDES:
+        y = reference[stride].flatten(2)
+        x = ours[stride].flatten(2)
+        centre = y.mean(dim=2, keepdim=True)
+        x, y = F.normalize(x - centre, dim=1), F.normalize(y - centre, dim=1)
+        distance = 1.0 - torch.bmm(x.transpose(1, 2), y)  # (B, N, M)
+        relative = distance / (distance.amin(dim=2, keepdim=True) + 1e-5)
+        affinity = torch.softmax((1.0 - relative) / CONTEXT_BANDWIDTH, dim=2)
+        total = total - torch.log(affinity.amax(dim=2).mean(dim=1) + 1e-5).mean()
+    return total / len(CONTEXT_STRIDES)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -820,12 +939,14 @@ def train(
     data: TrainingData | None = None,
     stop_at: int | None = None,
     export: str | os.PathLike[str] | None = None,
+    export_last: str | os.PathLike[str] | None = None,
 ) -> VCNet:
     """Train (or continue training) VCNet; returns the model.
 
     Writes ``last.pt`` (resumable state) every ``checkpoint_minutes`` and at the end, ``best.pt``
     (inference weights) whenever the held-out validation PSNR improves (also copied to ``export``
-    if given), and appends to ``train.log`` and ``metrics.jsonl`` in ``config.out_dir``.
+    if given), and appends to ``train.log`` and ``metrics.jsonl`` in ``config.out_dir``. When the
+    schedule's last iteration is reached, ``export_last`` (if given) receives the final weights.
     ``stop_at`` ends this run at that iteration (for chunked runs and tests) without changing the
     schedule, which is set by ``config.iterations``.
     """
@@ -883,6 +1004,11 @@ def train(
         if stop_for_time:
             run_log.stopped(config.max_minutes, iteration)
             break
+    if export_last and iteration == config.iterations:
+        meta = {"iteration": iteration, "elapsed_seconds": elapsed_before + time.monotonic() - started,
+                "train_config": asdict(config)}
+        save_atomic(inference_payload(model, meta), Path(export_last))
+        run_log.say(f"final weights (iteration {iteration}) written to {export_last}")
     run_log.close()
     return model
 
@@ -898,6 +1024,7 @@ def _run_overrides(config: TrainConfig) -> dict[str, object]:
         "val_every": config.val_every,
         "iterations": config.iterations,
         "val_short_side": config.val_short_side,
+        "val_frames": config.val_frames,
     }
 
 
@@ -932,6 +1059,20 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
         help="encoder widths at 1/2, 1/4, 1/8 (wider than --init-from's: its function is kept, new channels start at zero)",
     )
     parser.add_argument("--match-channels", type=int, default=VCNetConfig.match_channels, help="matching feature width")
+    parser.add_argument("--semantic", action="store_true",
+                        help="v2: add the candidate matched on the frozen ImageNet trunk (--init-from a v1 file keeps its function)")
+    parser.add_argument("--added-clips", action="store_true", help="also train on the clips MANIFEST.md added for issue 24")
+    parser.add_argument("--far-ref", type=float, default=TrainConfig.p_far_ref,
+                        help="share of clip sequences whose reference is a far frame, cropped 5-20 %%, often mirrored")
+    parser.add_argument("--retrieved-ref", type=float, default=TrainConfig.p_retrieved_ref,
+                        help="share of photo sequences whose reference is a similar photo (global trunk feature)")
+    parser.add_argument("--context-weight", type=float, default=TrainConfig.w_context,
+                        help="weight of the contextual loss for references that are not pixel-aligned")
+    parser.add_argument("--exclude-photos", default="",
+                        help="comma-separated glob patterns under photos/ never to train on (e.g. a test's targets)")
+    parser.add_argument("--val-frames", type=int, default=TrainConfig.val_frames, help="frames per validation clip (0 = all)")
+    parser.add_argument("--export-last", default=None,
+                        help="when the schedule ends, write the final inference weights here (no choice among checkpoints)")
     args = parser.parse_args(argv)
     try:
         channels = tuple(int(width) for width in args.channels.split(","))
@@ -943,10 +1084,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
         parser.error(f"--unroll takes the number of frames per training sequence (at least 1), not {args.unroll}")
     if args.warmup < 0:
         parser.error(f"--warmup takes a number of iterations (0 or more), not {args.warmup}")
-    for flag, share in (("--clip-share", args.clip_share), ("--color-jitter", args.color_jitter)):
+    for flag, share in (("--clip-share", args.clip_share), ("--color-jitter", args.color_jitter),
+                        ("--far-ref", args.far_ref), ("--retrieved-ref", args.retrieved_ref)):
         if not 0.0 <= share <= 1.0:
             parser.error(f"{flag} takes a fraction between 0 and 1, not {share}")
-    for flag, weight in (("--l1-weight", args.l1_weight), ("--mse-weight", args.mse_weight)):
+    for flag, weight in (("--l1-weight", args.l1_weight), ("--mse-weight", args.mse_weight),
+                         ("--context-weight", args.context_weight)):
         if weight < 0:
             parser.error(f"{flag} takes a weight of 0 or more, not {weight}")
     config = TrainConfig(
@@ -968,6 +1111,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
         p_color_jitter=args.color_jitter,
         w_l1=args.l1_weight,
         w_mse=args.mse_weight,
-        model=VCNetConfig(channels=channels, match_channels=args.match_channels).to_dict(),  # type: ignore[arg-type]
+        added_clips=args.added_clips,
+        p_far_ref=args.far_ref,
+        p_retrieved_ref=args.retrieved_ref,
+        w_context=args.context_weight,
+        val_frames=args.val_frames,
+        exclude_photos=tuple(pattern for pattern in args.exclude_photos.split(",") if pattern),
+        model=VCNetConfig(channels=channels, match_channels=args.match_channels,  # type: ignore[arg-type]
+                          semantic=args.semantic).to_dict(),
     )
-    train(config, resume=args.resume, export=args.export)
+    train(config, resume=args.resume, export=args.export, export_last=args.export_last)

@@ -1,0 +1,123 @@
+"""Training v2 of the default model (issue 24): references that are other pictures (far frames,
+mirrored crops, similar photos retrieved by global trunk feature), the contextual loss, the added
+clips, photos left out for tests; and resuming stays bit-identical with the semantic model."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from helpers import DATA, shared_path
+from vidcolor.color import rgb_to_lab
+from vidcolor.models.vcnet import AB_SCALE, VCNetConfig
+from vidcolor.training.common import ADDED_CLIP_GROUPS, list_clips
+from vidcolor.training.default import (
+    TrainConfig, TrainingData, clip_sample, contextual_loss, load_checkpoint, load_training_data, photo_paths,
+    photo_sample, similar_photos, train,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> tuple[TrainConfig, TrainingData]:
+    shared_path("photos")
+    config = TrainConfig(
+        data_root=str(DATA), crop=64, batch_size=2, unroll=2, iterations=6, warmup=2, val_every=0, max_photos=12,
+        max_clips=1, photo_short_side=128, clip_short_side=96, checkpoint_minutes=1e9,
+        model=VCNetConfig(semantic=True).to_dict(), p_retrieved_ref=0.4, p_far_ref=0.4, w_context=0.05, p_clip=0.5,
+    )
+    return config, load_training_data(config, log=lambda _: None)
+
+
+def _read(relative: str, size: int = 128) -> np.ndarray:
+    rgb = cv2.cvtColor(cv2.imread(str(shared_path(relative))), cv2.COLOR_BGR2RGB)
+    return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def test_similar_photos_retrieve_the_same_kind_of_picture() -> None:
+    """A face's nearest photos by global trunk feature are faces, a landscape's are not."""
+    faces = sorted(shared_path("photos/stargan_v2_faces_animals").glob("celeba_hq_ref_*.jpg"))[:5]
+    others = ["photos/kodak24/kodim03.png", "photos/kodak24/kodim13.png", "photos/kodak24/kodim21.png",
+              "photos/kodak24/kodim23.png", "photos/kodak24/kodim08.png"]
+    photos = [_read(str(p.relative_to(DATA))) for p in faces] + [_read(p) for p in others]
+    neighbours = similar_photos(photos, k=2)
+    assert neighbours.shape == (10, 2)
+    assert all(i not in row for i, row in enumerate(neighbours))  # never itself
+    for i in range(5):
+        assert set(neighbours[i]) <= set(range(5)), f"face {i} retrieved {neighbours[i]}"
+    assert sum(int(j) >= 5 for row in neighbours[5:] for j in row) >= 7  # the others mostly find each other
+
+
+def test_contextual_loss_prefers_the_references_colours_without_alignment() -> None:
+    """The output in the truth's colours scores lower against a mirrored, shifted view of the truth
+    than the same output with its hues turned around; gradients reach the chroma."""
+    rgb = _read("photos/kodak24/kodim23.png", 96).astype(np.float32) / 255.0
+    reference = np.ascontiguousarray(np.roll(rgb[:, ::-1], 10, axis=0))
+
+    def tensors(image: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        lab = torch.from_numpy(rgb_to_lab(image)).permute(2, 0, 1)[None]
+        return lab[:, :1] / 50.0 - 1.0, lab[:, 1:] / AB_SCALE
+
+    l, ab = tensors(rgb)
+    ref_l, ref_ab = tensors(reference)
+    right = ab.clone().requires_grad_(True)
+    loss_right = contextual_loss(l, right, ref_l, ref_ab)
+    loss_turned = contextual_loss(l, -ab, ref_l, ref_ab)
+    assert float(loss_right.detach()) < float(loss_turned)
+    loss_right.backward()
+    assert right.grad is not None and float(right.grad.abs().sum()) > 0
+
+
+def test_far_and_retrieved_references_are_marked_unaligned(tiny: tuple[TrainConfig, TrainingData]) -> None:
+    """A far-frame reference keeps full L1 (same scene) but gets the contextual loss; a retrieved
+    photo gets both the weak L1 and the contextual loss; no known correspondence either way."""
+    config, data = tiny
+    only = replace(config, p_identity_ref=0.0, p_unrelated_ref=0.0, p_far_ref=1.0, p_retrieved_ref=1.0)
+    far = clip_sample(np.random.default_rng(1), data.clips, only)
+    assert far.aligned and far.context and bool((far.match == -1).all())
+    assert data.neighbours is not None and data.neighbours.shape == (len(data.photos), 5)
+    retrieved = photo_sample(np.random.default_rng(2), data.photos, only, data.neighbours)
+    assert not retrieved.aligned and retrieved.context and not retrieved.related and bool((retrieved.match == -1).all())
+    usual = photo_sample(np.random.default_rng(2), data.photos, replace(only, p_retrieved_ref=0.0), data.neighbours)
+    assert usual.aligned and not usual.context
+
+
+def test_semantic_training_resumes_bit_identically(tiny: tuple[TrainConfig, TrainingData], tmp_path: Path) -> None:
+    config, data = tiny
+    whole = train(replace(config, out_dir=str(tmp_path / "whole")), log=lambda _: None, data=data, stop_at=3)
+    part = replace(config, out_dir=str(tmp_path / "part"))
+    train(part, log=lambda _: None, data=data, stop_at=1)
+    assert load_checkpoint(tmp_path / "part" / "last.pt")["iteration"] == 1
+    resumed = train(part, log=lambda _: None, data=data, stop_at=3, resume=tmp_path / "part" / "last.pt")
+    assert "log_semantic_temperature" in whole.state_dict()
+    for (name, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), f"{name} differs after resume"
+
+
+def test_schedule_end_exports_the_final_weights(tiny: tuple[TrainConfig, TrainingData], tmp_path: Path) -> None:
+    from vidcolor.colorizers.default import load_vcnet
+
+    config, data = tiny
+    cfg = replace(config, out_dir=str(tmp_path / "run"), iterations=2)
+    trained = train(cfg, log=lambda _: None, data=data, export_last=tmp_path / "final.pt")
+    model, meta = load_vcnet(tmp_path / "final.pt")
+    assert meta["iteration"] == 2 and model.cfg.semantic
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values()))
+    train(replace(cfg, out_dir=str(tmp_path / "short")), log=lambda _: None, data=data, stop_at=1,
+          export_last=tmp_path / "early.pt")
+    assert not (tmp_path / "early.pt").exists()  # a chunk that stops early exports nothing
+
+
+def test_added_clips_and_excluded_photos() -> None:
+    root = shared_path("clips").parent
+    plain, added = list_clips(root), list_clips(root, added=True)
+    assert set(plain) < set(added)
+    assert {name.split("/")[0] for name in set(added) - set(plain)} == set(ADDED_CLIP_GROUPS)
+    config = TrainConfig(data_root=str(root), exclude_photos=("stargan_v2_faces_animals/celeba_hq_src_*", "kodak24/*"))
+    kept, every = photo_paths(config), photo_paths(replace(config, exclude_photos=()))
+    faces = list(shared_path("photos/stargan_v2_faces_animals").glob("celeba_hq_src_*.jpg"))
+    assert len(faces) >= 5 and set(every) - set(kept) == set(faces) | set(shared_path("photos/kodak24").glob("*"))

@@ -1,0 +1,127 @@
+"""VCNet v2 (issue 24): the semantic candidate matched on the frozen ImageNet trunk, behind a config
+flag stored with the weights, so files saved before v2 still build and run the v1 network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from helpers import shared_path
+from vidcolor.color import luma_lightness, rgb_to_lab
+from vidcolor.models.vcnet import AB_SCALE, VCNet, VCNetConfig, build_vcnet
+from vidcolor.references import Reference
+
+
+def _tensors(rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """float RGB → (luma lightness, ab) normalised as the network takes them."""
+    lab = rgb_to_lab(rgb)
+    return (torch.from_numpy(luma_lightness(rgb))[None, None] / 50.0 - 1.0,
+            torch.from_numpy(np.ascontiguousarray(lab[..., 1:])).permute(2, 0, 1)[None] / AB_SCALE)
+
+
+def _v1_file(path: Path) -> Path:
+    """An inference file as v1 wrote them: its config has no semantic keys."""
+    from vidcolor.training.default import inference_payload
+
+    torch.manual_seed(3)
+    model = build_vcnet()
+    for parameter in model.parameters():
+        torch.nn.init.normal_(parameter, std=0.05)
+    payload = inference_payload(model, {})
+    config = dict(payload["config"])  # type: ignore[call-overload]
+    for key in ("semantic", "semantic_strides", "semantic_temperature"):
+        config.pop(key)
+    payload["config"] = config
+    torch.save(payload, path)
+    return path
+
+
+def _gradient_frames(count: int) -> list[np.ndarray]:
+    yy, xx = np.mgrid[0:96, 0:160].astype(np.float32)
+    return [np.clip(np.dstack([xx + 6 * i, yy * 2, 255 - xx]), 0, 255).astype(np.uint8) for i in range(count)]
+
+
+def test_a_file_saved_before_v2_builds_the_v1_network(tmp_path: Path) -> None:
+    """No semantic layers, the file's tensors exactly, and no trunk features in reference memories."""
+    from vidcolor.colorizers.default import load_vcnet
+
+    path = _v1_file(tmp_path / "v1.pt")
+    model, _ = load_vcnet(path)
+    stored = torch.load(path, weights_only=True)["state_dict"]
+    assert model.cfg.semantic is False
+    assert set(model.state_dict()) == set(stored)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in stored.items())
+    l, ab = _tensors(np.full((64, 96, 3), 0.5, np.float32))
+    assert model.reference_memory(l, ab).semantic is None
+    assert not any("semantic" in name for name in model.state_dict())
+
+
+def test_v2_warm_started_from_v1_starts_as_v1(tmp_path: Path) -> None:
+    """`--semantic --init-from v1.pt`: the new input channels start at zero and the new gate almost
+    closed, so training starts from the previous function; the config flag travels with the file."""
+    from vidcolor.colorizers.default import DefaultColorizer, load_vcnet
+    from vidcolor.training.default import inference_payload, warm_start
+
+    v1_path = _v1_file(tmp_path / "v1.pt")
+    v2 = VCNet(VCNetConfig(semantic=True))
+    assert warm_start(v2, v1_path) == len(torch.load(v1_path, weights_only=True)["state_dict"])
+    torch.save(inference_payload(v2, {}), tmp_path / "v2.pt")
+    loaded, _ = load_vcnet(tmp_path / "v2.pt")
+    assert loaded.cfg.semantic and loaded.cfg.semantic_strides == (8, 16)
+    frames = _gradient_frames(3)
+    reference = Reference.from_array(frames[0], key="gradient")
+    outputs = []
+    for weights in (v1_path, tmp_path / "v2.pt"):
+        colorizer = DefaultColorizer(weights=weights)
+        outputs.append([colorizer.step(luma_lightness(f.astype(np.float32) / 255.0), reference).ab for f in frames])
+    for v1_ab, v2_ab in zip(*outputs):
+        assert np.abs(v1_ab).max() > 1.0  # colour was produced, so the comparison means something
+        assert np.abs(v2_ab - v1_ab).max() < 0.5  # Lab units: only the closed gate's sliver differs
+
+
+def test_semantic_candidate_finds_a_mirrored_cropped_photo() -> None:
+    """The reference is the photo mirrored and cropped: the same position shows something else, yet
+    the semantic attention (untrained layers: only the frozen trunk matches) gathers each cell's colour."""
+    model = build_vcnet(semantic=True).eval()
+    for name in ("kodak24/kodim23.png", "kodak24/kodim03.png"):
+        rgb = cv2.cvtColor(cv2.imread(str(shared_path(f"photos/{name}"))), cv2.COLOR_BGR2RGB)
+        rgb = cv2.resize(rgb, (192, 128), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        mirrored = cv2.resize(np.ascontiguousarray(rgb[8:-8, ::-1][:, 12:-12]), (192, 128), interpolation=cv2.INTER_AREA)
+        l, ab = _tensors(rgb)
+        with torch.no_grad():
+            memory = model.reference_memory(*_tensors(mirrored))
+            _, coarse, best, entropy = model.attend_semantic(model.semantic_features(l), memory, (16, 24))
+        truth = F.avg_pool2d(ab, 8)
+        gathered = float((coarse - truth).abs().mean()) * AB_SCALE
+        same_place = float((F.avg_pool2d(_tensors(mirrored)[1], 8) - truth).abs().mean()) * AB_SCALE
+        flat = float((truth - truth.mean(dim=(2, 3), keepdim=True)).abs().mean()) * AB_SCALE
+        assert gathered < 0.5 * min(same_place, flat), (name, gathered, same_place, flat)
+        assert float(best.min()) > -1.0 - 1e-5 and float(best.max()) < 1.0 + 1e-5
+        assert 0.0 <= float(entropy.min()) and float(entropy.max()) <= 1.0 + 1e-5
+
+
+def test_v2_colorizer_computes_a_references_trunk_features_once(tmp_path: Path) -> None:
+    """The reference's trunk features are cached with its memory and reused frame after frame; a
+    frame without a reference still runs (the candidate is then absent)."""
+    from vidcolor.colorizers.default import DefaultColorizer
+    from vidcolor.training.default import inference_payload
+
+    torch.manual_seed(5)
+    torch.save(inference_payload(build_vcnet(semantic=True), {}), tmp_path / "v2.pt")
+    colorizer = DefaultColorizer(weights=tmp_path / "v2.pt")
+    frames = _gradient_frames(3)
+    reference = Reference.from_array(frames[0], key="gradient")
+    first = colorizer.step(luma_lightness(frames[0].astype(np.float32) / 255.0), reference)
+    (memory,) = colorizer._references.values()
+    assert memory.semantic is not None and len(memory.semantic) == 2
+    for frame in frames[1:]:
+        out = colorizer.step(luma_lightness(frame.astype(np.float32) / 255.0), reference)
+        assert np.isfinite(out.ab).all() and out.support is not None
+    assert list(colorizer._references.values()) == [memory] and colorizer._references[next(iter(colorizer._references))] is memory
+    colorizer.reset()
+    alone = colorizer.step(luma_lightness(frames[0].astype(np.float32) / 255.0), None)
+    assert np.isfinite(alone.ab).all() and first.ab.shape == alone.ab.shape
