@@ -82,9 +82,10 @@ def test_throughput_measures_each_preset_against_its_plain_transcode(tmp_path: P
 
 def test_fast_bench_times_the_whole_command_for_both_models(tmp_path: Path) -> None:
     report = run_bench("fast.py", "--sections", "command", "--command-frames", "4", cwd=tmp_path)
-    default, fast = report["whole_command"]
+    default, fast, plain = report["whole_command"]
     assert (default["model"], fast["model"]) == ("default", "fast")
     assert default["frames"] == fast["frames"] == 4
     assert default["speedup_command"] == pytest.approx(1.0)
     assert fast["speedup_command"] == pytest.approx(default["command_seconds"] / fast["command_seconds"])
+    assert plain["speedup_command"] == pytest.approx(default["command_seconds"] / plain["command_seconds"])
     assert "step" not in report
