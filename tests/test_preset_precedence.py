@@ -25,6 +25,7 @@ from helpers import color_frames, write_clip
 
 #: the preset every test starts from: each setting it names differs from vidcolor's default
 PRESET = ('model = "classic"\nsize = 32\ncodec = "ffv1"\ncrf = 20\nencoder_preset = "fast"\ndetail = true\n'
+          'anchor = "auto"\n'
           '[scenes]\ndetect = false\nthreshold = 40\nmin_length = 4\n'
           '[temporal]\nenabled = false\n'
           '[[shot]]\nstart = 0\nreference = "../ref.png"\n')
@@ -67,13 +68,15 @@ def test_given_beats_preset_beats_default_for_every_setting(film: tuple[Path, Pa
     defaults, from_preset = RunSettings(), resolve_settings({}, preset)
     assert resolve_settings({}) == defaults and defaults.model == default_model()
     named = {"model": "classic", "size": "32", "detail": True, "detect_scenes": False, "scene_threshold": 40.0,
-             "scene_min_length": 4, "codec": "ffv1", "crf": 20, "encoder_preset": "fast", "temporal": None}
+             "scene_min_length": 4, "codec": "ffv1", "crf": 20, "encoder_preset": "fast", "temporal": None,
+             "anchor": "auto"}
     for name in SETTING_NAMES:  # the preset sets exactly what it names; everything else is the default
         assert getattr(from_preset, name) == named.get(name, getattr(defaults, name)), name
         assert name not in named or named[name] != getattr(defaults, name), name  # so the test can tell
     given = {"model": "fast", "size": "48", "detail": False, "detect_scenes": False, "scene_threshold": 20,
              "scene_min_length": 2, "codec": "h264", "crf": 30, "encoder_preset": "slow", "flow": "dis",
-             "device": "cpu", "threads": 2, "chunk_length": 16, "warmup": 3, "auto_model": "cheng2015"}
+             "device": "cpu", "threads": 2, "chunk_length": 16, "warmup": 3, "auto_model": "cheng2015",
+             "anchor": "pinned"}
     assert set(given) | {"temporal"} == set(SETTING_NAMES)  # a new setting must be added here too
     over = resolve_settings(given, preset)
     for name, value in given.items():

@@ -53,6 +53,7 @@ def colorize(
     rgb: bool = False,
     chunk_length: int | None = None,
     warmup: int | None = None,
+    anchor: str | None = None,
     cache_chunks: int = 2,
 ) -> vs.VideoNode:
     """Colorize a black-and-white clip from colour reference images.
@@ -89,6 +90,9 @@ def colorize(
                          to ``chunk_length + warmup`` frames of colorization. Must match the CLI's value for
                          identical results (both default to 240).
     :param warmup:       frames replayed before each chunk so colour carries across chunk boundaries (default 8).
+    :param anchor:       ``auto``: colour each keyframe's shot outward from the frame its reference really
+                         shows (found among the shot's first 64 frames); ``pinned``: from the frame it is
+                         pinned to (default: the preset's, else ``pinned``, as the CLI's ``--anchor``).
     :param cache_chunks: finished chunks kept in memory (working-resolution chroma only).
 
     Settings follow the CLI's precedence (:func:`vidcolor.run.settings.resolve_settings`): a keyword
@@ -137,7 +141,9 @@ def colorize(
         if auto is not None and cuts is None and _marks_scene_changes(clip):
             shots = ReferenceSchedule([], _scene_change_cuts(clip), frame_count=clip.num_frames)
         return FrameColorizer(colorizer, shots, work, settings.plan, auto=auto,
-                              frame_at=lambda n: _lightness(clip.get_frame(n)), detail=settings.reference_detail())
+                              frame_at=lambda n: _lightness(clip.get_frame(n)), detail=settings.reference_detail(),
+                              anchor=settings.anchor,
+                              frames_from=lambda a, b: (_lightness(clip.get_frame(n)) for n in range(a, min(b, clip.num_frames))))
 
     chunks = _ChunkCache(clip, colorizer_of_frames, cache_chunks)
 

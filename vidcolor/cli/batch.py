@@ -30,6 +30,7 @@ EXIT_FILES_FAILED = 3
 ENCODER_PRESETS = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
 CODECS = ["h264", "hevc", "ffv1", "prores", "png", "tiff"]
 FLOWS = ["auto", "dis", "raft-small", "raft-large"]
+ANCHORS = ["auto", "pinned"]
 
 #: The options of :class:`vidcolor.run.settings.RunSettings`, the same for ``colorize`` and ``batch``.
 #: None when not given: the preset's value, else the default, applies (:func:`resolve_given`).
@@ -71,6 +72,11 @@ SETTING_OPTIONS = (
                  help="Frames per chunk: the recurrence restarts (with warm-up) every so many frames of a shot; "
                       "the unit of --resume. Use the same value as in VapourSynth for identical frames. 0: whole "
                       "shots. [default: 240]"),
+    click.option("--anchor", type=click.Choice(ANCHORS), default=None,
+                 help="auto: colour each keyframe's shot outward from the frame its reference really shows (found "
+                      "among the shot's first 64 frames), so the frames next to it come out best; --ref FRAME=IMAGE "
+                      "still says where the shot starts. pinned: from the frame the reference is pinned to. "
+                      "[default: the preset's, else pinned]"),
 )
 
 

@@ -18,7 +18,7 @@ import bisect
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -29,7 +29,8 @@ from ..io.reader import VideoInfo, VideoReader, decoded_frame_count, probe
 from ..io.writer import OutputSpec, VideoWriter, check_encodable, check_output
 from ..color import luma_to_lightness
 from ..references import Reference
-from ..schedule.keyframes import ReferenceSchedule
+from ..schedule.keyframes import Keyframe, ReferenceSchedule
+from .anchor import ANCHOR_SEARCH, DEFAULT_ANCHOR, find_moment
 from .chunks import ChunkDistributor, ChunkPlan, OnSegment, colorize_in_chunks, encode_chunks, plan_chunks
 from .render import Overlap, chroma_for_frame, render_frame, upsample_chroma
 from .results import FrameResult, RunSummary
@@ -64,13 +65,25 @@ class FrameColorizer:
 
     ``detail`` (optional) adds the references' colour finer than the working size when the chroma
     is brought to the output size (:meth:`upsample`).
+
+    ``anchor="auto"`` colours each keyframe's shot outward from its moment (:meth:`moment`, see
+    :mod:`.anchor`): frames from the moment on follow the recurrence forward as usual (the moment
+    is where it starts and where chunks are counted from), and the frames from the pinned frame to
+    the moment are coloured backward, moment first, by a forked colorizer. That backward run reads
+    those frames once more through ``frames_from(start, stop)`` (full-resolution lightness of frames
+    ``start..stop-1`` in order) and keeps their working-size chroma until they are asked for; it
+    depends on nothing else, so a stream, a resumed chunk and a VapourSynth request give the same
+    frames. A shot with an end reference keeps its two-keyframe blend and its pinned start.
     """
 
     def __init__(self, colorizer: Colorizer, schedule: ReferenceSchedule, work: tuple[int, int],
                  plan: ChunkPlan = ChunkPlan(), *, auto: Colorizer | None = None,
                  frame_at: Callable[[int], np.ndarray] | None = None, detail: ReferenceDetail | None = None,
-                 kept_keyframes: ShotKeyframes | None = None) -> None:
+                 kept_keyframes: ShotKeyframes | None = None, anchor: str = DEFAULT_ANCHOR,
+                 frames_from: Callable[[int, int], Iterator[np.ndarray]] | None = None) -> None:
         self.colorizer = colorizer
+        self.anchor = anchor
+        self.frames_from = frames_from
         self.kept_keyframes = kept_keyframes
         self.detail = detail
         self.schedule = schedule
@@ -83,6 +96,10 @@ class FrameColorizer:
         self._last_index: int | None = None
         self._keyframes = [k.frame for k in schedule.keyframes]
         self._end: Colorizer | None = None  # follows a two-keyframe shot's end reference
+        self._back: Colorizer | None = None  # colours a shot backward from its moment
+        self._moments: dict[int, int] = {}  # keyframe frame -> its moment
+        self._window: tuple[int, list[np.ndarray]] | None = None  # the searched frames of the last shot
+        self._backward: tuple[int, dict[int, ColorizedFrame]] | None = None  # one shot's backward chroma
 
     def start_pass(self) -> None:
         """Begin a fresh pass over the input (a chunk re-coloured from its warm-up): the next frame
@@ -90,9 +107,37 @@ class FrameColorizer:
         self._last_index = None
 
     def shot_start(self, index: int) -> int:
-        """The keyframe that governs ``index`` (0 when it precedes the first keyframe)."""
+        """Where ``index``'s recurrence starts: the keyframe that governs it (0 when it precedes the
+        first keyframe), or that keyframe's moment for frames at or after it (see :meth:`moment`)."""
         position = bisect.bisect_right(self._keyframes, index) - 1
-        return self._keyframes[position] if position >= 0 else 0
+        if position < 0:
+            return 0
+        pinned = self._keyframes[position]
+        moment = self.moment(pinned)
+        return moment if index >= moment else pinned
+
+    def moment(self, pinned: int) -> int:
+        """The moment of the keyframe pinned at frame ``pinned``: the frame its reference shows,
+        found among the first :data:`~.anchor.ANCHOR_SEARCH` frames of its segment (up to its first
+        cut) with ``anchor="auto"``; the pinned frame itself otherwise."""
+        known = self._moments.get(pinned)
+        if known is not None:
+            return known
+        keyframe = self.schedule.keyframe_at(pinned)
+        moment = pinned
+        if self._anchored(keyframe):
+            assert keyframe is not None and self.frames_from is not None
+            end = self.schedule.shot_at(pinned).end
+            stop = pinned + ANCHOR_SEARCH if end is None else min(pinned + ANCHOR_SEARCH, end + 1)
+            window = [self.working_lightness(full) for full in self.frames_from(pinned, stop)]
+            moment = pinned + find_moment(keyframe.reference, window)
+            self._window = (pinned, window[:moment - pinned + 1]) if moment > pinned else None
+        self._moments[pinned] = moment
+        return moment
+
+    def _anchored(self, keyframe: Keyframe | None) -> bool:
+        return (self.anchor == "auto" and self.frames_from is not None and keyframe is not None
+                and keyframe.reference is not None and keyframe.end_reference is None)
 
     def chunk_start(self, index: int) -> int:
         start = self.shot_start(index)
@@ -111,6 +156,9 @@ class FrameColorizer:
         later = [k for k in self._keyframes if k > index]
         if later:
             end = min(end, later[0])
+        pinned = self.schedule.keyframe_at(index)
+        if pinned is not None and index >= pinned.frame and index < self.moment(pinned.frame):
+            end = min(end, self.moment(pinned.frame))  # the backward frames end where the forward ones start
         return begin, chunk, end
 
     def working_lightness(self, full_lightness: np.ndarray) -> np.ndarray:
@@ -122,8 +170,11 @@ class FrameColorizer:
         In a two-keyframe shot a second copy of the colorizer follows the end reference, and the
         two predictions are blended by position in the shot, each weighted by its confidence.
         """
-        small = self.working_lightness(full_lightness)
         keyframe = self.schedule.keyframe_at(index)
+        if keyframe is not None and keyframe.frame <= index < self.moment(keyframe.frame):
+            self._last_index = index
+            return self._backward_prediction(keyframe, index)
+        small = self.working_lightness(full_lightness)
         reference = keyframe.reference if keyframe is not None else None
         if reference is None and self.auto is not None:
             reference = self.auto_reference(index, small)
@@ -203,6 +254,30 @@ class FrameColorizer:
             return span.start
         return automatic_keyframe_of(span.start, span.end)
 
+    def _backward_prediction(self, keyframe: Keyframe, index: int) -> ColorizedFrame:
+        """Frame ``index`` (between the pinned frame and the moment) coloured backward from the
+        moment; the whole run is made at its first request and kept for that shot only."""
+        pinned = keyframe.frame
+        if self._backward is None or self._backward[0] != pinned:
+            self._backward = None  # free the last shot's chroma first
+            moment = self.moment(pinned)
+            if self._window is not None and self._window[0] == pinned:
+                window = self._window[1]
+            else:
+                assert self.frames_from is not None
+                window = [self.working_lightness(full) for full in self.frames_from(pinned, moment + 1)]
+            self._window = None
+            if self._back is None:
+                self._back = self.colorizer.fork()
+            self._back.reset()
+            results: dict[int, ColorizedFrame] = {}
+            for offset in range(len(window) - 1, -1, -1):
+                result = self._back.step(window[offset], keyframe.reference)
+                if pinned + offset < moment:
+                    results[pinned + offset] = result
+            self._backward = (pinned, results)
+        return self._backward[1][index]
+
     def _end_colorizer(self) -> Colorizer:
         if self._end is None:
             self._end = self.colorizer.fork()
@@ -247,6 +322,7 @@ def colorize_video(
     detail: ReferenceDetail | None = None,
     restart_on_change: bool = False,
     kept_keyframes: ShotKeyframes | None = None,
+    anchor: str = DEFAULT_ANCHOR,
 ) -> RunSummary:
     """Colorize ``input_path`` into ``spec``; every input problem is raised before anything is written.
 
@@ -260,6 +336,9 @@ def colorize_video(
     encodes the chunks elsewhere in parallel; it implies ``resume``. ``detail`` adds the
     references' fine colour at the output size (:mod:`vidcolor.correspondence.detail`). ``kept_keyframes``
     (from :func:`scan_shots`) spares no-reference mode a second decode of each shot's keyframe.
+    ``anchor`` (``auto`` or ``pinned``): whether each keyframe's shot is coloured outward from the
+    frame its reference shows (:mod:`.anchor`); ``auto`` decodes up to
+    :data:`~.anchor.ANCHOR_SEARCH` frames of each keyframe's shot a second time.
     """
     info = info or probe(input_path)
     resume = resume or distribute is not None
@@ -273,7 +352,8 @@ def colorize_video(
         raise InputError(f"{input_path!r}: no reference and no automatic model: pass a reference (--ref IMAGE) "
                          "or an automatic model for no-reference mode")
     frames = FrameColorizer(colorizer, schedule, work, plan, auto=auto, frame_at=lambda index: read_lightness(info, index),
-                            detail=detail, kept_keyframes=kept_keyframes if auto is not None else None)
+                            detail=detail, kept_keyframes=kept_keyframes if auto is not None else None,
+                            anchor=anchor, frames_from=lambda start, stop: read_lightness_range(info, start, stop))
     summary = RunSummary(input_path, spec.path, 0, 0.0, work, colorizer.name)
     if on_start is not None:
         on_start(info)
@@ -304,3 +384,13 @@ def read_lightness(info: VideoInfo, index: int) -> np.ndarray:
         for frame in reader:
             return luma_to_lightness(frame.luma, info.luma_format)
     raise InputError(f"{info.path!r}: frame {index} cannot be decoded")
+
+
+def read_lightness_range(info: VideoInfo, start: int, stop: int) -> Iterator[np.ndarray]:
+    """Full-resolution lightness of frames ``start``..``stop - 1`` (fewer where the film ends), in
+    one seek and one decoding run: a keyframe's moment search and backward run."""
+    with VideoReader(info, start=start) as reader:
+        for frame in reader:
+            if frame.index >= stop:
+                break
+            yield luma_to_lightness(frame.luma, info.luma_format)

@@ -113,7 +113,7 @@ def colorize_file(input_path: str, spec: OutputSpec, settings: RunSettings, *, i
                              size=settings.fixed_size, overwrite=overwrite, on_start=on_start, on_frame=on_frame,
                              info=info, plan=settings.plan, resume=resume, settings=signature, auto=auto,
                              distribute=distribute, detail=settings.reference_detail(),
-                             restart_on_change=restart_on_change, kept_keyframes=kept)
+                             restart_on_change=restart_on_change, kept_keyframes=kept, anchor=settings.anchor)
     return FileRun(summary, schedule, colorizer)
 
 

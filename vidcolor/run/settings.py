@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
+from .anchor import ANCHORS, DEFAULT_ANCHOR
 from .chunks import ChunkPlan
 from .sizes import parse_size, working_size
 
@@ -178,6 +179,9 @@ class RunSettings:
     #: frames per chunk (the recurrence restarts with warm-up); 0: whole shots.
     chunk_length: int = setting(ChunkPlan.length, check=_count(0))
     warmup: int = setting(ChunkPlan.warmup, check=_count(0))
+    #: ``auto``: colour each keyframe's shot outward from the frame its reference shows;
+    #: ``pinned``: from the frame it is pinned to (see :mod:`vidcolor.run.anchor`).
+    anchor: str = setting(DEFAULT_ANCHOR, check=_one_of(lambda: ANCHORS), preset="anchor")
 
     @property
     def plan(self) -> ChunkPlan:

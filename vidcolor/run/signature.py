@@ -22,7 +22,7 @@ def resume_signature(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer,
                      settings: Mapping[str, object] | None = None) -> RunSignature:
     """Everything that changes a resumable run's frames: vidcolor's version, the models and the
     SHA-256 of every weight file they loaded, the device and dtype, the working size, the encoder,
-    the chunk plan, the schedule (reference pictures by content), the detail settings, ``settings``
+    the chunk plan, the schedule (reference pictures by content), the detail settings, the anchoring, ``settings``
     (e.g. a batch job's preset) and the input's identity (every frame file of a sequence)."""
     from .. import __version__  # noqa: PLC0415 - the package imports this module
 
@@ -37,7 +37,8 @@ def resume_signature(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer,
         plan=[frames.plan.length, frames.plan.warmup], cuts=sorted(schedule.cuts),
         keyframes=[(k.frame, k.reference.fingerprint, k.end_reference.fingerprint if k.end_reference else None, k.end_frame)
                    for k in schedule.keyframes],
-        detail=dataclasses.asdict(detail.settings) if detail is not None else None, settings=dict(settings or {}))
+        detail=dataclasses.asdict(detail.settings) if detail is not None else None, settings=dict(settings or {}),
+        anchor=frames.anchor)
 
 
 def _weight_files(model: object) -> tuple[str, ...]:

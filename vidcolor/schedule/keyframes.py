@@ -24,7 +24,9 @@ from ..references import Reference
 
 @dataclass(frozen=True)
 class Keyframe:
-    """A reference pinned to the first frame of a shot.
+    """A reference pinned to the first frame of a shot. The frame the reference shows (its moment)
+    may lie further in; the pipeline finds it and colours the shot outward from it
+    (:mod:`vidcolor.run.anchor`).
 
     ``end_reference`` (optional) is the colour of the shot's last frame ``end_frame`` (inclusive):
     the pipeline colours the shot from both ends and blends by position. ``end_frame`` may also be

@@ -58,7 +58,7 @@ FORMAT_VERSION = 1
 #: :class:`vidcolor.run.settings.RunSettings`), with what ``true`` does, for messages.
 FLAG_KEYS = {"detail": "carry the references' fine colour detail"}
 TOP_KEYS = ("version", "model", "size", *FLAG_KEYS, "codec", "crf", "encoder_preset", "timecode_fps", "scenes",
-            "temporal", "shot")
+            "temporal", "shot", "anchor")
 SHOT_KEYS = ("start", "end", "reference", "end_reference", "name")
 SCENE_KEYS = ("detect", "threshold", "min_length")
 DEFAULT_SCENE_THRESHOLD = 27.0
@@ -120,6 +120,8 @@ class Preset:
     scenes: SceneSettings = SceneSettings()
     temporal: Mapping[str, float | bool] = field(default_factory=lambda: MappingProxyType({}))
     detail: bool | None = None
+    #: ``auto`` or ``pinned``: where each shot's colouring starts (:mod:`vidcolor.run.anchor`).
+    anchor: str | None = None
 
     def resolve(self, fps: Fraction | float | None, frame_count: int | None = None) -> tuple[Shot, ...]:
         """Shots sorted by start with frame-number positions, checked against the clip.
@@ -295,7 +297,17 @@ class _Parser:
         temporal = self.temporal(data.get("temporal", {}))
         shots = self.shots(data.get("shot"))
         flags = {key: self.flag(data.get(key), key, does) for key, does in FLAG_KEYS.items()}
-        return Preset(self.path, shots, model, size, codec, crf, encoder_preset, timecode_fps, scenes, temporal, **flags)
+        return Preset(self.path, shots, model, size, codec, crf, encoder_preset, timecode_fps, scenes, temporal, **flags,
+                      anchor=self.anchor(data.get("anchor")))
+
+    def anchor(self, value: object) -> str | None:
+        from ..run.anchor import ANCHORS  # noqa: PLC0415
+
+        if value is not None and value not in ANCHORS:
+            raise self.fail(self.key_line("anchor", None), "", f"anchor {value!r} is not a way to anchor shots",
+                            'write anchor = "auto" (colour each shot from the frame its reference shows) or '
+                            'anchor = "pinned" (from the frame it is pinned to)')
+        return value  # type: ignore[return-value]
 
     def flag(self, value: object, key: str, does: str) -> bool | None:
         if value is not None and not isinstance(value, bool):

@@ -1,0 +1,88 @@
+"""A keyframe's moment: the frame of its shot that the reference really shows.
+
+Colourists pin a painted keyframe at the first frame of its shot, but paint it from a frame
+further in, where the shot is clearest. A recurrent colorizer that starts at the pinned frame
+matches the reference to content it does not show and carries the resulting smears into the next
+frames (issue 24, "Smears after cuts"). With ``anchor = "auto"`` the pipeline finds the moment
+(:func:`find_moment`) among the first :data:`ANCHOR_SEARCH` frames of the keyframe's shot and
+colours the shot outward from it: forward to the shot's end and, with a forked colorizer in
+reverse order, backward to its first frame (:class:`vidcolor.run.pipeline.FrameColorizer`), so
+every frame's recurrence starts next to the keyframe. ``"pinned"`` keeps the moment at the pinned
+frame (vidcolor's behaviour before anchoring).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from ..color import shrink_area
+from ..references import Reference
+
+#: ``auto``: find each keyframe's moment; ``pinned``: the pinned frame is the moment.
+ANCHORS = ("auto", "pinned")
+
+#: ``auto`` measured only slightly better (``bench/two_shot.py``, default model: +0.1 dB on the
+#: frames far before the moment) and decodes up to :data:`ANCHOR_SEARCH` frames per keyframe once
+#: more, so a run is no longer one decoding pass: it is asked for, not the default.
+DEFAULT_ANCHOR = "pinned"
+
+#: The moment is looked for among this many frames from the pinned one, so it is also the longest
+#: backward run. Anchoring keeps in memory the working-size lightness of these frames and the
+#: backward predictions (chroma, confidence) of the frames before the moment, one shot at a time:
+#: about 60 MB at the default model's 160-line working size, whatever the film's length. It decodes
+#: these frames once more per keyframe (one seek): up to 64 frames per keyframe shot.
+ANCHOR_SEARCH = 64
+
+#: Short side of the thumbnails compared: coarse enough that grain, compression and small motion
+#: do not matter, fine enough to tell one framing of a shot from another.
+ANCHOR_GRID = 32
+
+#: How much better (correlation, -1..1) a frame must match the reference than the pinned frame for
+#: the moment to move off it: the pinned frame wins near-ties, so a reference that matches the
+#: whole shot equally (a static shot) changes nothing.
+ANCHOR_MARGIN = 0.05
+
+
+def thumbnail(lightness: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``lightness`` area-shrunk to ``size`` (width, height), its smooth shading removed (a Gaussian
+    blur of a eighth of the grid subtracted), zero-mean and unit-norm, so that a dot product of two
+    thumbnails is the correlation of their structure: what is where in the frame, not a gradient
+    of light most frames of a shot share, nor a painted keyframe's other brightness and contrast."""
+    small = shrink_area(np.ascontiguousarray(lightness, dtype=np.float32), size)
+    small = (small - cv2.GaussianBlur(small, (0, 0), ANCHOR_GRID / 8, borderType=cv2.BORDER_REFLECT)).astype(np.float64).ravel()
+    small -= small.mean()
+    norm = float(np.linalg.norm(small))
+    return small / norm if norm > 1e-6 else small
+
+
+def thumbnail_size(height: int, width: int) -> tuple[int, int]:
+    """(width, height) of the comparison grid for frames of ``height`` x ``width``."""
+    scale = ANCHOR_GRID / min(height, width)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def moment_scores(reference: Reference, frames: Sequence[np.ndarray]) -> list[float]:
+    """Correlation of ``reference``'s lightness with each of ``frames`` (working-size lightness of
+    consecutive frames from the pinned one), on the :data:`ANCHOR_GRID` thumbnails."""
+    if not frames:
+        return []
+    size = thumbnail_size(*frames[0].shape[:2])
+    wanted = thumbnail(reference.lightness_at(*size), size)
+    return [float(np.dot(wanted, thumbnail(frame, size))) for frame in frames]
+
+
+def find_moment(reference: Reference, frames: Sequence[np.ndarray]) -> int:
+    """Offset, from the pinned frame (``frames[0]``), of the frame ``reference`` shows: the best
+    matching one when it beats the pinned frame by :data:`ANCHOR_MARGIN`, else 0."""
+    scores = moment_scores(reference, frames)
+    if not scores:
+        return 0
+    best = int(np.argmax(scores))
+    return best if scores[best] >= scores[0] + ANCHOR_MARGIN else 0
+
+
+__all__ = ["ANCHORS", "DEFAULT_ANCHOR", "ANCHOR_GRID", "ANCHOR_MARGIN", "ANCHOR_SEARCH", "find_moment", "moment_scores", "thumbnail",
+           "thumbnail_size"]
