@@ -24,9 +24,10 @@ from ..references import Reference
 #: ``auto``: find each keyframe's moment; ``pinned``: the pinned frame is the moment.
 ANCHORS = ("auto", "pinned")
 
-#: ``auto`` measured only slightly better (``bench/two_shot.py``, default model: +0.1 dB on the
-#: frames far before the moment) and decodes up to :data:`ANCHOR_SEARCH` frames per keyframe once
-#: more, so a run is no longer one decoding pass: it is asked for, not the default.
+#: ``auto`` measured better on three two-shot films and worse on none (``bench/two_shot.py``, shot 2's
+#: frames 1-7, default model: +0.06, +0.09, +0.62 dB; classic: +0.13, +0.37, +1.36 dB), but it
+#: decodes up to :data:`ANCHOR_SEARCH` frames per keyframe once more, so a run with references is no
+#: longer one decoding pass: it is asked for, not the default, until the stream can look ahead.
 DEFAULT_ANCHOR = "pinned"
 
 #: The moment is looked for among this many frames from the pinned one, so it is also the longest
