@@ -189,3 +189,24 @@ def test_persistence_defaults_to_the_colorizers_own_and_an_explicit_value_wins()
     assert explicit.settings.persistence == 0.95
     # the resolved value is in the description, so a resumed run never mixes the two
     assert explicit.describe()["temporal"]["persistence"] == 0.95
+
+
+class PreviewFlicker(Flicker):
+    """A flickering model that, like ``fast``, asks for the cheapest DIS preset in its check."""
+
+    temporal_dis_preset = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
+
+
+def test_a_preview_model_gets_its_cheaper_dis_preset_and_still_removes_flicker() -> None:
+    from vidcolor.colorizers import get_colorizer
+
+    ultrafast, medium = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
+    fast = TemporalCheck(get_colorizer("fast"), DISFlow())
+    assert isinstance(fast.flow, DISFlow) and fast.flow.preset == ultrafast
+    assert fast.describe()["dis_preset"] == ultrafast  # a resumed run never mixes the two flows
+    default = TemporalCheck(get_colorizer("default"), DISFlow())
+    assert isinstance(default.flow, DISFlow) and default.flow.preset == medium and "dis_preset" not in default.describe()
+    frames = [scene(2 * t) for t in range(8)]
+    plain = run(PreviewFlicker(), frames)
+    checked = run(TemporalCheck(PreviewFlicker(), DISFlow()), frames)
+    assert frame_to_frame_change(checked, frames, DISFlow()) < 0.5 * frame_to_frame_change(plain, frames, DISFlow())

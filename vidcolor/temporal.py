@@ -28,7 +28,7 @@ import numpy as np
 
 from .color import lab_to_rgb
 from .colorizers.base import ColorizedFrame, Colorizer
-from .correspondence.flow import FlowEstimator, FlowPair, flow_pool, forward_backward, make_flow, warp
+from .correspondence.flow import DISFlow, FlowEstimator, FlowPair, flow_pool, forward_backward, make_flow, warp
 from .references import Reference
 
 
@@ -71,6 +71,10 @@ class TemporalCheck(Colorizer):
                  settings: TemporalSettings | None = None) -> None:
         self.inner = inner
         self.flow = flow if flow is not None else make_flow("auto")
+        # A preview model may ask for a cheaper DIS preset: its own error exceeds what the finer flow buys.
+        preset = getattr(inner, "temporal_dis_preset", None)
+        if preset is not None and isinstance(self.flow, DISFlow) and self.flow.preset != preset:
+            self.flow = DISFlow(preset)
         settings = settings or TemporalSettings()
         if settings.persistence is None:
             settings = dataclasses.replace(settings, persistence=inner.temporal_persistence)
@@ -82,7 +86,10 @@ class TemporalCheck(Colorizer):
         self._previous: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def describe(self) -> dict[str, object]:
-        return {**self.inner.describe(), "temporal": dataclasses.asdict(self.settings), "flow": self.flow.name}
+        described = {**self.inner.describe(), "temporal": dataclasses.asdict(self.settings), "flow": self.flow.name}
+        if getattr(self.inner, "temporal_dis_preset", None) is not None and isinstance(self.flow, DISFlow):
+            described["dis_preset"] = self.flow.preset  # only where a model asks: others' signatures stay as they were
+        return described
 
     def reset(self) -> None:
         self.inner.reset()
