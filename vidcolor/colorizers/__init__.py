@@ -39,6 +39,8 @@ MODELS: dict[str, ModelEntry] = {
                          "automatic, no reference (Zhang et al. 2016): the authors' weights when imported, else vidcolor's small CPU-trained variant"),
     "cheng2015": ModelEntry("cheng2015", "vidcolor.colorizers.cheng2015", "Cheng2015Colorizer",
                             "automatic, no reference (Cheng et al. 2015): patch + DAISY descriptors, cluster-routed regressors, joint bilateral filter; shipped"),
+    "autocolor": ModelEntry("autocolor", "vidcolor.colorizers.autocolor", "AutocolorColorizer",
+                            "automatic, no reference: the pretrained Lite0 trunk + a CPU-trained decoder over 313 ab bins (ECCV16's loss and decoding); shipped"),
 }
 
 
@@ -67,7 +69,7 @@ def default_model() -> str:
 
 
 #: Automatic (reference-free) models.
-AUTOMATIC_MODELS = ("eccv16", "cheng2015")
+AUTOMATIC_MODELS = ("autocolor", "eccv16", "cheng2015")
 
 
 def default_auto_model() -> str:
@@ -105,13 +107,23 @@ def set_torch_threads(threads: int | None, model: str) -> int:
 
 
 def build_colorizer(name: str, *, device: str = "cpu", temporal: TemporalSettings | None = None,
-                    flow: str = "auto", **options: object) -> Colorizer:
+                    flow: str = "auto", fallback: str | None = None, **options: object) -> Colorizer:
     """The colorizer ``name``, wrapped in the optical-flow temporal check unless ``temporal`` is None.
 
+    ``fallback`` names an automatic model that colours what an exemplar model had nothing to copy
+    (:class:`~vidcolor.colorizers.fallback.FallbackColorizer`, inside the temporal check so the
+    filled-in colour is checked and carried like the rest); ignored for automatic models.
     The one place front ends (CLI, batch, VapourSynth) turn their options into a colorizer, so
     they all produce the same frames for the same settings.
     """
     colorizer = get_colorizer(name, device=device, **options)
+    if fallback is not None and colorizer.needs_reference:
+        from .fallback import FallbackColorizer
+
+        auto = get_colorizer(fallback, device=device)
+        filled = FallbackColorizer(colorizer, auto)
+        attach_weight_files(filled, [*weight_files_of(colorizer), *weight_files_of(auto)])
+        colorizer = filled
     if temporal is None:
         return colorizer
     from ..correspondence.flow import make_flow

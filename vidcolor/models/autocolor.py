@@ -113,9 +113,18 @@ class AutocolorNet(nn.Module):
             features = self.backbone(lightness, STRIDES)
         return self.decoder(features, lightness_at_stride4(lightness))
 
-    def decode(self, logits: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, logits: torch.Tensor, temperature: float,
+               adjustment: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(ab (N, 2, h, w), confidence (N, 1, h, w)) at the logits' grid: the annealed mean at
-        ``temperature`` and 1 - normalised entropy (a peaked distribution is a sure one)."""
+        ``temperature`` of the logits minus ``adjustment`` (Q,) and 1 - normalised entropy (a peaked
+        distribution is a sure one).
+
+        Training with class-rebalancing weights w tilts the predicted distribution by w; taking
+        ``α·log w`` back out (logit adjustment) moves it toward the plain posterior, trading the rare
+        vivid colours rebalancing favours for accuracy (α is the model card's ``prior_correction``).
+        """
+        if adjustment is not None:
+            logits = logits - adjustment.to(logits).view(1, -1, 1, 1)
         ab = annealed_mean(logits, self.centres, temperature)
         return ab, 1.0 - normalised_entropy(logits)[:, None]
 

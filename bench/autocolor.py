@@ -1,0 +1,133 @@
+"""The automatic model and the per-pixel fallback through the real pipeline, with settings the CLI
+does not expose (a temperature, fallback thresholds): for tuning them on the training clips.
+
+    .venv/bin/python bench/autocolor.py --case none --methods autocolor@0.38,autocolor@0.25,cheng2015,eccv16
+    .venv/bin/python bench/autocolor.py --case left-half --methods plain,fallback,fallback:low=0.1:high=0.5
+
+Clips: by default the ten added training clips (MANIFEST.md "Training additions"); ``--clips``
+as ``bench/quality.py`` names them. Per clip: the gray input as ``bench/quality.py`` writes it
+(BT.601 luma, lossless H.264 4:2:0), then :func:`vidcolor.run.pipeline.colorize_video` (what
+``vidcolor colorize`` runs) with the ``default`` model and the temporal check on, output H.264
+crf 18 preset medium as the CLI writes it, decoded and scored with :mod:`vidcolor.report.metrics`
+against the truth. The ``gray`` row is the gray input encoded the same way.
+
+Cases: ``none`` (no reference: each method is an automatic model, ``NAME@T`` sets its
+temperature and ``autocolor@T@A`` its prior correction too; scored frames 0..N-1); ``left-half`` (frame 0's left half as the reference; methods
+``plain`` or ``fallback[:key=value...]`` with FallbackColorizer's settings and ``auto=NAME@T``;
+scored 1..N-1; ``R-colf`` is the right half's colourfulness over the truth's) and ``first``
+(frame 0 whole, same methods).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _clips import REPO, decode_rgb, encode_as_output, find_clips, load_truth, write_gray_video
+
+sys.path.insert(0, str(REPO))
+
+from vidcolor.colorizers import build_colorizer, get_colorizer  # noqa: E402
+from vidcolor.colorizers.base import Colorizer  # noqa: E402
+from vidcolor.colorizers.fallback import FallbackColorizer  # noqa: E402
+from vidcolor.correspondence.flow import make_flow  # noqa: E402
+from vidcolor.io.writer import resolve_output  # noqa: E402
+from vidcolor.references import Reference  # noqa: E402
+from vidcolor.report import metrics  # noqa: E402
+from vidcolor.run.pipeline import colorize_video  # noqa: E402
+from vidcolor.schedule import Keyframe, ReferenceSchedule  # noqa: E402
+from vidcolor.temporal import TemporalCheck, TemporalSettings  # noqa: E402
+
+
+def automatic(spec: str) -> Colorizer:
+    """``NAME``, ``NAME@T`` (T: the annealed-mean temperature, for autocolor and eccv16) or
+    ``autocolor@T@A`` (A: its prior correction)."""
+    name, *values = spec.split("@")
+    options = dict(zip(("vibrancy", "prior_correction"), map(float, values)))
+    return get_colorizer(name, **options)
+
+
+def exemplar(spec: str) -> Colorizer:
+    """``plain`` (default + temporal check) or ``fallback[:key=value...]`` (inside the check)."""
+    kind, *pairs = spec.split(":")
+    if kind == "plain":
+        return build_colorizer("default", temporal=TemporalSettings())
+    if kind != "fallback":
+        raise SystemExit(f"method {spec!r}: give plain or fallback[:key=value...]")
+    options = dict(pair.split("=", 1) for pair in pairs)
+    auto = automatic(options.pop("auto", "autocolor"))
+    inner = FallbackColorizer(get_colorizer("default"), auto, **{k: v if k == "signal" else int(v) if k == "every" else float(v) for k, v in options.items()})
+    return TemporalCheck(inner, make_flow("auto"), TemporalSettings())
+
+
+def run(gray_video: Path, output: Path, case: str, method: str, truth0: np.ndarray) -> tuple[list[np.ndarray], float]:
+    if case == "none":
+        schedule, colorizer, auto = ReferenceSchedule(), build_colorizer("default", temporal=TemporalSettings()), automatic(method)
+    else:
+        image = truth0[:, : truth0.shape[1] // 2] if case == "left-half" else truth0
+        schedule = ReferenceSchedule([Keyframe(0, Reference.from_array(np.ascontiguousarray(image), key=f"bench:{case}"))])
+        colorizer, auto = exemplar(method), None
+    started = time.perf_counter()
+    colorize_video(str(gray_video), resolve_output(str(output), codec="h264", crf=18), schedule, colorizer, auto=auto,
+                   overwrite=True)
+    return decode_rgb(output), time.perf_counter() - started
+
+
+def score(outputs: list[np.ndarray], truth: list[np.ndarray], scored: range) -> dict[str, float]:
+    half = truth[0].shape[1] // 2
+    out, tru = [outputs[i] for i in scored], [truth[i] for i in scored]
+    return {"psnr": float(np.mean([metrics.psnr(o, t) for o, t in zip(out, tru)])),
+            "colf": float(np.mean([metrics.colorfulness(o) for o in out]) / np.mean([metrics.colorfulness(t) for t in tru])),
+            "rcolf": float(np.mean([metrics.colorfulness(o[:, half:]) for o in out])
+                           / max(np.mean([metrics.colorfulness(t[:, half:]) for t in tru]), 1e-6))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", help="comma-separated clips (default: the ten added training clips)")
+    parser.add_argument("--case", choices=("none", "left-half", "first"), default="none")
+    parser.add_argument("--methods", required=True, help="comma-separated methods (see the module docstring)")
+    parser.add_argument("--frames", type=int, default=None, help="only the first N frames of each clip")
+    parser.add_argument("--json", dest="json_path", help="also write the records here")
+    args = parser.parse_args(argv)
+    sources = find_clips(set(args.clips.split(",")) if args.clips else None, added=True)
+    if not args.clips:
+        sources = [s for s in sources if s.group == "added"]
+    methods = args.methods.split(",")
+    print(f"# bench/autocolor.py {' '.join(sys.argv[1:] if argv is None else argv)}")
+    records: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory(prefix="vidcolor-autocolor-") as tmp:
+        for source in sources:
+            folder = Path(tmp) / source.name.replace("/", "-")
+            folder.mkdir(parents=True)
+            truth = load_truth(source.folder, args.frames)
+            write_gray_video(truth, folder / "gray.mp4")
+            encode_as_output(folder / "gray.mp4", folder / "gray-out.mp4", 18)
+            scored = range(0 if args.case == "none" else 1, len(truth))
+            row = {"clip": source.name, "group": source.group, "gray": score(decode_rgb(folder / "gray-out.mp4"), truth, scored)}
+            for method in methods:
+                outputs, seconds = run(folder / "gray.mp4", folder / "out.mp4", args.case, method, truth[0])
+                row[method] = {**score(outputs, truth, scored), "sec_per_frame": seconds / len(truth)}
+            records.append(row)
+            print(f"{source.name:<34}" + " ".join(f"{m}={row[m]['psnr']:.2f}" for m in ["gray", *methods]),  # type: ignore[index]
+                  file=sys.stderr, flush=True)
+    print(f"\n{'method':<44} {'PSNR':>7} {'-gray':>6} {'worst-gray':>10} {'colf-r':>7} {'R-colf':>7} {'s/frame':>8}")
+    for method in ["gray", *methods]:
+        values = [r[method] for r in records]
+        diffs = [v["psnr"] - r["gray"]["psnr"] for v, r in zip(values, records)]  # type: ignore[index]
+        print(f"{method:<44} {np.mean([v['psnr'] for v in values]):7.2f} {np.mean(diffs):+6.2f} {min(diffs):+10.2f} "
+              f"{np.mean([v['colf'] for v in values]):7.3f} {np.mean([v['rcolf'] for v in values]):7.3f} "
+              f"{np.mean([v.get('sec_per_frame', 0.0) for v in values]):8.3f}")
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,201 @@
+"""The ``autocolor`` automatic model: decoding (bins, annealed mean, temperature), the shipped
+weights, and what it makes of real pictures with no reference (faces, bigbuckbunny)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from helpers import shared_path, write_clip
+from vidcolor.cli import main
+from vidcolor.color import rgb_to_gray_lightness, rgb_to_lab
+from vidcolor.colorizers import get_colorizer
+from vidcolor.colorizers.autocolor import AutocolorColorizer
+from vidcolor.colorizers.base import shipped_weights_path
+from vidcolor.errors import InputError, WeightsMismatchError
+from vidcolor.models.autocolor import AutocolorConfig, AutocolorDecoder, AutocolorNet
+from vidcolor.models.eccv16 import Q, ab_bins
+from vidcolor.models.efficientnet_lite import shared_backbone
+
+#: The ten CelebA-HQ ``src`` faces: aligned 256x256 crops, never trained on (training/autocolor.TEST_PHOTOS).
+FACES = ("female_039913", "female_051340", "female_069067", "female_091623", "female_172559",
+         "male_005735", "male_006930", "male_016387", "male_191300", "male_196930")
+
+
+@pytest.fixture(scope="module")
+def colorizer() -> AutocolorColorizer:
+    torch.set_num_threads(1)
+    return AutocolorColorizer()
+
+
+@pytest.fixture(scope="module")
+def net() -> AutocolorNet:
+    torch.manual_seed(0)
+    return AutocolorNet(shared_backbone("cpu"), AutocolorConfig(widths=(8, 8, 8, 8))).eval()
+
+
+def spike(*bins_and_logits: tuple[int, float]) -> torch.Tensor:
+    """Logits (1, Q, 1, 1): -30 everywhere except the given bins."""
+    logits = torch.full((1, Q, 1, 1), -30.0)
+    for index, value in bins_and_logits:
+        logits[0, index, 0, 0] = value
+    return logits
+
+
+def bin_of(a: float, b: float) -> int:
+    return int(np.argmin(np.hypot(ab_bins()[:, 0] - a, ab_bins()[:, 1] - b)))
+
+
+def test_decoding_reads_the_bins_and_anneals(net: AutocolorNet) -> None:
+    gray, orange = bin_of(0, 0), bin_of(30, 60)
+    assert tuple(ab_bins()[orange]) == (30.0, 60.0)
+    # a single sure bin decodes to its centre at any temperature, with confidence near 1
+    for temperature in (1.0, 0.38, 0.0):
+        ab, confidence = net.decode(spike((orange, 10.0)), temperature)
+        assert ab[0, :, 0, 0].tolist() == pytest.approx([30.0, 60.0], abs=1e-3)
+        assert float(confidence) > 0.99
+    # two equally likely bins: the mean (T = 1) is halfway, and stays halfway when annealed
+    ab, confidence = net.decode(spike((gray, 5.0), (orange, 5.0)), 1.0)
+    assert ab[0, :, 0, 0].tolist() == pytest.approx([15.0, 30.0], abs=1e-3)
+    assert 0.8 < float(confidence) < 0.99
+    # gray slightly less likely than orange: lowering T moves the colour toward the mode, steadily
+    chroma = [float(torch.linalg.vector_norm(net.decode(spike((gray, 4.5), (orange, 5.0)), t)[0]))
+              for t in (1.0, 0.5, 0.38, 0.2, 0.0)]
+    assert chroma == sorted(chroma) and chroma[0] < 0.7 * chroma[-1]
+    assert chroma[-1] == pytest.approx(float(np.hypot(30, 60)), abs=1e-3)
+    # logit adjustment: taking log 3 out of orange's logit (as a rebalancing weight of 3 would have
+    # put in) makes gray three times as likely as orange again
+    adjustment = torch.zeros(Q)
+    adjustment[orange] = float(np.log(3.0))
+    ab, _ = net.decode(spike((gray, 5.0), (orange, 5.0)), 1.0, adjustment)
+    assert ab[0, :, 0, 0].tolist() == pytest.approx([7.5, 15.0], abs=1e-3)
+
+
+def test_decoder_grid_and_sizes(net: AutocolorNet) -> None:
+    lightness = torch.linspace(0, 100, 64 * 96).reshape(1, 1, 64, 96)
+    logits = net(lightness)
+    assert logits.shape == (1, Q, 16, 24)
+    with pytest.raises(ValueError, match="4 positive widths"):
+        AutocolorDecoder(AutocolorConfig.from_dict({"widths": [8, 8, 8]}))
+
+
+def test_colorizer_keeps_any_working_size_and_checks_settings(colorizer: AutocolorColorizer) -> None:
+    lightness = np.tile(np.linspace(5, 95, 270, dtype=np.float32), (150, 1))
+    frame = colorizer.step(lightness, None)
+    assert frame.ab.shape == (150, 270, 2) and frame.confidence.shape == (150, 270)
+    assert frame.ab.dtype == np.float32 and 0.0 <= frame.confidence.min() <= frame.confidence.max() <= 1.0
+    assert colorizer.needs_reference is False
+    assert "vibrancy" in colorizer.describe()
+    with pytest.raises(InputError, match="vibrancy"):
+        AutocolorColorizer(vibrancy=1.5)
+    with pytest.raises(InputError, match="prior_correction"):
+        AutocolorColorizer(prior_correction=-0.1)
+    with pytest.raises(InputError, match="upsample"):
+        AutocolorColorizer(upsample="nearest")
+
+
+def test_shipped_weights_are_small_typed_and_carry_their_temperature(tmp_path: Path) -> None:
+    path = shipped_weights_path("autocolor")
+    assert path.stat().st_size < 3_000_000
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    assert payload["format"] == "vidcolor-autocolor-1"
+    assert 0.0 < payload["meta"]["vibrancy"] <= 1.0
+    assert "/work/" not in repr(payload["meta"])  # no path of the training machine
+    assert len(payload["meta"]["log_rebalance_weights"]) == Q
+    shipped = get_colorizer("autocolor")
+    assert shipped.temperature == pytest.approx(payload["meta"]["vibrancy"])
+    assert shipped.prior_correction == pytest.approx(payload["meta"]["prior_correction"])
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"format": "vidcolor-eccv16-1", "state_dict": {}}, wrong)
+    with pytest.raises(WeightsMismatchError, match="wrong.pt"):
+        AutocolorColorizer(weights=wrong)
+
+
+@pytest.mark.shared_data
+def test_vibrancy_and_prior_correction_set_the_colour_on_a_real_photo() -> None:
+    rgb = cv2.cvtColor(cv2.imread(str(shared_path(f"photos/stargan_v2_faces_animals/celeba_hq_src_{FACES[0]}.jpg"))),
+                       cv2.COLOR_BGR2RGB)
+    lightness = rgb_to_gray_lightness(rgb.astype(np.float32) / 255.0)
+    def ab(**options: float) -> np.ndarray:
+        return AutocolorColorizer(**options).step(lightness, None).ab
+
+    def chroma(**options: float) -> float:
+        out = ab(**options)
+        return float(np.hypot(out[..., 0], out[..., 1]).mean())
+
+    # undoing more of the rebalancing takes the rare vivid colours out
+    assert chroma(prior_correction=1.0) < chroma(prior_correction=0.5) < chroma(prior_correction=0.0)
+    # the temperature moves the colours (mean → mode; not always toward more chroma: a skin-tone
+    # mode can be less saturated than a mean pulled by a few vivid bins)
+    assert float(np.abs(ab(vibrancy=1.0) - ab(vibrancy=0.05)).mean()) > 1.0
+
+
+def face_mask(size: int = 256) -> np.ndarray:
+    """The face of an aligned CelebA-HQ crop: a central ellipse (on the ten test faces 98-100 % of its
+    true pixels are skin-toned, a* > 0 and b* > 0)."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    return ((xx - size / 2) / (size * 42 / 256)) ** 2 + ((yy - size * 150 / 256) / (size * 55 / 256)) ** 2 <= 1
+
+
+def skin_share(rgb: np.ndarray) -> float:
+    lab = rgb_to_lab(rgb.astype(np.float32) / 255.0)
+    mask = face_mask(rgb.shape[0])
+    return float(((lab[..., 1] > 0) & (lab[..., 2] > 0))[mask].mean())
+
+
+@pytest.mark.shared_data
+def test_faces_with_no_reference_come_out_skin_toned(tmp_path: Path) -> None:
+    """The CLI, no reference, on gray versions of ten face photos it never trained on (one frame
+    folder each, as a user colours a still): most face pixels get a* > 0 and b* > 0."""
+    shares = {}
+    for name in FACES:
+        rgb = cv2.imread(str(shared_path(f"photos/stargan_v2_faces_animals/celeba_hq_src_{name}.jpg")))
+        gray = cv2.cvtColor(rgb, cv2.COLOR_BGR2GRAY)
+        assert skin_share(cv2.cvtColor(rgb, cv2.COLOR_BGR2RGB)) > 0.97  # the region is the face
+        folder = tmp_path / name
+        folder.mkdir()
+        cv2.imwrite(str(folder / "000000.png"), gray)
+        out = tmp_path / f"{name}-out"
+        result = CliRunner().invoke(main, ["colorize", str(folder), "-o", str(out), "--codec", "png", "--auto-model", "autocolor", "-q"])
+        assert result.exit_code == 0, result.output
+        colored = cv2.cvtColor(cv2.imread(str(out / "000000.png")), cv2.COLOR_BGR2RGB)
+        shares[name] = skin_share(colored)
+    assert min(shares.values()) > 0.5, shares
+    assert float(np.median(list(shares.values()))) > 0.8, shares
+
+
+@pytest.mark.shared_data
+@pytest.mark.xfail(strict=True, reason="issue 25 Done-when not met by the shipped autocolor.pt (800 iterations): "
+                   "grass comes out yellow (hue 91°, chroma 9) and the sky yellow-gray (see autocolor.md)")
+def test_bigbuckbunny_with_no_reference_has_green_grass_and_blue_sky(tmp_path: Path) -> None:
+    """Six frames of bigbuckbunny, gray, through the CLI with no reference: the bottom band (grass)
+    is green (mean hue between yellow-green and cyan) and the top-right sky blue."""
+    import av
+
+    with av.open(str(shared_path("clips/misc/bigbuckbunny.mp4"))) as container:
+        truth = [frame.to_ndarray(format="rgb24") for _, frame in zip(range(6), container.decode(video=0))]
+    small = [cv2.resize(f, (640, 360), interpolation=cv2.INTER_AREA) for f in truth]
+    gray_clip = write_clip(tmp_path / "bbb.mp4", small, gray=True)
+    out = tmp_path / "bbb-out.mkv"
+    result = CliRunner().invoke(main, ["colorize", str(gray_clip), "-o", str(out), "--codec", "ffv1", "--auto-model", "autocolor", "-q"])
+    assert result.exit_code == 0, result.output
+    with av.open(str(out)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(frames) == 6
+    lab = rgb_to_lab(np.mean(frames, axis=0).astype(np.float32) / 255.0)
+    h, w = lab.shape[:2]
+
+    def hue(region: np.ndarray) -> tuple[float, float]:
+        a, b = float(region[..., 1].mean()), float(region[..., 2].mean())
+        return float(np.degrees(np.arctan2(b, a))), float(np.hypot(a, b))
+
+    grass_hue, grass_chroma = hue(lab[-h // 5:])
+    sky_hue, sky_chroma = hue(lab[: h // 6, int(0.8 * w):])
+    # the truth: grass hue 111°, chroma 55; sky hue -83°, chroma 14
+    assert 95.0 < grass_hue < 180.0 and grass_chroma > 10.0, (grass_hue, grass_chroma)
+    assert -135.0 < sky_hue < -45.0 and sky_chroma > 4.0, (sky_hue, sky_chroma)

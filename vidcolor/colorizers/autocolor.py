@@ -1,0 +1,145 @@
+"""The ``autocolor`` model: automatic colour from the pretrained Lite0 trunk, no reference needed.
+
+Each frame is colourised on its own by :class:`~vidcolor.models.autocolor.AutocolorNet`: the
+frozen ImageNet trunk (shared with the exemplar matcher, loaded once per process) and a small
+decoder trained on the CPU (``vidcolor/models/weights/autocolor.pt``, card ``autocolor.md``). The
+decoder gives a distribution over 313 ab bins at stride 4, decoded with the annealed mean at
+temperature ``vibrancy`` (1 = the mean, muted; 0 = the mode, vivid but patchy); the weights carry
+the temperature chosen for them on training clips. Confidence is ``1 - entropy / log 313``.
+
+The frame is scaled so its short side is ``net_short_side`` (the size the decoder was trained
+at keeps objects at the scale it saw) and edge-padded to a multiple of 32; the chroma returns to
+the working size bilinearly, or guided by the lightness (``upsample="guided"``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+from ..models.autocolor import INPUT_MULTIPLE, OUTPUT_STRIDE, AutocolorConfig, AutocolorDecoder, AutocolorNet
+from ..models.efficientnet_lite import shared_backbone, weights_path
+from ..references import Reference
+from ..weights import load_trained_network, note_loaded
+from .base import ColorizedFrame, Colorizer, pad_to_multiple, shipped_weights_hint, shipped_weights_path
+
+#: Format tag of the inference file (written by ``python -m vidcolor.training.autocolor``).
+WEIGHTS_FORMAT = "vidcolor-autocolor-1"
+#: The temperature when the weight file names none (the paper's published value).
+FALLBACK_VIBRANCY = 0.38
+_UPSAMPLES = ("bilinear", "guided")
+
+
+def load_autocolor(path: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu"
+                   ) -> tuple[AutocolorNet, dict[str, object]]:
+    """The shipped (or given) decoder on the process's shared trunk; returns (network, meta)."""
+    path = shipped_weights_path("autocolor") if path is None else Path(path)
+    decoder, meta = load_trained_network(
+        path, family="autocolor", weights_format=WEIGHTS_FORMAT, device=device, to_float=True,
+        build=lambda config: AutocolorDecoder(AutocolorConfig.from_dict(config)),
+        missing_hint=shipped_weights_hint("autocolor", "`python -m vidcolor.training.autocolor`"))
+    backbone = shared_backbone(device)
+    note_loaded(weights_path())  # the trunk's file is part of what a resumed run must find unchanged
+    net = AutocolorNet(backbone, decoder.config)
+    net.decoder = decoder
+    return net.eval().to(device), meta
+
+
+class AutocolorColorizer(Colorizer):
+    """Per-frame automatic colour from the pretrained trunk and the trained decoder (ignores references).
+
+    :param vibrancy: annealed-mean temperature T in [0, 1]; None takes the weights' own.
+    :param prior_correction: share α in [0, 1] of the training's class-rebalancing taken back out of
+        the logits before decoding (0 = as trained, vivid; 1 = the plain posterior, muted and more
+        accurate); None takes the weights' own.
+    :param net_short_side: short side the network sees (multiple of 32 after padding).
+    :param upsample: ``bilinear`` (as the paper) or ``guided`` (snapped to the lightness edges).
+    :param weights: a weight file to use instead of the shipped one.
+    """
+
+    name = "autocolor"
+    needs_reference = False
+    size_multiple = 1
+    default_short_side = 224
+
+    def __init__(self, device: str = "cpu", *, vibrancy: float | None = None, prior_correction: float | None = None,
+                 net_short_side: int = 224, upsample: str = "bilinear",
+                 weights: str | os.PathLike[str] | None = None) -> None:
+        self.device = torch.device(device)
+        self.net, self.meta = load_autocolor(weights, self.device)
+        stored = self.meta.get("vibrancy")
+        if vibrancy is None:
+            vibrancy = float(stored) if isinstance(stored, (int, float)) else FALLBACK_VIBRANCY
+        if not 0.0 <= float(vibrancy) <= 1.0:
+            raise InputError(f"autocolor vibrancy (the annealed-mean temperature T) must be in [0, 1], got {vibrancy}: "
+                             "1 = mean (muted), 0 = mode (vivid)")
+        stored_correction = self.meta.get("prior_correction")
+        if prior_correction is None:
+            prior_correction = float(stored_correction) if isinstance(stored_correction, (int, float)) else 0.0
+        if not 0.0 <= float(prior_correction) <= 1.0:
+            raise InputError(f"autocolor prior_correction must be in [0, 1], got {prior_correction}: "
+                             "0 = as trained (vivid), 1 = the plain posterior (muted)")
+        log_weights = self.meta.get("log_rebalance_weights")
+        self.adjustment = (float(prior_correction) * torch.tensor(log_weights, dtype=torch.float32, device=self.device)
+                           if prior_correction and isinstance(log_weights, list) else None)
+        if upsample not in _UPSAMPLES:
+            raise InputError(f"autocolor upsample must be one of {', '.join(_UPSAMPLES)}, got {upsample!r}")
+        if int(net_short_side) < INPUT_MULTIPLE:
+            raise InputError(f"autocolor net_short_side must be at least {INPUT_MULTIPLE} pixels, got {net_short_side}")
+        self.temperature = float(vibrancy)
+        self.prior_correction = float(prior_correction)
+        self.net_short_side = int(net_short_side)
+        self.upsample = upsample
+        self.weights = "shipped" if weights is None else os.fspath(weights)
+
+    def reset(self) -> None:
+        """Nothing to forget: every frame is colourised on its own."""
+
+    def describe(self) -> dict[str, object]:
+        return {"model": self.name, "weights": self.weights, "vibrancy": self.temperature,
+                "prior_correction": self.prior_correction,
+                "net_short_side": self.net_short_side, "upsample": self.upsample}
+
+    @torch.inference_mode()
+    def predict(self, lightness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ab (H, W, 2), confidence (H, W)) of one lightness image, at its own size."""
+        lightness = np.asarray(lightness, dtype=np.float32)
+        if lightness.ndim != 2:
+            raise InputError(f"autocolor needs a 2-D lightness frame, got shape {lightness.shape}")
+        height, width = lightness.shape
+        scale = self.net_short_side / min(height, width)
+        net_h, net_w = max(1, round(height * scale)), max(1, round(width * scale))
+        small = lightness if (net_h, net_w) == (height, width) else cv2.resize(
+            lightness, (net_w, net_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        x = torch.from_numpy(np.ascontiguousarray(pad_to_multiple(small, INPUT_MULTIPLE))).to(self.device)[None, None]
+        ab, confidence = self.net.decode(self.net(x), self.temperature, self.adjustment)
+        maps = F.interpolate(torch.cat([ab, confidence], dim=1), scale_factor=OUTPUT_STRIDE, mode="bilinear",
+                             align_corners=False)[0, :, :net_h, :net_w]
+        maps_np = np.ascontiguousarray(maps.permute(1, 2, 0).float().cpu().numpy())
+        if (net_h, net_w) != (height, width):
+            maps_np = cv2.resize(maps_np, (width, height), interpolation=cv2.INTER_LINEAR)
+        ab_np = np.ascontiguousarray(maps_np[..., :2])
+        if self.upsample == "guided":
+            from ..color import guided_upsample
+
+            grid = (max(1, width // OUTPUT_STRIDE), max(1, height // OUTPUT_STRIDE))
+            ab_np = guided_upsample(cv2.resize(ab_np, grid, interpolation=cv2.INTER_AREA), lightness)
+        return ab_np.astype(np.float32, copy=False), np.clip(maps_np[..., 2], 0.0, 1.0).astype(np.float32)
+
+    def step(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
+        del reference  # fully automatic
+        started = time.perf_counter()
+        ab, confidence = self.predict(lightness)
+        stats = {"confidence": float(confidence.mean()), "chroma": float(np.hypot(ab[..., 0], ab[..., 1]).mean()),
+                 "seconds": time.perf_counter() - started}
+        return ColorizedFrame(ab=ab, confidence=confidence, stats=stats)
+
+
+__all__ = ["AutocolorColorizer", "FALLBACK_VIBRANCY", "WEIGHTS_FORMAT", "load_autocolor"]

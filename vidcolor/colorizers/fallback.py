@@ -1,0 +1,187 @@
+"""Automatic colour where the exemplar model has nothing to copy, pixel by pixel.
+
+An exemplar colorizer copies colour from its reference and from its own previous output. Where
+neither shows the pixel (a new object, the far side of a cut, what a cropped keyframe leaves out)
+it falls back to its own guess, which is gray-ish or a wrong copy. :class:`FallbackColorizer`
+wraps such a colorizer and an automatic one: each frame, the exemplar output's ``support`` (where
+colour was copied; its ``confidence`` when the model cannot tell) is turned into a weight, high
+where support is low, smoothed so the seam follows no pixel noise, and the automatic colour is
+blended in by that weight. The blend is handed back to the exemplar model (``set_previous``), so
+its recurrence and the temporal check around this wrapper carry the filled-in colour forward like
+any copied colour: the next frames copy it from the past (their support is high there) instead of
+asking the automatic model again, and it does not flicker.
+
+HAVC blends a per-frame model into the propagated result globally; here the blend is local, so a
+well-supported face keeps its reference colours while the new car beside it gets automatic ones.
+
+Cost: the coverage map and the automatic colour are renewed once per ``every`` frames (between,
+the last ones stand: the recurrence carries most of the fill anyway), and the automatic model runs
+only when some pixel needs it (``min_weight``).
+"""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..color import luma_lightness, rgb_to_lab
+from ..correspondence.semantic import ReferenceMemory, SemanticMatcher
+from ..errors import InputError
+from ..models.efficientnet_lite import SIZE_MULTIPLE as INPUT_MULTIPLE
+from ..references import Reference
+from .base import ColorizedFrame, Colorizer
+
+#: What the fallback may read as "the exemplar colour is backed" (see :class:`FallbackColorizer`).
+SIGNALS = ("coverage", "support", "confidence")
+#: Thresholds (low, high) per signal when none are given: coverage is a centred cosine, the others in [0, 1].
+DEFAULT_THRESHOLDS = {"coverage": (0.35, 0.55), "support": (0.2, 0.6), "confidence": (0.02, 0.15)}
+
+
+class FallbackColorizer(Colorizer):
+    """``inner`` (an exemplar colorizer) with ``auto`` (an automatic one) filling in where ``inner``
+    had nothing to copy.
+
+    :param signal: what says the exemplar colour is backed: ``coverage`` (how well the reference
+        shows this content: the best centred cosine between the frame's and the reference's
+        pretrained Lite0 features, :class:`~vidcolor.correspondence.semantic.SemanticMatcher`),
+        ``support`` (where the model copied colour; its ``confidence`` for models that cannot tell)
+        or ``confidence``.
+    :param low: backing at or below which the automatic colour replaces the exemplar's.
+    :param high: backing at or above which the exemplar's colour is kept as is.
+    :param blur: width of the weight's Gaussian smoothing, as a fraction of the frame's short side.
+    :param strength: the largest share the automatic colour may take (1 = all of it).
+    :param every: renew the coverage map and the automatic colour every this many frames (1 = every frame).
+    :param min_weight: frames whose largest weight is below this skip the automatic model.
+    """
+
+    def __init__(self, inner: Colorizer, auto: Colorizer, *, signal: str = "coverage", low: float | None = None,
+                 high: float | None = None, blur: float = 0.03, strength: float = 1.0, every: int = 1,
+                 min_weight: float = 0.05) -> None:
+        if auto.needs_reference:
+            raise InputError(f"the fallback needs an automatic model, and {auto.name!r} needs a reference")
+        if signal not in SIGNALS:
+            raise InputError(f"fallback signal must be one of {', '.join(SIGNALS)}, got {signal!r}")
+        low = DEFAULT_THRESHOLDS[signal][0] if low is None else low
+        high = DEFAULT_THRESHOLDS[signal][1] if high is None else high
+        if not 0.0 <= low < high <= 1.0:
+            raise InputError(f"fallback support thresholds must satisfy 0 <= low < high <= 1, got low={low}, high={high}")
+        if not 0.0 <= strength <= 1.0 or blur < 0.0 or every < 1:
+            raise InputError(f"fallback strength must be in [0, 1], blur >= 0 and every >= 1; got {strength}, {blur}, {every}")
+        self.inner, self.auto, self.signal = inner, auto, signal
+        self.low, self.high, self.blur, self.strength = float(low), float(high), float(blur), float(strength)
+        self.every, self.min_weight = int(every), float(min_weight)
+        self.name = inner.name
+        self.needs_reference = inner.needs_reference
+        self.size_multiple = inner.size_multiple
+        self.default_short_side = inner.default_short_side
+        self.temporal_persistence = inner.temporal_persistence
+        self._auto_frame: ColorizedFrame | None = None
+        self._since_auto = 0
+        self._cache_key: tuple[object, ...] | None = None
+        self._coverage = np.zeros((0, 0), np.float32)
+        self._matcher: SemanticMatcher | None = None
+        self._memory: tuple[tuple[str, int, int], ReferenceMemory] | None = None
+
+    def describe(self) -> dict[str, object]:
+        return {**self.inner.describe(), "fallback": {
+            "auto": self.auto.describe(), "signal": self.signal, "low": self.low, "high": self.high, "blur": self.blur,
+            "strength": self.strength, "every": self.every, "min_weight": self.min_weight}}
+
+    def reset(self) -> None:
+        self.inner.reset()
+        self.auto.reset()
+        self._auto_frame = None
+        self._since_auto = 0
+        self._cache_key = None
+
+    def set_previous(self, ab: np.ndarray) -> None:
+        self.inner.set_previous(ab)
+
+    def backing(self, frame: ColorizedFrame, lightness: np.ndarray, reference: Reference | None) -> np.ndarray:
+        """How much the exemplar output is backed by copied colour, per pixel, by :attr:`signal`."""
+        if self.signal == "coverage":
+            return self.coverage(lightness, reference)
+        if self.signal == "support" and frame.support is not None:
+            return np.asarray(frame.support, dtype=np.float32)
+        return np.asarray(frame.confidence, dtype=np.float32)
+
+    @torch.inference_mode()
+    def coverage(self, lightness: np.ndarray, reference: Reference | None) -> np.ndarray:
+        """Per pixel, how well ``reference`` shows what the frame shows: the best centred cosine of
+        their pretrained features (-1..1; 0 everywhere without a reference)."""
+        height, width = lightness.shape
+        if reference is None:
+            return np.zeros((height, width), np.float32)
+        if self._matcher is None:
+            self._matcher = SemanticMatcher()
+        memory = self._reference_memory(reference, min(height, width))
+        frame = torch.from_numpy(np.ascontiguousarray(lightness, dtype=np.float32))[None, None]
+        pad_h, pad_w = (-height) % INPUT_MULTIPLE, (-width) % INPUT_MULTIPLE
+        if pad_h or pad_w:
+            frame = F.pad(frame, (0, pad_w, 0, pad_h), mode="replicate")
+        best = self._matcher.match(frame, memory).confidence[0, 0].float().numpy()
+        stride = self._matcher.stride
+        best = best[: -(-height // stride), : -(-width // stride)]
+        return cv2.resize(best, (width, height), interpolation=cv2.INTER_LINEAR)
+
+    def _reference_memory(self, reference: Reference, short_side: int) -> ReferenceMemory:
+        """The reference's features at the frame's scale (short side ``short_side``), once per reference."""
+        ref_w, ref_h = reference.size
+        scale = short_side / min(ref_w, ref_h)
+        size = (max(INPUT_MULTIPLE, round(ref_w * scale / INPUT_MULTIPLE) * INPUT_MULTIPLE),
+                max(INPUT_MULTIPLE, round(ref_h * scale / INPUT_MULTIPLE) * INPUT_MULTIPLE))
+        key = (reference.key, *size)
+        if self._memory is None or self._memory[0] != key:
+            assert self._matcher is not None
+            rgb = reference.rgb_at(*size).astype(np.float32)
+            lab = rgb_to_lab(rgb)
+            ref_l = torch.from_numpy(np.ascontiguousarray(luma_lightness(rgb)))[None, None]
+            ref_ab = torch.from_numpy(np.ascontiguousarray(lab[..., 1:])).permute(2, 0, 1)[None]
+            self._memory = (key, self._matcher.encode_reference(ref_l, ref_ab))
+        return self._memory[1]
+
+    def weight(self, backing: np.ndarray) -> np.ndarray:
+        """The automatic colour's share per pixel: 1 at backing <= low, 0 at >= high, smoothed."""
+        weight = np.clip((self.high - backing) / (self.high - self.low), 0.0, 1.0).astype(np.float32)
+        sigma = self.blur * min(backing.shape)
+        if sigma > 0.3:
+            weight = cv2.GaussianBlur(weight, (0, 0), sigma)
+        return weight * self.strength
+
+    def step(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
+        predicted = self.inner.step(lightness, reference)
+        started = time.perf_counter()
+        support = predicted.support if predicted.support is not None else predicted.confidence
+        # the coverage map and the automatic colour are renewed every `every` frames (and on a new
+        # reference or size); between, the last ones stand (the recurrence carries the fill anyway)
+        key = (reference.key if reference is not None else None, lightness.shape)
+        self._since_auto += 1
+        fresh = self._since_auto >= self.every or self._cache_key != key
+        if fresh:
+            self._since_auto, self._cache_key, self._auto_frame = 0, key, None
+            if self.signal == "coverage":
+                self._coverage = self.coverage(lightness, reference)
+        backing = self._coverage if self.signal == "coverage" else self.backing(predicted, lightness, reference)
+        weight = self.weight(backing)
+        stats = dict(predicted.stats)
+        share = float(weight.mean())
+        if float(weight.max()) < self.min_weight:
+            stats.update(fallback=share, fallback_seconds=time.perf_counter() - started)
+            return ColorizedFrame(predicted.ab, predicted.confidence, stats, predicted.support)
+        if self._auto_frame is None:
+            self._auto_frame = self.auto.step(lightness, None)
+        auto = self._auto_frame
+        w = weight[..., None]
+        ab = (predicted.ab + w * (auto.ab - predicted.ab)).astype(np.float32)
+        confidence = (predicted.confidence + weight * (auto.confidence - predicted.confidence)).astype(np.float32)
+        filled = np.clip(support + weight * (1.0 - support), 0.0, 1.0).astype(np.float32)
+        self.inner.set_previous(ab)  # the recurrence carries the filled-in colour from here on
+        stats.update(fallback=share, fallback_seconds=time.perf_counter() - started)
+        return ColorizedFrame(ab, confidence, stats, filled)
+
+
+__all__ = ["DEFAULT_THRESHOLDS", "SIGNALS", "FallbackColorizer"]
