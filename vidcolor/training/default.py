@@ -46,7 +46,7 @@ from ..color import lab_to_rgb, luma_lightness, rgb_to_lab, shrink_short_side
 from ..correspondence.flow import visible_mask
 from ..models.efficientnet_lite import shared_backbone
 from ..models.fast import lab_to_rgb_torch
-from ..models.vcnet import (AB_SCALE, SIZE_MULTIPLE, WEIGHTS_FORMAT, VCNet, VCNetConfig, count_parameters, flow_candidate,
+from ..models.vcnet import (AB_SCALE, CANDIDATES, SIZE_MULTIPLE, WEIGHTS_FORMAT, VCNet, VCNetConfig, count_parameters, flow_candidate,
                            reference_size, warp_tensor)
 from .common import (DEFAULT_HOLDOUT, PHOTO_EXTENSIONS, RunLog, RunningMeans, config_from_dict, finish_validation,
                      list_clips, optimizer_step, psnr, read_clip, read_photos, save_atomic, start_run, working_size)
@@ -910,7 +910,27 @@ def warm_start(model: VCNet, path: Path) -> int:
         own[name] = new
         copied += 1
     model.load_state_dict(own)
+    if model.cfg.semantic and "log_semantic_temperature" not in weights:
+        open_semantic_gate(model)
     return copied
+
+
+#: How far below the luminance attention's gate the semantic gate of a warm-started v2 begins.
+SEMANTIC_GATE_OFFSET = 2.0
+
+
+def open_semantic_gate(model: VCNet) -> None:
+    """Start a v2 network's semantic gate as the ``ref_patch`` gate lowered by :data:`SEMANTIC_GATE_OFFSET`.
+
+    v1's gates are saturated (``ref_patch`` takes all the weight wherever there is a reference), so
+    a gate started at a constant -4 has a softmax weight of zero and no gradient: measured, 308
+    iterations left it and the semantic temperature exactly where they began. Tied to
+    ``ref_patch``, it starts at about 12 % of that share, near the previous function, and learns.
+    """
+    k = len(CANDIDATES)
+    with torch.no_grad():
+        model.head.weight[k + 2] = model.head.weight[0]
+        model.head.bias[k + 2] = model.head.bias[0] - SEMANTIC_GATE_OFFSET
 
 
 def build_model(config: TrainConfig) -> VCNet:
