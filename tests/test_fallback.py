@@ -1,0 +1,77 @@
+"""The per-pixel fallback: automatic colour where the exemplar model has nothing to copy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import shared_path
+from vidcolor.color import rgb_to_gray_lightness
+from vidcolor.colorizers import build_colorizer, get_colorizer
+from vidcolor.colorizers.fallback import FallbackColorizer
+from vidcolor.errors import InputError
+from vidcolor.references import Reference
+from vidcolor.temporal import TemporalCheck, TemporalSettings
+
+
+@pytest.fixture(scope="module")
+def auto() -> object:
+    return get_colorizer("autocolor")
+
+
+def test_weight_follows_backing_and_is_smooth(auto: object) -> None:
+    fallback = FallbackColorizer(get_colorizer("classic"), auto, low=0.2, high=0.6, blur=0.0)  # type: ignore[arg-type]
+    backing = np.tile(np.linspace(0.0, 1.0, 101, dtype=np.float32), (20, 1))
+    weight = fallback.weight(backing)
+    assert weight[:, backing[0] <= 0.2].min() == 1.0 and weight[:, backing[0] >= 0.6].max() == 0.0
+    assert np.all(np.diff(weight[0]) <= 0) and weight[0, 40] == pytest.approx(0.5)
+    step = np.zeros((40, 40), np.float32)
+    step[:, 20:] = 1.0
+    blurred = FallbackColorizer(get_colorizer("classic"), auto, low=0.2, high=0.6, blur=0.1).weight(step)  # type: ignore[arg-type]
+    assert 0.1 < blurred[20, 20] < 0.9  # the seam is soft, not a hard edge
+    half = FallbackColorizer(get_colorizer("classic"), auto, low=0.2, high=0.6, blur=0.0, strength=0.5)  # type: ignore[arg-type]
+    assert half.weight(backing).max() == pytest.approx(0.5)
+
+
+def test_bad_settings_are_refused(auto: object) -> None:
+    classic = get_colorizer("classic")
+    with pytest.raises(InputError, match="low < high"):
+        FallbackColorizer(classic, auto, low=0.5, high=0.4)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="signal"):
+        FallbackColorizer(classic, auto, signal="magic")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="automatic model"):
+        FallbackColorizer(classic, get_colorizer("classic"))
+
+
+def test_build_colorizer_puts_the_fallback_inside_the_temporal_check() -> None:
+    checked = build_colorizer("default", temporal=TemporalSettings(), fallback="autocolor")
+    assert isinstance(checked, TemporalCheck) and isinstance(checked.inner, FallbackColorizer)
+    assert checked.describe()["fallback"]["auto"]["model"] == "autocolor"  # a resumed run must match it
+    assert not isinstance(build_colorizer("autocolor", fallback="autocolor"), FallbackColorizer)
+
+
+@pytest.mark.shared_data
+def test_unseen_half_gets_automatic_colour_where_the_reference_does_not_show_it() -> None:
+    """A real training clip (pysot/bag) with a reference showing only the left half of frame 0: the
+    coverage is lower and the fallback's weight higher on the right half (the reference does not
+    show it), and the output changes there far more than on the left."""
+    import cv2
+
+    folder = shared_path("clips/pysot/bag")
+    frames = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in sorted(folder.glob("*.jpg"))[:4]]
+    frames = [cv2.resize(f, (212, 160), interpolation=cv2.INTER_AREA) for f in frames]
+    reference = Reference.from_array(np.ascontiguousarray(frames[0][:, :106]), key="left-half")
+    plain = get_colorizer("default")
+    filled = FallbackColorizer(get_colorizer("default"), get_colorizer("autocolor"))
+    left_change, right_change = [], []
+    for rgb in frames[1:]:
+        lightness = rgb_to_gray_lightness(rgb.astype(np.float32) / 255.0)
+        coverage = filled.coverage(lightness, reference)
+        assert coverage[:, :60].mean() > coverage[:, 150:].mean() + 0.1
+        weight = filled.weight(coverage)
+        assert weight[:, 150:].mean() > 2 * weight[:, :60].mean()
+        a, b = plain.step(lightness, reference).ab, filled.step(lightness, reference).ab
+        left_change.append(np.abs(b[:, :60] - a[:, :60]).mean())
+        right_change.append(np.abs(b[:, 150:] - a[:, 150:]).mean())
+    # the automatic colour goes where the reference does not show the scene, not over the copy
+    assert np.mean(right_change) > 2 * np.mean(left_change) and np.mean(right_change) > 0.5
