@@ -55,6 +55,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -126,10 +127,13 @@ def reference_args(case: str, truth: list[np.ndarray], folder: Path) -> list[str
 class Method:
     model: str
     temporal: bool
+    #: Further CLI options of this row (``--variants``), e.g. "--auto-model cheng2015".
+    variant: str = ""
 
     @property
     def label(self) -> str:
-        return f"{self.model}+temporal" if self.temporal else self.model
+        base = f"{self.model}+temporal" if self.temporal else self.model
+        return f"{base} [{self.variant}]" if self.variant else base
 
 
 @dataclass
@@ -216,6 +220,7 @@ def run_colorize(clip: ClipData, method: Method, size: str, ref_args: list[str],
             command += [option, str(value)]
     if args.detail:
         command.append("--detail")
+    command += shlex.split(method.variant)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH"))))}
     started = time.perf_counter()
     done = subprocess.run(command, cwd=output.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -407,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--auto-model", default=None, help="--auto-model of the 'none' case (default: the CLI's)")
     parser.add_argument("--threads", type=int, default=None, help="--threads of the CLI (default: the CLI's, 1)")
     parser.add_argument("--detail", action="store_true", help="run the CLI with --detail")
+    parser.add_argument("--variants", default="",
+                        help="';'-separated sets of further CLI options, one row per set for each model but classic "
+                             "(e.g. \"--auto-model autocolor;--auto-model cheng2015\"); compared in the same run")
     parser.add_argument("--json", dest="json_path", help="also write every record, mean and margin as JSON here")
     parser.add_argument("--keep", help="keep the gray inputs and outputs in this folder (outside the repository)")
     args = parser.parse_args(argv)
@@ -418,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     models = parse_list(args.models, None, "model")
     models = (["classic"] if "classic" not in models else []) + models
     temporals = {"on": [True], "off": [False], "both": [True, False]}[args.temporal]
-    methods = [Method(m, t) for m in models for t in temporals]
+    variants = [v.strip() for v in args.variants.split(";")] if args.variants else [""]
+    methods = [Method(m, t, v) for m in models for t in temporals for v in (variants if m != "classic" else [""])]
     if args.frames is not None and args.frames < 3:
         parser.error("--frames must be at least 3 (the 'both' case scores the frames between the first and the last)")
     sources = find_clips(set(parse_list(args.clips, None, "clip")) if args.clips else None, args.added)
@@ -456,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
                     records[(case, size, "truth", source.name)] = {**truth, "size": size}
                     for method in methods:
                         done += 1
-                        output = folder / f"{method.label}-{size}.mp4"
+                        output = folder / f"{method.label}-{size}.mp4".replace(" ", "_")
                         run = run_colorize(clip, method, size, ref_args, output, args)
                         if run is None:
                             continue
