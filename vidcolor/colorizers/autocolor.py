@@ -28,7 +28,8 @@ from ..models.autocolor import INPUT_MULTIPLE, OUTPUT_STRIDE, AutocolorConfig, A
 from ..models.efficientnet_lite import shared_backbone, weights_path
 from ..references import Reference
 from ..weights import load_trained_network, note_loaded
-from .base import ColorizedFrame, Colorizer, pad_to_multiple, shipped_weights_hint, shipped_weights_path
+from .base import (ColorizedFrame, Colorizer, lightness_at_network_size, pad_to_multiple, scaled_to_short_side,
+                   shipped_weights_hint, shipped_weights_path)
 
 #: Format tag of the inference file (written by ``python -m vidcolor.training.autocolor``).
 WEIGHTS_FORMAT = "vidcolor-autocolor-1"
@@ -110,14 +111,9 @@ class AutocolorColorizer(Colorizer):
     @torch.inference_mode()
     def predict(self, lightness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(ab (H, W, 2), confidence (H, W)) of one lightness image, at its own size."""
-        lightness = np.asarray(lightness, dtype=np.float32)
-        if lightness.ndim != 2:
-            raise InputError(f"autocolor needs a 2-D lightness frame, got shape {lightness.shape}")
-        height, width = lightness.shape
-        scale = self.net_short_side / min(height, width)
-        net_h, net_w = max(1, round(height * scale)), max(1, round(width * scale))
-        small = lightness if (net_h, net_w) == (height, width) else cv2.resize(
-            lightness, (net_w, net_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        small, (height, width) = lightness_at_network_size(
+            lightness, "autocolor", lambda height, width: scaled_to_short_side(height, width, self.net_short_side))
+        net_h, net_w = small.shape
         x = torch.from_numpy(np.ascontiguousarray(pad_to_multiple(small, INPUT_MULTIPLE))).to(self.device)[None, None]
         ab, confidence = self.net.decode(self.net(x), self.temperature, self.adjustment)
         maps = F.interpolate(torch.cat([ab, confidence], dim=1), scale_factor=OUTPUT_STRIDE, mode="bilinear",

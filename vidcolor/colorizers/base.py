@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from ..color import guided_upsample
+from ..errors import InputError
 from ..references import Reference
 
 
@@ -105,6 +106,27 @@ def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
     if not ph and not pw:
         return image
     return np.pad(image, ((0, ph), (0, pw)) + ((0, 0),) * (image.ndim - 2), mode="edge")
+
+
+def scaled_to_short_side(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """(height, width) scaled so the shorter side is ``short_side``, aspect kept."""
+    scale = short_side / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def lightness_at_network_size(lightness: np.ndarray, model: str,
+                               network_size: Callable[[int, int], tuple[int, int]]) -> tuple[np.ndarray, tuple[int, int]]:
+    """A 2-D lightness frame resized to the size an automatic network reads, and the frame's own
+    (height, width) to bring its answer back to; shrinking averages (INTER_AREA) so no detail aliases."""
+    lightness = np.asarray(lightness, dtype=np.float32)
+    if lightness.ndim != 2:
+        raise InputError(f"{model} needs a 2-D lightness frame, got shape {lightness.shape}")
+    height, width = lightness.shape
+    net_h, net_w = network_size(height, width)
+    if (net_h, net_w) == (height, width):
+        return lightness, (height, width)
+    shrink = net_h < height
+    return cv2.resize(lightness, (net_w, net_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR), (height, width)
 
 
 def shipped_weights_path(model: str) -> Path:

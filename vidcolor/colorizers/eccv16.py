@@ -53,7 +53,7 @@ from ..models.eccv16 import (
     normalised_entropy,
 )
 from ..references import Reference
-from .base import ColorizedFrame, Colorizer, pad_to_multiple
+from .base import ColorizedFrame, Colorizer, lightness_at_network_size, pad_to_multiple, scaled_to_short_side
 
 #: Format tag of vidcolor's own ECCV16 weight files (written by vidcolor.training.eccv16).
 WEIGHTS_FORMAT = "vidcolor-eccv16-1"
@@ -183,19 +183,13 @@ class Eccv16Colorizer(Colorizer):
     def _network_size(self, height: int, width: int) -> tuple[int, int]:
         if self.fit == "square":
             return self.net_short_side, self.net_short_side
-        scale = self.net_short_side / min(height, width)
-        return max(1, round(height * scale)), max(1, round(width * scale))
+        return scaled_to_short_side(height, width, self.net_short_side)
 
     @torch.inference_mode()
     def predict(self, lightness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(ab (H, W, 2), confidence (H, W)) for one lightness image at its own size."""
-        lightness = np.asarray(lightness, dtype=np.float32)
-        if lightness.ndim != 2:
-            raise InputError(f"eccv16 needs a 2-D lightness frame, got shape {lightness.shape}")
-        height, width = lightness.shape
-        net_h, net_w = self._network_size(height, width)
-        small = lightness if (net_h, net_w) == (height, width) else cv2.resize(
-            lightness, (net_w, net_h), interpolation=cv2.INTER_AREA if net_h < height else cv2.INTER_LINEAR)
+        small, (height, width) = lightness_at_network_size(lightness, "eccv16", self._network_size)
+        net_h, net_w = small.shape
         padded = pad_to_multiple(small, SIZE_MULTIPLE)
         x = torch.from_numpy(np.ascontiguousarray(padded)).to(self.device)[None, None]
         logits = self.net(x)

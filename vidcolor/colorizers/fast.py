@@ -38,8 +38,8 @@ def load_fastnet(path: str | os.PathLike[str], device: str | torch.device = "cpu
                                 missing_hint=shipped_weights_hint("fast", "vidcolor.training.fast"))
 
 
-def _pad(image: np.ndarray) -> np.ndarray:
-    return pad_to_multiple(image, SIZE_MULTIPLE)
+#: The network's inputs padded to its size multiple.
+_pad = partial(pad_to_multiple, multiple=SIZE_MULTIPLE)
 
 
 class FastColorizer(Colorizer):
