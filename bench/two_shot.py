@@ -3,7 +3,7 @@
     .venv/bin/python bench/two_shot.py                                 # held out: dog then horsejump-high, and reversed
     .venv/bin/python bench/two_shot.py --pair car-shadow,blackswan     # a pair of training clips (--pair repeats)
     .venv/bin/python bench/two_shot.py --models classic,default,fast --per-frame --json two.json
-    .venv/bin/python bench/two_shot.py --tree v1=/tmp/vidcolor-v1      # also another source tree's models, same run
+    .venv/bin/python bench/two_shot.py --tree v1=../vidcolor-v1        # also another source tree's models, same run
 
 The film: shot 1 is the first clip, shot 2 the second (resized to shot 1's size when they differ),
 their BT.601 luma written as one lossless H.264 4:2:0 gray video (as ``bench/quality.py`` writes
