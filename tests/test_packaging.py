@@ -62,10 +62,12 @@ def source_files(root: Path, folder: str, pattern: str) -> set[str]:
 def test_wheel_carries_every_module_and_the_weights_but_no_training_state(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert (REPO / TRAINING_STATE).is_file(), "the repository should keep the training state"
-    assert TRAINING_STATE not in names
+    training_states = source_files(REPO, "vidcolor/models/weights", "*.train-state.pt")
+    assert TRAINING_STATE in training_states
+    assert training_states & names == set(), "resumable training state belongs in the repository, not the wheel"
     modules = source_files(REPO, "vidcolor", "*.py") | source_files(REPO / "plugins", "vsvidcolor", "*.py")
     assert modules - names == set(), "modules missing from the wheel"
-    weights = source_files(REPO, "vidcolor/models/weights", "*") - {TRAINING_STATE}
+    weights = source_files(REPO, "vidcolor/models/weights", "*") - training_states
     assert weights and weights - names == set(), "shipped weights or model cards missing from the wheel"
     assert "vidcolor/py.typed" in names
     templates = source_files(REPO, "vidcolor/report", "*.j2")
