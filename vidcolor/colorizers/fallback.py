@@ -26,14 +26,13 @@ import time
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..color import luma_lightness, rgb_to_lab
 from ..correspondence.semantic import ReferenceMemory, SemanticMatcher
 from ..errors import InputError
 from ..models.efficientnet_lite import SIZE_MULTIPLE as INPUT_MULTIPLE
 from ..references import Reference
-from .base import ColorizedFrame, Colorizer
+from .base import ColorizedFrame, Colorizer, pad_to_multiple
 
 #: What the fallback may read as "the exemplar colour is backed" (see :class:`FallbackColorizer`).
 SIGNALS = ("coverage", "support", "confidence")
@@ -119,14 +118,18 @@ class FallbackColorizer(Colorizer):
         if self._matcher is None:
             self._matcher = SemanticMatcher()
         memory = self._reference_memory(reference, min(height, width))
-        frame = torch.from_numpy(np.ascontiguousarray(lightness, dtype=np.float32))[None, None]
-        pad_h, pad_w = (-height) % INPUT_MULTIPLE, (-width) % INPUT_MULTIPLE
-        if pad_h or pad_w:
-            frame = F.pad(frame, (0, pad_w, 0, pad_h), mode="replicate")
-        best = self._matcher.match(frame, memory).confidence[0, 0].float().numpy()
+        padded = pad_to_multiple(np.asarray(lightness, dtype=np.float32), INPUT_MULTIPLE)
+        frame = torch.from_numpy(np.ascontiguousarray(padded))[None, None].to(self._device)
+        best = self._matcher.match(frame, memory).confidence[0, 0].float().cpu().numpy()
         stride = self._matcher.stride
         best = best[: -(-height // stride), : -(-width // stride)]
         return cv2.resize(best, (width, height), interpolation=cv2.INTER_LINEAR)
+
+    @property
+    def _device(self) -> torch.device:
+        """Where the matcher's backbone runs (its inputs go there)."""
+        assert self._matcher is not None
+        return next(self._matcher.backbone.parameters()).device
 
     def _reference_memory(self, reference: Reference, short_side: int) -> ReferenceMemory:
         """The reference's features at the frame's scale (short side ``short_side``), once per reference."""
@@ -139,8 +142,8 @@ class FallbackColorizer(Colorizer):
             assert self._matcher is not None
             rgb = reference.rgb_at(*size).astype(np.float32)
             lab = rgb_to_lab(rgb)
-            ref_l = torch.from_numpy(np.ascontiguousarray(luma_lightness(rgb)))[None, None]
-            ref_ab = torch.from_numpy(np.ascontiguousarray(lab[..., 1:])).permute(2, 0, 1)[None]
+            ref_l = torch.from_numpy(np.ascontiguousarray(luma_lightness(rgb)))[None, None].to(self._device)
+            ref_ab = torch.from_numpy(np.ascontiguousarray(lab[..., 1:])).permute(2, 0, 1)[None].to(self._device)
             self._memory = (key, self._matcher.encode_reference(ref_l, ref_ab))
         return self._memory[1]
 
