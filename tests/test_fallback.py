@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import av
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
-from helpers import shared_path
+from helpers import shared_path, write_clip
+from vidcolor.cli import main
 from vidcolor.color import rgb_to_gray_lightness
 from vidcolor.colorizers import build_colorizer, get_colorizer
 from vidcolor.colorizers.fallback import FallbackColorizer
 from vidcolor.errors import InputError
 from vidcolor.references import Reference
+from vidcolor.run.settings import resolve_settings
+from vidcolor.schedule.presets import PresetError, load_preset
 from vidcolor.temporal import TemporalCheck, TemporalSettings
 
 
@@ -75,3 +82,65 @@ def test_unseen_half_gets_automatic_colour_where_the_reference_does_not_show_it(
         right_change.append(np.abs(b[:, 150:] - a[:, 150:]).mean())
     # the automatic colour goes where the reference does not show the scene, not over the copy
     assert np.mean(right_change) > 2 * np.mean(left_change) and np.mean(right_change) > 0.5
+
+
+@pytest.fixture(scope="module")
+def left_half_film(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Six frames of a real training clip (pysot/bag, 4:4:4 lossless so front ends compare bit for
+    bit) and a reference showing only the left half of its frame 0."""
+    import cv2
+
+    folder = shared_path("clips/pysot/bag")
+    frames = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in sorted(folder.glob("*.jpg"))[:6]]
+    frames = [cv2.resize(f, (212, 160), interpolation=cv2.INTER_AREA) for f in frames]
+    tmp = tmp_path_factory.mktemp("left-half")
+    clip = write_clip(tmp / "bag.mkv", frames, codec="ffv1", pix_fmt="yuv444p")
+    reference = tmp / "left.png"
+    cv2.imwrite(str(reference), cv2.cvtColor(np.ascontiguousarray(frames[0][:, :106]), cv2.COLOR_RGB2BGR))
+    return clip, reference
+
+
+def yuv_frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="yuv444p").astype(np.int16) for frame in container.decode(video=0)]
+
+
+def test_fallback_setting_colours_the_unseen_half_in_the_cli_and_vapoursynth_alike(
+        left_half_film: tuple[Path, Path], tmp_path: Path) -> None:
+    """``--fallback autocolor`` through the real CLI changes the chroma of the half the reference
+    does not show far more than the half it shows; the VapourSynth filter's ``fallback`` keyword
+    gives the CLI's frames bit for bit; ``--fallback none`` is the plain run."""
+    clip, reference = left_half_film
+    outputs = {}
+    for value in ("none", "autocolor"):
+        outputs[value] = tmp_path / f"{value}.mkv"
+        result = CliRunner().invoke(main, ["colorize", str(clip), "-o", str(outputs[value]), "--ref", str(reference),
+                                           "--codec", "ffv1", "--fallback", value, "-q"])
+        assert result.exit_code == 0, result.output
+    plain, filled = yuv_frames(outputs["none"]), yuv_frames(outputs["autocolor"])
+    assert all(np.array_equal(p[0], f[0]) for p, f in zip(plain, filled, strict=True))  # luma untouched
+    change = np.stack([np.abs(f[1:] - p[1:]).mean(axis=(0, 1)) for p, f in zip(plain[1:], filled[1:])]).mean(axis=0)
+    assert change[150:].mean() > 2 * change[:60].mean() and change[150:].mean() > 0.5
+
+    vs = pytest.importorskip("vapoursynth", reason="the vs extra is not installed: pip install -e .[vs]")
+    import vsvidcolor
+
+    out = vsvidcolor.colorize(vs.core.bs.VideoSource(str(clip)), ref=str(reference), fallback="autocolor")
+    for index in range(out.num_frames):
+        got = np.stack([np.asarray(out.get_frame(index)[p]) for p in range(3)]).astype(np.int16)
+        np.testing.assert_array_equal(got, filled[index], err_msg=f"frame {index}")
+
+
+def test_a_bad_fallback_is_refused_with_its_fix(left_half_film: tuple[Path, Path], tmp_path: Path) -> None:
+    clip, reference = left_half_film
+    result = CliRunner().invoke(main, ["colorize", str(clip), "-o", str(tmp_path / "o.mkv"), "--ref", str(reference),
+                                       "--fallback", "classic"])
+    assert result.exit_code == 2 and "--fallback" in result.output and "autocolor" in result.output
+    assert not (tmp_path / "o.mkv").exists()
+    preset = tmp_path / "film.toml"
+    preset.write_text(f'fallback = "deepex"\n[[shot]]\nstart = 0\nreference = "{reference.as_posix()}"\n')
+    with pytest.raises(PresetError, match=r"fallback 'deepex' is not an automatic model.*fallback = \"none\""):
+        load_preset(preset)
+    preset.write_text(f'fallback = "none"\n[[shot]]\nstart = 0\nreference = "{reference.as_posix()}"\n')
+    assert resolve_settings({}, load_preset(preset)).fallback == "none"
+    assert resolve_settings({"fallback": "autocolor"}, load_preset(preset)).fallback == "autocolor"

@@ -25,7 +25,7 @@ from helpers import color_frames, write_clip
 
 #: the preset every test starts from: each setting it names differs from vidcolor's default
 PRESET = ('model = "classic"\nsize = 32\ncodec = "ffv1"\ncrf = 20\nencoder_preset = "fast"\ndetail = true\n'
-          'anchor = "auto"\n'
+          'anchor = "auto"\nfallback = "autocolor"\n'
           '[scenes]\ndetect = false\nthreshold = 40\nmin_length = 4\n'
           '[temporal]\nenabled = false\n'
           '[[shot]]\nstart = 0\nreference = "../ref.png"\n')
@@ -69,14 +69,14 @@ def test_given_beats_preset_beats_default_for_every_setting(film: tuple[Path, Pa
     assert resolve_settings({}) == defaults and defaults.model == default_model()
     named = {"model": "classic", "size": "32", "detail": True, "detect_scenes": False, "scene_threshold": 40.0,
              "scene_min_length": 4, "codec": "ffv1", "crf": 20, "encoder_preset": "fast", "temporal": None,
-             "anchor": "auto"}
+             "anchor": "auto", "fallback": "autocolor"}
     for name in SETTING_NAMES:  # the preset sets exactly what it names; everything else is the default
         assert getattr(from_preset, name) == named.get(name, getattr(defaults, name)), name
         assert name not in named or named[name] != getattr(defaults, name), name  # so the test can tell
     given = {"model": "fast", "size": "48", "detail": False, "detect_scenes": False, "scene_threshold": 20,
              "scene_min_length": 2, "codec": "h264", "crf": 30, "encoder_preset": "slow", "flow": "dis",
              "device": "cpu", "threads": 2, "chunk_length": 16, "warmup": 3, "auto_model": "cheng2015",
-             "anchor": "pinned"}
+             "anchor": "pinned", "fallback": "none"}
     assert set(given) | {"temporal"} == set(SETTING_NAMES)  # a new setting must be added here too
     over = resolve_settings(given, preset)
     for name, value in given.items():
@@ -114,7 +114,7 @@ def test_cli_option_beats_preset_beats_default(film: tuple[Path, Path], tmp_path
     cli(str(clip), "-o", str(detail_off), "--preset", str(preset), "--no-detail")
     same = tmp_path / "same.mkv"  # everything the preset says, given as options instead
     cli(str(clip), "-o", str(same), "--ref", ref, "--model", "classic", "--size", "32", "--no-temporal", "--detail",
-        "--codec", "ffv1", "--no-detect-scenes")
+        "--codec", "ffv1", "--no-detect-scenes", "--fallback", "autocolor")
     assert all(np.array_equal(a, b) for a, b in zip(yuv_frames(same), yuv_frames(tmp_path / "p.mkv"), strict=True))
     assert not all(np.array_equal(a, b) for a, b in zip(yuv_frames(detail_off), yuv_frames(tmp_path / "p.mkv")))
 

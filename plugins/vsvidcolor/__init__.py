@@ -43,6 +43,7 @@ def colorize(
     preset: str | PathLike[str] | None = None,
     model: str | None = None,
     auto_model: str | None = None,
+    fallback: str | None = None,
     cuts: Sequence[int] | None = None,
     size: int | str | None = None,
     temporal: bool | None = None,
@@ -70,6 +71,9 @@ def colorize(
                          default: the preset's, else the shipped default model.
     :param auto_model:   with no reference at all: the automatic model (``eccv16``, ``cheng2015``) that colours
                          the middle frame of each segment, which ``model`` then carries through it.
+    :param fallback:     an automatic model (``autocolor``) whose colour is blended in, pixel by pixel, where the
+                         references do not show the scene; ``none``: off (default: the preset's, else ``none``,
+                         as the CLI's ``--fallback``).
     :param cuts:         with no reference: shot starts (e.g. from ``vidcolor scenes``); each gets its own
                          automatic reference. Default: the clip's scene-change frame properties (below),
                          read in one pass over the clip at the first request; ``[]`` for none.

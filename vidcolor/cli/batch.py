@@ -41,6 +41,10 @@ SETTING_OPTIONS = (
     click.option("--auto-model", default=None, metavar="NAME",
                  help="Without any reference, this automatic model colours the middle frame of each shot and --model "
                       "carries it through the shot. [default: the best installed automatic model]"),
+    click.option("--fallback", default=None, metavar="NAME|none",
+                 help="Where the references do not show the scene (a new object, what a cropped keyframe leaves "
+                      "out), blend in this automatic model's colour, pixel by pixel. [default: the preset's, else "
+                      "none]"),
     click.option("--size", default=None, metavar="N|WxH",
                  help="Working resolution for chroma prediction: short side N, or WxH. Aspect is kept; luma stays full "
                       "size. [default: the preset's, else the model's]"),

@@ -36,7 +36,9 @@ def build_colorizers(settings: RunSettings, has_references: bool) -> tuple[Color
     from ..colorizers import build_colorizer, no_reference_colorizer, set_torch_threads  # noqa: PLC0415
 
     set_torch_threads(settings.threads, settings.model)
-    colorizer = build_colorizer(settings.model, device=settings.device, temporal=settings.temporal, flow=settings.flow)
+    fallback = None if settings.fallback == "none" else settings.fallback
+    colorizer = build_colorizer(settings.model, device=settings.device, temporal=settings.temporal, flow=settings.flow,
+                                fallback=fallback)
     auto = no_reference_colorizer(colorizer, has_references, settings.auto_model, device=settings.device)
     return colorizer, auto
 

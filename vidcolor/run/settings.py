@@ -112,6 +112,15 @@ def _crf(name: str, value: Any) -> int:
     return value
 
 
+def _fallback(name: str, value: Any) -> str:
+    from ..colorizers import AUTOMATIC_MODELS  # noqa: PLC0415 - the registry, not the models
+
+    if value != "none" and value not in AUTOMATIC_MODELS:
+        raise SettingError(name, f"{name} must be none or an automatic model ({', '.join(AUTOMATIC_MODELS)}), "
+                           f"got {value!r}")
+    return value
+
+
 def _codecs() -> Any:
     from ..io.writer import CODECS  # noqa: PLC0415
 
@@ -155,6 +164,9 @@ class RunSettings:
     model: str = setting(check=_models, preset="model", default_factory=_default_model)
     #: no-reference mode's automatic model; None: :func:`vidcolor.colorizers.default_auto_model`.
     auto_model: str | None = setting(check=_models)
+    #: the automatic model that colours what the references do not show (``none``: off; see
+    #: :class:`vidcolor.colorizers.fallback.FallbackColorizer`).
+    fallback: str = setting("none", check=_fallback, preset="fallback")
     #: working resolution, ``N`` (short side) or ``WxH``; None: the model's own.
     size: str | None = setting(check=_size, preset="size")
     #: the optical-flow temporal check (None: off). Given as True/False; the preset's

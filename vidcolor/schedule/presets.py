@@ -58,7 +58,7 @@ FORMAT_VERSION = 1
 #: :class:`vidcolor.run.settings.RunSettings`), with what ``true`` does, for messages.
 FLAG_KEYS = {"detail": "carry the references' fine colour detail"}
 TOP_KEYS = ("version", "model", "size", *FLAG_KEYS, "codec", "crf", "encoder_preset", "timecode_fps", "scenes",
-            "temporal", "shot", "anchor")
+            "temporal", "shot", "anchor", "fallback")
 SHOT_KEYS = ("start", "end", "reference", "end_reference", "name")
 SCENE_KEYS = ("detect", "threshold", "min_length")
 DEFAULT_SCENE_THRESHOLD = 27.0
@@ -122,6 +122,8 @@ class Preset:
     detail: bool | None = None
     #: ``auto`` or ``pinned``: where each shot's colouring starts (:mod:`vidcolor.run.anchor`).
     anchor: str | None = None
+    #: the automatic model that colours what the references do not show, or ``none``.
+    fallback: str | None = None
 
     def resolve(self, fps: Fraction | float | None, frame_count: int | None = None) -> tuple[Shot, ...]:
         """Shots sorted by start with frame-number positions, checked against the clip.
@@ -298,7 +300,16 @@ class _Parser:
         shots = self.shots(data.get("shot"))
         flags = {key: self.flag(data.get(key), key, does) for key, does in FLAG_KEYS.items()}
         return Preset(self.path, shots, model, size, codec, crf, encoder_preset, timecode_fps, scenes, temporal, **flags,
-                      anchor=self.anchor(data.get("anchor")))
+                      anchor=self.anchor(data.get("anchor")), fallback=self.fallback(data.get("fallback")))
+
+    def fallback(self, value: object) -> str | None:
+        from ..colorizers import AUTOMATIC_MODELS  # noqa: PLC0415
+
+        if value is not None and value != "none" and value not in AUTOMATIC_MODELS:
+            raise self.fail(self.key_line("fallback", None), "", f"fallback {value!r} is not an automatic model",
+                            f"write fallback = \"{AUTOMATIC_MODELS[0]}\" (or another of {', '.join(AUTOMATIC_MODELS)}) "
+                            'to colour what the references do not show, or fallback = "none"')
+        return value  # type: ignore[return-value]
 
     def anchor(self, value: object) -> str | None:
         from ..run.anchor import ANCHORS  # noqa: PLC0415
