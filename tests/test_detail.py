@@ -189,3 +189,19 @@ def test_a_reference_keeps_no_output_size_copies():
         detail.add(plain, small_l, [(reference, 1.0)])
         assert all(width <= 100 and height <= 60 for _, width, height in reference._cache), list(reference._cache)
     assert len(detail._prepared) <= 4  # and the step itself keeps only the last few
+
+
+def test_a_frames_detail_does_not_depend_on_the_frames_before_it():
+    """At a working size too small for DIS's medium pyramid (40x32), OpenCV's calc() chose other
+    scales on its first call and kept them, so a flow estimator that had served frames gave other
+    detail than a fresh one (the VapourSynth filter, one estimator per request thread, differed from
+    the CLI by up to 97 code values). Each frame must get the same detail either way."""
+    scene = fabric(300, 160, seed=5)
+    reference = Reference.from_array(panned(scene, 0, 0, 128, 96), key="ref")
+    served = ReferenceDetail()
+    for step in range(4):
+        _, small_l, plain = perfect_small_prediction(panned(scene, 1.5 * step, 0.5 * step, 128, 96), (40, 32))
+        after_others = served.add(plain, small_l, [(reference, 1.0)])
+        alone = ReferenceDetail().add(plain, small_l, [(reference, 1.0)])
+        assert np.abs(after_others - plain).mean() > 0.1  # detail is added at all
+        np.testing.assert_array_equal(after_others, alone, err_msg=f"frame {step}")

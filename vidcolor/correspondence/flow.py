@@ -86,14 +86,21 @@ class DISFlow:
     def __init__(self, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> None:
         self.preset = preset
         self._dis = cv2.DISOpticalFlow_create(preset)
+        self._scales = (self._dis.getFinestScale(), self._dis.getPatchSize())
 
     def __reduce__(self) -> tuple[type[DISFlow], tuple[int]]:
-        return DISFlow, (self.preset,)  # the OpenCV object cannot be pickled or copied; it keeps no state
+        return DISFlow, (self.preset,)  # the OpenCV object cannot be pickled or copied
 
     def __call__(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         _check_pair(src, dst)
         a = _to_u8(src)
         b = _to_u8(dst)
+        # On frames too small for the preset's pyramid (e.g. 40x32 at the medium preset) calc() picks
+        # other scales and stores them in the object, so a second call computed otherwise than the first
+        # (the VapourSynth filter's fresh per-thread objects then differed from the CLI's). Put the
+        # preset's back: each flow depends on its two frames only.
+        self._dis.setFinestScale(self._scales[0])
+        self._dis.setPatchSize(self._scales[1])
         return self._dis.calc(a, b, None)
 
 
