@@ -67,10 +67,11 @@ def colorize(
                          ``ref_clip`` frame), or a single frame for the whole clip.
     :param ref_frames:   frame numbers for ``ref_clip``.
     :param preset:       a vidcolor keyframe preset file (TOML).
-    :param model:        colorizer name, as ``vidcolor colorize --model`` (``default``, ``classic``, ``fast``, ``deepex``; ``eccv16``, ``cheng2015`` are automatic);
+    :param model:        colorizer name, as ``vidcolor colorize --model`` (``default``, ``classic``, ``fast``, ``deepex``; ``autocolor``, ``eccv16``, ``cheng2015`` are automatic);
                          default: the preset's, else the shipped default model.
-    :param auto_model:   with no reference at all: the automatic model (``eccv16``, ``cheng2015``) that colours
-                         the middle frame of each segment, which ``model`` then carries through it.
+    :param auto_model:   with no reference at all: the automatic model (``autocolor``, the default, ``eccv16``,
+                         ``cheng2015``) that colours the middle frame of each segment, which ``model`` then
+                         carries through it.
     :param fallback:     an automatic model (``autocolor``) whose colour is blended in, pixel by pixel, where the
                          references do not show the scene; ``none``: off (default: the preset's, else ``none``,
                          as the CLI's ``--fallback``).
