@@ -27,7 +27,7 @@ def auto() -> object:
 
 
 def test_weight_follows_backing_and_is_smooth(auto: object) -> None:
-    fallback = FallbackColorizer(get_colorizer("classic"), auto, low=0.2, high=0.6, blur=0.0)  # type: ignore[arg-type]
+    fallback = FallbackColorizer(get_colorizer("classic"), auto, low=0.2, high=0.6, blur=0.0, strength=1.0)  # type: ignore[arg-type]
     backing = np.tile(np.linspace(0.0, 1.0, 101, dtype=np.float32), (20, 1))
     weight = fallback.weight(backing)
     assert weight[:, backing[0] <= 0.2].min() == 1.0 and weight[:, backing[0] >= 0.6].max() == 0.0
@@ -40,12 +40,39 @@ def test_weight_follows_backing_and_is_smooth(auto: object) -> None:
     assert half.weight(backing).max() == pytest.approx(0.5)
 
 
+def test_automatic_colour_is_trusted_as_far_as_it_agrees_where_the_reference_backs_the_copy(auto: object) -> None:
+    """An automatic colour that agrees with the exemplar's where the reference shows the scene is
+    trusted fully; one with a cast there less (down to not at all); the trust is smoothed over
+    frames and kept through frames with nothing backed to judge by (the far side of a cut)."""
+    fallback = FallbackColorizer(get_colorizer("classic"), auto, low=0.2, high=0.6, trust_scale=400.0)  # type: ignore[arg-type]
+    backing = np.zeros((20, 40), np.float32)
+    backing[:, :20] = 0.9  # the left half is backed by the reference
+    exemplar = np.random.default_rng(1).normal(0.0, 10.0, (20, 40, 2)).astype(np.float32)
+    cast = exemplar.copy()
+    cast[:, :20, 0] += 10.0  # squared distance 100 where backed; anything on the unbacked side is not judged
+    cast[:, 20:] = -50.0
+    assert fallback.trust(exemplar, exemplar, backing) == pytest.approx(1.0)
+    fallback.reset()
+    first = fallback.trust(cast, exemplar, backing)
+    assert first == pytest.approx(1.0 - 100.0 / 400.0)
+    second = fallback.trust(exemplar, exemplar, backing)  # agreeing again: the trust recovers, not at once
+    assert first < second < 1.0
+    assert fallback.trust(cast + 100.0, exemplar, np.zeros_like(backing)) == second  # nothing backed: kept
+    assert fallback.trust(cast + 100.0, exemplar, backing) < second
+    fallback.reset()
+    assert fallback.trust(cast + 100.0, exemplar, backing) == 0.0  # a strong cast: not trusted at all
+    untrusting = FallbackColorizer(get_colorizer("classic"), auto, trust_scale=None)  # type: ignore[arg-type]
+    assert untrusting.trust(cast + 100.0, exemplar, backing) == 1.0
+
+
 def test_bad_settings_are_refused(auto: object) -> None:
     classic = get_colorizer("classic")
     with pytest.raises(InputError, match="low < high"):
         FallbackColorizer(classic, auto, low=0.5, high=0.4)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="signal"):
         FallbackColorizer(classic, auto, signal="magic")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="trust_scale > 0"):
+        FallbackColorizer(classic, auto, trust_scale=0.0)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="automatic model"):
         FallbackColorizer(classic, get_colorizer("classic"))
 
