@@ -143,7 +143,7 @@ def test_vspipe_matches_cli_on_bigbuckbunny(tmp_path):
         ({"refs": {99: "REF"}}, "refs keys must be frame numbers in 0..29, got 99"),
         ({"refs": {}}, "refs must be a non-empty dict"),
         ({"ref": "REF", "model": "nope"}, "model must be one of"),
-        ({"ref": "REF", "size": 4}, "size must be a short side in pixels (an integer of at least 16)"),
+        ({"ref": "REF", "size": 4}, "size must be a short side in pixels (an integer of at least 32)"),
         ({"ref": "REF", "chunk_length": -1}, "chunk_length must be an integer of at least 0, got -1"),
         ({"ref": "REF", "cache_chunks": 0}, "cache_chunks must be >= 1, got 0"),
         ({"ref": "REF", "detail": "yes"}, "detail must be True or False, got 'yes'"),

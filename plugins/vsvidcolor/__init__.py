@@ -137,9 +137,9 @@ def colorize(
             schedule, loaded = ReferenceSchedule([], cuts or (), frame_count=clip.num_frames), None
         settings = resolve_settings(explicit, loaded)
         colorizer, auto = build_colorizers(settings, bool(schedule.keyframes))
+        work = settings.work_size(clip.width, clip.height, colorizer)
     except VidcolorError as exc:
         raise vs.Error(f"{func}: {exc}") from None
-    work = settings.work_size(clip.width, clip.height, colorizer)
 
     def colorizer_of_frames() -> FrameColorizer:
         shots = schedule

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InputError
 from .anchor import ANCHORS, DEFAULT_ANCHOR
 from .chunks import ChunkPlan
-from .sizes import parse_size, working_size
+from .sizes import MIN_WORKING_SIDE, parse_size, run_working_size
 
 if TYPE_CHECKING:
     from ..colorizers.base import Colorizer
@@ -59,13 +59,13 @@ def _models(name: str, value: Any) -> str:
 
 def _size(name: str, value: Any) -> str:
     text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str):
+        raise SettingError(name, f"{name} must be a short side in pixels (an integer of at least {MIN_WORKING_SIDE}) "
+                           f"or WxH, got {value!r}")
     try:
-        if not isinstance(text, str):
-            raise ValueError
-        parse_size(text)
-    except ValueError:
-        raise SettingError(name, f"{name} must be a short side in pixels (an integer of at least 16) or WxH, "
-                           f"got {value!r}") from None
+        parse_size(text, name)
+    except ValueError as exc:
+        raise SettingError(name, str(exc)) from None
     return text
 
 
@@ -211,7 +211,7 @@ class RunSettings:
     def work_size(self, width: int, height: int, colorizer: Colorizer) -> tuple[int, int]:
         """The working size on a ``width`` x ``height`` input: ``WxH``, else the short side given or
         the model's own default (aspect kept)."""
-        return self.fixed_size or working_size(width, height, self.short_side or colorizer.default_short_side)
+        return run_working_size(width, height, colorizer, self.short_side, self.fixed_size)
 
     def scene_detection(self, has_references: bool) -> bool:
         """Whether the run looks for cuts: as set, else exactly when it has no reference."""

@@ -3,15 +3,25 @@ option's parsing, and full-resolution lightness brought to that size."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..color import shrink_area
+from ..errors import InputError
 
 if TYPE_CHECKING:
     from ..colorizers.base import Colorizer
     from ..io.reader import VideoInfo
+
+#: The smallest side of a working size. OpenCV 5.1's DIS optical flow (the temporal check, the classic,
+#: default and fast models, the detail pass) picks its pyramid from the frame's width alone when the
+#: frame is too small for its preset, and then kills the process (SIGSEGV) on frames wider than tall:
+#: under 32 px high from 80 px wide at the fast and ultrafast presets, under 16 px high from 40 px wide
+#: at medium. Frames with both sides of at least 32 px never crashed (mapped 8 to 4096 px both ways).
+MIN_WORKING_SIDE = 32
+_TOO_SMALL = f"OpenCV's optical flow crashes on frames under {MIN_WORKING_SIDE} px on a side"
 
 
 def working_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
@@ -25,18 +35,26 @@ def working_size(width: int, height: int, short_side: int | None) -> tuple[int, 
     return w, h
 
 
-def parse_size(text: str | None) -> tuple[int | None, tuple[int, int] | None]:
-    """``--size``: ``N`` (short side in pixels) or ``WxH``; None keeps the model's default."""
+def parse_size(text: str | None, name: str = "--size") -> tuple[int | None, tuple[int, int] | None]:
+    """``--size``: ``N`` (short side in pixels) or ``WxH``; None keeps the model's default. ``name``
+    is how the messages call the setting (``size`` in a preset or the VapourSynth filter)."""
     if text is None:
         return None, None
     value = text.lower().strip()
+    must = f"{name} must be a short side in pixels (an integer of at least {MIN_WORKING_SIDE}) or WxH"
     if "x" in value:
         w, _, h = value.partition("x")
-        if not (w.isdigit() and h.isdigit()) or int(w) < 16 or int(h) < 16:
-            raise ValueError(f"--size must be N or WxH with both at least 16, got {text!r}")
-        return None, (int(w), int(h))
-    if not value.isdigit() or int(value) < 16:
-        raise ValueError(f"--size must be a short side in pixels (at least 16) or WxH, got {text!r}")
+        if not (w.isdigit() and h.isdigit()):
+            raise ValueError(f"{must}, got {text!r}")
+        size = int(w), int(h)
+        if min(size) < MIN_WORKING_SIDE:
+            raise ValueError(f"{must} with both sides at least {MIN_WORKING_SIDE}, got {text!r}: {_TOO_SMALL}; "
+                             f"use {_at_least_minimum(size)} (the same aspect) or larger")
+        return None, size
+    if not value.isdigit():
+        raise ValueError(f"{must}, got {text!r}")
+    if int(value) < MIN_WORKING_SIDE:
+        raise ValueError(f"{must}, got {text!r}: {_TOO_SMALL}; use {MIN_WORKING_SIDE} or larger")
     return int(value), None
 
 
@@ -44,8 +62,27 @@ def working_size_for(info: VideoInfo, colorizer: Colorizer, short_side: int | No
                      size: tuple[int, int] | None = None) -> tuple[int, int]:
     """The working size a run of ``colorizer`` on ``info`` uses: ``size``, else the short side
     given or the model's own default."""
-    return size or working_size(info.width, info.height, short_side or colorizer.default_short_side)
+    return run_working_size(info.width, info.height, colorizer, short_side, size)
 
+
+def run_working_size(width: int, height: int, colorizer: Colorizer, short_side: int | None = None,
+                     size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """:func:`working_size_for` on a ``width`` x ``height`` input. Refused below
+    :data:`MIN_WORKING_SIDE` with a clear error rather than a crash: the size given, or a video
+    smaller than that, which a short side never enlarges."""
+    work = size or working_size(width, height, short_side or colorizer.default_short_side)
+    if min(work) < MIN_WORKING_SIDE:
+        source = "" if size else f"the video is {width}x{height} and a short side never enlarges it; "
+        raise InputError(f"working size {work[0]}x{work[1]} is too small: {_TOO_SMALL}; {source}"
+                         f"use --size {_at_least_minimum(work)} (the same aspect) or larger")
+    return work
+
+
+def _at_least_minimum(size: tuple[int, int]) -> str:
+    """``size`` scaled up so its short side is :data:`MIN_WORKING_SIDE` (even numbers, rounded up): the
+    nearest working size to suggest."""
+    scale = MIN_WORKING_SIDE / min(size)
+    return "x".join(str(-(-math.ceil(side * scale) // 2) * 2) for side in size)
 
 
 def working_lightness(full_lightness: np.ndarray, work: tuple[int, int]) -> np.ndarray:
