@@ -33,21 +33,27 @@ def wide_clip(tmp_path: Path) -> tuple[Path, Path]:
     return clip, reference
 
 
-def test_the_minimum_is_where_dis_stops_crashing() -> None:
-    """In its own process (a crash must fail the test, not end the run): every DIS preset on frames
-    whose short side is the minimum, from square to 4096 px long both ways; these were the widths
-    that crashed one pixel lower."""
+def test_dis_never_crashes_at_the_minimum_and_pads_smaller_frames() -> None:
+    """In its own process (a crash must fail the test, not end the run), every DIS preset: frames whose
+    short side is the minimum, square to 4096 px long both ways (one pixel lower, the wide ones
+    crashed), run as they are; smaller frames, which crashed or were refused (8x8), are padded and
+    still find a 2 px shift."""
     script = textwrap.dedent(f"""
         import cv2, numpy as np
         from vidcolor.correspondence.flow import DISFlow
         side = {MIN_WORKING_SIDE}
         rng = np.random.default_rng(0)
-        for preset in (cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, cv2.DISOPTICAL_FLOW_PRESET_FAST,
-                       cv2.DISOPTICAL_FLOW_PRESET_MEDIUM):
+        presets = (cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, cv2.DISOPTICAL_FLOW_PRESET_FAST, cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        for preset in presets:
             for long_side in (side, 80, 128, 640, 4096):
                 for w, h in ((long_side, side), (side, long_side)):
                     a, b = (cv2.GaussianBlur(rng.random((h, w), dtype=np.float32), (0, 0), 1.5) for _ in range(2))
                     assert DISFlow(preset)(a, b).shape == (h, w, 2)
+            for w, h in ((128, side - 1), (128, 16), (4096, 16), (40, 8), (8, 8)):
+                row = cv2.GaussianBlur(rng.random((h, w + 8), dtype=np.float32), (0, 0), 2.0)
+                row = (row - row.min()) / (row.max() - row.min())
+                flow = DISFlow(preset)(np.ascontiguousarray(row[:, 4:4 + w]), np.ascontiguousarray(row[:, 2:2 + w]))
+                assert flow.shape == (h, w, 2) and abs(np.median(flow[..., 0]) - 2) < 0.5, (preset, w, h)
         print("ok")
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)

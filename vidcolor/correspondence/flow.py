@@ -69,6 +69,13 @@ for _variant, _file in RAFT_WEIGHT_FILES.items():
 #: RAFT's correlation pyramid needs feature maps of at least 16 px, i.e. 128 px images.
 RAFT_MIN_SIZE = 128
 
+#: OpenCV 5.1's DIS picks its pyramid from the frame's width alone when the frame is too small for its
+#: preset, and then kills the process (SIGSEGV) on frames wider than tall: under 32 px high from 80 px
+#: wide at the fast and ultrafast presets, under 16 px high from 40 px wide at medium (and refuses
+#: frames under 12 px both ways). Frames with both sides of at least this never crashed (mapped from
+#: 8 to 4096 px both ways): :class:`DISFlow` pads smaller ones to it, working sizes never go below it.
+DIS_MIN_SIDE = 32
+
 
 class FlowEstimator(Protocol):
     """Anything that maps two gray float32 frames in [0, 1] of equal shape to a flow field."""
@@ -101,7 +108,13 @@ class DISFlow:
         # preset's back: each flow depends on its two frames only.
         self._dis.setFinestScale(self._scales[0])
         self._dis.setPatchSize(self._scales[1])
-        return self._dis.calc(a, b, None)
+        height, width = a.shape
+        pad_h, pad_w = max(0, DIS_MIN_SIDE - height), max(0, DIS_MIN_SIDE - width)
+        if not (pad_h or pad_w):
+            return self._dis.calc(a, b, None)
+        # a crash, not an error, below DIS_MIN_SIDE: the frames' edges carry on and the flow is cut back
+        a, b = (cv2.copyMakeBorder(x, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE) for x in (a, b))
+        return np.ascontiguousarray(self._dis.calc(a, b, None)[:height, :width])
 
 
 class RAFTFlow:

@@ -9,18 +9,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..color import shrink_area
+from ..correspondence.flow import DIS_MIN_SIDE
 from ..errors import InputError
 
 if TYPE_CHECKING:
     from ..colorizers.base import Colorizer
     from ..io.reader import VideoInfo
 
-#: The smallest side of a working size. OpenCV 5.1's DIS optical flow (the temporal check, the classic,
-#: default and fast models, the detail pass) picks its pyramid from the frame's width alone when the
-#: frame is too small for its preset, and then kills the process (SIGSEGV) on frames wider than tall:
-#: under 32 px high from 80 px wide at the fast and ultrafast presets, under 16 px high from 40 px wide
-#: at medium. Frames with both sides of at least 32 px never crashed (mapped 8 to 4096 px both ways).
-MIN_WORKING_SIDE = 32
+#: The smallest side of a working size: OpenCV's DIS optical flow crashes the process on smaller wide
+#: frames (see DIS_MIN_SIDE), and the default and fast models call it on their own DIS objects.
+MIN_WORKING_SIDE = DIS_MIN_SIDE
 _TOO_SMALL = f"OpenCV's optical flow crashes on frames under {MIN_WORKING_SIDE} px on a side"
 
 
