@@ -84,6 +84,47 @@ def test_decoder_grid_and_sizes(net: AutocolorNet) -> None:
         AutocolorDecoder(AutocolorConfig.from_dict({"widths": [8, 8, 8]}))
 
 
+
+def test_training_windows_learning_rate_cycle_and_batchnorm_statistics() -> None:
+    """The continuation recipe: a feature window cuts the same picture region at every stride, a new
+    learning-rate cycle warms up again from its start, and the batch-norm statistics become plain
+    averages over fixed training batches (deterministic, not the last batches' running average)."""
+    from vidcolor.models.efficientnet_lite import FEATURE_CHANNELS
+    from vidcolor.training.autocolor import (FeatureCache, TrainConfig, cycle_learning_rate, random_window,
+                                             recompute_batchnorm)
+
+    # every map holds its own pixel's picture coordinate (row of the 224 crop), so a window must agree
+    rows = {s: np.broadcast_to((np.arange(224 // s) * s)[None, None, :, None], (6, 2, 224 // s, 224 // s)).astype(np.float16)
+            for s in (32, 16, 8, 4)}
+    cache = FeatureCache(rows, rows[4][:, :1], np.ascontiguousarray(np.moveaxis(rows[4], 1, -1)), [str(i) for i in range(6)])
+    features, light, ab = cache.batch(np.arange(3), (2, 1, 4))
+    assert {s: tuple(f.shape[-2:]) for s, f in features.items()} == {32: (4, 4), 16: (8, 8), 8: (16, 16), 4: (32, 32)}
+    assert light.shape == (3, 1, 32, 32) and ab.shape == (3, 32, 32, 2)
+    for stride, f in features.items():  # first row of the window: picture row 64 (cell 2 of stride 32)
+        assert float(f[0, 0, 0, 0]) == 64 and float(f[0, 0, -1, 0]) == 64 + 128 - stride
+    config = TrainConfig(crop_min=5)
+    windows = {random_window(np.random.default_rng((25, i)), config) for i in range(200)}
+    assert {w[2] for w in windows} == {5, 6, 7} and all(0 <= w[0] <= 7 - w[2] and 0 <= w[1] <= 7 - w[2] for w in windows)
+    assert random_window(np.random.default_rng(0), TrainConfig()) is None
+    cycle = TrainConfig(lr=1e-3, iterations=3000, cycle_start=800, warmup=100)
+    assert cycle_learning_rate(cycle, 800) == pytest.approx(1e-5)  # warming up again
+    assert cycle_learning_rate(cycle, 899) == pytest.approx(1e-3)
+    assert cycle_learning_rate(cycle, 3000) == pytest.approx(1e-3 * cycle.lr_floor)
+    # batch-norm statistics: the same fixed batches give the same numbers whatever the running state was
+    channels = dict(FEATURE_CHANNELS)
+    real = FeatureCache({s: np.random.default_rng(s).normal(size=(20, channels[s], 224 // s, 224 // s)).astype(np.float16)
+                         for s in (32, 16, 8, 4)},
+                        np.full((20, 1, 56, 56), 50, np.float16), np.zeros((20, 56, 56, 2), np.float16), [str(i) for i in range(20)])
+    decoder = AutocolorDecoder(AutocolorConfig(widths=(8, 8, 8, 8)))
+    config = TrainConfig(batch_size=4, bn_batches=3)
+    norm = decoder.stage4[1]
+    recompute_batchnorm(decoder, real, config)
+    first = norm.running_mean.clone()
+    norm.running_mean.fill_(7.0)
+    recompute_batchnorm(decoder, real, config)
+    assert torch.allclose(norm.running_mean, first) and float(first.abs().max()) > 0
+    assert norm.momentum == 0.1 and int(norm.num_batches_tracked) == 3
+
 def test_colorizer_keeps_any_working_size_and_checks_settings(colorizer: AutocolorColorizer) -> None:
     lightness = np.tile(np.linspace(5, 95, 270, dtype=np.float32), (150, 1))
     frame = colorizer.step(lightness, None)
@@ -93,8 +134,9 @@ def test_colorizer_keeps_any_working_size_and_checks_settings(colorizer: Autocol
     assert "vibrancy" in colorizer.describe()
     with pytest.raises(InputError, match="vibrancy"):
         AutocolorColorizer(vibrancy=1.5)
-    with pytest.raises(InputError, match="prior_correction"):
-        AutocolorColorizer(prior_correction=-0.1)
+    for correction in (-0.1, 2.5):
+        with pytest.raises(InputError, match="prior_correction"):
+            AutocolorColorizer(prior_correction=correction)
     with pytest.raises(InputError, match="upsample"):
         AutocolorColorizer(upsample="nearest")
 
@@ -136,8 +178,9 @@ def test_vibrancy_and_prior_correction_set_the_colour_on_a_real_photo() -> None:
         out = ab(**options)
         return float(np.hypot(out[..., 0], out[..., 1]).mean())
 
-    # undoing more of the rebalancing takes the rare vivid colours out
-    assert chroma(prior_correction=1.0) < chroma(prior_correction=0.5) < chroma(prior_correction=0.0)
+    # undoing more of the rebalancing takes the rare vivid colours out; beyond 1 the common muted ones win more
+    assert (chroma(prior_correction=1.5) < chroma(prior_correction=1.0) < chroma(prior_correction=0.5)
+            < chroma(prior_correction=0.0))
     # the temperature moves the colours (mean → mode; not always toward more chroma: a skin-tone
     # mode can be less saturated than a mean pulled by a few vivid bins)
     assert float(np.abs(ab(vibrancy=1.0) - ab(vibrancy=0.05)).mean()) > 1.0

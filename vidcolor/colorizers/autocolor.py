@@ -35,6 +35,8 @@ from .base import (ColorizedFrame, Colorizer, lightness_at_network_size, pad_to_
 WEIGHTS_FORMAT = "vidcolor-autocolor-1"
 #: The temperature when the weight file names none (the paper's published value).
 FALLBACK_VIBRANCY = 0.38
+#: Largest prior correction: α = 2 already leaves little but the commonest, near-neutral colours.
+MAX_PRIOR_CORRECTION = 2.0
 _UPSAMPLES = ("bilinear", "guided")
 
 
@@ -57,9 +59,10 @@ class AutocolorColorizer(Colorizer):
     """Per-frame automatic colour from the pretrained trunk and the trained decoder (ignores references).
 
     :param vibrancy: annealed-mean temperature T in [0, 1]; None takes the weights' own.
-    :param prior_correction: share α in [0, 1] of the training's class-rebalancing taken back out of
-        the logits before decoding (0 = as trained, vivid; 1 = the plain posterior, muted and more
-        accurate); None takes the weights' own.
+    :param prior_correction: how much of the training's class-rebalancing is taken back out of the
+        logits, α in [0, 2] (0 = as trained, vivid; 1 = the plain posterior of the photos trained on;
+        above 1 leans further toward the common, muted colours, for footage less colourful than those
+        photos, which were chosen for colour); None takes the weights' own.
     :param net_short_side: short side the network sees (multiple of 32 after padding).
     :param upsample: ``bilinear`` (as the paper) or ``guided`` (snapped to the lightness edges).
     :param weights: a weight file to use instead of the shipped one.
@@ -84,9 +87,9 @@ class AutocolorColorizer(Colorizer):
         stored_correction = self.meta.get("prior_correction")
         if prior_correction is None:
             prior_correction = float(stored_correction) if isinstance(stored_correction, (int, float)) else 0.0
-        if not 0.0 <= float(prior_correction) <= 1.0:
-            raise InputError(f"autocolor prior_correction must be in [0, 1], got {prior_correction}: "
-                             "0 = as trained (vivid), 1 = the plain posterior (muted)")
+        if not 0.0 <= float(prior_correction) <= MAX_PRIOR_CORRECTION:
+            raise InputError(f"autocolor prior_correction must be in [0, {MAX_PRIOR_CORRECTION:g}], got {prior_correction}: "
+                             "0 = as trained (vivid), 1 = the plain posterior of the training photos, more = more muted")
         log_weights = self.meta.get("log_rebalance_weights")
         self.adjustment = (float(prior_correction) * torch.tensor(log_weights, dtype=torch.float32, device=self.device)
                            if prior_correction and isinstance(log_weights, list) else None)
@@ -138,4 +141,4 @@ class AutocolorColorizer(Colorizer):
         return ColorizedFrame(ab=ab, confidence=confidence, stats=stats)
 
 
-__all__ = ["AutocolorColorizer", "FALLBACK_VIBRANCY", "WEIGHTS_FORMAT", "load_autocolor"]
+__all__ = ["AutocolorColorizer", "FALLBACK_VIBRANCY", "MAX_PRIOR_CORRECTION", "WEIGHTS_FORMAT", "load_autocolor"]
