@@ -25,7 +25,7 @@ from ..weights import load_trained_network
 from ..color import luma_lightness
 from ..errors import InputError
 from ..correspondence.flow import compose, flow_pool, global_shift, visible_mask
-from ..correspondence.tracking import Flow, Tracked, better_matching, dis_flow, track
+from ..correspondence.tracking import Flow, Tracked, better_matching, dis_flow, same_scene, track
 from ..models.vcnet import (
     AB_SCALE, FLOW_LIGHTNESS_TOLERANCE, SIZE_MULTIPLE, WEIGHTS_FORMAT, Features, Memory, VCNet, VCNetConfig, flow_candidate,
     reference_size,
@@ -97,12 +97,17 @@ class DefaultColorizer(Colorizer):
     #: Lab L difference at which a pixel of the warped reference loses trust (to 1/e): looser than
     #: the previous frame's 4, as the reference is another moment of the shot or a graded still.
     reference_flow_tolerance = 8.0
+    #: Drop the reference-flow candidate as far as the reference is another picture than this
+    #: frame's scene (:func:`~vidcolor.correspondence.tracking.same_scene`): flow between two
+    #: different faces pastes the reference's background onto a cheek.
+    reference_scene_check = True
 
     def __init__(
         self, device: str = "cpu", *, weights: str | os.PathLike[str] | None = None, native_short_side: int | None = None,
         previous_flow_preset: str | None = None, reference_flow_preset: str | None = None,
         warm_reference_flow: bool | None = None, unanchored_confidence: float | None = None,
         track_reference_flow: bool | None = None, reference_flow_tolerance: float | None = None,
+        reference_scene_check: bool | None = None,
     ) -> None:
         self.device = torch.device(device)
         if native_short_side is not None:
@@ -115,6 +120,8 @@ class DefaultColorizer(Colorizer):
             self.warm_reference_flow = warm_reference_flow
         if track_reference_flow is not None:
             self.track_reference_flow = track_reference_flow
+        if reference_scene_check is not None:
+            self.reference_scene_check = reference_scene_check
         if reference_flow_tolerance is not None:
             if not reference_flow_tolerance > 0.0:
                 raise InputError(f"reference_flow_tolerance {reference_flow_tolerance} must be a positive Lab L difference")
@@ -199,8 +206,9 @@ class DefaultColorizer(Colorizer):
     def _estimate_flows(
         self, gray: np.ndarray, previous_gray: np.ndarray | None, reference_gray: np.ndarray | None,
         reference_dis: cv2.DISOpticalFlow, carried: Flow | None,
-    ) -> tuple[Flow | None, Flow | None]:
-        """DIS flows from this frame to the previous frame and to the reference, both ways.
+    ) -> tuple[Flow | None, Flow | None, float]:
+        """DIS flows from this frame to the previous frame and to the reference, both ways, and
+        how far the reference shows this frame's scene (1.0 without :attr:`reference_scene_check`).
 
         ``carried`` is the previous frame's flows with the reference, carried through this frame's
         motion by :func:`~vidcolor.correspondence.tracking.track`. With :attr:`warm_reference_flow`
@@ -221,7 +229,8 @@ class DefaultColorizer(Colorizer):
                                  dis_flow(reference_dis, reference_gray, gray, backward_guess))
             if self.track_reference_flow and tracked is not None:
                 reference = better_matching(reference, tracked, gray, reference_gray)
-        return previous, reference
+        scene = same_scene(reference, gray, reference_gray) if reference is not None and self.reference_scene_check else 1.0
+        return previous, reference, scene
 
     @staticmethod
     def _reference_flow_starts(
@@ -276,7 +285,7 @@ class DefaultColorizer(Colorizer):
                  if has_previous or aligned is not None else None)
         features = self.model.encode(l_norm)
         memory = self._reference_memory(reference, l_norm.shape[2] * l_norm.shape[3]) if reference is not None else None
-        previous_flow, reference_flow = flows.result() if flows is not None else (None, None)
+        previous_flow, reference_flow, scene = flows.result() if flows is not None else (None, None, 1.0)
         flow_ab = flow_confidence = ref_flow_ab = ref_flow_confidence = None
         if previous_flow is not None:
             flow_ab, flow_confidence = self._flow_candidate(previous_flow, l_norm, self._previous_l, self._previous_ab,
@@ -285,6 +294,7 @@ class DefaultColorizer(Colorizer):
             _, ref_l, ref_ab = aligned
             ref_flow_ab, ref_flow_confidence = self._flow_candidate(reference_flow, l_norm, ref_l, ref_ab,
                                                                     self.reference_flow_tolerance)
+            ref_flow_confidence = ref_flow_confidence * scene
         self._reference_flow = (reference.key, reference_flow) if reference is not None and reference_flow is not None else None
         out = self.model.step(
             l_norm, memory, self._previous, self._previous_ab, features=features, flow_ab=flow_ab, flow_confidence=flow_confidence,
@@ -298,10 +308,13 @@ class DefaultColorizer(Colorizer):
         confidence = out.confidence[0, 0, :height, :width].clamp(0.0, 1.0) * (floor + (1.0 - floor) * anchored)
         confidence = confidence.float().cpu().numpy()
         support = out.support[0, 0, :height, :width].clamp(0.0, 1.0).float().cpu().numpy()
+        stats = {"confidence": float(confidence.mean())}
+        if reference_flow is not None:
+            stats["reference_scene"] = scene  # how far the reference's optical flow was trusted
         return ColorizedFrame(
             ab=np.ascontiguousarray(ab, dtype=np.float32),
             confidence=np.ascontiguousarray(confidence, dtype=np.float32),
-            stats={"confidence": float(confidence.mean())},
+            stats=stats,
             support=np.ascontiguousarray(support, dtype=np.float32),
         )
 
