@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from helpers import shared_path
 from vidcolor.color import rgb_to_lab
 from vidcolor.errors import InputError
-from vidcolor.correspondence.semantic import MatchConfig, SemanticMatcher, attend, centred_keys, semantic_colors
+from vidcolor.correspondence.semantic import (MatchConfig, SemanticMatcher, attend, centred_keys, multiscale_cosine,
+                                              semantic_colors)
 from vidcolor.color import luma_lightness
 
 
@@ -28,6 +29,26 @@ def test_match_shapes_confidence_and_a_flat_colour_copied() -> None:
     assert ab.shape == (12, 20, 2) and confidence.shape == (12, 20)
     assert np.allclose(ab, [30.0, -20.0], atol=1e-3)
     assert np.all(confidence <= 1.0 + 1e-5) and np.all(confidence >= -1.0 - 1e-5)
+
+
+def test_multiscale_cosine_compares_each_stride_on_its_grid() -> None:
+    """On one grid it is the joint-centred cosine of :func:`centred_keys`; a coarser stride's
+    similarities are resampled bilinearly onto the fine grids, so a coarse map that repeats a fine
+    one's cells 2x2 scores where the fine one does, up to that interpolation."""
+    gen = torch.Generator().manual_seed(2)
+    frame, reference = torch.randn(1, 8, 4, 6, generator=gen), torch.randn(1, 8, 6, 4, generator=gen)
+    query, keys = centred_keys([frame.flatten(2)], [reference.flatten(2)], "joint")
+    single = multiscale_cosine([frame], [reference], (4, 6), (6, 4))
+    assert single.shape == (1, 24, 24)
+    assert torch.allclose(single, torch.bmm(query.transpose(1, 2), keys), atol=1e-5)
+    coarse_frame, coarse_reference = torch.randn(1, 8, 2, 3, generator=gen), torch.randn(1, 8, 3, 2, generator=gen)
+    both = multiscale_cosine([frame, coarse_frame], [reference, coarse_reference], (4, 6), (6, 4))
+    coarse_alone = multiscale_cosine([coarse_frame], [coarse_reference], (2, 3), (3, 2))
+    expected = F.interpolate(F.interpolate(coarse_alone.transpose(1, 2).reshape(6, 1, 2, 3), size=(4, 6), mode="bilinear",
+                                           align_corners=False).reshape(1, 6, 24).transpose(1, 2).reshape(24, 1, 3, 2),
+                             size=(6, 4), mode="bilinear", align_corners=False).reshape(1, 24, 24)
+    assert torch.allclose(both, (single + expected) / 2, atol=1e-5)
+    assert float(both.abs().max()) <= 1.0 + 1e-5
 
 
 def test_chunked_attention_equals_the_whole_matrix() -> None:

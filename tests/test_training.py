@@ -191,6 +191,7 @@ def test_widening_the_network_keeps_what_the_narrow_one_computes(tmp_path: Path)
       for flag in ("--clip-share", "--color-jitter", "--far-ref", "--retrieved-ref") for bad in ("-0.1", "1.5")),
     (["--context-weight", "-1"], "--context-weight takes a weight of 0 or more"),
     (["--warmup", "-1"], "--warmup takes a number of iterations"),
+    *((["--semantic-strides", bad], "--semantic-strides takes trunk strides among 8,16,32") for bad in ("16,32", "8,x", "8,64")),
 ])
 def test_train_command_refuses_a_bad_option_with_a_message(arguments: list[str], message: str,
                                                            capsys: pytest.CaptureFixture[str]) -> None:

@@ -86,6 +86,22 @@ def test_far_and_retrieved_references_are_marked_unaligned(tiny: tuple[TrainConf
     assert usual.aligned and not usual.context
 
 
+def test_scene_check_drops_the_reference_flow_of_other_pictures(tiny: tuple[TrainConfig, TrainingData]) -> None:
+    """With ``scene_check`` a sequence learns without the reference's optical flow where the
+    reference is another photo (as inference drops it); the frame itself as the reference keeps it."""
+    config, data = tiny
+    identity = replace(config, crop=96, p_identity_ref=1.0, p_occluder=0.0, scene_check=True)
+    same = photo_sample(np.random.default_rng(3), data.photos, identity)
+    assert float(same.ref_visible[0].mean()) > 0.5
+    unrelated = replace(identity, p_identity_ref=0.0, p_unrelated_ref=1.0)
+    for seed in (4, 5, 6):
+        other = photo_sample(np.random.default_rng(seed), data.photos, unrelated)
+        unchecked = photo_sample(np.random.default_rng(seed), data.photos, replace(unrelated, scene_check=False))
+        assert not other.related and float(other.ref_visible.max()) == 0.0
+        assert float(unchecked.ref_visible.mean()) > 0.0  # DIS still found consistent flow there
+        np.testing.assert_array_equal(other.ref_flow, unchecked.ref_flow)
+
+
 def test_semantic_training_resumes_bit_identically(tiny: tuple[TrainConfig, TrainingData], tmp_path: Path) -> None:
     config, data = tiny
     whole = train(replace(config, out_dir=str(tmp_path / "whole")), log=lambda _: None, data=data, stop_at=3)

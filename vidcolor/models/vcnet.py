@@ -21,7 +21,7 @@ Two sub-networks, as in Deep Exemplar-based Video Colorization, sized for a lapt
   trust, pixel by pixel.
 * **Semantic candidate (v2, ``VCNetConfig.semantic``).** The luminance encoder finds the same
   pixels in another frame of the shot, not a face in another picture. v2 also matches on the frozen
-  ImageNet trunk (:mod:`vidcolor.models.efficientnet_lite`, strides 8 and 16, centred cosine and
+  ImageNet trunk (:mod:`vidcolor.models.efficientnet_lite`, strides 8 to 32, centred cosine and
   softmax as seed 001 and :class:`~vidcolor.correspondence.semantic.SemanticMatcher`), gathers the
   reference's chroma with it as one more gated candidate, and gives the gates its best similarity
   and attention entropy (how sure the match is). The trunk is not part of the weights; the flag is,
@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..correspondence.semantic import centred_keys, grid_features
+from ..correspondence.semantic import multiscale_cosine
 from .efficientnet_lite import shared_backbone
 
 #: Every input height and width must be a multiple of this (three stride-2 stages).
@@ -82,7 +82,8 @@ class VCNetConfig:
     #: reference that is another picture of similar content lends colour by what things are. False
     #: (v1, and every file saved before v2) builds exactly the v1 network.
     semantic: bool = False
-    #: Trunk strides compared by the semantic attention (resampled to the 1/8 grid).
+    #: Trunk strides compared by the semantic attention, each on its own grid (similarities resampled
+    #: to the 1/8 grid). Stride 32 sees a whole face: without it a cheek can match a blue background.
     semantic_strides: tuple[int, ...] = (8, 16)
     #: Initial softmax temperature of the semantic attention over centred cosines (learned).
     semantic_temperature: float = 0.01
@@ -138,7 +139,8 @@ class Memory:
     coarse: torch.Tensor
     #: Spatial size (h8, w8) of the source's 1/8 grid.
     grid: tuple[int, int] = field(default=(0, 0))
-    #: v2, references only: per trunk stride (B, C_s, M) pretrained features on the 1/8 grid, uncentred.
+    #: v2, references only: per trunk stride (B, C_s, h_s, w_s) pretrained features at that stride
+    #: (the finest on the 1/8 grid), uncentred.
     semantic: list[torch.Tensor] | None = None
 
 
@@ -256,13 +258,16 @@ class VCNet(nn.Module):
         return memory
 
     def semantic_features(self, l_norm: torch.Tensor) -> list[torch.Tensor]:
-        """v2: per trunk stride (B, C_s, N) frozen ImageNet features of normalised lightness on its 1/8 grid.
+        """v2: per trunk stride (B, C_s, h_s, w_s) frozen ImageNet features of normalised lightness,
+        the finest on its 1/8 grid.
 
         The trunk is the process-wide frozen one on the input's device (not part of this network's
         weights); gradients still flow to the input, for losses on predicted colour.
         """
         _check_size(l_norm)
-        features, grid = grid_features(shared_backbone(l_norm.device), (l_norm + 1.0) * 50.0, self.cfg.semantic_strides)
+        maps = shared_backbone(l_norm.device)((l_norm + 1.0) * 50.0, self.cfg.semantic_strides)
+        features = [maps[stride] for stride in sorted(maps)]
+        grid = tuple(features[0].shape[-2:])
         if grid != (l_norm.shape[2] // 8, l_norm.shape[3] // 8):
             raise ValueError(f"the semantic grid {grid} is not the 1/8 grid of {tuple(l_norm.shape[-2:])}")
         return features
@@ -285,14 +290,14 @@ class VCNet(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """v2: the reference's chroma for each frame position by what it shows (seed 001's matching).
 
-        Centred cosine over the trunk's strides (:func:`~vidcolor.correspondence.semantic.centred_keys`,
-        joint centring as :class:`~vidcolor.correspondence.semantic.SemanticMatcher`), softmax at a
-        learned temperature. Returns (patch ab at 1/2, coarse ab at 1/8, best cosine, normalised
-        attention entropy), the last two (B, 1, h8, w8): how sure the match is.
+        Centred cosine over the trunk's strides (joint centring as
+        :class:`~vidcolor.correspondence.semantic.SemanticMatcher`, each stride compared on its own
+        grid: :func:`~vidcolor.correspondence.semantic.multiscale_cosine`), softmax at a learned
+        temperature. Returns (patch ab at 1/2, coarse ab at 1/8, best cosine, normalised attention
+        entropy), the last two (B, 1, h8, w8): how sure the match is.
         """
         assert memory.semantic is not None
-        query, keys = centred_keys(frame, memory.semantic, "joint")
-        cosine = torch.bmm(query.transpose(1, 2), keys)  # (B, N, M)
+        cosine = multiscale_cosine(frame, memory.semantic, grid, memory.grid)  # (B, N, M)
         logits = cosine * torch.exp(-self.log_semantic_temperature)
         patch_ab, coarse_ab, weights = _gather(logits, memory, grid)
         batch = cosine.shape[0]

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 
 from ..color import lab_to_rgb, luma_lightness, rgb_to_lab, shrink_short_side
 from ..correspondence.flow import visible_mask
+from ..correspondence.tracking import Flow, same_scene
 from ..models.efficientnet_lite import shared_backbone
 from ..models.fast import lab_to_rgb_torch
 from ..models.vcnet import (AB_SCALE, CANDIDATES, SIZE_MULTIPLE, WEIGHTS_FORMAT, VCNet, VCNetConfig, count_parameters, flow_candidate,
@@ -103,6 +104,10 @@ class TrainConfig:
     #: Share of clip sequences whose reference is another picture of the shot: a far frame (a third
     #: of the clip or more away), cropped 5-20 %, rescaled, mirrored half the time (no pixel alignment).
     p_far_ref: float = 0.0
+    #: Scale each frame's reference-flow visibility by :func:`~vidcolor.correspondence.tracking.same_scene`,
+    #: as the default colorizer does: the network learns without the reference's optical flow where
+    #: the reference is another picture (a far frame mirrored, a similar photo, another clip).
+    scene_check: bool = False
     #: Share of photo sequences whose reference is a *similar photo*: one of the 5 nearest by global
     #: ImageNet-trunk feature (seed 000/001's retrieval), so what matches is the kind of thing only.
     p_retrieved_ref: float = 0.0
@@ -516,7 +521,7 @@ def _finish(
         ref_l = _degrade_reference_l(rng, ref_l)
     lightness = _luma_jitter(rng, lightness)
     dis_flow, dis_visible = dis_flows(lightness)
-    ref_flow, ref_visible = reference_flows(lightness, ref_l)
+    ref_flow, ref_visible = reference_flows(lightness, ref_l, config.scene_check)
     return Sample(
         lightness=lightness,
         ab=stack[..., 1:].astype(np.float32),
@@ -566,15 +571,16 @@ def _gray8(lightness: np.ndarray) -> np.ndarray:
     return np.clip(lightness * 2.55 + 0.5, 0, 255).astype(np.uint8)
 
 
-def reference_flows(lightness: np.ndarray, ref_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """DIS flow from each frame to the (same-size) reference's lightness, and its visibility."""
+def reference_flows(lightness: np.ndarray, ref_l: np.ndarray, scene_check: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """DIS flow from each frame to the (same-size) reference's lightness, and its visibility (scaled
+    by how far the reference shows the frame's scene with ``scene_check``, as at inference)."""
     ref_gray = _gray8(ref_l)
     flows, visible = [], []
     for l in lightness:
         gray = _gray8(l)
-        forward = _dis(gray, ref_gray)
-        flows.append(forward)
-        visible.append(visible_mask(forward, _dis(ref_gray, gray)))
+        flow = Flow.of(_dis(gray, ref_gray), _dis(ref_gray, gray))
+        flows.append(flow.forward)
+        visible.append(flow.visible * np.float32(same_scene(flow, gray, ref_gray)) if scene_check else flow.visible)
     return np.stack(flows), np.stack(visible)
 
 
@@ -1081,6 +1087,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
     parser.add_argument("--match-channels", type=int, default=VCNetConfig.match_channels, help="matching feature width")
     parser.add_argument("--semantic", action="store_true",
                         help="v2: add the candidate matched on the frozen ImageNet trunk (--init-from a v1 file keeps its function)")
+    parser.add_argument("--semantic-strides", default=",".join(map(str, VCNetConfig.semantic_strides)),
+                        help="v2: trunk strides the semantic attention compares (8,16,32: stride 32 tells a face from a background)")
+    parser.add_argument("--scene-check", action="store_true",
+                        help="drop the reference's optical flow where the reference is another picture, as inference does")
     parser.add_argument("--added-clips", action="store_true", help="also train on the clips MANIFEST.md added for issue 24")
     parser.add_argument("--far-ref", type=float, default=TrainConfig.p_far_ref,
                         help="share of clip sequences whose reference is a far frame, cropped 5-20 %%, often mirrored")
@@ -1100,6 +1110,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
         channels = ()
     if len(channels) != 3 or min(channels) < 1:
         parser.error(f"--channels takes three positive widths such as 16,32,64, not {args.channels!r}")
+    try:
+        strides = tuple(int(stride) for stride in args.semantic_strides.split(","))
+    except ValueError:
+        strides = ()
+    if not strides or any(stride not in (8, 16, 32) for stride in strides) or min(strides) != 8:
+        parser.error(f"--semantic-strides takes trunk strides among 8,16,32 including 8 (the network's 1/8 grid), "
+                     f"not {args.semantic_strides!r}")
     if args.unroll < 1:
         parser.error(f"--unroll takes the number of frames per training sequence (at least 1), not {args.unroll}")
     if args.warmup < 0:
@@ -1136,8 +1153,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
         p_retrieved_ref=args.retrieved_ref,
         w_context=args.context_weight,
         val_frames=args.val_frames,
+        scene_check=args.scene_check,
         exclude_photos=tuple(pattern for pattern in args.exclude_photos.split(",") if pattern),
         model=VCNetConfig(channels=channels, match_channels=args.match_channels,  # type: ignore[arg-type]
-                          semantic=args.semantic).to_dict(),
+                          semantic=args.semantic, semantic_strides=strides).to_dict(),
     )
     train(config, resume=args.resume, export=args.export, export_last=args.export_last)
