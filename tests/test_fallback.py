@@ -21,6 +21,19 @@ from vidcolor.schedule.presets import PresetError, load_preset
 from vidcolor.temporal import TemporalCheck, TemporalSettings
 
 
+#: a colourful training clip (the fallback trusts the automatic colour there) at a small size
+CLIP, SIZE = "clips/cotracker/apple", (288, 160)
+HALF, LEFT, RIGHT = SIZE[0] // 2, slice(0, 80), slice(208, None)
+
+
+def clip_frames(count: int) -> list[np.ndarray]:
+    import cv2
+
+    files = sorted(shared_path(CLIP).glob("*.jpg"))[:count]
+    return [cv2.resize(cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB), SIZE, interpolation=cv2.INTER_AREA)
+            for f in files]
+
+
 @pytest.fixture(scope="module")
 def auto() -> object:
     return get_colorizer("autocolor")
@@ -42,26 +55,31 @@ def test_weight_follows_backing_and_is_smooth(auto: object) -> None:
 
 def test_automatic_colour_is_trusted_as_far_as_it_agrees_where_the_reference_backs_the_copy(auto: object) -> None:
     """An automatic colour that agrees with the exemplar's where the reference shows the scene is
-    trusted fully; one with a cast there less (down to not at all); the trust is smoothed over
-    frames and kept through frames with nothing backed to judge by (the far side of a cut)."""
-    fallback = FallbackColorizer(get_colorizer("classic"), auto, low=0.2, high=0.6, trust_scale=400.0)  # type: ignore[arg-type]
+    trusted fully; one with a cast there less, judged against the scene's own colour (the same
+    cast costs all trust on a near-gray scene); the trust is smoothed over frames and kept through
+    frames with nothing backed to judge by (the far side of a cut)."""
+    fallback = FallbackColorizer(get_colorizer("classic"), auto, low=0.2, high=0.6, trust_ratio=2.0)  # type: ignore[arg-type]
     backing = np.zeros((20, 40), np.float32)
     backing[:, :20] = 0.9  # the left half is backed by the reference
     exemplar = np.random.default_rng(1).normal(0.0, 10.0, (20, 40, 2)).astype(np.float32)
+    chroma = float(np.square(exemplar[:, :20]).sum(axis=-1).mean())
     cast = exemplar.copy()
     cast[:, :20, 0] += 10.0  # squared distance 100 where backed; anything on the unbacked side is not judged
     cast[:, 20:] = -50.0
     assert fallback.trust(exemplar, exemplar, backing) == pytest.approx(1.0)
     fallback.reset()
     first = fallback.trust(cast, exemplar, backing)
-    assert first == pytest.approx(1.0 - 100.0 / 400.0)
+    assert first == pytest.approx(1.0 - 100.0 / (2.0 * chroma), rel=1e-4) and 0.0 < first < 1.0
     second = fallback.trust(exemplar, exemplar, backing)  # agreeing again: the trust recovers, not at once
     assert first < second < 1.0
     assert fallback.trust(cast + 100.0, exemplar, np.zeros_like(backing)) == second  # nothing backed: kept
     assert fallback.trust(cast + 100.0, exemplar, backing) < second
     fallback.reset()
     assert fallback.trust(cast + 100.0, exemplar, backing) == 0.0  # a strong cast: not trusted at all
-    untrusting = FallbackColorizer(get_colorizer("classic"), auto, trust_scale=None)  # type: ignore[arg-type]
+    fallback.reset()
+    near_gray = exemplar * 0.2  # the same +10 cast on a scene with a fifth of the colour
+    assert fallback.trust(near_gray + (cast - exemplar), near_gray, backing) == 0.0
+    untrusting = FallbackColorizer(get_colorizer("classic"), auto, trust_ratio=None)  # type: ignore[arg-type]
     assert untrusting.trust(cast + 100.0, exemplar, backing) == 1.0
 
 
@@ -71,8 +89,8 @@ def test_bad_settings_are_refused(auto: object) -> None:
         FallbackColorizer(classic, auto, low=0.5, high=0.4)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="signal"):
         FallbackColorizer(classic, auto, signal="magic")  # type: ignore[arg-type]
-    with pytest.raises(InputError, match="trust_scale > 0"):
-        FallbackColorizer(classic, auto, trust_scale=0.0)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="trust_ratio > 0"):
+        FallbackColorizer(classic, auto, trust_ratio=0.0)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="automatic model"):
         FallbackColorizer(classic, get_colorizer("classic"))
 
@@ -86,44 +104,38 @@ def test_build_colorizer_puts_the_fallback_inside_the_temporal_check() -> None:
 
 @pytest.mark.shared_data
 def test_unseen_half_gets_automatic_colour_where_the_reference_does_not_show_it() -> None:
-    """A real training clip (pysot/bag) with a reference showing only the left half of frame 0: the
-    coverage is lower and the fallback's weight higher on the right half (the reference does not
-    show it), and the output changes there far more than on the left."""
-    import cv2
-
-    folder = shared_path("clips/pysot/bag")
-    frames = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in sorted(folder.glob("*.jpg"))[:4]]
-    frames = [cv2.resize(f, (212, 160), interpolation=cv2.INTER_AREA) for f in frames]
-    reference = Reference.from_array(np.ascontiguousarray(frames[0][:, :106]), key="left-half")
+    """A real, colourful training clip (cotracker/apple) with a reference showing only the left half
+    of frame 0: the coverage is lower and the fallback's weight higher on the right half (the
+    reference does not show it), and the output changes there far more than on the left."""
+    frames = clip_frames(4)
+    reference = Reference.from_array(np.ascontiguousarray(frames[0][:, :HALF]), key="left-half")
     plain = get_colorizer("default")
     filled = FallbackColorizer(get_colorizer("default"), get_colorizer("autocolor"))
     left_change, right_change = [], []
     for rgb in frames[1:]:
         lightness = rgb_to_gray_lightness(rgb.astype(np.float32) / 255.0)
         coverage = filled.coverage(lightness, reference)
-        assert coverage[:, :60].mean() > coverage[:, 150:].mean() + 0.1
+        assert coverage[:, LEFT].mean() > coverage[:, RIGHT].mean() + 0.1
         weight = filled.weight(coverage)
-        assert weight[:, 150:].mean() > 2 * weight[:, :60].mean()
+        assert weight[:, RIGHT].mean() > 2 * weight[:, LEFT].mean()
         a, b = plain.step(lightness, reference).ab, filled.step(lightness, reference).ab
-        left_change.append(np.abs(b[:, :60] - a[:, :60]).mean())
-        right_change.append(np.abs(b[:, 150:] - a[:, 150:]).mean())
+        left_change.append(np.abs(b[:, LEFT] - a[:, LEFT]).mean())
+        right_change.append(np.abs(b[:, RIGHT] - a[:, RIGHT]).mean())
     # the automatic colour goes where the reference does not show the scene, not over the copy
     assert np.mean(right_change) > 2 * np.mean(left_change) and np.mean(right_change) > 0.5
 
 
 @pytest.fixture(scope="module")
 def left_half_film(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Six frames of a real training clip (pysot/bag, 4:4:4 lossless so front ends compare bit for
+    """Six frames of a real training clip (cotracker/apple, 4:4:4 lossless so front ends compare bit for
     bit) and a reference showing only the left half of its frame 0."""
     import cv2
 
-    folder = shared_path("clips/pysot/bag")
-    frames = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in sorted(folder.glob("*.jpg"))[:6]]
-    frames = [cv2.resize(f, (212, 160), interpolation=cv2.INTER_AREA) for f in frames]
+    frames = clip_frames(6)
     tmp = tmp_path_factory.mktemp("left-half")
     clip = write_clip(tmp / "bag.mkv", frames, codec="ffv1", pix_fmt="yuv444p")
     reference = tmp / "left.png"
-    cv2.imwrite(str(reference), cv2.cvtColor(np.ascontiguousarray(frames[0][:, :106]), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(reference), cv2.cvtColor(np.ascontiguousarray(frames[0][:, :HALF]), cv2.COLOR_RGB2BGR))
     return clip, reference
 
 
@@ -147,7 +159,7 @@ def test_fallback_setting_colours_the_unseen_half_in_the_cli_and_vapoursynth_ali
     plain, filled = yuv_frames(outputs["none"]), yuv_frames(outputs["autocolor"])
     assert all(np.array_equal(p[0], f[0]) for p, f in zip(plain, filled, strict=True))  # luma untouched
     change = np.stack([np.abs(f[1:] - p[1:]).mean(axis=(0, 1)) for p, f in zip(plain[1:], filled[1:])]).mean(axis=0)
-    assert change[150:].mean() > 2 * change[:60].mean() and change[150:].mean() > 0.5
+    assert change[RIGHT].mean() > 2 * change[LEFT].mean() and change[RIGHT].mean() > 0.5
 
     vs = pytest.importorskip("vapoursynth", reason="the vs extra is not installed: pip install -e .[vs]")
     import vsvidcolor
