@@ -9,6 +9,7 @@ import numpy as np
 
 from helpers import shared_path
 from vidcolor.color import luma_lightness
+from vidcolor.correspondence.flow import DISFlow
 from vidcolor.correspondence.tracking import Flow, dis_flow, same_scene, scene_agreement
 from vidcolor.references import Reference
 
@@ -30,7 +31,7 @@ def _gray(rgb: np.ndarray) -> np.ndarray:
 
 def _scene(frame: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
     """(same_scene, share of agreeing pixels) of the DIS flow from ``frame`` to ``reference``."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    dis = DISFlow(cv2.DISOPTICAL_FLOW_PRESET_FAST)
     gray, ref_gray = _gray(frame), _gray(cv2.resize(reference, frame.shape[1::-1], interpolation=cv2.INTER_AREA))
     flow = Flow.of(dis_flow(dis, gray, ref_gray), dis_flow(dis, ref_gray, gray))
     return same_scene(flow, gray, ref_gray), float(scene_agreement(flow, gray, ref_gray).mean())

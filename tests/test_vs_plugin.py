@@ -237,3 +237,21 @@ def test_reference_detail_gives_the_cli_frames(tmp_path, size):
     plain = vsvidcolor.colorize(clip, ref=str(reference), model="classic", size=keyword)
     changed = np.abs(planes(plain.get_frame(5)).astype(int)[1:] - expected[5][1:]).mean()
     assert changed > 2.0, changed
+
+
+def test_default_model_at_a_small_size_gives_the_cli_frames(tmp_path):
+    """The default model's own DIS flows (to the previous frame and to the reference) at a working
+    size too small for the fast preset's pyramid (86x48): OpenCV kept the scales its first call chose,
+    so the filter's per-chunk colorizers gave frames up to 5 code values off the CLI's one pass."""
+    frames = color_frames(18, 128, 72, seed=3)
+    source = write_clip(tmp_path / "c.mkv", frames, codec="ffv1", pix_fmt="yuv444p")
+    reference = tmp_path / "ref.png"
+    cv2.imwrite(str(reference), cv2.cvtColor(frames[0], cv2.COLOR_RGB2BGR))
+    cli_out = tmp_path / "cli.mkv"
+    result = CliRunner().invoke(main, ["colorize", str(source), "-o", str(cli_out), "--ref", str(reference),
+                                       "--model", "default", "--size", "48", "--codec", "ffv1",
+                                       "--chunk-length", "6", "-q"])
+    assert result.exit_code == 0, result.output
+    out = vsvidcolor.colorize(core.bs.VideoSource(str(source)), ref=str(reference), model="default", size=48,
+                              chunk_length=6, cache_chunks=1)
+    assert_shuffled_requests_match(out, cli_out, seed=1)

@@ -24,7 +24,7 @@ import torch
 from ..weights import load_trained_network
 from ..color import luma_lightness
 from ..errors import InputError
-from ..correspondence.flow import compose, flow_pool, global_shift, visible_mask
+from ..correspondence.flow import DISFlow, compose, flow_pool, global_shift, visible_mask
 from ..correspondence.tracking import Flow, Tracked, better_matching, dis_flow, same_scene, track
 from ..models.vcnet import (
     AB_SCALE, FLOW_LIGHTNESS_TOLERANCE, SIZE_MULTIPLE, WEIGHTS_FORMAT, Features, Memory, VCNet, VCNetConfig, flow_candidate,
@@ -137,7 +137,7 @@ class DefaultColorizer(Colorizer):
         self.reset()
 
     def _make_flows(self) -> None:
-        self._dis = {preset: cv2.DISOpticalFlow_create(code) for preset, code in _DIS_PRESETS.items()}
+        self._dis = {preset: DISFlow(code) for preset, code in _DIS_PRESETS.items()}
 
     def reference_flow_for(self, short_side: int) -> str:
         """The DIS preset of the reference flow when the network runs at ``short_side`` lines."""
@@ -205,7 +205,7 @@ class DefaultColorizer(Colorizer):
 
     def _estimate_flows(
         self, gray: np.ndarray, previous_gray: np.ndarray | None, reference_gray: np.ndarray | None,
-        reference_dis: cv2.DISOpticalFlow, carried: Flow | None,
+        reference_dis: DISFlow, carried: Flow | None,
     ) -> tuple[Flow | None, Flow | None, float]:
         """DIS flows from this frame to the previous frame and to the reference, both ways, and
         how far the reference shows this frame's scene (1.0 without :attr:`reference_scene_check`).

@@ -100,8 +100,15 @@ class DISFlow:
 
     def __call__(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         _check_pair(src, dst)
-        a = _to_u8(src)
-        b = _to_u8(dst)
+        return self.calc(_to_u8(src), _to_u8(dst))
+
+    def calc(self, a: np.ndarray, b: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+        """Flow from uint8 frame ``a`` to ``b``, searched from ``start`` (H, W, 2) when given.
+
+        Every caller of DIS goes through here, so that each flow depends on its two frames (and
+        start) only, whatever the object computed before: the CLI reuses one object for a whole
+        film, the VapourSynth filter makes one per request thread, and both must give the same frames.
+        """
         # On frames too small for the preset's pyramid (e.g. 40x32 at the medium preset) calc() picks
         # other scales and stores them in the object, so a second call computed otherwise than the first
         # (the VapourSynth filter's fresh per-thread objects then differed from the CLI's). Put the
@@ -111,10 +118,12 @@ class DISFlow:
         height, width = a.shape
         pad_h, pad_w = max(0, DIS_MIN_SIDE - height), max(0, DIS_MIN_SIDE - width)
         if not (pad_h or pad_w):
-            return self._dis.calc(a, b, None)
+            return self._dis.calc(a, b, start)
         # a crash, not an error, below DIS_MIN_SIDE: the frames' edges carry on and the flow is cut back
         a, b = (cv2.copyMakeBorder(x, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE) for x in (a, b))
-        return np.ascontiguousarray(self._dis.calc(a, b, None)[:height, :width])
+        if start is not None:
+            start = cv2.copyMakeBorder(start, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
+        return np.ascontiguousarray(self._dis.calc(a, b, start)[:height, :width])
 
 
 class RAFTFlow:

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from .flow import compose, visible_mask, warp
+from .flow import DISFlow, compose, visible_mask, warp
 
 
 class Flow(NamedTuple):
@@ -30,7 +30,7 @@ class Flow(NamedTuple):
         return cls(forward, backward, visible_mask(forward, backward))
 
 
-def dis_flow(dis: cv2.DISOpticalFlow, source: np.ndarray, target: np.ndarray, guess: np.ndarray | None = None) -> np.ndarray:
+def dis_flow(dis: DISFlow, source: np.ndarray, target: np.ndarray, guess: np.ndarray | None = None) -> np.ndarray:
     """DIS flow from ``source`` to ``target``, starting from ``guess`` (else from zero).
 
     The start is always passed explicitly: after a call given a starting flow, OpenCV 4's DIS
