@@ -76,7 +76,7 @@ def test_v2_warm_started_from_v1_starts_near_v1(tmp_path: Path) -> None:
     assert v2.dec8_in.weight[:, inputs8:].abs().sum() == 0 and v2.dec2_in.weight[:, inputs2:].abs().sum() == 0
     semantic_gate = len(CANDIDATES) + 2
     assert torch.equal(v2.head.weight[semantic_gate], old["head.weight"][0])
-    assert abs(float(v2.head.bias[semantic_gate]) - (float(old["head.bias"][0]) - SEMANTIC_GATE_OFFSET)) < 1e-6
+    assert abs(float(v2.head.bias[semantic_gate].detach()) - (float(old["head.bias"][0]) - SEMANTIC_GATE_OFFSET)) < 1e-6
     torch.save(inference_payload(v2, {}), tmp_path / "v2.pt")
     loaded, _ = load_vcnet(tmp_path / "v2.pt")
     assert loaded.cfg.semantic and loaded.cfg.semantic_strides == (8, 16)
