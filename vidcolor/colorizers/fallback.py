@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..color import luma_lightness, rgb_to_lab
+from ..color import luma_lightness
 from ..correspondence.semantic import ReferenceMemory, SemanticMatcher
 from ..errors import InputError
 from ..models.efficientnet_lite import SIZE_MULTIPLE as INPUT_MULTIPLE
@@ -169,9 +169,8 @@ class FallbackColorizer(Colorizer):
         key = (reference.key, *size)
         if self._memory is None or self._memory[0] != key:
             assert self._matcher is not None
-            rgb = reference.rgb_at(*size).astype(np.float32)
-            lab = rgb_to_lab(rgb)
-            ref_l = torch.from_numpy(np.ascontiguousarray(luma_lightness(rgb)))[None, None].to(self._device)
+            lab = reference.lab_at(*size)  # cached by the reference, as the exemplar models use it
+            ref_l = torch.from_numpy(np.ascontiguousarray(luma_lightness(reference.rgb_at(*size))))[None, None].to(self._device)
             ref_ab = torch.from_numpy(np.ascontiguousarray(lab[..., 1:])).permute(2, 0, 1)[None].to(self._device)
             self._memory = (key, self._matcher.encode_reference(ref_l, ref_ab))
         return self._memory[1]
