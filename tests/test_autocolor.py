@@ -125,6 +125,46 @@ def test_training_windows_learning_rate_cycle_and_batchnorm_statistics() -> None
     assert torch.allclose(norm.running_mean, first) and float(first.abs().max()) > 0
     assert norm.momentum == 0.1 and int(norm.num_batches_tracked) == 3
 
+
+def test_video_validation_split_sampling_and_scores() -> None:
+    """Whole clips move out of training into the video validation split (their unmirrored frames),
+    clip frames are drawn ``video_weight`` times a photo's, and the video scores see a cast: a decoder
+    whose logits favour one orange bin loses to gray on a gray clip, and undoing that bin's prior helps."""
+    from vidcolor.models.efficientnet_lite import FEATURE_CHANNELS
+    from vidcolor.training.autocolor import FeatureCache, sampling_probabilities, video_split, video_validate
+
+    names = [f"{base}{flip}" for base in ("photos/a.jpg", "clips/x/cat/00000.jpg", "clips/x/cat/00002.jpg",
+                                           "clips/y/dog/00000.jpg", "clips/x/catalog/00000.jpg") for flip in ("", "#flip")]
+    train, held = video_split(names, ["x/cat"])
+    assert [names[i] for i in held] == ["clips/x/cat/00000.jpg", "clips/x/cat/00002.jpg"]  # not x/catalog, no mirrors
+    assert len(train) == 6 and not set(train) & {2, 3, 4, 5}
+    assert list(video_split(names, [])[0]) == list(range(10)) and len(video_split(names, [])[1]) == 0
+    with pytest.raises(ValueError, match="x/nothing"):
+        video_split(names, ["x/nothing"])
+    assert sampling_probabilities(names, train, 1.0) is None
+    draw = sampling_probabilities(names, train, 3.0)
+    assert draw is not None and draw.sum() == pytest.approx(1.0)
+    assert draw[[names[i].startswith("clips/") for i in train]].tolist() == pytest.approx([3 / 14] * 4)
+    # two gray clips and one reddish one; the decoder: a zero decoder whose output bias favours orange
+    channels = dict(FEATURE_CHANNELS)
+    ab = np.zeros((3, 56, 56, 2), np.float16)
+    ab[2, ..., 0] = 20
+    cache = FeatureCache({s: np.zeros((3, channels[s], 224 // s, 224 // s), np.float16) for s in (32, 16, 8, 4)},
+                         np.full((3, 1, 56, 56), 50, np.float16), ab, ["clips/g/a/0.jpg", "clips/g/a/2.jpg", "clips/r/b/0.jpg"])
+    decoder = AutocolorDecoder(AutocolorConfig(widths=(8, 8, 8, 8))).eval()
+    orange = bin_of(30, 60)
+    with torch.no_grad():
+        decoder.logits.weight.zero_()
+        decoder.logits.bias.zero_()
+        decoder.logits.bias[orange] = 8.0
+    log_weights = np.zeros(Q)
+    log_weights[orange] = 4.0
+    scores = video_validate(decoder, cache, log_weights, (0.0, 1.0))
+    assert scores["rmse_gray"] == pytest.approx(10.0, abs=1e-3)  # mean over the 2 clips: 0 and 20
+    assert scores["worst@0.0"] > 20 and scores["chroma_ratio@0.0"] > 2  # the orange cast, on the gray clip
+    assert scores["worst@1.0"] < scores["worst@0.0"] and scores["chroma_ratio@1.0"] < scores["chroma_ratio@0.0"]
+
+
 def test_colorizer_keeps_any_working_size_and_checks_settings(colorizer: AutocolorColorizer) -> None:
     lightness = np.tile(np.linspace(5, 95, 270, dtype=np.float32), (150, 1))
     frame = colorizer.step(lightness, None)

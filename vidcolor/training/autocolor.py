@@ -17,6 +17,13 @@ Augmentation without re-encoding (``--crop-min``): a random window of the cached
 (the same window at every stride, ``crop_min`` to 7 cells of the stride-32 grid on a side), so
 the decoder sees objects at other places and a global context from part of the picture.
 
+A video validation split (``--val-clips``): whole training clips moved out of training, scored
+at every validation on their cached frames (no re-encoding), so that a checkpoint and a decoding
+can be chosen on video the decoder never saw (the photo validation set disagrees with video).
+``--video-weight`` draws the remaining clips' frames that many times more often than a photo.
+Every validation also stores the decoder (batch-norm statistics recomputed) as
+``snapshots/it<N>.pt`` in the inference format: early stopping picks one afterwards.
+
 Resumable: ``checkpoint.pt`` in the run folder holds decoder, optimizer, iteration, prior and the
 time trained; the batch of iteration ``i`` is a pure function of ``(seed, i)``; ``--max-minutes``
 stops a chunk, rerunning the same command continues it. A continuation may start a new cosine
@@ -28,6 +35,7 @@ At every stop the batch-norm statistics are recomputed over ``bn_batches`` train
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -88,6 +96,12 @@ class TrainConfig:
     cycle_start: int = 0
     #: Training batches the batch-norm statistics are recomputed over at every stop (0: keep the running ones).
     bn_batches: int = 60
+    #: Training clips (relative to ``<data>/clips``) moved out of training into the video validation split.
+    val_clips: list[str] = field(default_factory=list)
+    #: How many times more often a training clip's frame is drawn than a photo.
+    video_weight: float = 1.0
+    #: Store the decoder at every validation (``snapshots/it<N>.pt``) for early stopping.
+    snapshots: bool = False
     widths: list[int] = field(default_factory=lambda: list(AutocolorConfig().widths))
 
     def model_config(self) -> AutocolorConfig:
@@ -118,6 +132,32 @@ def training_sources(config: TrainConfig) -> tuple[list[Path], list[Path]]:
     return train, val
 
 
+def is_clip_frame(name: str) -> bool:
+    """True for a cached item (a path relative to the data folder) that is a training clip's frame."""
+    return name.startswith("clips/")
+
+
+def video_split(names: Sequence[str], val_clips: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(training item indices, video validation item indices) of a cache: the frames of ``val_clips``
+    (their unmirrored items) validate, everything else trains."""
+    prefixes = tuple(f"clips/{clip.strip('/')}/" for clip in val_clips)
+    held = np.array([bool(prefixes) and n.startswith(prefixes) for n in names], dtype=bool)
+    unknown = [c for c, prefix in zip(val_clips, prefixes) if not any(n.startswith(prefix) for n in names)]
+    if unknown:
+        raise ValueError(f"--val-clips {', '.join(unknown)}: no such training clip in the feature cache "
+                         f"(give folders under clips/ such as imageio/cockatoo)")
+    mirrored = np.array([n.endswith("#flip") for n in names], dtype=bool)
+    return np.flatnonzero(~held), np.flatnonzero(held & ~mirrored)
+
+
+def sampling_probabilities(names: Sequence[str], index: np.ndarray, video_weight: float) -> np.ndarray | None:
+    """Draw probabilities over ``index``: clip frames ``video_weight`` times a photo's (None: uniform)."""
+    if video_weight == 1.0:
+        return None
+    weights = np.array([video_weight if is_clip_frame(names[i]) else 1.0 for i in index])
+    return weights / weights.sum()
+
+
 def square_crop(rgb: np.ndarray, size: int) -> np.ndarray:
     """Short side scaled to ``size`` (area down, cubic up), centre ``size`` square."""
     h, w = rgb.shape[:2]
@@ -136,6 +176,11 @@ class FeatureCache:
     lightness4: np.ndarray  # (N, 1, size/4, size/4)
     ab4: np.ndarray  # (N, size/4, size/4, 2)
     names: list[str]
+
+    def subset(self, index: np.ndarray) -> FeatureCache:
+        """The items ``index`` as a cache of their own (copies)."""
+        return FeatureCache({s: f[index] for s, f in self.features.items()}, self.lightness4[index], self.ab4[index],
+                            [self.names[i] for i in index])
 
     def batch(self, index: np.ndarray, window: tuple[int, int, int] | None = None
               ) -> tuple[dict[int, torch.Tensor], torch.Tensor, torch.Tensor]:
@@ -218,6 +263,50 @@ def bin_prior(ab4: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
+def video_validate(decoder: AutocolorDecoder, cache: FeatureCache, log_weights: np.ndarray,
+                   corrections: Sequence[float] = (1.0, 1.25, 1.5)) -> dict[str, float]:
+    """On the video validation frames: cross-entropy, and per prior correction α (T = 1) the ab
+    RMSE (gray's as ``rmse_gray``), the chroma over the truth's and the worst clip's RMSE minus
+    gray's (a cast on a near-gray clip shows there first)."""
+    from ..models.eccv16 import annealed_mean, soft_encode
+
+    was_training = decoder.training
+    decoder.eval()
+    centres = torch.from_numpy(ab_bins())
+    adjustment = torch.from_numpy(np.asarray(log_weights, np.float32)).view(1, -1, 1, 1)
+    clips = sorted({n.rsplit("/", 1)[0] for n in cache.names})
+    clip_of = np.array([clips.index(n.rsplit("/", 1)[0]) for n in cache.names])
+    ce, sq = [], {a: [] for a in corrections}
+    gray_sq, chroma, true_chroma = [], {a: [] for a in corrections}, []
+    for start in range(0, len(cache.names), 16):
+        index = np.arange(start, min(start + 16, len(cache.names)))
+        features, light, ab = cache.batch(index)
+        logits = decoder(features, light)
+        target = soft_encode(ab, centres)
+        ce.append(-(target * torch.log_softmax(logits, 1).permute(0, 2, 3, 1)).sum(-1).mean((1, 2)))
+        gray_sq.append((ab ** 2).sum(-1).mean((1, 2)))
+        true_chroma.append(ab.norm(dim=-1).mean((1, 2)))
+        for a in corrections:
+            pred = annealed_mean(logits - a * adjustment, centres, 1.0).permute(0, 2, 3, 1)
+            sq[a].append(((pred - ab) ** 2).sum(-1).mean((1, 2)))
+            chroma[a].append(pred.norm(dim=-1).mean((1, 2)))
+    decoder.train(was_training)
+
+    def per_clip(values: list[torch.Tensor]) -> np.ndarray:
+        flat = torch.cat(values).numpy()
+        return np.array([flat[clip_of == c].mean() for c in range(len(clips))])
+
+    gray_rmse = np.sqrt(per_clip(gray_sq))
+    out = {"ce": float(per_clip(ce).mean()), "rmse_gray": float(gray_rmse.mean())}
+    for a in corrections:
+        rmse = np.sqrt(per_clip(sq[a]))
+        out[f"rmse@{a}"] = float(rmse.mean())
+        out[f"worst@{a}"] = float((rmse - gray_rmse).max())
+        out[f"chroma_ratio@{a}"] = float(per_clip(chroma[a]).mean() / max(per_clip(true_chroma).mean(), 1e-6))
+    return out
+
+
+@torch.no_grad()
 def validate(decoder: AutocolorDecoder, cache: FeatureCache, temperatures: Sequence[float] = (0.38,)) -> dict[str, float]:
     """Unweighted cross-entropy, and per temperature AuC and chroma over the truth's, on the validation set."""
     from ..models.eccv16 import annealed_mean, soft_encode
@@ -263,9 +352,11 @@ def cycle_learning_rate(config: TrainConfig, iteration: int) -> float:
 
 
 @torch.no_grad()
-def recompute_batchnorm(decoder: AutocolorDecoder, cache: FeatureCache, config: TrainConfig) -> None:
+def recompute_batchnorm(decoder: AutocolorDecoder, cache: FeatureCache, config: TrainConfig,
+                        items: np.ndarray | None = None) -> None:
     """Batch-norm statistics as plain averages over ``bn_batches`` fixed training batches (whole
-    crops, the inference view) instead of the last few batches' running averages."""
+    crops, the inference view) instead of the last few batches' running averages; ``items``: the
+    cache's training items (default all)."""
     norms = [m for m in decoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     if not config.bn_batches or not norms:
         return
@@ -273,10 +364,11 @@ def recompute_batchnorm(decoder: AutocolorDecoder, cache: FeatureCache, config: 
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None  # cumulative average
+    items = np.arange(len(cache.names)) if items is None else items
     decoder.train()
     for number in range(config.bn_batches):
         rng = np.random.default_rng((config.seed, 1 << 30, number))  # apart from any iteration
-        decoder(*cache.batch(rng.choice(len(cache.names), config.batch_size, replace=False))[:2])
+        decoder(*cache.batch(items[rng.choice(len(items), config.batch_size, replace=False)])[:2])
     for norm in norms:
         norm.momentum = 0.1
     decoder.train(was_training)
@@ -299,8 +391,15 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
     wall_start = time.monotonic()
     train_cache = load_or_encode(train_paths, config, f"train-{config.size}", log)
     val_cache = load_or_encode(val_paths, config, f"val-{config.size}", log)
-    log(f"data: {len(train_cache.names)} training items ({len(train_paths)} files x2 flips, after filtering), "
+    train_items, video_items = video_split(train_cache.names, config.val_clips)
+    video_cache = train_cache.subset(video_items) if len(video_items) else None
+    draw = sampling_probabilities(train_cache.names, train_items, config.video_weight)
+    log(f"data: {len(train_items)} training items ({len(train_paths)} files x2 flips, after filtering, "
+        f"{len(video_items)} frames of {len(config.val_clips)} clips moved to video validation), "
         f"{len(val_cache.names)} validation items; features ready after {time.monotonic() - wall_start:.0f} s")
+    if draw is not None:
+        video_share = float(sum(p for i, p in zip(train_items, draw) if is_clip_frame(train_cache.names[i])))
+        log(f"video weight {config.video_weight}: clip frames are {video_share:.1%} of the draws")
     torch.manual_seed(config.seed)
     decoder = AutocolorDecoder(config.model_config())
     optimizer = torch.optim.AdamW(decoder.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -320,13 +419,16 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
         if saved.iterations != config.iterations:  # the learning-rate schedule follows the new total from here
             log(f"schedule re-planned at iteration {start}: {saved.iterations} -> {config.iterations} iterations")
             history.append({"iteration": start, "replanned_from": saved.iterations, "replanned_to": config.iterations})
-        changed = {k: (getattr(saved, k), getattr(config, k)) for k in ("lr", "crop_min", "cycle_start", "bn_batches")
+        if tuple(saved.val_clips) != tuple(config.val_clips):
+            raise ValueError(f"{ckpt_path} was trained with --val-clips {','.join(saved.val_clips) or '(none)'}: use another --out")
+        changed = {k: (getattr(saved, k), getattr(config, k))
+                   for k in ("lr", "crop_min", "cycle_start", "bn_batches", "video_weight")
                    if getattr(saved, k) != getattr(config, k)}
         if changed:
             log(f"recipe changed at iteration {start}: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()))
             history.append({"iteration": start, "recipe_changed": {k: list(v) for k, v in changed.items()}})
     else:
-        prior = bin_prior(train_cache.ab4[::2])  # the mirrors have the same colours
+        prior = bin_prior(train_cache.ab4[train_items[train_items % 2 == 0]])  # the mirrors have the same colours
         log(f"prior: top bin share {prior.max():.3f}, bins with >0.1% mass {(prior > 1e-3).sum()}")
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
     centres = torch.from_numpy(ab_bins())
@@ -339,6 +441,21 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
                      "optimizer": optimizer.state_dict(), "iteration": iteration, "elapsed": elapsed,
                      "prior": torch.from_numpy(prior), "history": json.dumps(history)}, ckpt_path)
 
+    log_weights = np.log(rebalance_weights(prior, config.lam))
+
+    def snapshot(iteration: int) -> dict[str, float]:
+        """A copy of the decoder with its own batch-norm statistics, scored on the video validation
+        frames and stored in the inference format; the training decoder is left as it is."""
+        frozen = copy.deepcopy(decoder)
+        recompute_batchnorm(frozen, train_cache, config, train_items)
+        scores = {} if video_cache is None else {f"video_{k}": v for k, v in
+                                                  video_validate(frozen, video_cache, log_weights).items()}
+        meta = {"iteration": iteration, "train_seconds": elapsed, "vibrancy": 1.0, "prior_correction": 1.0,
+                "log_rebalance_weights": [round(float(v), 6) for v in log_weights], "config": asdict(config),
+                "video_validation": scores}
+        save_atomic(inference_payload(frozen, meta), out / "snapshots" / f"it{iteration}.pt")
+        return scores
+
     decoder.train()
     chunk_start = last_ckpt = time.monotonic()
     running, iteration = 0.0, start
@@ -347,7 +464,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
         for group in optimizer.param_groups:
             group["lr"] = cycle_learning_rate(config, iteration)
         rng = np.random.default_rng((config.seed, iteration))
-        index = rng.choice(len(train_cache.names), config.batch_size, replace=False)
+        index = train_items[rng.choice(len(train_items), config.batch_size, replace=False, p=draw)]
         features, light, ab = train_cache.batch(index, random_window(rng, config))
         loss = rebalanced_loss(decoder(features, light), ab, centres, weights, SOFT_NEIGHBOURS, SOFT_SIGMA)
         optimizer.zero_grad(set_to_none=True)
@@ -362,6 +479,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
             log(f"it {iteration} loss {running:.4f} lr {cycle_learning_rate(config, iteration):.2e} {elapsed / 60:.1f} min")
         if iteration % config.val_every == 0 or iteration == config.iterations:
             result = {"iteration": iteration, **validate(decoder, val_cache, (1.0, 0.38, 0.2))}
+            if config.snapshots:
+                result.update(snapshot(iteration))
             history.append(result)
             log("val " + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()))
         now = time.monotonic()
@@ -370,13 +489,15 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
             last_ckpt = now
         if config.max_minutes and now - chunk_start > config.max_minutes * 60:
             break
-    recompute_batchnorm(decoder, train_cache, config)
+    recompute_batchnorm(decoder, train_cache, config, train_items)
     result = {"iteration": iteration, "batchnorm_recomputed": config.bn_batches, **validate(decoder, val_cache, (1.0,))}
+    if video_cache is not None:
+        result.update({f"video_{k}": v for k, v in video_validate(decoder, video_cache, log_weights).items()})
     history.append(result)
     log("val " + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()))
     save(iteration)
     meta = {"iteration": iteration, "train_seconds": elapsed, "vibrancy": DEFAULT_VIBRANCY, "config": asdict(config),
-            "train_items": len(train_cache.names), "history": history}
+            "train_items": len(train_items), "history": history}
     save_atomic(inference_payload(decoder, meta), out / "weights.pt")
     log(f"stopped at iteration {iteration}/{config.iterations} after {elapsed / 60:.1f} min of training")
     return {"iteration": iteration, "elapsed": elapsed, "history": history}
@@ -414,6 +535,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="iteration where the learning-rate cycle (warm-up + cosine to the end) starts: a continuation's own --lr")
     parser.add_argument("--bn-batches", type=int, default=defaults.bn_batches,
                         help="training batches the batch-norm statistics are recomputed over at every stop")
+    parser.add_argument("--val-clips", default="",
+                        help="comma-separated training clips (under clips/, e.g. imageio/cockatoo) moved to a video validation split")
+    parser.add_argument("--video-weight", type=float, default=defaults.video_weight,
+                        help="draw a training clip's frame this many times more often than a photo")
+    parser.add_argument("--snapshots", action="store_true",
+                        help="store the decoder at every validation as OUT/snapshots/it<N>.pt (early stopping)")
+    parser.add_argument("--val-every", type=int, default=defaults.val_every)
     parser.add_argument("--lam", type=float, default=defaults.lam, help="rebalancing λ (1 = none)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--threads", type=int, default=defaults.threads)
@@ -430,6 +558,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = TrainConfig(data_root=args.data, out_dir=args.out, cache_dir=args.cache, size=args.size,
                          iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, lam=args.lam, seed=args.seed,
                          crop_min=args.crop_min, cycle_start=args.cycle_start, bn_batches=args.bn_batches,
+                         val_clips=[c for c in args.val_clips.split(",") if c], video_weight=args.video_weight,
+                         snapshots=args.snapshots, val_every=args.val_every,
                          threads=args.threads, max_minutes=args.max_minutes, widths=[int(w) for w in args.widths.split(",")])
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
