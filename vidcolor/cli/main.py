@@ -188,7 +188,8 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
         options = {"preset": preset_path, "size": settings.size,
                    "temporal check": "on" if settings.temporal is not None else "off",
                    "reference detail": "on" if settings.detail else "off",
-                   "flow": settings.flow, "chunk length": settings.chunk_length, "device": settings.device}
+                   "flow": settings.flow, "chunk length": settings.chunk_length, "device": settings.device,
+                   "encoder preset": spec.encoder_preset if spec.codec.encoder in ("libx264", "libx265") else None}
         given = {k: v for k, v in options.items() if v is not None}
         metadata = run_metadata(summary, run.schedule, run.colorizer, given)
         write_run_stats(run_stats_path(spec.path), ({"frame": r.index, "timecode": r.timecode, "confidence": r.confidence,

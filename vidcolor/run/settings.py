@@ -187,7 +187,8 @@ class RunSettings:
     #: encoder; None: from the output's extension.
     codec: str | None = setting(check=_one_of(_codecs), preset="codec")
     crf: int | None = setting(check=_crf, preset="crf")
-    encoder_preset: str = setting("medium", check=_one_of(_encoder_presets), preset="encoder_preset")
+    #: x264/x265 speed preset; None: the model's own (:func:`model_encoder_preset`).
+    encoder_preset: str | None = setting(check=_one_of(_encoder_presets), preset="encoder_preset")
     #: frames per chunk (the recurrence restarts with warm-up); 0: whole shots.
     chunk_length: int = setting(ChunkPlan.length, check=_count(0))
     warmup: int = setting(ChunkPlan.warmup, check=_count(0))
@@ -222,11 +223,29 @@ class RunSettings:
 
         return ReferenceDetail() if self.detail else None
 
+    @property
+    def effective_encoder_preset(self) -> str:
+        """The x264/x265 preset the output is encoded with: as given, else the model's own."""
+        return self.encoder_preset or model_encoder_preset(self.model)
+
     def output_spec(self, path: str) -> OutputSpec:
-        """The output ``path`` with this run's encoder settings."""
+        """The output ``path`` with this run's encoder settings (the preset resolved, so that the
+        resume signature, which holds the spec, tells a ``veryfast`` run from a ``medium`` one)."""
         from ..io.writer import resolve_output  # noqa: PLC0415
 
-        return resolve_output(path, codec=self.codec, crf=self.crf, encoder_preset=self.encoder_preset)
+        return resolve_output(path, codec=self.codec, crf=self.crf, encoder_preset=self.effective_encoder_preset)
+
+
+def model_encoder_preset(model: str) -> str:
+    """The encoder preset of a run of ``model`` when none is given: the colorizer class's
+    ``default_encoder_preset`` (``medium``; ``veryfast`` for the quick-preview ``fast`` model, whose
+    command would otherwise spend most of its time in x264). Read from the class: no weights load."""
+    import importlib  # noqa: PLC0415
+
+    from ..colorizers import MODELS  # noqa: PLC0415 - the registry, not the models
+
+    entry = MODELS[model]
+    return getattr(importlib.import_module(entry.module), entry.cls).default_encoder_preset
 
 
 #: The names :func:`resolve_settings` accepts, in order.
@@ -282,4 +301,5 @@ def _temporal(given: Any, preset: Preset | None) -> TemporalSettings | None:
     return (base or _default_temporal()) if _flag("temporal", given) else None
 
 
-__all__ = ["FLOWS", "RunSettings", "SETTING_NAMES", "SettingError", "resolve_settings", "setting", "setting_default"]
+__all__ = ["FLOWS", "RunSettings", "SETTING_NAMES", "SettingError", "model_encoder_preset", "resolve_settings", "setting",
+           "setting_default"]
