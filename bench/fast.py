@@ -7,10 +7,12 @@
 **Whole command** (issue 24: ``--model fast`` at least 3x faster than ``default``, whole command on
 a 480p clip). ``vidcolor colorize --model default`` and then ``--model fast`` run on the same gray
 854x480 H.264 clip (a synthetic pan with film grain, ``--command-frames`` long, or
-``--command-source``), reference = its first view in colour, the CLI's defaults otherwise; the
-speed-up is default's seconds over fast's, for the whole command (start-up included) and for the
-run after start-up (the CLI's own count). A plain PyAV transcode of the clip at the same x264
-settings is the floor: default's time over it is the most any model could gain.
+``--command-source``), reference = its first view in colour, the CLI's defaults otherwise, so each
+model encodes at its own x264 preset (``default`` medium, ``fast`` veryfast); ``fast`` runs again
+with each preset of ``--fast-encoder-presets`` given (default ``medium``: the model's share alone).
+The speed-up is default's seconds over each row's, for the whole command (start-up included) and
+for the run after start-up (the CLI's own count). A plain PyAV transcode of the clip at each preset
+used is the floor: default's time over it is the most any model could gain at that preset.
 
 **Speed.** Real DAVIS `dog` frames upscaled to 1920x1080 are the input. Per frame, as the
 pipeline does for a 1080p 4:2:0 output: luma → full-resolution lightness → working size (area
@@ -48,6 +50,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from _inprocess import COLUMNS, GRAY_LUMA, GrayColorizer, colorize, find_clips, load_clip, print_table, score  # noqa: E402
 from vidcolor.color import luma_to_gray_level, luma_to_lightness  # noqa: E402
 from vidcolor.colorizers.base import Colorizer  # noqa: E402
+from vidcolor.io.writer import ENCODER_PRESETS  # noqa: E402
 from vidcolor.run.pipeline import chroma_for_frame, working_size  # noqa: E402
 from vidcolor.references import Reference  # noqa: E402
 
@@ -89,15 +92,23 @@ def time_pair(models: dict[str, Colorizer], frames: list[np.ndarray], sizes: dic
     return {name: (statistics.median(steps[name]), statistics.median(totals[name]), dims[name]) for name in models}
 
 
-def command_speed(frames: int, source: str | None, repeats: int, crf: int) -> list[dict[str, object]]:
-    """The whole ``vidcolor colorize`` command, default then fast, on one 480p clip (interleaved
-    ``repeats`` times so both see the same machine load); the median per model."""
+def command_speed(frames: int, source: str | None, repeats: int, crf: int,
+                  fast_presets: list[str]) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The whole ``vidcolor colorize`` command on one 480p clip: ``default`` and ``fast`` as a user
+    runs them (no ``--encoder-preset``: each model's own x264 preset), ``fast`` again with each of
+    ``fast_presets`` given, and a plain PyAV transcode at every preset used (the floor), interleaved
+    ``repeats`` times so all see the same machine load; the median of each. Returns (default, fast,
+    the transcode at default's preset), and the further rows."""
     from memory import HEIGHT, WIDTH, make_source
     from throughput import colorize, plain_transcode
+    from vidcolor.run.settings import model_encoder_preset
 
-    print(f"\n## the whole command on a 480p clip ({'synthetic pan' if source is None else source}; "
-          f"x264 medium crf {crf}; median of {repeats})")
-    times: dict[str, list[tuple[int, float, float]]] = {"default": [], "fast": []}
+    own = {model: model_encoder_preset(model) for model in ("default", "fast")}
+    runs: dict[tuple[str, str | None], list[tuple[int, float, float]]] = {
+        (model, None): [] for model in own} | {("fast", preset): [] for preset in fast_presets}
+    floors: dict[str, list[float]] = {preset: [] for preset in dict.fromkeys([*own.values(), *fast_presets])}
+    print(f"\n## the whole command on a 480p clip ({'synthetic pan' if source is None else source}; x264 crf {crf}, "
+          f"each model's own preset ({', '.join(f'{m} {p}' for m, p in own.items())}) unless given; median of {repeats})")
     with tempfile.TemporaryDirectory(prefix="vidcolor-fast-") as tmp:
         reference = os.path.join(tmp, "reference.png")
         if source is None:
@@ -108,34 +119,41 @@ def command_speed(frames: int, source: str | None, repeats: int, crf: int) -> li
 
             with av.open(source) as container:
                 cv2.imwrite(reference, next(container.decode(video=0)).to_ndarray(format="bgr24"))
-        plain: list[float] = []
         for _ in range(repeats):
-            for model in times:
-                times[model].append(colorize(source, reference, os.path.join(tmp, f"{model}.mp4"), model, "medium", crf))
-            plain.append(plain_transcode(source, os.path.join(tmp, "plain.mp4"), "medium", crf)[1])
+            for (model, preset), times in runs.items():
+                output = os.path.join(tmp, f"{model}-{preset or 'own'}.mp4")
+                times.append(colorize(source, reference, output, model, preset, crf))
+            for preset, times in floors.items():
+                times.append(plain_transcode(source, os.path.join(tmp, f"plain-{preset}.mp4"), preset, crf)[1])
     rows = []
-    for model, runs in times.items():
-        count = runs[0][0]
-        whole, run = statistics.median(r[1] for r in runs), statistics.median(r[2] for r in runs)
-        rows.append({"model": model, "frames": count, "command_seconds": whole, "run_seconds": run,
-                     "command_fps": count / whole, "run_fps": count / run})
+    for (model, preset), times in runs.items():
+        count = times[0][0]
+        whole, run = statistics.median(r[1] for r in times), statistics.median(r[2] for r in times)
+        rows.append({"model": model, "encoder_preset": preset or own[model], "preset_given": preset is not None,
+                     "frames": count, "command_seconds": whole, "run_seconds": run, "command_fps": count / whole,
+                     "run_fps": count / run})
     base = rows[0]
-    print(f"{'model':<8} {'frames':>7} {'command s':>10} {'fps':>7} {'run s':>8} {'fps':>7} {'speed-up command':>17} {'run':>6}")
+    print(f"{'model':<8} {'x264 preset':<18} {'frames':>7} {'command s':>10} {'fps':>7} {'run s':>8} {'fps':>7} "
+          f"{'speed-up command':>17} {'run':>6}")
     for row in rows:
         row["speedup_command"] = base["command_seconds"] / row["command_seconds"]  # type: ignore[operator]
         row["speedup_run"] = base["run_seconds"] / row["run_seconds"]  # type: ignore[operator]
-        print(f"{row['model']:<8} {row['frames']:>7} {row['command_seconds']:>10.2f} {row['command_fps']:>7.2f} "
+        label = f"{row['encoder_preset']}{' (given)' if row['preset_given'] else ' (own)'}"
+        print(f"{row['model']:<8} {label:<18} {row['frames']:>7} {row['command_seconds']:>10.2f} {row['command_fps']:>7.2f} "
               f"{row['run_seconds']:>8.2f} {row['run_fps']:>7.2f} {row['speedup_command']:>16.2f}x {row['speedup_run']:>5.2f}x")
     print(f"# load average (1, 5, 15 min) at the end {[round(x, 2) for x in os.getloadavg()]} on {os.cpu_count()} CPUs")
     fast = rows[1]
-    floor = statistics.median(plain)
-    print(f"fast vs default: {fast['speedup_command']:.2f}x faster, whole command; {fast['speedup_run']:.2f}x after start-up "
-          f"(target >= 3x: whole command {'met' if fast['speedup_command'] >= 3 else 'NOT met'})")
-    print(f"# floor: a plain PyAV decode + x264 medium encode of the clip takes {floor:.2f} s, so no model can make the "
-          f"command more than {base['command_seconds'] / floor:.2f}x faster than default's")  # type: ignore[operator]
-    rows.append({"model": "plain transcode", "frames": base["frames"], "command_seconds": floor,
-                 "speedup_command": base["command_seconds"] / floor})  # type: ignore[operator]
-    return rows
+    print(f"fast vs default, as a user runs them: {fast['speedup_command']:.2f}x faster, whole command; "
+          f"{fast['speedup_run']:.2f}x after start-up (target >= 3x: whole command "
+          f"{'met' if fast['speedup_command'] >= 3 else 'NOT met'})")  # type: ignore[operator]
+    plain_rows = []
+    for preset, times in floors.items():
+        floor = statistics.median(times)
+        print(f"# floor at x264 {preset}: a plain PyAV decode + encode of the clip takes {floor:.2f} s "
+              f"(default's command over it: {base['command_seconds'] / floor:.2f}x)")  # type: ignore[operator]
+        plain_rows.append({"model": "plain transcode", "encoder_preset": preset, "frames": base["frames"],
+                           "command_seconds": floor, "speedup_command": base["command_seconds"] / floor})  # type: ignore[operator]
+    return [rows[0], rows[1], plain_rows[0]], rows[2:] + plain_rows[1:]
 
 
 def speed(frame_count: int, size: int) -> list[dict[str, object]]:
@@ -222,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--command-source", default=None, help="a 480p video for the command section instead")
     parser.add_argument("--command-repeats", type=int, default=1, help="runs per model in the command section (median)")
     parser.add_argument("--crf", type=int, default=18, help="output crf in the command section (default 18, the CLI's)")
+    parser.add_argument("--fast-encoder-presets", default="medium",
+                        help="comma-separated x264 presets also given to fast in the command section (default medium; "
+                             "'' for none)")
     parser.add_argument("--json", dest="json_path", help="also write the command and step sections' numbers as JSON")
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenCV threads (default 1)")
     args = parser.parse_args(argv)
@@ -235,7 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# threads {args.threads}, working size {args.size}")
     report: dict[str, object] = {"command": "bench/fast.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     if "command" in sections:
-        report["whole_command"] = command_speed(args.command_frames, args.command_source, args.command_repeats, args.crf)
+        presets = [p.strip() for p in args.fast_encoder_presets.split(",") if p.strip()]
+        if unknown := [p for p in presets if p not in ENCODER_PRESETS]:
+            parser.error(f"--fast-encoder-presets {','.join(unknown)}: choose from {', '.join(ENCODER_PRESETS)}")
+        report["whole_command"], report["whole_command_more"] = command_speed(
+            args.command_frames, args.command_source, args.command_repeats, args.crf, presets)
     if "step" in sections:
         report["step"] = speed(args.speed_frames, args.size)
     if "quality" in sections:

@@ -88,13 +88,15 @@ def cli_environment() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
-def colorize(source: str, reference: str, output: str, model: str, preset: str, crf: int,
+def colorize(source: str, reference: str, output: str, model: str, preset: str | None, crf: int,
              extra: tuple[str, ...] = ()) -> tuple[int, float, float]:
-    """Run the real command; returns (frames, wall seconds including start-up, the run's own seconds
-    from its summary line: decode to the renamed output, without interpreter start-up and model loading)."""
+    """Run the real command (``preset`` None: no ``--encoder-preset``, the model's own); returns (frames,
+    wall seconds including start-up, the run's own seconds from its summary line: decode to the renamed
+    output, without interpreter start-up and model loading)."""
     started = time.perf_counter()
+    preset_option = ("--encoder-preset", preset) if preset is not None else ()
     done = subprocess.run([sys.executable, "-m", "vidcolor", "colorize", source, "-o", output, "--ref", reference,
-                           "--model", model, "--encoder-preset", preset, "--crf", str(crf), "--overwrite", *extra],
+                           "--model", model, *preset_option, "--crf", str(crf), "--overwrite", *extra],
                           env=cli_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
