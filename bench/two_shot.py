@@ -4,6 +4,7 @@
     .venv/bin/python bench/two_shot.py --pair car-shadow,blackswan     # a pair of training clips (--pair repeats)
     .venv/bin/python bench/two_shot.py --models classic,default,fast --per-frame --json two.json
     .venv/bin/python bench/two_shot.py --tree v1=../vidcolor-v1        # also another source tree's models, same run
+    .venv/bin/python bench/two_shot.py --anchors auto,pinned --per-frame  # each row with --anchor auto and pinned
 
 The film: shot 1 is the first clip, shot 2 the second (resized to shot 1's size when they differ),
 their BT.601 luma written as one lossless H.264 4:2:0 gray video (as ``bench/quality.py`` writes
@@ -22,6 +23,12 @@ makes. A summary gives each row's mean and worst ``start - end`` over the films 
 held-out pair both ways round: each held-out clip is shot 2 once). ``--tree LABEL=DIR`` also runs
 the CLI from another source tree (e.g. an older commit extracted with ``git archive``), so a new
 default model and its predecessor are measured in one run.
+
+``--shown`` tells content from the colorizer: it splits each window's error into the pixels the
+keyframe shows (tracked frame by frame to the moment by DIS optical flow on the true frames,
+forward-backward consistent at every step, never leaving the frame) and the pixels it does not
+(content the keyframe never shows, e.g. a wall a pan leaves behind). A start/end gap that is there
+on the unshown pixels only is the content's; one on the shown pixels is the colorizer's.
 Everything runs in a temporary folder outside the repository (``--keep DIR`` keeps it).
 """
 
@@ -45,6 +52,7 @@ from quality import work_folder  # a temporary folder, or --keep outside the rep
 
 sys.path.insert(0, str(REPO))
 
+from vidcolor.correspondence.flow import DISFlow, compose, visible_mask, warp  # noqa: E402
 from vidcolor.report import metrics  # noqa: E402
 from vidcolor.report.measure import read_run_metadata  # noqa: E402
 
@@ -75,10 +83,12 @@ class Runner:
     model: str
     tree: Path = REPO
     tree_label: str = ""
+    anchor: str | None = None  # --anchor of the CLI; None: the CLI's default
 
     @property
     def label(self) -> str:
-        return f"{self.tree_label}:{self.model}" if self.tree_label else self.model
+        label = f"{self.tree_label}:{self.model}" if self.tree_label else self.model
+        return f"{label}@{self.anchor}" if self.anchor else label
 
 
 @dataclass
@@ -138,6 +148,8 @@ def run_cli(film: Film, runner: Runner, key_args: list[str], output: Path, args:
             command += [option, str(value)]
     if args.detect_scenes:
         command.append("--detect-scenes")
+    if runner.anchor:
+        command += ["--anchor", runner.anchor]
     command += shlex.split(args.vidcolor_args)
     paths = [str(runner.tree), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
@@ -166,6 +178,88 @@ def per_frame_psnr(outputs: list[np.ndarray], truth: list[np.ndarray]) -> list[f
     if len(outputs) != len(truth):
         raise SystemExit(f"the output decoded to {len(outputs)} frames, the film has {len(truth)}")
     return [metrics.psnr(o, t) for o, t in zip(outputs, truth)]
+
+
+#: Short side at which ``--shown`` tracks shot 2's frames to the moment: fine enough for DIS
+#: to follow a pan, coarse enough that grain and compression do not break the chain.
+TRACK_SHORT_SIDE = 240
+
+
+def shown_masks(frames: list[np.ndarray], moment: int, indices: list[int]) -> dict[int, np.ndarray]:
+    """For each of ``indices`` (frames of one shot, true RGB), the pixels the shot's frame ``moment``
+    also shows: followed frame by frame toward the moment (DIS medium on the luma at
+    :data:`TRACK_SHORT_SIDE` lines), kept only while forward and backward flows agree at every step."""
+    height, width = frames[0].shape[:2]
+    scale = min(1.0, TRACK_SHORT_SIDE / min(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    gray = {i: cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), size, interpolation=cv2.INTER_AREA)
+            for i, f in enumerate(frames)}
+    dis = DISFlow(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    steps: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # frame -> (flow to its neighbour toward the moment, visible)
+
+    def step(index: int) -> tuple[np.ndarray, np.ndarray]:
+        if index not in steps:
+            neighbour = index + (1 if index < moment else -1)
+            forward, backward = dis.calc(gray[index], gray[neighbour]), dis.calc(gray[neighbour], gray[index])
+            steps[index] = (forward, visible_mask(forward, backward).astype(np.float32))
+        return steps[index]
+
+    masks = {}
+    for first in indices:
+        total = np.zeros((size[1], size[0], 2), np.float32)  # flow from ``first`` to the frame reached
+        shown = np.ones((size[1], size[0]), bool)
+        index = first
+        while index != moment:
+            flow, visible = step(index)
+            shown &= warp(visible, total) > 0.5
+            total = compose(total, flow)
+            index += 1 if index < moment else -1
+        grid_x, grid_y = np.meshgrid(np.arange(size[0]), np.arange(size[1]))
+        reached_x, reached_y = grid_x + total[..., 0], grid_y + total[..., 1]
+        shown &= (reached_x >= -0.5) & (reached_x <= size[0] - 0.5) & (reached_y >= -0.5) & (reached_y <= size[1] - 0.5)
+        masks[first] = cv2.resize(shown.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+    return masks
+
+
+def pooled_psnr(squared: list[np.ndarray], masks: list[np.ndarray]) -> float:
+    """PSNR (RGB in [0, 1]) of the squared errors under ``masks``, pooled over frames; nan if empty."""
+    total = sum(float(e[m].sum()) for e, m in zip(squared, masks))
+    count = sum(int(m.sum()) for m in masks)
+    if count == 0:
+        return float("nan")
+    return float("inf") if total == 0 else float(10.0 * np.log10(count / total))
+
+
+def shown_scores(outputs: list[np.ndarray], film: Film, windows: dict[str, Window],
+                 masks: dict[int, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Per window: the share of pixels the keyframe does not show, and PSNR over shown, unshown and
+    all pixels (pooled over the window's frames, so ``all`` differs slightly from the frame mean)."""
+    out = {}
+    for name, window in windows.items():
+        frames = range(window.first, window.last + 1)
+        squared = [np.mean((outputs[film.shot2_start + i].astype(np.float64) / 255.0
+                            - film.truth[film.shot2_start + i].astype(np.float64) / 255.0) ** 2, axis=2) for i in frames]
+        shown = [masks[i] for i in frames]
+        out[name] = {"unshown_share": float(1.0 - np.mean([m.mean() for m in shown])),
+                     "shown": pooled_psnr(squared, shown),
+                     "unshown": pooled_psnr(squared, [~m for m in shown]),
+                     "all": pooled_psnr(squared, [np.ones_like(m) for m in shown])}
+    out["start - end"] = {key: out["start"][key] - out["end"][key] for key in ("shown", "unshown", "all")}
+    return out
+
+
+def print_shown(rows: dict[str, dict], moment: int) -> None:
+    print(f"\n## --shown: PSNR on the pixels shot 2's frame {moment} (the keyframe) shows / does not show "
+          "(pooled over each window)")
+    first = next(iter(rows.values()))["shown"]
+    print(f"unshown pixels: start {first['start']['unshown_share']:.1%}, end {first['end']['unshown_share']:.1%}")
+    print(f"{'row':<22} {'start shown':>11} {'end shown':>10} {'s-e shown':>10}   "
+          f"{'start unshown':>13} {'end unshown':>11} {'s-e unshown':>11}   {'s-e all':>8}")
+    for label, row in rows.items():
+        s = row["shown"]
+        print(f"{label:<22} {s['start']['shown']:11.2f} {s['end']['shown']:10.2f} {s['start - end']['shown']:+10.2f}   "
+              f"{s['start']['unshown']:13.2f} {s['end']['unshown']:11.2f} {s['start - end']['unshown']:+11.2f}   "
+              f"{s['start - end']['all']:+8.2f}")
 
 
 def print_table(rows: dict[str, dict], windows: dict[str, Window], margin: float) -> None:
@@ -211,19 +305,31 @@ def measure_pair(names: list[str], runners: list[Runner], folder: Path, args: ar
           f"{film.shot2_start} = the truth of shot 2's frame {args.moment} (given as {args.given})", flush=True)
     key_args = keyframe_args(film, args.given, folder)
     encode_as_output(film.gray_video, folder / "gray-output.mp4", 18 if args.crf is None else args.crf)
-    gray_psnr = per_frame_psnr(decode_rgb(folder / "gray-output.mp4"), film.truth)
+    gray_output = decode_rgb(folder / "gray-output.mp4")
+    gray_psnr = per_frame_psnr(gray_output, film.truth)
     rows: dict[str, dict] = {"gray": {"psnr": gray_psnr, "scores": window_scores(gray_psnr, film, windows)}}
+    masks: dict[int, np.ndarray] = {}
+    if args.shown:
+        tracked = [i for w in windows.values() for i in range(w.first, w.last + 1)]
+        masks = shown_masks(film.truth[film.shot2_start:], args.moment, tracked)
+        rows["gray"]["shown"] = shown_scores(gray_output, film, windows, masks)
     for runner in runners:
-        output = folder / f"{runner.label.replace(':', '-')}.mp4"
+        output = folder / f"{runner.label.replace(':', '-').replace('@', '-')}.mp4"
         run = run_cli(film, runner, key_args, output, args)
-        psnrs = per_frame_psnr(decode_rgb(output), film.truth)
+        outputs = decode_rgb(output)
+        psnrs = per_frame_psnr(outputs, film.truth)
         scores = window_scores(psnrs, film, windows)
-        rows[runner.label] = {"model": runner.model, "tree": runner.tree_label or "this", "psnr": psnrs, "scores": scores,
+        rows[runner.label] = {"model": runner.model, "tree": runner.tree_label or "this", "anchor": runner.anchor,
+                              "psnr": psnrs, "scores": scores,
                               "met": scores["start - end"] >= -args.margin,
                               "sec_per_frame": float(run["seconds"]) / len(film.truth), **run}
+        if args.shown:
+            rows[runner.label]["shown"] = shown_scores(outputs, film, windows, masks)
         print(f"{runner.label}: start {scores['start']:.2f}, end {scores['end']:.2f} dB, "
               f"wall {run['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
     print_table(rows, windows, args.margin)
+    if args.shown:
+        print_shown(rows, args.moment)
     if args.per_frame:
         print_curve(rows, film)
     return film, rows
@@ -267,12 +373,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--given", choices=("ref", "preset"), default="ref",
                         help="the keyframes as --ref FRAME=IMAGE (default) or as a preset's shots")
     parser.add_argument("--detect-scenes", action="store_true", help="also run the CLI with --detect-scenes")
+    parser.add_argument("--anchors", default="",
+                        help="comma-separated --anchor values (auto, pinned): every row runs once with each, labelled "
+                             "MODEL@ANCHOR, so both are measured on the same film in one run (default: the CLI's own)")
     parser.add_argument("--size", default=None, help="--size of the CLI (default: the model's own working size)")
     parser.add_argument("--crf", type=int, default=None, help="output crf (default: the CLI's, 18)")
     parser.add_argument("--input-crf", type=int, default=0, help="crf of the gray H.264 input (default 0: lossless)")
     parser.add_argument("--threads", type=int, default=None, help="--threads of the CLI (default: the CLI's)")
     parser.add_argument("--vidcolor-args", default="",
                         help="further options for vidcolor colorize, one string (e.g. a fallback setting), for every row")
+    parser.add_argument("--shown", action="store_true",
+                        help="also split each window's PSNR into the pixels the keyframe shows and those it does not "
+                             "(tracked to the moment by optical flow on the true frames): content or colorizer?")
     parser.add_argument("--per-frame", action="store_true", help="also print shot 2's PSNR frame by frame")
     parser.add_argument("--json", dest="json_path", help="also write the rows, per-frame PSNR and settings as JSON here")
     parser.add_argument("--keep", help="keep the film and the outputs in this folder (outside the repository)")
@@ -284,7 +396,11 @@ def main(argv: list[str] | None = None) -> int:
     trees = parse_trees(args.tree)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     tree_models = [m.strip() for m in args.tree_models.split(",") if m.strip()]
-    runners = [Runner(m) for m in models] + [Runner(m, folder, label) for label, folder in trees for m in tree_models]
+    anchors = [a.strip() for a in args.anchors.split(",") if a.strip()] or [None]
+    if bad := [a for a in anchors if a not in (None, "auto", "pinned")]:
+        parser.error(f"--anchors {bad[0]}: give auto, pinned or both (auto,pinned)")
+    runners = [Runner(m, anchor=a) for m in models for a in anchors]
+    runners += [Runner(m, folder, label, a) for label, folder in trees for m in tree_models for a in anchors]
     cv2.setNumThreads(2)
     command = "bench/two_shot.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"# {command}")
