@@ -192,6 +192,8 @@ def test_widening_the_network_keeps_what_the_narrow_one_computes(tmp_path: Path)
     (["--context-weight", "-1"], "--context-weight takes a weight of 0 or more"),
     (["--warmup", "-1"], "--warmup takes a number of iterations"),
     *((["--semantic-strides", bad], "--semantic-strides takes trunk strides among 8,16,32") for bad in ("16,32", "8,x", "8,64")),
+    *((bad, "--semantic-blend needs --semantic") for bad in (["--semantic-blend"], ["--semantic-blend", "--semantic"])),
+    (["--semantic-only", "--semantic"], "--semantic-only needs --semantic and --init-from"),
 ])
 def test_train_command_refuses_a_bad_option_with_a_message(arguments: list[str], message: str,
                                                            capsys: pytest.CaptureFixture[str]) -> None:

@@ -92,13 +92,14 @@ def test_scene_check_drops_the_reference_flow_of_other_pictures(tiny: tuple[Trai
     config, data = tiny
     identity = replace(config, crop=96, p_identity_ref=1.0, p_occluder=0.0, scene_check=True)
     same = photo_sample(np.random.default_rng(3), data.photos, identity)
-    assert float(same.ref_visible[0].mean()) > 0.5
+    assert float(same.ref_visible[0].mean()) > 0.5 and same.ref_scene is not None and same.ref_scene[0] == 1.0
     unrelated = replace(identity, p_identity_ref=0.0, p_unrelated_ref=1.0)
     for seed in (4, 5, 6):
         other = photo_sample(np.random.default_rng(seed), data.photos, unrelated)
         unchecked = photo_sample(np.random.default_rng(seed), data.photos, replace(unrelated, scene_check=False))
-        assert not other.related and float(other.ref_visible.max()) == 0.0
+        assert not other.related and float(other.ref_visible.max()) == 0.0 and float(other.ref_scene.max()) == 0.0
         assert float(unchecked.ref_visible.mean()) > 0.0  # DIS still found consistent flow there
+        assert unchecked.ref_scene is not None and (unchecked.ref_scene == 1.0).all()  # unknown: not scaled
         np.testing.assert_array_equal(other.ref_flow, unchecked.ref_flow)
 
 
@@ -137,3 +138,26 @@ def test_added_clips_and_excluded_photos() -> None:
     kept, every = photo_paths(config), photo_paths(replace(config, exclude_photos=()))
     faces = list(shared_path("photos/stargan_v2_faces_animals").glob("celeba_hq_src_*.jpg"))
     assert len(faces) >= 5 and set(every) - set(kept) == set(faces) | set(shared_path("photos/kodak24").glob("*"))
+
+
+def test_semantic_only_training_moves_the_blend_and_keeps_every_v1_tensor(
+        tiny: tuple[TrainConfig, TrainingData], tmp_path: Path) -> None:
+    """v2d's recipe (``semantic_blend`` + ``semantic_only`` + ``scene_check``, warm-started from a v1
+    file): the blend head and the semantic temperature learn, v1's tensors stay exactly as given,
+    and a resumed run carries on with the same trainable set."""
+    from vidcolor.models.vcnet import build_vcnet
+    from vidcolor.training.default import inference_payload
+
+    config, data = tiny
+    torch.manual_seed(6)
+    torch.save(inference_payload(build_vcnet(), {}), tmp_path / "v1.pt")
+    v1 = torch.load(tmp_path / "v1.pt", weights_only=True)["state_dict"]
+    cfg = replace(config, out_dir=str(tmp_path / "run"), init_from=str(tmp_path / "v1.pt"), semantic_only=True,
+                  scene_check=True, lr=1e-2, p_far_ref=1.0, p_clip=0.5,
+                  model=VCNetConfig(semantic=True, semantic_blend=True).to_dict())
+    model = train(cfg, log=lambda _: None, data=data, stop_at=2)
+    state = model.state_dict()
+    assert all(torch.equal(state[name], tensor) for name, tensor in v1.items())
+    assert float(model.semantic_blend[2].weight.detach().abs().sum()) > 0.0  # started at zero
+    resumed = train(cfg, log=lambda _: None, data=data, stop_at=3, resume=tmp_path / "run" / "last.pt")
+    assert all(torch.equal(resumed.state_dict()[name], tensor) for name, tensor in v1.items())

@@ -102,7 +102,7 @@ def test_semantic_candidate_finds_a_mirrored_cropped_photo() -> None:
         l, ab = _tensors(rgb)
         with torch.no_grad():
             memory = model.reference_memory(*_tensors(mirrored))
-            _, coarse, best, entropy = model.attend_semantic(model.semantic_features(l), memory, (16, 24))
+            _, coarse, best, entropy, _ = model.attend_semantic(model.semantic_features(l), memory, (16, 24))
         truth = F.avg_pool2d(ab, 8)
         gathered = float((coarse - truth).abs().mean()) * AB_SCALE
         same_place = float((F.avg_pool2d(_tensors(mirrored)[1], 8) - truth).abs().mean()) * AB_SCALE
@@ -133,3 +133,66 @@ def test_v2_colorizer_computes_a_references_trunk_features_once(tmp_path: Path) 
     colorizer.reset()
     alone = colorizer.step(luma_lightness(frames[0].astype(np.float32) / 255.0), None)
     assert np.isfinite(alone.ab).all() and first.ab.shape == alone.ab.shape
+
+
+def _blend_file(tmp_path: Path) -> tuple[Path, Path]:
+    """(v1 file, v2d file warm-started from it, its blend head given a weight that depends on the inputs)."""
+    from vidcolor.training.default import inference_payload, warm_start
+
+    v1_path = _v1_file(tmp_path / "v1.pt")
+    v2d = VCNet(VCNetConfig(semantic=True, semantic_blend=True))
+    assert warm_start(v2d, v1_path) == len(torch.load(v1_path, weights_only=True)["state_dict"])
+    torch.manual_seed(4)
+    torch.nn.init.normal_(v2d.semantic_blend[2].weight, std=0.5)
+    torch.save(inference_payload(v2d, {}), tmp_path / "v2d.pt")
+    return v1_path, tmp_path / "v2d.pt"
+
+
+def test_v2d_blend_keeps_v1s_layers_and_is_v1_exactly_on_the_reference_scene(tmp_path: Path) -> None:
+    """v2d (semantic_blend): v1's layers keep their shapes (no semantic gate, no semantic inputs), so
+    a v1 file warm-starts every tensor; where the reference shows the frame's scene (scene 1) the
+    output is v1's bit for bit and the trunk is not run (bogus frame features are never touched);
+    for another picture (scene 0) the semantic chroma comes in, less of it at scene 0.5."""
+    v1_path, v2d_path = _blend_file(tmp_path)
+    from vidcolor.colorizers.default import load_vcnet
+
+    v1, _ = load_vcnet(v1_path)
+    v2d, _ = load_vcnet(v2d_path)
+    assert v2d.cfg.semantic_blend and v2d.head.weight.shape == v1.head.weight.shape
+    rgb = cv2.resize(_gradient_frames(1)[0], (96, 64)).astype(np.float32) / 255.0
+    l, ab = _tensors(rgb)
+    ref_l, ref_ab = _tensors(np.ascontiguousarray(rgb[:, ::-1]))
+    outputs = {}
+    with torch.no_grad():
+        old = v1.step(l, v1.reference_memory(ref_l, ref_ab), None, None).ab
+        memory = v2d.reference_memory(ref_l, ref_ab)
+        assert memory.semantic is not None and memory.lightness is not None
+        same = v2d.step(l, memory, None, None, semantic=[], scene=torch.ones(1)).ab
+        for scene in (0.0, 0.5):
+            outputs[scene] = v2d.step(l, memory, None, None, scene=torch.full((1,), scene)).ab
+    assert torch.equal(same, old)
+    moved = {scene: float((out - old).abs().mean()) for scene, out in outputs.items()}
+    assert moved[0.0] > 1e-3 and 0.0 < moved[0.5] < moved[0.0], moved
+
+
+def test_v2d_colorizer_runs_v1_on_its_own_shot_and_blends_for_another_picture(tmp_path: Path) -> None:
+    """Through DefaultColorizer: with the shot's own frame as the reference a v2d file gives v1's
+    frames exactly; with the frame mirrored (another picture: same_scene 0) it does not."""
+    from vidcolor.colorizers.default import DefaultColorizer
+
+    v1_path, v2d_path = _blend_file(tmp_path)
+    frames = [cv2.resize(f, (96, 64)) for f in _gradient_frames(3)]
+    for reference, same in ((frames[0], True), (np.ascontiguousarray(frames[0][::-1, ::-1]), False)):
+        outputs = []
+        for weights in (v1_path, v2d_path):
+            colorizer = DefaultColorizer(weights=weights)
+            ref = Reference.from_array(reference, key=f"test:{same}")
+            outputs.append([colorizer.step(luma_lightness(f.astype(np.float32) / 255.0), ref) for f in frames])
+        scenes = [r.stats["reference_scene"] for r in outputs[1]]
+        if same:
+            assert scenes == [1.0] * 3
+            for a, b in zip(*outputs):
+                np.testing.assert_array_equal(a.ab, b.ab)
+        else:
+            assert max(scenes) < 1.0
+            assert max(float(np.abs(a.ab - b.ab).mean()) for a, b in zip(*outputs)) > 0.05

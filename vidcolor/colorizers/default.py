@@ -208,7 +208,8 @@ class DefaultColorizer(Colorizer):
         reference_dis: DISFlow, carried: Flow | None,
     ) -> tuple[Flow | None, Flow | None, float]:
         """DIS flows from this frame to the previous frame and to the reference, both ways, and
-        how far the reference shows this frame's scene (1.0 without :attr:`reference_scene_check`).
+        how far the reference shows this frame's scene (1.0 without :attr:`reference_scene_check`,
+        unless the network is a v2d, whose semantic blend needs it).
 
         ``carried`` is the previous frame's flows with the reference, carried through this frame's
         motion by :func:`~vidcolor.correspondence.tracking.track`. With :attr:`warm_reference_flow`
@@ -229,7 +230,8 @@ class DefaultColorizer(Colorizer):
                                  dis_flow(reference_dis, reference_gray, gray, backward_guess))
             if self.track_reference_flow and tracked is not None:
                 reference = better_matching(reference, tracked, gray, reference_gray)
-        scene = same_scene(reference, gray, reference_gray) if reference is not None and self.reference_scene_check else 1.0
+        wanted = self.reference_scene_check or self.model.cfg.semantic_blend
+        scene = same_scene(reference, gray, reference_gray) if reference is not None and wanted else 1.0
         return previous, reference, scene
 
     @staticmethod
@@ -294,11 +296,13 @@ class DefaultColorizer(Colorizer):
             _, ref_l, ref_ab = aligned
             ref_flow_ab, ref_flow_confidence = self._flow_candidate(reference_flow, l_norm, ref_l, ref_ab,
                                                                     self.reference_flow_tolerance)
-            ref_flow_confidence = ref_flow_confidence * scene
+            if self.reference_scene_check:
+                ref_flow_confidence = ref_flow_confidence * scene
         self._reference_flow = (reference.key, reference_flow) if reference is not None and reference_flow is not None else None
         out = self.model.step(
             l_norm, memory, self._previous, self._previous_ab, features=features, flow_ab=flow_ab, flow_confidence=flow_confidence,
             ref_flow_ab=ref_flow_ab, ref_flow_confidence=ref_flow_confidence,
+            scene=l_norm.new_full((1,), scene) if reference_flow is not None else None,
         )
         self._previous, self._previous_ab, self._previous_features = out.memory, out.ab_full, features
         self._previous_l, self._previous_gray = l_norm, gray

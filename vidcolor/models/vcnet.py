@@ -26,6 +26,16 @@ Two sub-networks, as in Deep Exemplar-based Video Colorization, sized for a lapt
   reference's chroma with it as one more gated candidate, and gives the gates its best similarity
   and attention entropy (how sure the match is). The trunk is not part of the weights; the flag is,
   so files saved before v2 build exactly the v1 network.
+* **Semantic blend (v2d, ``VCNetConfig.semantic_blend``).** Inside the gates' softmax a semantic
+  candidate either gets no weight (v1's gates are saturated on ``ref_patch``) or, started as a copy
+  of that gate, all of it, even for the shot's own frame (v2c). v2d leaves v1's gates and decoder
+  exactly as they are and mixes the semantic chroma into their result by an explicit per-pixel
+  weight: a small head on how good each match is (semantic and luminance best similarity, their
+  difference, the semantic attention's entropy, the lightness gap of the semantic match, the
+  reference flow's reliability) times ``1 - same_scene``. Where the reference shows the frame's
+  own scene the weight is exactly zero: the output is v1's and the trunk is not even run.
+  (A lightness penalty inside the match itself, against a bright blue background lending its colour
+  to a dark one, was tried on v2c and dropped: it also pushed a darker face off a lighter face.)
 
 Shapes: every spatial size the model sees must be a multiple of :data:`SIZE_MULTIPLE`.
 Normalisation: lightness enters as ``L / 50 - 1``, chroma as ``ab / AB_SCALE``.
@@ -60,6 +70,13 @@ _REF_FLOW = CANDIDATES.index("ref_flow")
 _SEMANTIC_IN8, _SEMANTIC_IN2 = 4, 3
 #: Largest free correction (normalised ab) the network may add to its gated candidates, per stage.
 CORRECTION = 0.03
+#: v2d: inputs of the semantic blend weight's head at 1/8, besides the 1/2 decoder features: semantic
+#: best cosine, luminance best similarity, their difference, semantic entropy, lightness gap of the
+#: semantic match, reference-flow reliability, previous-frame similarity.
+_BLEND_INPUTS = 7
+#: v2d: initial bias of the blend head: weight sigmoid(-2) = 0.12 where the reference is another
+#: picture, small but with gradient (a copied saturated gate takes everything, -4 learns nothing).
+BLEND_BIAS = -2.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,10 @@ class VCNetConfig:
     semantic_strides: tuple[int, ...] = (8, 16)
     #: Initial softmax temperature of the semantic attention over centred cosines (learned).
     semantic_temperature: float = 0.01
+    #: v2d: the semantic chroma is blended into v1's gated result by its own per-pixel weight
+    #: (scaled by ``1 - same_scene``) instead of competing inside v1's saturated gate softmax; v1's
+    #: layers keep their inputs, so with the weight at zero the output is v1's bit for bit.
+    semantic_blend: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -142,6 +163,8 @@ class Memory:
     #: v2, references only: per trunk stride (B, C_s, h_s, w_s) pretrained features at that stride
     #: (the finest on the 1/8 grid), uncentred.
     semantic: list[torch.Tensor] | None = None
+    #: v2, references only: (B, 1, M) mean normalised lightness of each 1/8 cell (the semantic match's lightness gap).
+    lightness: torch.Tensor | None = None
 
 
 @dataclass
@@ -203,7 +226,8 @@ class VCNet(nn.Module):
         c1, c2, c3 = cfg.channels
         self.encoder = Encoder(cfg)
         self.log_temperature = nn.Parameter(torch.tensor(math.log(cfg.temperature)))
-        sem8, sem2 = (_SEMANTIC_IN8, _SEMANTIC_IN2) if cfg.semantic else (0, 0)
+        gated = cfg.semantic and not cfg.semantic_blend  # v2a-c: the semantic candidate is a gated input
+        sem8, sem2 = (_SEMANTIC_IN8, _SEMANTIC_IN2) if gated else (0, 0)
         if cfg.semantic:
             self.log_semantic_temperature = nn.Parameter(torch.tensor(math.log(cfg.semantic_temperature)))
         # 1/8 stage: features + ref coarse ab (2) + ref sim (1) + prev warped ab (2) + prev sim (1)
@@ -219,11 +243,17 @@ class VCNet(nn.Module):
         self.dec2 = ResBlock(c1)
         # head channels: gates of the first 6 candidates, 2 correction channels, gate of "ref_flow"
         # [+ v2: gate of "semantic"; it starts almost closed, like "ref_flow" did]
-        self.head = _conv(c1, len(CANDIDATES) + 2 + int(cfg.semantic))
+        self.head = _conv(c1, len(CANDIDATES) + 2 + int(gated))
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
         with torch.no_grad():
             self.head.bias[len(CANDIDATES) + 1 :] = -4.0
+        if cfg.semantic_blend:
+            if not cfg.semantic:
+                raise ValueError("semantic_blend needs semantic=True (the blended candidate is the semantic match)")
+            self.semantic_blend = nn.Sequential(_conv(c1 + _BLEND_INPUTS, 8), nn.LeakyReLU(0.1), nn.Conv2d(8, 1, 1))
+            nn.init.zeros_(self.semantic_blend[2].weight)
+            nn.init.constant_(self.semantic_blend[2].bias, BLEND_BIAS)
         # full resolution: upsampled ab (2), lightness (1), flow-warped prev ab (2), its reliability (1),
         # flow-warped reference ab (2), its reliability (1) → residual (2) and gates (2) towards the
         # flow-warped chroma maps, which keep full detail.
@@ -255,6 +285,7 @@ class VCNet(nn.Module):
         memory = self.memory(self.encode(l_norm), ab_norm)
         if self.cfg.semantic:
             memory.semantic = self.semantic_features(l_norm)
+            memory.lightness = F.avg_pool2d(l_norm, 8).flatten(2)
         return memory
 
     def semantic_features(self, l_norm: torch.Tensor) -> list[torch.Tensor]:
@@ -286,25 +317,32 @@ class VCNet(nn.Module):
         return patch_ab, coarse_ab, best, logits
 
     def attend_semantic(
-        self, frame: list[torch.Tensor], memory: Memory, grid: tuple[int, int],
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        self, frame: list[torch.Tensor], memory: Memory, grid: tuple[int, int], frame_l_norm: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """v2: the reference's chroma for each frame position by what it shows (seed 001's matching).
 
         Centred cosine over the trunk's strides (joint centring as
         :class:`~vidcolor.correspondence.semantic.SemanticMatcher`, each stride compared on its own
         grid: :func:`~vidcolor.correspondence.semantic.multiscale_cosine`), softmax at a learned
         temperature. Returns (patch ab at 1/2, coarse ab at 1/8, best cosine, normalised attention
-        entropy), the last two (B, 1, h8, w8): how sure the match is.
+        entropy, lightness gap), the last three (B, 1, h8, w8): how sure the match is, and how far
+        the attended reference cells' mean lightness is from the frame cell's (0 without
+        ``frame_l_norm``).
         """
         assert memory.semantic is not None
         cosine = multiscale_cosine(frame, memory.semantic, grid, memory.grid)  # (B, N, M)
+        batch = cosine.shape[0]
         logits = cosine * torch.exp(-self.log_semantic_temperature)
         patch_ab, coarse_ab, weights = _gather(logits, memory, grid)
-        batch = cosine.shape[0]
         best = cosine.amax(dim=2).reshape(batch, 1, *grid)
         # -sum(w log w) = logsumexp(z) - sum(w z): no log over the whole matrix
         entropy = (torch.logsumexp(logits, dim=2) - (weights * logits).sum(dim=2)) / math.log(max(weights.shape[2], 2))
-        return patch_ab, coarse_ab, best, entropy.reshape(batch, 1, *grid)
+        if frame_l_norm is not None and memory.lightness is not None:
+            frame_l8 = F.avg_pool2d(frame_l_norm, 8).flatten(2)  # (B, 1, N)
+            gap = (torch.bmm(memory.lightness, weights.transpose(1, 2)) - frame_l8).abs().reshape(batch, 1, *grid)
+        else:
+            gap = best.new_zeros(batch, 1, *grid)
+        return patch_ab, coarse_ab, best, entropy.reshape(batch, 1, *grid), gap
 
     def step(
         self,
@@ -318,6 +356,7 @@ class VCNet(nn.Module):
         ref_flow_ab: torch.Tensor | None = None,
         ref_flow_confidence: torch.Tensor | None = None,
         semantic: list[torch.Tensor] | None = None,
+        scene: torch.Tensor | None = None,
     ) -> StepOutput:
         """Colorize one frame from its reference memory and the previous step's memory/output.
 
@@ -333,6 +372,10 @@ class VCNet(nn.Module):
         :param ref_flow_confidence: ``(B, 1, H, W)`` in [0, 1], how far to trust ``ref_flow_ab``.
         :param semantic: v2: ``semantic_features(l_norm)`` if already computed (else computed here
             when there is a reference).
+        :param scene: v2d: ``(B,)`` in [0, 1], how far the reference shows this frame's scene
+            (:func:`~vidcolor.correspondence.tracking.same_scene`); the semantic blend weight is
+            scaled by ``1 - scene``, and at 1 for the whole batch the semantic match is skipped
+            (v1's output exactly). None: not scaled.
         """
         feats = features if features is not None else self.encode(l_norm)
         batch, _, height, width = l_norm.shape
@@ -369,14 +412,24 @@ class VCNet(nn.Module):
         extra8: list[torch.Tensor] = []
         extra2: list[torch.Tensor] = []
         sem_patch = zeros2
+        gated = self.cfg.semantic and not self.cfg.semantic_blend
+        blend_inputs = None  # v2d: what the blend weight's head sees at 1/8
         if self.cfg.semantic:
-            if reference is not None and reference.semantic is not None:
+            matches = reference is not None and reference.semantic is not None
+            if self.cfg.semantic_blend and scene is not None and bool((scene >= 1.0).all()):
+                matches = False  # the reference shows this very scene: v1's output, and no trunk to run
+            if matches:
+                assert reference is not None
                 frame_semantic = semantic if semantic is not None else self.semantic_features(l_norm)
-                sem_patch, sem_coarse, sem_best, sem_entropy = self.attend_semantic(frame_semantic, reference, grid)
+                sem_patch, sem_coarse, sem_best, sem_entropy, sem_gap = self.attend_semantic(
+                    frame_semantic, reference, grid, l_norm)
+                if self.cfg.semantic_blend:
+                    blend_inputs = torch.cat([sem_best, ref_sim, sem_best - ref_sim, sem_entropy, sem_gap, rflow_conf8, prev_sim], dim=1)
             else:
                 sem_coarse, sem_best, sem_entropy = zeros8, sim_floor, ones
-            extra8 = [sem_coarse, sem_best, sem_entropy]
-            extra2 = [sem_patch, F.interpolate(sem_best, scale_factor=4, mode="bilinear", align_corners=False)]
+            if gated:
+                extra8 = [sem_coarse, sem_best, sem_entropy]
+                extra2 = [sem_patch, F.interpolate(sem_best, scale_factor=4, mode="bilinear", align_corners=False)]
 
         x = torch.cat([feats.f8, ref_coarse, ref_sim, prev_coarse, prev_sim, prev_still8, flow8, flow_conf8, has_ref, has_prev, rflow8, rflow_conf8, *extra8], dim=1)
         x = self.dec8(F.leaky_relu(self.dec8_in(x), 0.1))
@@ -392,11 +445,26 @@ class VCNet(nn.Module):
         k = len(CANDIDATES)
         gates = torch.softmax(torch.cat([head[:, : k - 1], head[:, k + 1 :]], dim=1), dim=1)
         # (B, K, 2, h, w), CANDIDATES order [+ v2: semantic]
-        stacked = torch.stack([*candidates, zeros2, rflow2, *([sem_patch] if self.cfg.semantic else [])], dim=1)
+        stacked = torch.stack([*candidates, zeros2, rflow2, *([sem_patch] if gated else [])], dim=1)
         # the correction is bounded: colour comes from the candidates, so a recurrent run cannot
         # amplify its own saturation frame after frame
         ab2 = (gates.unsqueeze(2) * stacked).sum(dim=1) + CORRECTION * torch.tanh(head[:, k - 1 : k + 1])
         confidence2 = 1.0 - gates[:, _GRAY : _GRAY + 1]
+        # copied colour: the gates' weight on candidates that exist (an absent source offers zeros, not colour)
+        offered = torch.stack([has_ref, has_ref, has_prev, has_prev, has_prev, has_ref * 0, has_ref]
+                              + [has_ref] * int(gated), dim=1)[:, :, :, :1, :1]
+        copied = (gates * offered[:, :, 0]).sum(dim=1, keepdim=True)
+        ref_flow_share = gates[:, _REF_FLOW : _REF_FLOW + 1]
+        if blend_inputs is not None:
+            # v2d: v1's result stays as it is; the semantic chroma comes in by its own weight
+            blend = torch.sigmoid(self.semantic_blend(torch.cat(
+                [x, F.interpolate(blend_inputs, scale_factor=4, mode="bilinear", align_corners=False)], dim=1)))
+            if scene is not None:
+                blend = blend * (1.0 - scene.clamp(0.0, 1.0).view(-1, 1, 1, 1))
+            ab2 = ab2 + blend * (sem_patch - ab2)
+            confidence2 = confidence2 + blend * (1.0 - confidence2)
+            copied = copied + blend * (1.0 - copied)
+            ref_flow_share = ref_flow_share * (1.0 - blend)
 
         ab_up = F.interpolate(ab2, scale_factor=2, mode="bilinear", align_corners=False)
         refine_in = torch.cat([ab_up, l_norm, flow_ab, flow_confidence, ref_flow_ab, ref_flow_confidence], dim=1)
@@ -405,12 +473,9 @@ class VCNet(nn.Module):
         gate_ref = torch.sigmoid(refine[:, 3:4]) * ref_flow_confidence * (1.0 - gate_prev)
         ab = ab_up + CORRECTION * torch.tanh(refine[:, :2]) + gate_prev * (flow_ab - ab_up) + gate_ref * (ref_flow_ab - ab_up)
         confidence = F.interpolate(confidence2, scale_factor=2, mode="bilinear", align_corners=False)
-        ref_flow_gate2 = F.interpolate(gates[:, _REF_FLOW : _REF_FLOW + 1], scale_factor=2, mode="bilinear", align_corners=False)
+        ref_flow_gate2 = F.interpolate(ref_flow_share, scale_factor=2, mode="bilinear", align_corners=False)
         anchored = gate_ref + (1.0 - gate_prev - gate_ref) * ref_flow_gate2
-        # copied colour: the gates' weight on candidates that exist (an absent source offers zeros, not colour)
-        offered = torch.stack([has_ref, has_ref, has_prev, has_prev, has_prev, has_ref * 0, has_ref]
-                              + [has_ref] * int(self.cfg.semantic), dim=1)[:, :, :, :1, :1]
-        copied2 = F.interpolate((gates * offered[:, :, 0]).sum(dim=1, keepdim=True), scale_factor=2, mode="bilinear", align_corners=False)
+        copied2 = F.interpolate(copied, scale_factor=2, mode="bilinear", align_corners=False)
         support = gate_prev + gate_ref + (1.0 - gate_prev - gate_ref) * copied2
         return StepOutput(
             ab=ab,

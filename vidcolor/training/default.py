@@ -108,6 +108,9 @@ class TrainConfig:
     #: as the default colorizer does: the network learns without the reference's optical flow where
     #: the reference is another picture (a far frame mirrored, a similar photo, another clip).
     scene_check: bool = False
+    #: Train only the layers v1 lacks (v2d: the semantic blend head and the semantic temperature);
+    #: every v1 tensor stays as warm-started, so where the blend weight is zero the output is v1's.
+    semantic_only: bool = False
     #: Share of photo sequences whose reference is a *similar photo*: one of the 5 nearest by global
     #: ImageNet-trunk feature (seed 000/001's retrieval), so what matches is the kind of thing only.
     p_retrieved_ref: float = 0.0
@@ -233,6 +236,7 @@ class Sample:
     ref_visible: np.ndarray  # (T, S, S) its forward-backward consistency
     aligned: bool = True  # the reference is a view of the same scene (else a retrieved photo: no L1 to copy)
     context: bool = False  # the reference is not pixel-aligned: the contextual loss applies
+    ref_scene: np.ndarray | None = None  # (T,) same_scene of each frame with the reference (scene_check)
 
 
 def _affine(size: int, centre: tuple[float, float], scale: float, angle: float, flip: bool) -> np.ndarray:
@@ -521,7 +525,7 @@ def _finish(
         ref_l = _degrade_reference_l(rng, ref_l)
     lightness = _luma_jitter(rng, lightness)
     dis_flow, dis_visible = dis_flows(lightness)
-    ref_flow, ref_visible = reference_flows(lightness, ref_l, config.scene_check)
+    ref_flow, ref_visible, ref_scene = reference_flows(lightness, ref_l, config.scene_check)
     return Sample(
         lightness=lightness,
         ab=stack[..., 1:].astype(np.float32),
@@ -535,6 +539,7 @@ def _finish(
         dis_visible=dis_visible,
         ref_flow=ref_flow,
         ref_visible=ref_visible,
+        ref_scene=ref_scene,
     )
 
 
@@ -571,17 +576,20 @@ def _gray8(lightness: np.ndarray) -> np.ndarray:
     return np.clip(lightness * 2.55 + 0.5, 0, 255).astype(np.uint8)
 
 
-def reference_flows(lightness: np.ndarray, ref_l: np.ndarray, scene_check: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """DIS flow from each frame to the (same-size) reference's lightness, and its visibility (scaled
-    by how far the reference shows the frame's scene with ``scene_check``, as at inference)."""
+def reference_flows(lightness: np.ndarray, ref_l: np.ndarray,
+                    scene_check: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DIS flow from each frame to the (same-size) reference's lightness, its visibility (scaled
+    by how far the reference shows the frame's scene with ``scene_check``, as at inference), and
+    that share per frame (ones without ``scene_check``)."""
     ref_gray = _gray8(ref_l)
-    flows, visible = [], []
+    flows, visible, scenes = [], [], []
     for l in lightness:
         gray = _gray8(l)
         flow = Flow.of(_dis(gray, ref_gray), _dis(ref_gray, gray))
         flows.append(flow.forward)
-        visible.append(flow.visible * np.float32(same_scene(flow, gray, ref_gray)) if scene_check else flow.visible)
-    return np.stack(flows), np.stack(visible)
+        scenes.append(same_scene(flow, gray, ref_gray) if scene_check else 1.0)
+        visible.append(flow.visible * np.float32(scenes[-1]) if scene_check else flow.visible)
+    return np.stack(flows), np.stack(visible), np.asarray(scenes, np.float32)
 
 
 @dataclass
@@ -605,6 +613,8 @@ class Batch:
     aligned: torch.Tensor
     #: (B,) 1 where the reference is not pixel-aligned: the contextual loss applies.
     context: torch.Tensor
+    #: (B, T) how far the reference shows each frame's scene (ones without ``scene_check``).
+    ref_scene: torch.Tensor
 
 
 def make_batch(data: TrainingData, config: TrainConfig, iteration: int) -> Batch:
@@ -637,6 +647,7 @@ def make_batch(data: TrainingData, config: TrainConfig, iteration: int) -> Batch
         ref_visible=stack("ref_visible").unsqueeze(2).float(),
         aligned=torch.tensor([s.aligned for s in samples], dtype=torch.float32),
         context=torch.tensor([s.context for s in samples], dtype=torch.float32),
+        ref_scene=stack("ref_scene"),
     )
 
 
@@ -674,6 +685,7 @@ def compute_losses(model: VCNet, batch: Batch, config: TrainConfig, iteration: i
         out = model.step(
             l_t, reference, previous, previous_ab, flow_ab=flow_ab, flow_confidence=flow_conf,
             ref_flow_ab=ref_flow_ab, ref_flow_confidence=ref_flow_conf,
+            scene=batch.ref_scene[:, t] if config.scene_check else None,
         )
         error = out.ab - ab_t
         terms["l1"] = terms["l1"] + (error.abs() * l1_weight).mean()
@@ -916,7 +928,7 @@ def warm_start(model: VCNet, path: Path) -> int:
         own[name] = new
         copied += 1
     model.load_state_dict(own)
-    if model.cfg.semantic and "log_semantic_temperature" not in weights:
+    if model.cfg.semantic and not model.cfg.semantic_blend and "log_semantic_temperature" not in weights:
         open_semantic_gate(model)
     return copied
 
@@ -941,6 +953,22 @@ def open_semantic_gate(model: VCNet) -> None:
 
 def build_model(config: TrainConfig) -> VCNet:
     return VCNet(VCNetConfig.from_dict(config.model))
+
+
+#: Parameter names :attr:`TrainConfig.semantic_only` trains (the layers a v1 file lacks).
+SEMANTIC_ONLY_PREFIXES = ("semantic_blend.", "log_semantic_temperature")
+
+
+def trained_parameters(model: VCNet, config: TrainConfig) -> list[torch.nn.Parameter]:
+    """The parameters the optimizer moves; with ``semantic_only`` the rest stop needing gradients."""
+    if not config.semantic_only:
+        return list(model.parameters())
+    chosen = []
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name.startswith(SEMANTIC_ONLY_PREFIXES))
+        if parameter.requires_grad:
+            chosen.append(parameter)
+    return chosen
 
 
 def learning_rate(config: TrainConfig, iteration: int) -> float:
@@ -986,7 +1014,7 @@ def train(
     if config.init_from and state is None:
         copied = warm_start(model, Path(config.init_from))
         log(f"initialised {copied} tensors from {config.init_from}")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
+    optimizer = torch.optim.AdamW(trained_parameters(model, config), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
     if state is not None:
         model.load_state_dict(state["model"])  # type: ignore[arg-type]
         optimizer.load_state_dict(state["optimizer"])  # type: ignore[arg-type]
@@ -1007,7 +1035,8 @@ def train(
     while iteration < end:
         batch = make_batch(data, config, iteration)
         terms = compute_losses(model, batch, config, iteration)
-        optimizer_step(model, optimizer, terms["total"], learning_rate(config, iteration), config.grad_clip)
+        if terms["total"].requires_grad:  # semantic_only: a batch without a reference, or showing only its own scene, has none
+            optimizer_step(model, optimizer, terms["total"], learning_rate(config, iteration), config.grad_clip)
         iteration += 1
         running.add(terms)
         elapsed = elapsed_before + time.monotonic() - started
@@ -1089,6 +1118,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
                         help="v2: add the candidate matched on the frozen ImageNet trunk (--init-from a v1 file keeps its function)")
     parser.add_argument("--semantic-strides", default=",".join(map(str, VCNetConfig.semantic_strides)),
                         help="v2: trunk strides the semantic attention compares (8,16,32: stride 32 tells a face from a background)")
+    parser.add_argument("--semantic-blend", action="store_true",
+                        help="v2d: blend the semantic chroma into v1's result by a learned weight times 1 - same_scene "
+                             "(needs --semantic and --scene-check)")
+    parser.add_argument("--semantic-only", action="store_true",
+                        help="train only the layers v1 lacks (the semantic blend head and temperature); v1's stay as --init-from gave them")
     parser.add_argument("--scene-check", action="store_true",
                         help="drop the reference's optical flow where the reference is another picture, as inference does")
     parser.add_argument("--added-clips", action="store_true", help="also train on the clips MANIFEST.md added for issue 24")
@@ -1117,6 +1151,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
     if not strides or any(stride not in (8, 16, 32) for stride in strides) or min(strides) != 8:
         parser.error(f"--semantic-strides takes trunk strides among 8,16,32 including 8 (the network's 1/8 grid), "
                      f"not {args.semantic_strides!r}")
+    if args.semantic_blend and not (args.semantic and args.scene_check):
+        parser.error("--semantic-blend needs --semantic (the blended candidate) and --scene-check (its weight is scaled by 1 - same_scene)")
+    if args.semantic_only and not (args.semantic and args.init_from):
+        parser.error("--semantic-only needs --semantic and --init-from (the v1 weights it keeps)")
     if args.unroll < 1:
         parser.error(f"--unroll takes the number of frames per training sequence (at least 1), not {args.unroll}")
     if args.warmup < 0:
@@ -1154,8 +1192,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
         w_context=args.context_weight,
         val_frames=args.val_frames,
         scene_check=args.scene_check,
+        semantic_only=args.semantic_only,
         exclude_photos=tuple(pattern for pattern in args.exclude_photos.split(",") if pattern),
         model=VCNetConfig(channels=channels, match_channels=args.match_channels,  # type: ignore[arg-type]
-                          semantic=args.semantic, semantic_strides=strides).to_dict(),
+                          semantic=args.semantic, semantic_strides=strides, semantic_blend=args.semantic_blend).to_dict(),
     )
     train(config, resume=args.resume, export=args.export, export_last=args.export_last)
