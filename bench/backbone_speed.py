@@ -13,8 +13,10 @@ model's ``Colorizer.step`` (timed in the same run, at its own working size) is l
   (a 256x384 frame of the same clip, as in issue 24), and the attention alone;
 * the attention's largest block: frame positions per block x reference positions x 4 bytes, twice
   (similarities and softmax);
-* with ``--weights``, the ``default`` model's step with each weight file at its working size (a v2
-  file runs the trunk on every frame and the semantic attention), in the same run.
+* with ``--weights``, the ``default`` model's step with each weight file at its working size, in
+  the same run, with frame 0 and with frame 0 mirrored and cropped as the reference (a v2a-c file
+  runs the trunk and the semantic attention on every frame; a v2d file only where the reference is
+  another picture than the frame's scene).
 """
 
 from __future__ import annotations
@@ -77,13 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     default_ms = default_s * 1e3
     print(f"# threads={args.threads}, {len(frames)} frames, median ms after a warm-up frame")
     print(f"# baseline: default model step at {dw}x{dh}: {default_ms:.1f} ms")
+    small = [luma_lightness(cv2.resize(f, (dw, dh), interpolation=cv2.INTER_AREA).astype(np.float32) / 255) for f in frames]
+    h0, w0 = frames[0].shape[:2]
+    # another picture: frame 0 mirrored and cropped 10 % (same_scene 0), where a v2d file runs its trunk
+    other = np.ascontiguousarray(frames[0][:, ::-1][h0 // 20: h0 - h0 // 20, w0 // 20: w0 - w0 // 20])
     for weights in filter(None, args.weights.split(",")):
-        colorizer = get_colorizer("default", weights=weights)
-        small = [luma_lightness(cv2.resize(f, (dw, dh), interpolation=cv2.INTER_AREA).astype(np.float32) / 255) for f in frames]
-        reference = Reference.from_array(frames[0], key="speed")
-        ms, fastest = median_ms(lambda i: colorizer.step(small[i], reference), len(small))
-        print(f"# default step with {weights} (semantic={colorizer.model.cfg.semantic}) at {dw}x{dh}: "
-              f"{ms:.1f} ms (fastest {fastest:.1f}), {ms / default_ms:.2f}x the shipped")
+        for case, picture in (("frame 0", frames[0]), ("mirrored", other)):
+            colorizer = get_colorizer("default", weights=weights)
+            reference = Reference.from_array(picture, key=f"speed:{case}")
+            ms, fastest = median_ms(lambda i: colorizer.step(small[i], reference), len(small))
+            print(f"# default step with {weights} (semantic={colorizer.model.cfg.semantic}), reference {case}, at {dw}x{dh}: "
+                  f"{ms:.1f} ms (fastest {fastest:.1f}), {ms / default_ms:.2f}x the shipped")
 
     rh, rw = (int(v) for v in args.reference.split("x"))
     ref_rgb = cv2.resize(frames[-1], (rw, rh), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
