@@ -83,6 +83,37 @@ def test_automatic_colour_is_trusted_as_far_as_it_agrees_where_the_reference_bac
     assert untrusting.trust(cast + 100.0, exemplar, backing) == 1.0
 
 
+def test_the_fill_only_adds_colour_and_leaves_a_confident_copy_alone(auto: object) -> None:
+    """The automatic colour is taken only as far as its chroma exceeds the exemplar's, where the
+    weight (low backing, trusted) allows: no pixel's chroma is lowered, a pixel with no weight or a
+    copy at least as vivid as the guess keeps its copy bit for bit, a gray copy with full weight
+    gets the automatic colour, and two hues that cancel in the blend keep the copy's chroma."""
+    fallback = FallbackColorizer(get_colorizer("classic"), auto, chroma_margin=2.0)  # type: ignore[arg-type]
+    rng = np.random.default_rng(3)
+    exemplar = rng.normal(0.0, 8.0, (40, 50, 2)).astype(np.float32)
+    automatic = rng.normal(0.0, 12.0, (40, 50, 2)).astype(np.float32)
+    weight = rng.uniform(0.0, 1.0, (40, 50)).astype(np.float32)
+    weight[:, :10] = 0.0  # a confident copy: the reference backs it
+    exemplar[:5, 10:] = 0.0  # a gray copy
+    weight[:5, 10:] = 1.0
+    automatic[5:10] = exemplar[5:10] * 0.5  # a muted guess (same hue, half the chroma)
+    filled, share = fallback.fill(exemplar, automatic, weight)
+
+    def chroma(ab: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(ab, axis=-1)
+
+    assert filled.dtype == np.float32 and np.all(chroma(filled) >= chroma(exemplar) - 1e-4)
+    assert np.all((share >= 0.0) & (share <= weight))
+    np.testing.assert_array_equal(filled[:, :10], exemplar[:, :10])  # no weight: the copy untouched
+    np.testing.assert_array_equal(filled[5:10, 10:], exemplar[5:10, 10:])  # weaker guess: not taken
+    vivid = chroma(automatic[:5, 10:]) >= 2.0
+    np.testing.assert_allclose(filled[:5, 10:][vivid], automatic[:5, 10:][vivid])  # gray copy: filled
+    assert vivid.mean() > 0.9 and chroma(filled[10:, 10:]).mean() > chroma(exemplar[10:, 10:]).mean() + 1.0
+    opposite, _ = fallback.fill(np.array([[[3.0, 0.0]]], np.float32), np.array([[[-10.0, 0.0]]], np.float32),
+                                np.array([[0.2]], np.float32))  # the blend alone would be 0.4 from gray
+    assert chroma(opposite)[0, 0] == pytest.approx(3.0)
+
+
 def test_bad_settings_are_refused(auto: object) -> None:
     classic = get_colorizer("classic")
     with pytest.raises(InputError, match="low < high"):
@@ -91,6 +122,8 @@ def test_bad_settings_are_refused(auto: object) -> None:
         FallbackColorizer(classic, auto, signal="magic")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="trust_ratio > 0"):
         FallbackColorizer(classic, auto, trust_ratio=0.0)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="chroma_margin > 0"):
+        FallbackColorizer(classic, auto, chroma_margin=0.0)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="automatic model"):
         FallbackColorizer(classic, get_colorizer("classic"))
 
@@ -106,7 +139,8 @@ def test_build_colorizer_puts_the_fallback_inside_the_temporal_check() -> None:
 def test_unseen_half_gets_automatic_colour_where_the_reference_does_not_show_it() -> None:
     """A real, colourful training clip (cotracker/apple) with a reference showing only the left half
     of frame 0: the coverage is lower and the fallback's weight higher on the right half (the
-    reference does not show it), and the output changes there far more than on the left."""
+    reference does not show it), and the output changes there far more than on the left. On the
+    first frame, where both runs' exemplar models see the same history, no pixel loses chroma."""
     frames = clip_frames(4)
     reference = Reference.from_array(np.ascontiguousarray(frames[0][:, :HALF]), key="left-half")
     plain = get_colorizer("default")
@@ -119,6 +153,8 @@ def test_unseen_half_gets_automatic_colour_where_the_reference_does_not_show_it(
         weight = filled.weight(coverage)
         assert weight[:, RIGHT].mean() > 2 * weight[:, LEFT].mean()
         a, b = plain.step(lightness, reference).ab, filled.step(lightness, reference).ab
+        if not left_change:
+            assert np.all(np.linalg.norm(b, axis=-1) >= np.linalg.norm(a, axis=-1) - 1e-3)
         left_change.append(np.abs(b[:, LEFT] - a[:, LEFT]).mean())
         right_change.append(np.abs(b[:, RIGHT] - a[:, RIGHT]).mean())
     # the automatic colour goes where the reference does not show the scene, not over the copy
