@@ -8,7 +8,7 @@
 a 480p clip). ``vidcolor colorize --model default`` and then ``--model fast`` run on the same gray
 854x480 H.264 clip (a synthetic pan with film grain, ``--command-frames`` long, or
 ``--command-source``), reference = its first view in colour, the CLI's defaults otherwise, so each
-model encodes at its own x264 preset (``default`` medium, ``fast`` veryfast); ``fast`` runs again
+model encodes at its own x264 preset (``default`` medium, ``fast`` superfast); ``fast`` runs again
 with each preset of ``--fast-encoder-presets`` given (default ``medium``: the model's share alone).
 The speed-up is default's seconds over each row's, for the whole command (start-up included) and
 for the run after start-up (the CLI's own count). A plain PyAV transcode of the clip at each preset

@@ -13,7 +13,8 @@ Per clip (a folder of true-colour JPEG frames, see ``bench/_clips.py``):
 2. **The command a user types**, as a subprocess: ``vidcolor colorize GRAY -o OUT.mp4 --model M
    --temporal|--no-temporal --stats`` plus the case's reference, and ``--size N`` only for a size
    other than ``default`` (the model's own working size). The output is H.264 4:2:0 at the CLI's
-   default crf (18) and x264 preset (medium); ``--crf 0`` makes it lossless 4:2:0.
+   default crf (18) and the model's x264 preset (medium; superfast for ``fast``); ``--crf 0`` makes it
+   lossless 4:2:0.
 3. **Scoring**: the output is decoded with the matrix and range it is tagged with (as ``vidcolor
    report`` decodes) and scored against the truth with :mod:`vidcolor.report.metrics`.
 
@@ -438,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "bench/quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"# {command}")
     print(f"# gray input: BT.601 luma, H.264 yuv420p {'lossless' if args.input_crf == 0 else f'crf {args.input_crf}'}; "
-          f"output: H.264 yuv420p crf {args.crf if args.crf is not None else '18 (CLI default)'}, preset medium; "
+          f"output: H.264 yuv420p crf {args.crf if args.crf is not None else '18 (CLI default)'}, each model's x264 "
+          f"preset (medium, fast: superfast) unless --variants gives one; "
           f"{len(sources)} clips, frames {args.frames or 'all'}")
 
     root, holder = work_folder(args.keep)

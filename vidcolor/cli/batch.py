@@ -67,7 +67,7 @@ SETTING_OPTIONS = (
     click.option("--crf", type=click.IntRange(0, 51), default=None,
                  help="Quality for h264/hevc (lower is better). [default: the preset's, else the encoder's]"),
     click.option("--encoder-preset", type=click.Choice(ENCODER_PRESETS), default=None,
-                 help="x264/x265 speed preset. [default: the preset's, else medium; veryfast for --model fast]"),
+                 help="x264/x265 speed preset. [default: the preset's, else medium; superfast for --model fast]"),
     click.option("--device", default=None, help="Torch device for learned models (cpu, cuda, cuda:1). [default: cpu]"),
     click.option("--threads", type=click.IntRange(min=1), default=None,
                  help="Torch CPU threads for the model. [default: 1 (decoding, encoding and chroma use the other "

@@ -230,7 +230,7 @@ class RunSettings:
 
     def output_spec(self, path: str) -> OutputSpec:
         """The output ``path`` with this run's encoder settings (the preset resolved, so that the
-        resume signature, which holds the spec, tells a ``veryfast`` run from a ``medium`` one)."""
+        resume signature, which holds the spec, tells a ``superfast`` run from a ``medium`` one)."""
         from ..io.writer import resolve_output  # noqa: PLC0415
 
         return resolve_output(path, codec=self.codec, crf=self.crf, encoder_preset=self.effective_encoder_preset)
@@ -238,7 +238,7 @@ class RunSettings:
 
 def model_encoder_preset(model: str) -> str:
     """The encoder preset of a run of ``model`` when none is given: the colorizer class's
-    ``default_encoder_preset`` (``medium``; ``veryfast`` for the quick-preview ``fast`` model, whose
+    ``default_encoder_preset`` (``medium``; ``superfast`` for the quick-preview ``fast`` model, whose
     command would otherwise spend most of its time in x264). Read from the class: no weights load."""
     import importlib  # noqa: PLC0415
 
