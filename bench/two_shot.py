@@ -348,6 +348,13 @@ def summarize(results: list[tuple[Film, dict[str, dict]]], margin: float) -> dic
     for label, row in summary.items():
         verdict = "" if "met_on_all" not in row else ("met on every film" if row["met_on_all"] else "NOT met")
         print(f"{label:<22} mean {row['mean']:+6.2f}  worst {row['worst']:+6.2f} ({row['worst_film']})  {verdict}")
+    if "shown" in results[0][1]["gray"]:
+        print(f"\n## start - end on the pixels the keyframe shows (--shown; the same target, -{margin:g} dB)")
+        for label in summary:
+            gaps = [rows[label]["shown"]["start - end"]["shown"] for _, rows in results]
+            summary[label]["shown_mean"], summary[label]["shown_worst"] = float(np.mean(gaps)), float(min(gaps))
+            verdict = "" if label == "gray" else ("met on every film" if min(gaps) >= -margin else "NOT met")
+            print(f"{label:<22} mean {np.mean(gaps):+6.2f}  worst {min(gaps):+6.2f}  {verdict}")
     return summary
 
 

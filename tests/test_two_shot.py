@@ -75,7 +75,8 @@ def test_two_shot_measures_both_anchors_and_splits_shown_pixels(tmp_path: Path) 
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "--shown: PSNR on the pixels" in done.stdout
-    (film,) = json.loads(report_path.read_text(encoding="utf-8"))["films"]
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    (film,) = report["films"]
     rows = film["rows"]
     assert list(rows) == ["gray", "classic@auto", "classic@pinned"]
     assert (rows["classic@auto"]["anchor"], rows["classic@pinned"]["anchor"]) == ("auto", "pinned")
@@ -91,5 +92,7 @@ def test_two_shot_measures_both_anchors_and_splits_shown_pixels(tmp_path: Path) 
         for window in ("start", "end"):
             parts = sorted([shown[window]["shown"], shown[window]["unshown"]])
             assert parts[0] - 1e-9 <= shown[window]["all"] <= parts[1] + 1e-9, (label, window)
+    summary = report["summary"]["classic@auto"]
+    assert summary["shown_worst"] == pytest.approx(rows["classic@auto"]["shown"]["start - end"]["shown"])
     # a colorizer copies the keyframe's colours onto what it shows: better there than where it guesses
     assert rows["classic@auto"]["shown"]["start"]["shown"] > rows["classic@auto"]["shown"]["start"]["unshown"] + 3.0
