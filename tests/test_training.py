@@ -189,7 +189,7 @@ def test_widening_the_network_keeps_what_the_narrow_one_computes(tmp_path: Path)
     *(([flag, "-1"], f"{flag} takes a weight of 0 or more") for flag in ("--mse-weight", "--l1-weight")),
     *(([flag, bad], f"{flag} takes a fraction between 0 and 1")
       for flag in ("--clip-share", "--color-jitter", "--far-ref", "--retrieved-ref") for bad in ("-0.1", "1.5")),
-    (["--context-weight", "-1"], "--context-weight takes a weight of 0 or more"),
+    *(([flag, "-1"], f"{flag} takes a weight of 0 or more") for flag in ("--context-weight", "--retrieved-l1")),
     (["--warmup", "-1"], "--warmup takes a number of iterations"),
     *((["--semantic-strides", bad], "--semantic-strides takes trunk strides among 8,16,32") for bad in ("16,32", "8,x", "8,64")),
     *((bad, "--semantic-blend needs --semantic") for bad in (["--semantic-blend"], ["--semantic-blend", "--semantic"])),

@@ -70,7 +70,8 @@ _REF_FLOW = CANDIDATES.index("ref_flow")
 _SEMANTIC_IN8, _SEMANTIC_IN2 = 4, 3
 #: Largest free correction (normalised ab) the network may add to its gated candidates, per stage.
 CORRECTION = 0.03
-#: v2d: inputs of the semantic blend weight's head at 1/8, besides the 1/2 decoder features: semantic
+#: v2d: inputs of the semantic blend weight's head at 1/8, besides the 1/2 decoder features and the two
+#: chroma maps it chooses between (v1's gated result and the semantic one, 2 + 2 at 1/2): semantic
 #: best cosine, luminance best similarity, their difference, semantic entropy, lightness gap of the
 #: semantic match, reference-flow reliability, previous-frame similarity.
 _BLEND_INPUTS = 7
@@ -251,7 +252,7 @@ class VCNet(nn.Module):
         if cfg.semantic_blend:
             if not cfg.semantic:
                 raise ValueError("semantic_blend needs semantic=True (the blended candidate is the semantic match)")
-            self.semantic_blend = nn.Sequential(_conv(c1 + _BLEND_INPUTS, 8), nn.LeakyReLU(0.1), nn.Conv2d(8, 1, 1))
+            self.semantic_blend = nn.Sequential(_conv(c1 + 4 + _BLEND_INPUTS, 8), nn.LeakyReLU(0.1), nn.Conv2d(8, 1, 1))
             nn.init.zeros_(self.semantic_blend[2].weight)
             nn.init.constant_(self.semantic_blend[2].bias, BLEND_BIAS)
         # full resolution: upsampled ab (2), lightness (1), flow-warped prev ab (2), its reliability (1),
@@ -458,7 +459,7 @@ class VCNet(nn.Module):
         if blend_inputs is not None:
             # v2d: v1's result stays as it is; the semantic chroma comes in by its own weight
             blend = torch.sigmoid(self.semantic_blend(torch.cat(
-                [x, F.interpolate(blend_inputs, scale_factor=4, mode="bilinear", align_corners=False)], dim=1)))
+                [x, ab2, sem_patch, F.interpolate(blend_inputs, scale_factor=4, mode="bilinear", align_corners=False)], dim=1)))
             if scene is not None:
                 blend = blend * (1.0 - scene.clamp(0.0, 1.0).view(-1, 1, 1, 1))
             ab2 = ab2 + blend * (sem_patch - ab2)

@@ -1130,6 +1130,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
                         help="share of clip sequences whose reference is a far frame, cropped 5-20 %%, often mirrored")
     parser.add_argument("--retrieved-ref", type=float, default=TrainConfig.p_retrieved_ref,
                         help="share of photo sequences whose reference is a similar photo (global trunk feature)")
+    parser.add_argument("--retrieved-l1", type=float, default=TrainConfig.retrieved_l1,
+                        help="L1 weight factor for sequences whose reference is a retrieved similar photo")
     parser.add_argument("--context-weight", type=float, default=TrainConfig.w_context,
                         help="weight of the contextual loss for references that are not pixel-aligned")
     parser.add_argument("--exclude-photos", default="",
@@ -1164,7 +1166,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
         if not 0.0 <= share <= 1.0:
             parser.error(f"{flag} takes a fraction between 0 and 1, not {share}")
     for flag, weight in (("--l1-weight", args.l1_weight), ("--mse-weight", args.mse_weight),
-                         ("--context-weight", args.context_weight)):
+                         ("--context-weight", args.context_weight), ("--retrieved-l1", args.retrieved_l1)):
         if weight < 0:
             parser.error(f"{flag} takes a weight of 0 or more, not {weight}")
     config = TrainConfig(
@@ -1190,6 +1192,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
         p_far_ref=args.far_ref,
         p_retrieved_ref=args.retrieved_ref,
         w_context=args.context_weight,
+        retrieved_l1=args.retrieved_l1,
         val_frames=args.val_frames,
         scene_check=args.scene_check,
         semantic_only=args.semantic_only,
