@@ -12,8 +12,8 @@ crf 18 preset medium as the CLI writes it, decoded and scored with :mod:`vidcolo
 against the truth. The ``gray`` row is the gray input encoded the same way.
 
 Cases: ``none`` (no reference: each method is an automatic model, ``NAME@T`` sets its
-temperature, ``autocolor@T@A`` its prior correction too and ``autocolor@T@A@FILE`` another weight
-file; scored frames 0..N-1); ``left-half`` (frame 0's left half as the reference; methods
+temperature, ``autocolor@T@A`` its prior correction too, ``autocolor@T@A@FILE`` another weight
+file (``-`` for the shipped one) and ``autocolor@T@A@FILE@K`` a cast removal; scored frames 0..N-1); ``left-half`` (frame 0's left half as the reference; methods
 ``plain`` or ``fallback[:key=value...]`` with FallbackColorizer's settings and ``auto=NAME@T``;
 scored 1..N-1; ``R-colf`` is the right half's colourfulness over the truth's) and ``first``
 (frame 0 whole, same methods).
@@ -48,12 +48,15 @@ from vidcolor.temporal import TemporalCheck, TemporalSettings  # noqa: E402
 
 def automatic(spec: str) -> Colorizer:
     """``NAME``, ``NAME@T`` (T: the annealed-mean temperature, for autocolor and eccv16),
-    ``autocolor@T@A`` (A: its prior correction) or ``autocolor@T@A@FILE`` (another weight file,
-    e.g. the previous commit's, so old and new weights run on the same clips in one run)."""
+    ``autocolor@T@A`` (A: its prior correction), ``autocolor@T@A@FILE`` (another weight file,
+    e.g. the previous commit's, so old and new weights run on the same clips in one run; ``-``:
+    the shipped one) or ``autocolor@T@A@FILE@K`` (K: the cast removal)."""
     name, *values = spec.split("@")
     options: dict[str, object] = dict(zip(("vibrancy", "prior_correction"), map(float, values[:2])))
-    if len(values) > 2:
+    if len(values) > 2 and values[2] != "-":
         options["weights"] = values[2]
+    if len(values) > 3:
+        options["cast_removal"] = float(values[3])
     return get_colorizer(name, **options)
 
 

@@ -177,6 +177,8 @@ def test_colorizer_keeps_any_working_size_and_checks_settings(colorizer: Autocol
     for correction in (-0.1, 2.5):
         with pytest.raises(InputError, match="prior_correction"):
             AutocolorColorizer(prior_correction=correction)
+    with pytest.raises(InputError, match="cast_removal"):
+        AutocolorColorizer(cast_removal=1.5)
     with pytest.raises(InputError, match="upsample"):
         AutocolorColorizer(upsample="nearest")
 
@@ -224,6 +226,12 @@ def test_vibrancy_and_prior_correction_set_the_colour_on_a_real_photo() -> None:
     # the temperature moves the colours (mean → mode; not always toward more chroma: a skin-tone
     # mode can be less saturated than a mean pulled by a few vivid bins)
     assert float(np.abs(ab(vibrancy=1.0) - ab(vibrancy=0.05)).mean()) > 1.0
+    # cast removal takes that share of the picture's mean colour out of every pixel, nothing else
+    plain, half, whole = (ab(prior_correction=1.0, cast_removal=k) for k in (0.0, 0.5, 1.0))
+    mean = plain.mean(axis=(0, 1))
+    assert float(np.hypot(*mean)) > 3.0  # a face photo is warm on average
+    assert np.abs(whole.mean(axis=(0, 1))).max() < 0.05 * float(np.hypot(*mean))
+    assert np.allclose(half, plain - 0.5 * mean, atol=0.05 * float(np.hypot(*mean)))
 
 
 def face_mask(size: int = 256) -> np.ndarray:

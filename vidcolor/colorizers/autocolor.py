@@ -7,6 +7,10 @@ decoder gives a distribution over 313 ab bins at stride 4, decoded with the anne
 temperature ``vibrancy`` (1 = the mean, muted; 0 = the mode, vivid but patchy); the weights carry
 the temperature chosen for them on training clips. Confidence is ``1 - entropy / log 313``.
 
+A decoder trained on photos paints near-neutral video scenes with one confident warm cast (a
+hazy skyline orange, a white bird cream): ``cast_removal`` k takes k times the frame's mean ab
+out of every pixel, so a uniform cast goes while the colours' differences inside the frame stay.
+
 The frame is scaled so its short side is ``net_short_side`` (the size the decoder was trained
 at keeps objects at the scale it saw) and edge-padded to a multiple of 32; the chroma returns to
 the working size bilinearly, or guided by the lightness (``upsample="guided"``).
@@ -37,6 +41,8 @@ WEIGHTS_FORMAT = "vidcolor-autocolor-1"
 FALLBACK_VIBRANCY = 0.38
 #: Largest prior correction: α = 2 already leaves little but the commonest, near-neutral colours.
 MAX_PRIOR_CORRECTION = 2.0
+#: Weight meta key of the chosen cast removal (absent in older files: none).
+CAST_REMOVAL_KEY = "cast_removal"
 _UPSAMPLES = ("bilinear", "guided")
 
 
@@ -63,6 +69,8 @@ class AutocolorColorizer(Colorizer):
         logits, α in [0, 2] (0 = as trained, vivid; 1 = the plain posterior of the photos trained on;
         above 1 leans further toward the common, muted colours, for footage less colourful than those
         photos, which were chosen for colour); None takes the weights' own.
+    :param cast_removal: share k in [0, 1] of the frame's mean ab taken out of every pixel (0 = none,
+        1 = the frame's colours average to gray); None takes the weights' own.
     :param net_short_side: short side the network sees (multiple of 32 after padding).
     :param upsample: ``bilinear`` (as the paper) or ``guided`` (snapped to the lightness edges).
     :param weights: a weight file to use instead of the shipped one.
@@ -74,7 +82,7 @@ class AutocolorColorizer(Colorizer):
     default_short_side = 224
 
     def __init__(self, device: str = "cpu", *, vibrancy: float | None = None, prior_correction: float | None = None,
-                 net_short_side: int = 224, upsample: str = "bilinear",
+                 cast_removal: float | None = None, net_short_side: int = 224, upsample: str = "bilinear",
                  weights: str | os.PathLike[str] | None = None) -> None:
         self.device = torch.device(device)
         self.net, self.meta = load_autocolor(weights, self.device)
@@ -90,6 +98,12 @@ class AutocolorColorizer(Colorizer):
         if not 0.0 <= float(prior_correction) <= MAX_PRIOR_CORRECTION:
             raise InputError(f"autocolor prior_correction must be in [0, {MAX_PRIOR_CORRECTION:g}], got {prior_correction}: "
                              "0 = as trained (vivid), 1 = the plain posterior of the training photos, more = more muted")
+        stored_cast = self.meta.get(CAST_REMOVAL_KEY)
+        if cast_removal is None:
+            cast_removal = float(stored_cast) if isinstance(stored_cast, (int, float)) else 0.0
+        if not 0.0 <= float(cast_removal) <= 1.0:
+            raise InputError(f"autocolor cast_removal must be in [0, 1], got {cast_removal}: the share of the frame's "
+                             "mean colour taken out (0 = none, 1 = the frame averages to gray)")
         log_weights = self.meta.get("log_rebalance_weights")
         self.adjustment = (float(prior_correction) * torch.tensor(log_weights, dtype=torch.float32, device=self.device)
                            if prior_correction and isinstance(log_weights, list) else None)
@@ -99,6 +113,7 @@ class AutocolorColorizer(Colorizer):
             raise InputError(f"autocolor net_short_side must be at least {INPUT_MULTIPLE} pixels, got {net_short_side}")
         self.temperature = float(vibrancy)
         self.prior_correction = float(prior_correction)
+        self.cast_removal = float(cast_removal)
         self.net_short_side = int(net_short_side)
         self.upsample = upsample
         self.weights = "shipped" if weights is None else os.fspath(weights)
@@ -108,7 +123,7 @@ class AutocolorColorizer(Colorizer):
 
     def describe(self) -> dict[str, object]:
         return {"model": self.name, "weights": self.weights, "vibrancy": self.temperature,
-                "prior_correction": self.prior_correction,
+                "prior_correction": self.prior_correction, "cast_removal": self.cast_removal,
                 "net_short_side": self.net_short_side, "upsample": self.upsample}
 
     @torch.inference_mode()
@@ -119,6 +134,9 @@ class AutocolorColorizer(Colorizer):
         net_h, net_w = small.shape
         x = torch.from_numpy(np.ascontiguousarray(pad_to_multiple(small, INPUT_MULTIPLE))).to(self.device)[None, None]
         ab, confidence = self.net.decode(self.net(x), self.temperature, self.adjustment)
+        if self.cast_removal:  # the mean over the picture, not the padding
+            ab = ab - self.cast_removal * ab[..., : -(-net_h // OUTPUT_STRIDE), : -(-net_w // OUTPUT_STRIDE)].mean(
+                dim=(2, 3), keepdim=True)
         maps = F.interpolate(torch.cat([ab, confidence], dim=1), scale_factor=OUTPUT_STRIDE, mode="bilinear",
                              align_corners=False)[0, :, :net_h, :net_w]
         maps_np = np.ascontiguousarray(maps.permute(1, 2, 0).float().cpu().numpy())
@@ -141,4 +159,4 @@ class AutocolorColorizer(Colorizer):
         return ColorizedFrame(ab=ab, confidence=confidence, stats=stats)
 
 
-__all__ = ["AutocolorColorizer", "FALLBACK_VIBRANCY", "MAX_PRIOR_CORRECTION", "WEIGHTS_FORMAT", "load_autocolor"]
+__all__ = ["AutocolorColorizer", "CAST_REMOVAL_KEY", "FALLBACK_VIBRANCY", "MAX_PRIOR_CORRECTION", "WEIGHTS_FORMAT", "load_autocolor"]

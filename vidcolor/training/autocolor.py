@@ -503,17 +503,25 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
     return {"iteration": iteration, "elapsed": elapsed, "history": history}
 
 
-def export_weights(run: Path, out: Path, vibrancy: float, prior_correction: float) -> Path:
-    """Inference weights from ``run``/checkpoint.pt with the chosen decoding: the annealed-mean
-    temperature and how much of the class rebalancing to take back out of the logits."""
+def export_weights(run: Path, out: Path, vibrancy: float, prior_correction: float, cast_removal: float = 0.0,
+                   snapshot: Path | None = None) -> Path:
+    """Inference weights from ``run``/checkpoint.pt (or from a ``snapshot`` of that run) with the
+    chosen decoding: the annealed-mean temperature, how much of the class rebalancing to take back
+    out of the logits and how much of the frame's mean colour to take out."""
     state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
     config = config_from_dict(TrainConfig, json.loads(state["config"]))
     decoder = AutocolorDecoder(config.model_config())
     decoder.load_state_dict(state["model"])
     log_weights = np.log(rebalance_weights(state["prior"].numpy().astype(np.float64), config.lam))
     meta = {"iteration": int(state["iteration"]), "train_seconds": float(state["elapsed"]), "vibrancy": vibrancy,
-            "prior_correction": prior_correction, "log_rebalance_weights": [round(float(v), 6) for v in log_weights],
+            "prior_correction": prior_correction, "cast_removal": cast_removal,
+            "log_rebalance_weights": [round(float(v), 6) for v in log_weights],
             "config": asdict(config), "history": json.loads(state["history"])}
+    if snapshot is not None:  # early stopping: that iteration's decoder, the run's history up to now
+        chosen = torch.load(snapshot, map_location="cpu", weights_only=True)
+        decoder.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in chosen["state_dict"].items()})
+        meta.update(iteration=int(chosen["meta"]["iteration"]), train_seconds=float(chosen["meta"]["train_seconds"]),
+                    stopped_early_of=int(state["iteration"]))
     save_atomic(inference_payload(decoder, meta), out)
     return out
 
@@ -549,11 +557,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--widths", default=",".join(map(str, defaults.widths)), help="4 comma-separated decoder widths")
     parser.add_argument("--export", metavar="PATH", help="only write inference weights from OUT/checkpoint.pt to PATH")
     parser.add_argument("--vibrancy", type=float, default=DEFAULT_VIBRANCY, help="with --export: the temperature stored in the file")
+    parser.add_argument("--cast-removal", type=float, default=0.0,
+                        help="with --export: the share of the frame's mean colour taken out, stored in the file")
+    parser.add_argument("--snapshot", metavar="PATH", help="with --export: export this snapshot of the run (early stopping)")
     parser.add_argument("--prior-correction", type=float, default=0.0,
                         help="with --export: the share of the rebalancing weights' log taken out of the logits, stored in the file")
     args = parser.parse_args(argv)
     if args.export:
-        print(f"wrote {export_weights(Path(args.out), Path(args.export), args.vibrancy, args.prior_correction)}")
+        snapshot = Path(args.snapshot) if args.snapshot else None
+        print(f"wrote {export_weights(Path(args.out), Path(args.export), args.vibrancy, args.prior_correction,
+                                      args.cast_removal, snapshot)}")
         return 0
     config = TrainConfig(data_root=args.data, out_dir=args.out, cache_dir=args.cache, size=args.size,
                          iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, lam=args.lam, seed=args.seed,
