@@ -30,9 +30,9 @@ Two sub-networks, as in Deep Exemplar-based Video Colorization, sized for a lapt
   candidate either gets no weight (v1's gates are saturated on ``ref_patch``) or, started as a copy
   of that gate, all of it, even for the shot's own frame (v2c). v2d leaves v1's gates and decoder
   exactly as they are and mixes the semantic chroma into their result by an explicit per-pixel
-  weight: a small head on how good each match is (semantic and luminance best similarity, their
-  difference, the semantic attention's entropy, the lightness gap of the semantic match, the
-  reference flow's reliability) times ``1 - same_scene``. Where the reference shows the frame's
+  weight: a small head on the two chroma maps and how good each match is (semantic and luminance
+  best similarity, their difference, the semantic attention's entropy, the lightness gap of the
+  semantic match, the reference flow's reliability) times ``1 - same_scene``. Where the reference shows the frame's
   own scene the weight is exactly zero: the output is v1's and the trunk is not even run.
   (A lightness penalty inside the match itself, against a bright blue background lending its colour
   to a dark one, was tried on v2c and dropped: it also pushed a darker face off a lighter face.)
@@ -70,10 +70,12 @@ _REF_FLOW = CANDIDATES.index("ref_flow")
 _SEMANTIC_IN8, _SEMANTIC_IN2 = 4, 3
 #: Largest free correction (normalised ab) the network may add to its gated candidates, per stage.
 CORRECTION = 0.03
-#: v2d: inputs of the semantic blend weight's head at 1/8, besides the 1/2 decoder features and the two
-#: chroma maps it chooses between (v1's gated result and the semantic one, 2 + 2 at 1/2): semantic
-#: best cosine, luminance best similarity, their difference, semantic entropy, lightness gap of the
-#: semantic match, reference-flow reliability, previous-frame similarity.
+#: v2d: inputs of the semantic blend weight's head at 1/8, besides the two chroma maps it chooses
+#: between (v1's gated result and the semantic one, 2 + 2 at 1/2): semantic best cosine, luminance
+#: best similarity, their difference, semantic entropy, lightness gap of the semantic match,
+#: reference-flow reliability, previous-frame similarity. All of the order of 1: v1's decoder
+#: features reach millions (its gates are saturated), and with them the head's weight collapsed to
+#: zero everywhere within 60 iterations.
 _BLEND_INPUTS = 7
 #: v2d: initial bias of the blend head: weight sigmoid(-2) = 0.12 where the reference is another
 #: picture, small but with gradient (a copied saturated gate takes everything, -4 learns nothing).
@@ -252,7 +254,7 @@ class VCNet(nn.Module):
         if cfg.semantic_blend:
             if not cfg.semantic:
                 raise ValueError("semantic_blend needs semantic=True (the blended candidate is the semantic match)")
-            self.semantic_blend = nn.Sequential(_conv(c1 + 4 + _BLEND_INPUTS, 8), nn.LeakyReLU(0.1), nn.Conv2d(8, 1, 1))
+            self.semantic_blend = nn.Sequential(_conv(4 + _BLEND_INPUTS, 8), nn.LeakyReLU(0.1), nn.Conv2d(8, 1, 1))
             nn.init.zeros_(self.semantic_blend[2].weight)
             nn.init.constant_(self.semantic_blend[2].bias, BLEND_BIAS)
         # full resolution: upsampled ab (2), lightness (1), flow-warped prev ab (2), its reliability (1),
@@ -459,7 +461,7 @@ class VCNet(nn.Module):
         if blend_inputs is not None:
             # v2d: v1's result stays as it is; the semantic chroma comes in by its own weight
             blend = torch.sigmoid(self.semantic_blend(torch.cat(
-                [x, ab2, sem_patch, F.interpolate(blend_inputs, scale_factor=4, mode="bilinear", align_corners=False)], dim=1)))
+                [ab2, sem_patch, F.interpolate(blend_inputs, scale_factor=4, mode="bilinear", align_corners=False)], dim=1)))
             if scene is not None:
                 blend = blend * (1.0 - scene.clamp(0.0, 1.0).view(-1, 1, 1, 1))
             ab2 = ab2 + blend * (sem_patch - ab2)
