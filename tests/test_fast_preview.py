@@ -18,9 +18,8 @@ from click.testing import CliRunner
 
 from vidcolor.cli import VidcolorGroup, main
 from vidcolor.cli.batch import batch
-from vidcolor.colorizers import MODELS
-from vidcolor.colorizers.base import Colorizer
-from vidcolor.colorizers.fast import FastColorizer
+from vidcolor.colorizers import MODELS, ModelEntry
+from vidcolor.io.writer import resolve_output
 from vidcolor.run.prepare import colorize_file
 from vidcolor.run.settings import model_encoder_preset, resolve_settings
 from vidcolor.schedule.keyframes import Keyframe
@@ -28,8 +27,8 @@ from vidcolor.references import load_reference
 
 from helpers import color_frames, write_clip
 
-PREVIEW = FastColorizer.default_encoder_preset
-FINAL = Colorizer.default_encoder_preset
+PREVIEW = MODELS["fast"].encoder_preset
+FINAL = ModelEntry("x", "m", "C", "").encoder_preset
 #: the x264 settings its presets set (x264 writes them all into the stream's SEI)
 PRESET_KEYS = ("subme", "ref", "me", "trellis", "mixed_ref", "rc_lookahead", "b_adapt", "direct", "weightp")
 
@@ -151,7 +150,7 @@ def test_a_resumed_preview_never_mixes_presets(film: tuple[Path, Path], tmp_path
     common = [str(clip), "-o", str(output), "--ref", str(reference), "--model", "fast", "--chunk-length", "4", "--resume", "-q"]
     refused = CliRunner().invoke(main, ["colorize", *common, "--encoder-preset", FINAL])
     assert refused.exit_code == 2, refused.output
-    assert "output.encoder_preset changed" in refused.output
+    assert f"output.encoder_preset (was {PREVIEW}, now {FINAL}) changed" in refused.output  # what to give to finish it
     colorize(*common[:-1])
     assert encoded_with(output, PREVIEW, tmp_path)
     with av.open(str(output)) as container:
@@ -162,3 +161,12 @@ def test_help_names_each_default() -> None:
     for command in ("colorize", "batch"):
         text = " ".join(CliRunner().invoke(main, [command, "--help"]).output.split())
         assert f"x264/x265 speed preset. [default: the preset's, else {FINAL}; {PREVIEW} for --model fast]" in text
+
+
+def test_codecs_without_presets_keep_the_default_so_lossless_runs_resume(tmp_path: Path) -> None:
+    """ffv1, png and tiff ignore x264 presets: the fast model's own preset must not enter their
+    output spec (and so their resume signature), or an unchanged lossless run would look changed."""
+    for name, codec in (("out.mkv", "ffv1"), ("frames", "png"), ("tifs", "tiff")):
+        spec = resolve_output(tmp_path / name, codec=codec, encoder_preset=PREVIEW)
+        assert not spec.codec.uses_preset and spec.encoder_preset == FINAL
+    assert resolve_output(tmp_path / "out.mp4", encoder_preset=PREVIEW).encoder_preset == PREVIEW

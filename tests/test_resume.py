@@ -208,7 +208,7 @@ def test_changed_version_or_weights_never_mix_chunks(tmp_path, reference_png, mo
     assert done == ["chunk-00000000.mkv", "chunk-00000004.mkv"]
 
     monkeypatch.setattr(vidcolor, "__version__", "99.0")  # an upgrade between the two runs
-    with pytest.raises(OutputError, match=r"other settings \(vidcolor changed\).*never mixed.*delete"):
+    with pytest.raises(OutputError, match=r"other settings \(vidcolor \(was [^,]+, now 99\.0\) changed\).*never mixed.*delete"):
         resumable(source, output, reference_png, get_colorizer("fast", weights=str(weights)))
     monkeypatch.undo()
     assert chunk_files(output) == done  # refusing deletes nothing
@@ -317,7 +317,7 @@ def test_resume_on_image_sequences_and_frames_edited_in_place(tmp_path, referenc
     os.utime(scans, ns=(before.st_atime_ns, before.st_mtime_ns))
     result = CliRunner().invoke(main, ["colorize", str(scans / "%06d.png"), "-o", str(edited), *common, "--resume"])
     assert result.exit_code == 2, result.output
-    assert "(input.files, input.size changed)" in result.output and str(work_folder(str(edited))) in result.output, result.output[-400:]
+    assert "(input.files, input.size (was " in result.output and str(work_folder(str(edited))) in result.output, result.output[-400:]
     assert chunk_files(edited) == ["chunk-00000000.mkv"] and "internal error" not in result.output
 
 

@@ -220,11 +220,12 @@ def demo(output_dir: str, model: str | None, quiet: bool) -> None:
     from ..schedule.keyframes import ReferenceSchedule
     from ..temporal import TemporalSettings
     from ..io.writer import resolve_output
+    from ..run.settings import model_encoder_preset
 
     model = model or default_model()
     clip = make_demo_clip(output_dir)
     result_path = os.path.join(output_dir, "demo-colorized.mp4")
-    spec = resolve_output(result_path)
+    spec = resolve_output(result_path, encoder_preset=model_encoder_preset(model))  # as `colorize` would encode it
     set_torch_threads(None, model)
     colorizer = build_colorizer(model, temporal=TemporalSettings())
     bar, advance = _progress(clip.frames, quiet, "demo")

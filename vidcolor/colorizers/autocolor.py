@@ -122,9 +122,12 @@ class AutocolorColorizer(Colorizer):
         """Nothing to forget: every frame is colourised on its own."""
 
     def describe(self) -> dict[str, object]:
-        return {"model": self.name, "weights": self.weights, "vibrancy": self.temperature,
-                "prior_correction": self.prior_correction, "cast_removal": self.cast_removal,
-                "net_short_side": self.net_short_side, "upsample": self.upsample}
+        described: dict[str, object] = {"model": self.name, "weights": self.weights, "vibrancy": self.temperature,
+                                         "prior_correction": self.prior_correction,
+                                         "net_short_side": self.net_short_side, "upsample": self.upsample}
+        if self.cast_removal:  # only when on: runs interrupted before the setting existed still resume
+            described["cast_removal"] = self.cast_removal
+        return described
 
     @torch.inference_mode()
     def predict(self, lightness: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -52,8 +52,6 @@ class Colorizer(ABC):
     size_multiple: int = 1
     #: Default short side of the working resolution, in pixels.
     default_short_side: int = 256
-    #: x264/x265 preset of the output when the user gives none (``--encoder-preset``).
-    default_encoder_preset: str = "medium"
     #: False for automatic models (eccv16, cheng2015): they colour every frame without an exemplar.
     needs_reference: bool = True
     #: The temporal check's ``persistence`` when the user sets none (see :class:`~vidcolor.temporal.TemporalSettings`).

@@ -60,11 +60,6 @@ class FastColorizer(Colorizer):
     #: DIS preset of the temporal check around this model (when the check uses DIS): ultrafast costs
     #: about 0.8 ms a 284x160 frame pair both ways against medium's 7.7 ms (fast.md, "Whole command").
     temporal_dis_preset = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
-    #: A preview is also encoded quickly: at x264 ``medium`` the encode took about half of this
-    #: model's whole command on 480p. ``superfast`` is the slowest preset that made the command 3x
-    #: faster than ``default``'s (veryfast: 2.7x), at -0.09 dB and +5 % file size against medium on
-    #: real clips (fast.md, "Whole command"). ``--encoder-preset`` wins.
-    default_encoder_preset = "superfast"
 
     def __init__(
         self, device: str = "cpu", *, weights: str | os.PathLike[str] | None = None, native_short_side: int | None = None

@@ -54,6 +54,11 @@ class CodecSpec:
     image_sequence: bool = False
     extension: str = ".mkv"
 
+    @property
+    def uses_preset(self) -> bool:
+        """Only x264 and x265 have speed presets (``--encoder-preset``)."""
+        return self.encoder in ("libx264", "libx265")
+
 
 CODECS: dict[str, CodecSpec] = {
     "h264": CodecSpec("h264", "libx264", ((8, "yuv420p"), (10, "yuv420p10le")), extension=".mp4"),
@@ -130,6 +135,10 @@ def resolve_output(
         raise OutputError(f"unknown encoder preset {encoder_preset!r}: choose one of {', '.join(ENCODER_PRESETS)}")
     if crf is not None and not 0 <= crf <= 51:
         raise OutputError(f"--crf must be between 0 and 51, got {crf}")
+    if not spec.uses_preset:
+        # The preset changes nothing in these bytes: keep the default, so that a model's own preset
+        # (superfast for --model fast) does not make an unchanged lossless run look changed on resume.
+        encoder_preset = OutputSpec.encoder_preset
     return OutputSpec(text, spec, crf, encoder_preset)
 
 
@@ -578,7 +587,7 @@ class VideoWriter:
         info = self.info
         options: dict[str, str] = {}
         codec = self.spec.codec
-        if codec.encoder in ("libx264", "libx265"):
+        if codec.uses_preset:
             options["preset"] = self.spec.encoder_preset
             options["crf"] = str(self.spec.crf if self.spec.crf is not None else (18 if codec.encoder == "libx264" else 20))
             if codec.encoder == "libx265":

@@ -72,9 +72,16 @@ def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "", dep
             continue
         if depth > 1 and isinstance(a, dict) and isinstance(b, dict):
             names += _differences(a, b, f"{prefix}{key}.", depth - 1) or [prefix + key]
+        elif _short(a) and _short(b):
+            names.append(f"{prefix}{key} (was {a}, now {b})")  # tells the user what to give to finish the run
         else:
             names.append(prefix + key)
     return names
+
+
+def _short(value: object) -> bool:
+    """A value worth quoting in a refusal: a number, a flag or a short name, not a digest or a list."""
+    return value is None or isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= 16)
 
 
 def run_signature(**parts: object) -> RunSignature:

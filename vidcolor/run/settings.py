@@ -237,15 +237,12 @@ class RunSettings:
 
 
 def model_encoder_preset(model: str) -> str:
-    """The encoder preset of a run of ``model`` when none is given: the colorizer class's
-    ``default_encoder_preset`` (``medium``; ``superfast`` for the quick-preview ``fast`` model, whose
-    command would otherwise spend most of its time in x264). Read from the class: no weights load."""
-    import importlib  # noqa: PLC0415
-
+    """The encoder preset of a run of ``model`` when none is given: its registry entry's
+    (``medium``; ``superfast`` for the quick-preview ``fast`` model, whose command would otherwise
+    spend most of its time in x264). Read from the registry: neither the model's module nor its weights load."""
     from ..colorizers import MODELS  # noqa: PLC0415 - the registry, not the models
 
-    entry = MODELS[model]
-    return getattr(importlib.import_module(entry.module), entry.cls).default_encoder_preset
+    return MODELS[model].encoder_preset
 
 
 #: The names :func:`resolve_settings` accepts, in order.
