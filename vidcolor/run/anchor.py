@@ -28,8 +28,9 @@ ANCHORS = ("auto", "pinned")
 #: frames 1-7, default model: +0.06, +0.09, +0.62 dB; classic: +0.13, +0.37, +1.36 dB), but it
 #: decodes up to :data:`ANCHOR_SEARCH` frames per keyframe once more, so a run with references is no
 #: longer one decoding pass: it is asked for, not the default, until the stream can look ahead.
-#: On the pixels the keyframe shows (``bench/two_shot.py --shown``, 5 films) auto brings shot 2's start
-#: level with its end (start - end: mean -0.00 dB, worst -0.77; pinned -1.32, worst -3.15); the
+#: On the pixels the keyframe shows (default model; ``bench/two_shot.py --models classic,default
+#: --anchors auto,pinned --shown``, 5 films: the held-out pair both ways round, car-shadow→blackswan,
+#: calendar→bmx-trees, bmx-trees→blackswan; 2026-12-07) auto brings shot 2's start level with its end (start - end: mean -0.00 dB, worst -0.77; pinned -1.32, worst -3.15); the
 #: whole-frame gap left (mean -2.50) is content the keyframe never shows (issue 24).
 DEFAULT_ANCHOR = "pinned"
 
