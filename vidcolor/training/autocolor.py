@@ -517,7 +517,7 @@ def export_weights(run: Path, out: Path, vibrancy: float, prior_correction: floa
             "prior_correction": prior_correction, "cast_removal": cast_removal,
             "log_rebalance_weights": [round(float(v), 6) for v in log_weights],
             "config": asdict(config), "history": json.loads(state["history"])}
-    if snapshot is not None:  # early stopping: that iteration's decoder, the run's history up to now
+    if snapshot is not None:  # early stopping: that iteration's decoder; the whole run's history shows why it was kept
         chosen = torch.load(snapshot, map_location="cpu", weights_only=True)
         decoder.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in chosen["state_dict"].items()})
         meta.update(iteration=int(chosen["meta"]["iteration"]), train_seconds=float(chosen["meta"]["train_seconds"]),
