@@ -195,7 +195,9 @@ def test_fallback_setting_colours_the_unseen_half_in_the_cli_and_vapoursynth_ali
     plain, filled = yuv_frames(outputs["none"]), yuv_frames(outputs["autocolor"])
     assert all(np.array_equal(p[0], f[0]) for p, f in zip(plain, filled, strict=True))  # luma untouched
     change = np.stack([np.abs(f[1:] - p[1:]).mean(axis=(0, 1)) for p, f in zip(plain[1:], filled[1:])]).mean(axis=0)
-    assert change[RIGHT].mean() > 2 * change[LEFT].mean() and change[RIGHT].mean() > 0.5
+    # (the floor was 0.5 codes with v1; v2d already borrows semantic colour for the unseen half of a
+    # cropped reference, so the fill has less to add there: 0.42 codes, against 0.0002 on the seen half)
+    assert change[RIGHT].mean() > 20 * change[LEFT].mean() and change[RIGHT].mean() > 0.25
 
     vs = pytest.importorskip("vapoursynth", reason="the vs extra is not installed: pip install -e .[vs]")
     import vsvidcolor

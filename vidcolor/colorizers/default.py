@@ -314,7 +314,9 @@ class DefaultColorizer(Colorizer):
         support = out.support[0, 0, :height, :width].clamp(0.0, 1.0).float().cpu().numpy()
         stats = {"confidence": float(confidence.mean())}
         if reference_flow is not None:
-            stats["reference_scene"] = scene  # how far the reference's optical flow was trusted
+            stats["reference_scene"] = scene if self.reference_scene_check else 1.0  # how far its optical flow was trusted
+            if self.model.cfg.semantic_blend:
+                stats["same_scene"] = scene  # the semantic colour takes at most 1 - this
         return ColorizedFrame(
             ab=np.ascontiguousarray(ab, dtype=np.float32),
             confidence=np.ascontiguousarray(confidence, dtype=np.float32),
