@@ -3,9 +3,13 @@
     .venv/bin/python bench/memory.py                                   # default model, 100 vs 400 frames, 480p
     .venv/bin/python bench/memory.py --models default,fast,classic --lengths 100,400 --json mem.json
     .venv/bin/python bench/memory.py --vidcolor-args "--stats"         # any further CLI options
+    .venv/bin/python bench/memory.py --reference mirrored --height 1080  # another picture as reference, 1080p
 
-The input is a synthetic 854x480 gray H.264 clip (a pan to and fro over the scikit-image coffee
-photo, with film grain), written frame by frame; the reference is the first view in colour. Each
+The input is a synthetic 854x480 gray H.264 clip (``--height`` sets another 16:9 size; a pan to and
+fro over the scikit-image coffee photo, with film grain), written frame by frame. The reference
+(``--reference``) is the first view in colour (``first``: a same-shot keyframe), or that view
+mirrored and cropped as in ``bench/quality.py``'s ``mirrored`` case (``mirrored``: another picture of
+the scene, no pixel alignment: the default model's semantic branch runs on every frame). Each
 command runs as a child process; its peak resident set size is the kernel's own count for that
 child (``os.wait4``'s ``ru_maxrss``), and the bench also samples the child's RSS every 0.2 s to
 show when the peak came (the share of the run elapsed at the peak). The shortest length is the
@@ -31,8 +35,15 @@ import av
 import cv2
 import numpy as np
 
+from quality import mirrored
+
 REPO = Path(__file__).resolve().parents[1]
-WIDTH, HEIGHT = 854, 480
+REFERENCES = ("first", "mirrored")
+
+
+def frame_size(height: int) -> tuple[int, int]:
+    """The 16:9 frame of ``height`` lines, width rounded to even (480 gives 854x480, 1080 gives 1920x1080)."""
+    return 2 * round(height * 8 / 9), height
 
 
 def pan_view(photo: np.ndarray, index: int, width: int, height: int) -> np.ndarray:
@@ -45,22 +56,25 @@ def pan_view(photo: np.ndarray, index: int, width: int, height: int) -> np.ndarr
     return np.ascontiguousarray(photo[y:y + height, x:x + width])
 
 
-def make_source(path: Path, frames: int, grain: float, reference: Path) -> None:
-    """The gray clip (yuv420p, neutral chroma) and its first view in colour as the reference PNG."""
+def make_source(path: Path, frames: int, grain: float, reference: Path, size: tuple[int, int] = frame_size(480),
+                case: str = "first") -> None:
+    """The gray clip (yuv420p, neutral chroma) and the reference PNG: its first view in colour, as ``case`` gives it."""
     from skimage import data
 
+    width, height = size
     coffee = data.coffee()
-    scale = 1.6 * max(WIDTH / coffee.shape[1], HEIGHT / coffee.shape[0])
+    scale = 1.6 * max(width / coffee.shape[1], height / coffee.shape[0])
     photo = cv2.resize(coffee, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     rng = np.random.default_rng(0)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=25, options={"crf": "16", "preset": "veryfast"})
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        chroma = np.full((HEIGHT // 2, WIDTH), 128, np.uint8)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        chroma = np.full((height // 2, width), 128, np.uint8)
         for index in range(frames):
-            view = pan_view(photo, index, WIDTH, HEIGHT)
+            view = pan_view(photo, index, width, height)
             if index == 0:
-                cv2.imwrite(str(reference), cv2.cvtColor(view, cv2.COLOR_RGB2BGR))
+                keyframe = mirrored(view) if case == "mirrored" else view
+                cv2.imwrite(str(reference), cv2.cvtColor(keyframe, cv2.COLOR_RGB2BGR))
             luma = cv2.cvtColor(view, cv2.COLOR_RGB2GRAY).astype(np.float32)
             luma += rng.normal(0.0, grain, luma.shape).astype(np.float32)
             plane = np.clip(16.0 + luma * (219.0 / 255.0), 0, 255).astype(np.uint8)
@@ -115,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="default", help="comma-separated CLI models (default: default)")
     parser.add_argument("--lengths", default="100,400", help="comma-separated clip lengths in frames (default 100,400)")
+    parser.add_argument("--reference", choices=REFERENCES, default="first",
+                        help="first: the first view (same shot); mirrored: it flipped and cropped 10 %% (another picture)")
+    parser.add_argument("--height", type=int, default=480, help="frame height; 16:9 width (default 480: 854x480)")
     parser.add_argument("--grain", type=float, default=3.0, help="film grain, 8-bit code values (default 3)")
     parser.add_argument("--tolerance", type=float, default=0.10, help="'flat': longest peak within this share of the shortest's")
     parser.add_argument("--vidcolor-args", default="", help="further options for vidcolor colorize, one string")
@@ -125,13 +142,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--lengths: give at least two lengths of 2 frames or more")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     extra = shlex.split(args.vidcolor_args)
+    size = frame_size(args.height)
     command_line = "bench/memory.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    print(f"# {command_line}\n# synthetic {WIDTH}x{HEIGHT} gray H.264, grain {args.grain:g}; output H.264 at the CLI's defaults")
+    print(f"# {command_line}\n# synthetic {size[0]}x{size[1]} gray H.264, grain {args.grain:g}, reference {args.reference}; "
+          "output H.264 at the CLI's defaults")
     rows = []
     with tempfile.TemporaryDirectory(prefix="vidcolor-memory-") as tmp:
         folder = Path(tmp)
         for length in lengths:
-            make_source(folder / f"gray-{length}.mp4", length, args.grain, folder / "reference.png")
+            make_source(folder / f"gray-{length}.mp4", length, args.grain, folder / "reference.png", size, args.reference)
         for model in models:
             for length in lengths:
                 command = [sys.executable, "-m", "vidcolor", "colorize", str(folder / f"gray-{length}.mp4"),
@@ -160,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     print("# peak: the child's ru_maxrss (os.wait4); peak at: share of the run's wall time when the sampled RSS peaked")
     print(f"# load average (1, 5, 15 min) at the end {[round(x, 2) for x in os.getloadavg()]} on {os.cpu_count()} CPUs")
     if args.json_path:
-        report = {"command": command_line, "size": [WIDTH, HEIGHT], "extra": extra, "tolerance": args.tolerance,
-                  "rows": rows, "flat": verdicts}
+        report = {"command": command_line, "size": list(size), "reference": args.reference, "extra": extra,
+                  "tolerance": args.tolerance, "rows": rows, "flat": verdicts}
         Path(args.json_path).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {args.json_path}")
     return 0
