@@ -14,7 +14,8 @@ against the truth. The ``gray`` row is the gray input encoded the same way.
 Cases: ``none`` (no reference, run as the CLI runs it: scene detection, each shot's middle frame
 coloured by the automatic model; each method is an automatic model, ``NAME@T`` sets its
 temperature, ``autocolor@T@A`` its prior correction too, ``autocolor@T@A@FILE`` another weight
-file (``-`` for the shipped one) and ``autocolor@T@A@FILE@K`` a cast removal; scored frames 0..N-1); ``left-half`` (frame 0's left half as the reference; methods
+file (``-`` for the shipped one), ``autocolor@T@A@FILE@K`` a cast removal and ``autocolor@T@A@FILE@K@G``
+a chroma gain; scored frames 0..N-1); ``left-half`` (frame 0's left half as the reference; methods
 ``plain`` or ``fallback[:key=value...]`` with FallbackColorizer's settings and ``auto=NAME@T``;
 scored 1..N-1; ``R-colf`` is the right half's colourfulness over the truth's) and ``first``
 (frame 0 whole, same methods).
@@ -54,13 +55,16 @@ def automatic(spec: str) -> Colorizer:
     """``NAME``, ``NAME@T`` (T: the annealed-mean temperature, for autocolor and eccv16),
     ``autocolor@T@A`` (A: its prior correction), ``autocolor@T@A@FILE`` (another weight file,
     e.g. the previous commit's, so old and new weights run on the same clips in one run; ``-``:
-    the shipped one) or ``autocolor@T@A@FILE@K`` (K: the cast removal)."""
+    the shipped one), ``autocolor@T@A@FILE@K`` (K: the cast removal) or ``autocolor@T@A@FILE@K@G``
+    (G: the chroma gain)."""
     name, *values = spec.split("@")
     options: dict[str, object] = dict(zip(("vibrancy", "prior_correction"), map(float, values[:2])))
     if len(values) > 2 and values[2] != "-":
         options["weights"] = values[2]
     if len(values) > 3:
         options["cast_removal"] = float(values[3])
+    if len(values) > 4:
+        options["chroma_gain"] = float(values[4])
     return get_colorizer(name, **options)
 
 
@@ -108,6 +112,8 @@ def score(outputs: list[np.ndarray], truth: list[np.ndarray], scored: range) -> 
     half = truth[0].shape[1] // 2
     out, tru = [outputs[i] for i in scored], [truth[i] for i in scored]
     return {"psnr": float(np.mean([metrics.psnr(o, t) for o, t in zip(out, tru)])),
+            "colf_sum": float(np.sum([metrics.colorfulness(o) for o in out])),
+            "truth_colf_sum": float(np.sum([metrics.colorfulness(t) for t in tru])),
             "colf": float(np.mean([metrics.colorfulness(o) for o in out]) / np.mean([metrics.colorfulness(t) for t in tru])),
             "rcolf": float(np.mean([metrics.colorfulness(o[:, half:]) for o in out])
                            / max(np.mean([metrics.colorfulness(t[:, half:]) for t in tru]), 1e-6))}
@@ -142,12 +148,16 @@ def main(argv: list[str] | None = None) -> int:
             records.append(row)
             print(f"{source.name:<34}" + " ".join(f"{m}={row[m]['psnr']:.2f}" for m in ["gray", *methods]),  # type: ignore[index]
                   file=sys.stderr, flush=True)
-    print(f"\n{'method':<44} {'PSNR':>7} {'-gray':>6} {'worst-gray':>10} {'colf-r':>7} {'R-colf':>7} {'s/frame':>8}")
+    # colf-all: the colourfulness of every scored frame over the truth's (a ratio of sums: a cast on a
+    # near-gray clip, far above its tiny truth, cannot hide a muted colourful clip as in colf-r's mean of ratios)
+    print(f"\n{'method':<44} {'PSNR':>7} {'-gray':>6} {'worst-gray':>10} {'colf-r':>7} {'colf-all':>8} {'R-colf':>7} {'s/frame':>8}")
     for method in ["gray", *methods]:
         values = [r[method] for r in records]
         diffs = [v["psnr"] - r["gray"]["psnr"] for v, r in zip(values, records)]  # type: ignore[index]
         print(f"{method:<44} {np.mean([v['psnr'] for v in values]):7.2f} {np.mean(diffs):+6.2f} {min(diffs):+10.2f} "
-              f"{np.mean([v['colf'] for v in values]):7.3f} {np.mean([v['rcolf'] for v in values]):7.3f} "
+              f"{np.mean([v['colf'] for v in values]):7.3f} "
+              f"{sum(v['colf_sum'] for v in values) / max(sum(v['truth_colf_sum'] for v in values), 1e-6):8.3f} "
+              f"{np.mean([v['rcolf'] for v in values]):7.3f} "
               f"{np.mean([v.get('sec_per_frame', 0.0) for v in values]):8.3f}")
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")

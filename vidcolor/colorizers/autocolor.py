@@ -10,6 +10,9 @@ the temperature chosen for them on training clips. Confidence is ``1 - entropy /
 A decoder trained on photos paints near-neutral video scenes with one confident warm cast (a
 hazy skyline orange, a white bird cream): ``cast_removal`` k takes k times the frame's mean ab
 out of every pixel, so a uniform cast goes while the colours' differences inside the frame stay.
+``chroma_gain`` g scales the decoded chroma: with a stronger prior correction, colours the decoder
+is unsure of collapse toward gray while sure ones survive, and g brings the survivors back to a
+colourful level (a neutral scene's cast shrinks more than a colourful scene's colours).
 
 The frame is scaled so its short side is ``net_short_side`` (the size the decoder was trained
 at keeps objects at the scale it saw) and edge-padded to a multiple of 32; the chroma returns to
@@ -43,6 +46,10 @@ FALLBACK_VIBRANCY = 0.38
 MAX_PRIOR_CORRECTION = 2.0
 #: Weight meta key of the chosen cast removal (absent in older files: none).
 CAST_REMOVAL_KEY = "cast_removal"
+#: Weight meta key of the chosen chroma gain (absent in older files: 1).
+CHROMA_GAIN_KEY = "chroma_gain"
+#: Largest chroma gain: beyond it the annealed mean's colours leave the bins' gamut.
+MAX_CHROMA_GAIN = 3.0
 _UPSAMPLES = ("bilinear", "guided")
 
 
@@ -71,6 +78,7 @@ class AutocolorColorizer(Colorizer):
         photos, which were chosen for colour); None takes the weights' own.
     :param cast_removal: share k in [0, 1] of the frame's mean ab taken out of every pixel (0 = none,
         1 = the frame's colours average to gray); None takes the weights' own.
+    :param chroma_gain: factor g in [0, 3] on the decoded ab (1 = as decoded); None takes the weights' own.
     :param net_short_side: short side the network sees (multiple of 32 after padding).
     :param upsample: ``bilinear`` (as the paper) or ``guided`` (snapped to the lightness edges).
     :param weights: a weight file to use instead of the shipped one.
@@ -82,7 +90,7 @@ class AutocolorColorizer(Colorizer):
     default_short_side = 224
 
     def __init__(self, device: str = "cpu", *, vibrancy: float | None = None, prior_correction: float | None = None,
-                 cast_removal: float | None = None, net_short_side: int = 224, upsample: str = "bilinear",
+                 cast_removal: float | None = None, chroma_gain: float | None = None, net_short_side: int = 224, upsample: str = "bilinear",
                  weights: str | os.PathLike[str] | None = None) -> None:
         self.device = torch.device(device)
         self.net, self.meta = load_autocolor(weights, self.device)
@@ -104,6 +112,12 @@ class AutocolorColorizer(Colorizer):
         if not 0.0 <= float(cast_removal) <= 1.0:
             raise InputError(f"autocolor cast_removal must be in [0, 1], got {cast_removal}: the share of the frame's "
                              "mean colour taken out (0 = none, 1 = the frame averages to gray)")
+        stored_gain = self.meta.get(CHROMA_GAIN_KEY)
+        if chroma_gain is None:
+            chroma_gain = float(stored_gain) if isinstance(stored_gain, (int, float)) else 1.0
+        if not 0.0 <= float(chroma_gain) <= MAX_CHROMA_GAIN:
+            raise InputError(f"autocolor chroma_gain must be in [0, {MAX_CHROMA_GAIN:g}], got {chroma_gain}: "
+                             "the factor on the decoded colour (1 = as decoded, more = more colourful)")
         log_weights = self.meta.get("log_rebalance_weights")
         self.adjustment = (float(prior_correction) * torch.tensor(log_weights, dtype=torch.float32, device=self.device)
                            if prior_correction and isinstance(log_weights, list) else None)
@@ -114,6 +128,7 @@ class AutocolorColorizer(Colorizer):
         self.temperature = float(vibrancy)
         self.prior_correction = float(prior_correction)
         self.cast_removal = float(cast_removal)
+        self.chroma_gain = float(chroma_gain)
         self.net_short_side = int(net_short_side)
         self.upsample = upsample
         self.weights = "shipped" if weights is None else os.fspath(weights)
@@ -127,6 +142,8 @@ class AutocolorColorizer(Colorizer):
                                          "net_short_side": self.net_short_side, "upsample": self.upsample}
         if self.cast_removal:  # only when on: runs interrupted before the setting existed still resume
             described["cast_removal"] = self.cast_removal
+        if self.chroma_gain != 1.0:  # likewise only when on
+            described["chroma_gain"] = self.chroma_gain
         return described
 
     @torch.inference_mode()
@@ -140,6 +157,8 @@ class AutocolorColorizer(Colorizer):
         if self.cast_removal:  # the mean over the picture, not the padding
             ab = ab - self.cast_removal * ab[..., : -(-net_h // OUTPUT_STRIDE), : -(-net_w // OUTPUT_STRIDE)].mean(
                 dim=(2, 3), keepdim=True)
+        if self.chroma_gain != 1.0:
+            ab = ab * self.chroma_gain
         maps = F.interpolate(torch.cat([ab, confidence], dim=1), scale_factor=OUTPUT_STRIDE, mode="bilinear",
                              align_corners=False)[0, :, :net_h, :net_w]
         maps_np = np.ascontiguousarray(maps.permute(1, 2, 0).float().cpu().numpy())
@@ -162,4 +181,4 @@ class AutocolorColorizer(Colorizer):
         return ColorizedFrame(ab=ab, confidence=confidence, stats=stats)
 
 
-__all__ = ["AutocolorColorizer", "CAST_REMOVAL_KEY", "FALLBACK_VIBRANCY", "MAX_PRIOR_CORRECTION", "WEIGHTS_FORMAT", "load_autocolor"]
+__all__ = ["AutocolorColorizer", "CAST_REMOVAL_KEY", "CHROMA_GAIN_KEY", "MAX_CHROMA_GAIN", "FALLBACK_VIBRANCY", "MAX_PRIOR_CORRECTION", "WEIGHTS_FORMAT", "load_autocolor"]
