@@ -503,6 +503,21 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
     return {"iteration": iteration, "elapsed": elapsed, "history": history}
 
 
+def redecode_weights(source: Path, out: Path, vibrancy: float, prior_correction: float, cast_removal: float,
+                     chroma_gain: float) -> Path:
+    """``source`` (an inference file) with other decoding settings: the decoder's tensors are copied
+    bit for bit, the meta keeps its history and records what the settings were before."""
+    payload = torch.load(source, map_location="cpu", weights_only=True)
+    if payload.get("format") != WEIGHTS_FORMAT:
+        raise ValueError(f"{source} is not an autocolor inference file (format {payload.get('format')!r})")
+    meta = dict(payload["meta"])
+    keys = ("vibrancy", "prior_correction", "cast_removal", "chroma_gain")
+    meta.setdefault("redecoded_from", []).append({k: meta.get(k) for k in keys})
+    meta.update(zip(keys, (vibrancy, prior_correction, cast_removal, chroma_gain)))
+    save_atomic({**payload, "meta": meta}, out)
+    return out
+
+
 def export_weights(run: Path, out: Path, vibrancy: float, prior_correction: float, cast_removal: float = 0.0,
                    snapshot: Path | None = None) -> Path:
     """Inference weights from ``run``/checkpoint.pt (or from a ``snapshot`` of that run) with the
@@ -560,9 +575,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cast-removal", type=float, default=0.0,
                         help="with --export: the share of the frame's mean colour taken out, stored in the file")
     parser.add_argument("--snapshot", metavar="PATH", help="with --export: export this snapshot of the run (early stopping)")
+    parser.add_argument("--chroma-gain", type=float, default=1.0,
+                        help="with --export: the factor on the decoded colour, stored in the file")
+    parser.add_argument("--from-weights", metavar="PATH",
+                        help="with --export: keep this inference file's decoder and meta, change only the decoding settings")
     parser.add_argument("--prior-correction", type=float, default=0.0,
                         help="with --export: the share of the rebalancing weights' log taken out of the logits, stored in the file")
     args = parser.parse_args(argv)
+    if args.export and args.from_weights:
+        print(f"wrote {redecode_weights(Path(args.from_weights), Path(args.export), args.vibrancy, args.prior_correction,
+                                        args.cast_removal, args.chroma_gain)}")
+        return 0
     if args.export:
         snapshot = Path(args.snapshot) if args.snapshot else None
         print(f"wrote {export_weights(Path(args.out), Path(args.export), args.vibrancy, args.prior_correction,

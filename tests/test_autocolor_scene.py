@@ -1,0 +1,71 @@
+"""autocolor's decoding settings written into a weight file (chroma gain, re-decoding a shipped file)
+and the scene-level chroma prior's fitting and judging code (vidcolor/training/autocolor_scene.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from helpers import shared_path
+from vidcolor.color import rgb_to_gray_lightness
+from vidcolor.colorizers.autocolor import AutocolorColorizer
+from vidcolor.colorizers.base import shipped_weights_path
+from vidcolor.errors import InputError
+from vidcolor.training.autocolor import redecode_weights
+from vidcolor.training.autocolor_scene import VAL_CLIPS, judge
+
+
+@pytest.mark.shared_data
+def test_chroma_gain_scales_the_decoded_colour_and_is_checked() -> None:
+    rgb = cv2.cvtColor(cv2.imread(str(shared_path("photos/kodak24/kodim23.png"))), cv2.COLOR_BGR2RGB)
+    lightness = rgb_to_gray_lightness(rgb.astype(np.float32) / 255.0)
+    plain = AutocolorColorizer(prior_correction=1.25, chroma_gain=1.0)
+    brighter = AutocolorColorizer(prior_correction=1.25, chroma_gain=1.5)
+    ab, ab_gained = plain.step(lightness, None).ab, brighter.step(lightness, None).ab
+    assert float(np.hypot(ab[..., 0], ab[..., 1]).mean()) > 2.0  # parrots: there is colour to scale
+    assert np.allclose(ab_gained, 1.5 * ab, atol=1e-3)
+    assert "chroma_gain" not in plain.describe() and brighter.describe()["chroma_gain"] == 1.5
+    for gain in (-0.5, 3.5):
+        with pytest.raises(InputError, match="chroma_gain"):
+            AutocolorColorizer(chroma_gain=gain)
+
+
+def test_redecoding_keeps_the_decoder_bit_for_bit_and_records_the_old_settings(tmp_path: Path) -> None:
+    source = shipped_weights_path("autocolor")
+    out = redecode_weights(source, tmp_path / "new.pt", vibrancy=0.9, prior_correction=1.25, cast_removal=0.0,
+                           chroma_gain=1.2)
+    old, new = (torch.load(p, map_location="cpu", weights_only=True) for p in (source, out))
+    assert old["state_dict"].keys() == new["state_dict"].keys()
+    assert all(torch.equal(old["state_dict"][k], new["state_dict"][k]) for k in old["state_dict"])
+    assert new["meta"]["history"] == old["meta"]["history"]
+    assert new["meta"]["redecoded_from"][-1]["prior_correction"] == old["meta"]["prior_correction"]
+    loaded = AutocolorColorizer(weights=out)
+    assert (loaded.temperature, loaded.prior_correction, loaded.chroma_gain) == (0.9, 1.25, 1.2)
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"format": "vidcolor-eccv16-1", "state_dict": {}, "meta": {}}, wrong)
+    with pytest.raises(ValueError, match="not an autocolor inference file"):
+        redecode_weights(wrong, tmp_path / "x.pt", 1.0, 1.0, 0.0, 1.0)
+
+
+def test_scene_prior_judge_recovers_a_chroma_the_features_determine() -> None:
+    """On a table where the pooled features set the true chroma (log-linear), the leave-group-out
+    fit finds it and the validation clips get their own chroma back; noise features find nothing."""
+    rng = np.random.default_rng(0)
+    names = [f"photos/set{i % 3}/{i}.jpg" for i in range(300)]
+    for clip in ("imageio/realshort", "sam2/bedroom", *VAL_CLIPS):
+        names += [f"clips/{clip}/{i:05d}.jpg" for i in range(20)]
+    pooled = rng.normal(size=(len(names), 12))
+    true = np.exp(2.3 + 0.4 * pooled[:, 0] - 0.3 * pooled[:, 5])
+    table = {"names": np.array(names), "pooled": pooled, "bins": rng.normal(size=(len(names), 8)),
+             "predicted": np.full(len(names), 10.0), "true": true}
+    found = judge(table, "pooled", 1.0)
+    assert found["cv_r"] > 0.95
+    for clip, scores in found["clips"].items():  # type: ignore[union-attr]
+        assert scores["predicted"] == pytest.approx(scores["true"], rel=0.1), clip
+        assert scores["gain"] == pytest.approx(np.mean(true[np.char.startswith(table["names"], f"clips/{clip}/")]) / 10.0,
+                                               rel=0.1)
+    assert abs(judge(table, "bins", 1.0)["cv_r"]) < 0.3  # type: ignore[arg-type]
