@@ -12,6 +12,7 @@ import torch
 
 from helpers import shared_path
 from vidcolor.color import rgb_to_gray_lightness
+from vidcolor.colorizers import build_colorizer, get_colorizer, no_reference_colorizer
 from vidcolor.colorizers.autocolor import AutocolorColorizer
 from vidcolor.colorizers.base import shipped_weights_path
 from vidcolor.errors import InputError
@@ -69,3 +70,23 @@ def test_scene_prior_judge_recovers_a_chroma_the_features_determine() -> None:
         assert scores["gain"] == pytest.approx(np.mean(true[np.char.startswith(table["names"], f"clips/{clip}/")]) / 10.0,
                                                rel=0.1)
     assert abs(judge(table, "bins", 1.0)["cv_r"]) < 0.3  # type: ignore[arg-type]
+
+
+def test_no_reference_keyframes_take_the_keyframe_decoding_and_the_fallback_the_plain_one(tmp_path: Path) -> None:
+    """The shipped file's ``keyframe_decoding`` is what no-reference mode colours keyframes with;
+    ``--fallback autocolor`` and ``--model autocolor`` keep the file's plain settings."""
+    meta = torch.load(shipped_weights_path("autocolor"), map_location="cpu", weights_only=True)["meta"]
+    chosen = meta["keyframe_decoding"]
+    keyframes = no_reference_colorizer(get_colorizer("default"), has_references=False)
+    assert isinstance(keyframes, AutocolorColorizer)
+    assert (keyframes.prior_correction, keyframes.chroma_gain) == (chosen["prior_correction"], chosen["chroma_gain"])
+    plain = build_colorizer("default", fallback="autocolor").auto  # type: ignore[attr-defined]
+    assert (plain.prior_correction, plain.chroma_gain) == (meta["prior_correction"], meta.get("chroma_gain", 1.0))
+    assert (plain.prior_correction, plain.chroma_gain) != (keyframes.prior_correction, keyframes.chroma_gain)
+    assert no_reference_colorizer(get_colorizer("default"), has_references=True) is None
+    # a file without keyframe settings colours keyframes as everywhere else
+    bare = redecode_weights(shipped_weights_path("autocolor"), tmp_path / "bare.pt", 1.0, 1.0, 0.0, 1.0)
+    payload = torch.load(bare, map_location="cpu", weights_only=True)
+    payload["meta"].pop("keyframe_decoding")
+    torch.save(payload, bare)
+    assert AutocolorColorizer(weights=bare, keyframe=True).prior_correction == 1.0

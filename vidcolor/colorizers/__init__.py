@@ -96,7 +96,9 @@ def no_reference_colorizer(colorizer: Colorizer, has_references: bool, auto_mode
     One decision for the CLI, batch and the VapourSynth filter."""
     if has_references or not colorizer.needs_reference:
         return None
-    return get_colorizer(auto_model or default_auto_model(), device=device)
+    name = auto_model or default_auto_model()
+    # autocolor's weights carry a decoding chosen for whole no-reference keyframes (autocolor.md)
+    return get_colorizer(name, device=device, **({"keyframe": True} if name == "autocolor" else {}))
 
 
 def set_torch_threads(threads: int | None, model: str) -> int:

@@ -48,6 +48,8 @@ MAX_PRIOR_CORRECTION = 2.0
 CAST_REMOVAL_KEY = "cast_removal"
 #: Weight meta key of the chosen chroma gain (absent in older files: 1).
 CHROMA_GAIN_KEY = "chroma_gain"
+#: Weight meta key of the settings for no-reference keyframes (absent: the same as everywhere).
+KEYFRAME_DECODING_KEY = "keyframe_decoding"
 #: Largest chroma gain: beyond it the annealed mean's colours leave the bins' gamut.
 MAX_CHROMA_GAIN = 3.0
 _UPSAMPLES = ("bilinear", "guided")
@@ -79,6 +81,9 @@ class AutocolorColorizer(Colorizer):
     :param cast_removal: share k in [0, 1] of the frame's mean ab taken out of every pixel (0 = none,
         1 = the frame's colours average to gray); None takes the weights' own.
     :param chroma_gain: factor g in [0, 3] on the decoded ab (1 = as decoded); None takes the weights' own.
+    :param keyframe: colour whole keyframes of no-reference mode: the weights' ``keyframe_decoding``
+        (chosen on no-reference runs, muted against casts) replaces their own settings; the
+        fallback, which only adds colour where it is stronger than the copy, keeps the plain ones.
     :param net_short_side: short side the network sees (multiple of 32 after padding).
     :param upsample: ``bilinear`` (as the paper) or ``guided`` (snapped to the lightness edges).
     :param weights: a weight file to use instead of the shipped one.
@@ -90,29 +95,33 @@ class AutocolorColorizer(Colorizer):
     default_short_side = 224
 
     def __init__(self, device: str = "cpu", *, vibrancy: float | None = None, prior_correction: float | None = None,
-                 cast_removal: float | None = None, chroma_gain: float | None = None, net_short_side: int = 224, upsample: str = "bilinear",
-                 weights: str | os.PathLike[str] | None = None) -> None:
+                 cast_removal: float | None = None, chroma_gain: float | None = None, keyframe: bool = False,
+                 net_short_side: int = 224, upsample: str = "bilinear", weights: str | os.PathLike[str] | None = None) -> None:
         self.device = torch.device(device)
         self.net, self.meta = load_autocolor(weights, self.device)
-        stored = self.meta.get("vibrancy")
+        settings = dict(self.meta)
+        keyframe_decoding = self.meta.get(KEYFRAME_DECODING_KEY)
+        if keyframe and isinstance(keyframe_decoding, dict):
+            settings.update(keyframe_decoding)
+        stored = settings.get("vibrancy")
         if vibrancy is None:
             vibrancy = float(stored) if isinstance(stored, (int, float)) else FALLBACK_VIBRANCY
         if not 0.0 <= float(vibrancy) <= 1.0:
             raise InputError(f"autocolor vibrancy (the annealed-mean temperature T) must be in [0, 1], got {vibrancy}: "
                              "1 = mean (muted), 0 = mode (vivid)")
-        stored_correction = self.meta.get("prior_correction")
+        stored_correction = settings.get("prior_correction")
         if prior_correction is None:
             prior_correction = float(stored_correction) if isinstance(stored_correction, (int, float)) else 0.0
         if not 0.0 <= float(prior_correction) <= MAX_PRIOR_CORRECTION:
             raise InputError(f"autocolor prior_correction must be in [0, {MAX_PRIOR_CORRECTION:g}], got {prior_correction}: "
                              "0 = as trained (vivid), 1 = the plain posterior of the training photos, more = more muted")
-        stored_cast = self.meta.get(CAST_REMOVAL_KEY)
+        stored_cast = settings.get(CAST_REMOVAL_KEY)
         if cast_removal is None:
             cast_removal = float(stored_cast) if isinstance(stored_cast, (int, float)) else 0.0
         if not 0.0 <= float(cast_removal) <= 1.0:
             raise InputError(f"autocolor cast_removal must be in [0, 1], got {cast_removal}: the share of the frame's "
                              "mean colour taken out (0 = none, 1 = the frame averages to gray)")
-        stored_gain = self.meta.get(CHROMA_GAIN_KEY)
+        stored_gain = settings.get(CHROMA_GAIN_KEY)
         if chroma_gain is None:
             chroma_gain = float(stored_gain) if isinstance(stored_gain, (int, float)) else 1.0
         if not 0.0 <= float(chroma_gain) <= MAX_CHROMA_GAIN:
@@ -181,4 +190,4 @@ class AutocolorColorizer(Colorizer):
         return ColorizedFrame(ab=ab, confidence=confidence, stats=stats)
 
 
-__all__ = ["AutocolorColorizer", "CAST_REMOVAL_KEY", "CHROMA_GAIN_KEY", "MAX_CHROMA_GAIN", "FALLBACK_VIBRANCY", "MAX_PRIOR_CORRECTION", "WEIGHTS_FORMAT", "load_autocolor"]
+__all__ = ["AutocolorColorizer", "CAST_REMOVAL_KEY", "CHROMA_GAIN_KEY", "KEYFRAME_DECODING_KEY", "MAX_CHROMA_GAIN", "FALLBACK_VIBRANCY", "MAX_PRIOR_CORRECTION", "WEIGHTS_FORMAT", "load_autocolor"]

@@ -504,16 +504,22 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
 
 
 def redecode_weights(source: Path, out: Path, vibrancy: float, prior_correction: float, cast_removal: float,
-                     chroma_gain: float) -> Path:
+                     chroma_gain: float, keyframe: bool = False) -> Path:
     """``source`` (an inference file) with other decoding settings: the decoder's tensors are copied
-    bit for bit, the meta keeps its history and records what the settings were before."""
+    bit for bit, the meta keeps its history and records what the settings were before. ``keyframe``
+    writes them as the no-reference keyframes' own (``keyframe_decoding``), leaving the plain ones."""
     payload = torch.load(source, map_location="cpu", weights_only=True)
     if payload.get("format") != WEIGHTS_FORMAT:
         raise ValueError(f"{source} is not an autocolor inference file (format {payload.get('format')!r})")
     meta = dict(payload["meta"])
     keys = ("vibrancy", "prior_correction", "cast_removal", "chroma_gain")
-    meta.setdefault("redecoded_from", []).append({k: meta.get(k) for k in keys})
-    meta.update(zip(keys, (vibrancy, prior_correction, cast_removal, chroma_gain)))
+    chosen = dict(zip(keys, (vibrancy, prior_correction, cast_removal, chroma_gain)))
+    if keyframe:
+        meta.setdefault("redecoded_from", []).append({"keyframe_decoding": meta.get("keyframe_decoding")})
+        meta["keyframe_decoding"] = chosen
+    else:
+        meta.setdefault("redecoded_from", []).append({k: meta.get(k) for k in keys})
+        meta.update(chosen)
     save_atomic({**payload, "meta": meta}, out)
     return out
 
@@ -579,12 +585,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="with --export: the factor on the decoded colour, stored in the file")
     parser.add_argument("--from-weights", metavar="PATH",
                         help="with --export: keep this inference file's decoder and meta, change only the decoding settings")
+    parser.add_argument("--keyframe-decoding", action="store_true",
+                        help="with --from-weights: store the settings as no-reference keyframes' own, keep the plain ones")
     parser.add_argument("--prior-correction", type=float, default=0.0,
                         help="with --export: the share of the rebalancing weights' log taken out of the logits, stored in the file")
     args = parser.parse_args(argv)
     if args.export and args.from_weights:
         print(f"wrote {redecode_weights(Path(args.from_weights), Path(args.export), args.vibrancy, args.prior_correction,
-                                        args.cast_removal, args.chroma_gain)}")
+                                        args.cast_removal, args.chroma_gain, args.keyframe_decoding)}")
         return 0
     if args.export:
         snapshot = Path(args.snapshot) if args.snapshot else None
