@@ -16,6 +16,7 @@ from vidcolor.colorizers import build_colorizer, get_colorizer, no_reference_col
 from vidcolor.colorizers.autocolor import AutocolorColorizer
 from vidcolor.colorizers.base import shipped_weights_path
 from vidcolor.errors import InputError
+from vidcolor.training.autocolor import main as autocolor_training_main
 from vidcolor.training.autocolor import redecode_weights
 from vidcolor.training.autocolor_scene import VAL_CLIPS, judge
 
@@ -90,3 +91,28 @@ def test_no_reference_keyframes_take_the_keyframe_decoding_and_the_fallback_the_
     payload["meta"].pop("keyframe_decoding")
     torch.save(payload, bare)
     assert AutocolorColorizer(weights=bare, keyframe=True).prior_correction == 1.0
+
+
+def test_redecoding_keeps_every_setting_not_given_and_refuses_one_the_colorizer_would_refuse(tmp_path: Path) -> None:
+    """Through the training CLI: a re-decode that names only the gain keeps the file's prior correction
+    and temperature (they used to fall back to the argparse defaults: 0 and 0.38, a vivid as-trained
+    decoding); a gain the colorizer refuses writes nothing; a gain without --from-weights is an error,
+    not silently dropped by the run export."""
+    source = shipped_weights_path("autocolor")
+    meta = torch.load(source, map_location="cpu", weights_only=True)["meta"]
+    gained = tmp_path / "gained.pt"
+    assert autocolor_training_main(["--export", str(gained), "--from-weights", str(source), "--chroma-gain", "1.3"]) == 0
+    loaded = AutocolorColorizer(weights=gained)
+    assert (loaded.temperature, loaded.prior_correction, loaded.chroma_gain) == (meta["vibrancy"], meta["prior_correction"], 1.3)
+    keyframes = tmp_path / "keyframes.pt"
+    assert autocolor_training_main(["--export", str(keyframes), "--from-weights", str(source), "--keyframe-decoding",
+                                    "--chroma-gain", "1.1"]) == 0
+    new = torch.load(keyframes, map_location="cpu", weights_only=True)["meta"]
+    assert new["keyframe_decoding"] == {**meta["keyframe_decoding"], "chroma_gain": 1.1}
+    assert (new["prior_correction"], new.get("chroma_gain")) == (meta["prior_correction"], meta.get("chroma_gain"))
+    with pytest.raises(ValueError, match=r"chroma_gain must be in \[0, 3\]"):
+        redecode_weights(source, tmp_path / "loud.pt", chroma_gain=3.5)
+    assert not (tmp_path / "loud.pt").exists()
+    with pytest.raises(SystemExit) as stopped:
+        autocolor_training_main(["--export", str(tmp_path / "run.pt"), "--chroma-gain", "1.2"])
+    assert stopped.value.code == 2 and not (tmp_path / "run.pt").exists()

@@ -503,22 +503,31 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> dict[str, 
     return {"iteration": iteration, "elapsed": elapsed, "history": history}
 
 
-def redecode_weights(source: Path, out: Path, vibrancy: float, prior_correction: float, cast_removal: float,
-                     chroma_gain: float, keyframe: bool = False) -> Path:
+def redecode_weights(source: Path, out: Path, vibrancy: float | None = None, prior_correction: float | None = None,
+                     cast_removal: float | None = None, chroma_gain: float | None = None, keyframe: bool = False) -> Path:
     """``source`` (an inference file) with other decoding settings: the decoder's tensors are copied
     bit for bit, the meta keeps its history and records what the settings were before. ``keyframe``
-    writes them as the no-reference keyframes' own (``keyframe_decoding``), leaving the plain ones."""
+    writes them as the no-reference keyframes' own (``keyframe_decoding``), leaving the plain ones.
+    A setting left None keeps the file's own (a re-decode must not quietly reset, e.g., the prior
+    correction to 0); each given one is range-checked here, so the file written always loads."""
+    from ..colorizers.autocolor import KEYFRAME_DECODING_KEY, MAX_CHROMA_GAIN, MAX_PRIOR_CORRECTION
+
+    keys = ("vibrancy", "prior_correction", "cast_removal", "chroma_gain")
+    chosen = {k: float(v) for k, v in zip(keys, (vibrancy, prior_correction, cast_removal, chroma_gain)) if v is not None}
+    limits = {"vibrancy": 1.0, "prior_correction": MAX_PRIOR_CORRECTION, "cast_removal": 1.0, "chroma_gain": MAX_CHROMA_GAIN}
+    for key, value in chosen.items():
+        if not 0.0 <= value <= limits[key]:
+            raise ValueError(f"{key} must be in [0, {limits[key]:g}], got {value:g}: the colorizer would refuse the file")
     payload = torch.load(source, map_location="cpu", weights_only=True)
     if payload.get("format") != WEIGHTS_FORMAT:
         raise ValueError(f"{source} is not an autocolor inference file (format {payload.get('format')!r})")
     meta = dict(payload["meta"])
-    keys = ("vibrancy", "prior_correction", "cast_removal", "chroma_gain")
-    chosen = dict(zip(keys, (vibrancy, prior_correction, cast_removal, chroma_gain)))
+    previous = meta.get(KEYFRAME_DECODING_KEY)
     if keyframe:
-        meta.setdefault("redecoded_from", []).append({"keyframe_decoding": meta.get("keyframe_decoding")})
-        meta["keyframe_decoding"] = chosen
+        meta["redecoded_from"] = [*meta.get("redecoded_from", []), {KEYFRAME_DECODING_KEY: previous}]
+        meta[KEYFRAME_DECODING_KEY] = {**(previous if isinstance(previous, dict) else {}), **chosen}
     else:
-        meta.setdefault("redecoded_from", []).append({k: meta.get(k) for k in keys})
+        meta["redecoded_from"] = [*meta.get("redecoded_from", []), {k: meta.get(k) for k in keys}]
         meta.update(chosen)
     save_atomic({**payload, "meta": meta}, out)
     return out
@@ -577,27 +586,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-minutes", type=float, default=0.0, help="stop this chunk after so many minutes (rerun to resume)")
     parser.add_argument("--widths", default=",".join(map(str, defaults.widths)), help="4 comma-separated decoder widths")
     parser.add_argument("--export", metavar="PATH", help="only write inference weights from OUT/checkpoint.pt to PATH")
-    parser.add_argument("--vibrancy", type=float, default=DEFAULT_VIBRANCY, help="with --export: the temperature stored in the file")
-    parser.add_argument("--cast-removal", type=float, default=0.0,
-                        help="with --export: the share of the frame's mean colour taken out, stored in the file")
+    parser.add_argument("--vibrancy", type=float, help=f"with --export: the temperature stored in the file (default {DEFAULT_VIBRANCY})")
+    parser.add_argument("--cast-removal", type=float,
+                        help="with --export: the share of the frame's mean colour taken out, stored in the file (default 0)")
     parser.add_argument("--snapshot", metavar="PATH", help="with --export: export this snapshot of the run (early stopping)")
-    parser.add_argument("--chroma-gain", type=float, default=1.0,
-                        help="with --export: the factor on the decoded colour, stored in the file")
+    parser.add_argument("--chroma-gain", type=float,
+                        help="with --export --from-weights: the factor on the decoded colour, stored in the file")
     parser.add_argument("--from-weights", metavar="PATH",
-                        help="with --export: keep this inference file's decoder and meta, change only the decoding settings")
+                        help="with --export: keep this inference file's decoder and meta, change only the decoding settings given")
     parser.add_argument("--keyframe-decoding", action="store_true",
                         help="with --from-weights: store the settings as no-reference keyframes' own, keep the plain ones")
-    parser.add_argument("--prior-correction", type=float, default=0.0,
-                        help="with --export: the share of the rebalancing weights' log taken out of the logits, stored in the file")
+    parser.add_argument("--prior-correction", type=float,
+                        help="with --export: the share of the rebalancing weights' log taken out of the logits, stored in the file (default 0)")
     args = parser.parse_args(argv)
+    if args.from_weights and not args.export:
+        parser.error("--from-weights needs --export PATH (the file to write)")
+    if not args.from_weights and (args.chroma_gain is not None or args.keyframe_decoding):
+        parser.error("--chroma-gain and --keyframe-decoding only re-decode an inference file: add --from-weights PATH")
     if args.export and args.from_weights:
+        if args.snapshot:
+            parser.error("--snapshot exports a training run; --from-weights re-decodes an inference file: give one of them")
         print(f"wrote {redecode_weights(Path(args.from_weights), Path(args.export), args.vibrancy, args.prior_correction,
                                         args.cast_removal, args.chroma_gain, args.keyframe_decoding)}")
         return 0
     if args.export:
         snapshot = Path(args.snapshot) if args.snapshot else None
-        print(f"wrote {export_weights(Path(args.out), Path(args.export), args.vibrancy, args.prior_correction,
-                                      args.cast_removal, snapshot)}")
+        print(f"wrote {export_weights(Path(args.out), Path(args.export), DEFAULT_VIBRANCY if args.vibrancy is None else args.vibrancy,
+                                      args.prior_correction or 0.0, args.cast_removal or 0.0, snapshot)}")
         return 0
     config = TrainConfig(data_root=args.data, out_dir=args.out, cache_dir=args.cache, size=args.size,
                          iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, lam=args.lam, seed=args.seed,
