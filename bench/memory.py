@@ -16,6 +16,10 @@ show when the peak came (the share of the run elapsed at the peak). The shortest
 baseline: the table gives each longer run's peak over it, and the growth in MB per 100 frames.
 Issue 24's target is a peak flat with length; the verdict line calls it flat when the longest
 run's peak is within ``--tolerance`` (default 10 %) of the shortest run's.
+
+A child started from Python (vfork, then exec) carries the starting process's peak into its
+``ru_maxrss``, so the bench's own peak RSS (``bench_rss_mb`` in the JSON; 153 MB at 144p) is a
+floor under every measured peak (printed under the table): a row near it measures the bench, not vidcolor.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -142,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--lengths: give at least two lengths of 2 frames or more")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     extra = shlex.split(args.vidcolor_args)
+    if args.height < 64 or args.height % 2:
+        parser.error(f"--height: give an even number of lines, 64 or more (got {args.height}): H.264 4:2:0 needs even sizes")
     size = frame_size(args.height)
     command_line = "bench/memory.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"# {command_line}\n# synthetic {size[0]}x{size[1]} gray H.264, grain {args.grain:g}, reference {args.reference}; "
@@ -176,11 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         verdicts[model] = bool(chosen[-1]["ratio"] <= 1.0 + args.tolerance)
         print(f"{model}: peak at {chosen[-1]['frames']} frames is {chosen[-1]['ratio']:.3f}x the peak at {base['frames']}: "
               f"{'flat' if verdicts[model] else 'NOT flat'} (within {args.tolerance:.0%})")
+    bench_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print("# peak: the child's ru_maxrss (os.wait4); peak at: share of the run's wall time when the sampled RSS peaked")
+    print(f"# the bench's own peak RSS {bench_rss_mb:.0f} MB is a floor under every peak (vfork/exec counts it in the child's)")
     print(f"# load average (1, 5, 15 min) at the end {[round(x, 2) for x in os.getloadavg()]} on {os.cpu_count()} CPUs")
     if args.json_path:
         report = {"command": command_line, "size": list(size), "reference": args.reference, "extra": extra,
-                  "tolerance": args.tolerance, "rows": rows, "flat": verdicts}
+                  "tolerance": args.tolerance, "bench_rss_mb": bench_rss_mb, "rows": rows, "flat": verdicts}
         Path(args.json_path).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {args.json_path}")
     return 0
