@@ -72,3 +72,35 @@ def test_default_colorizer_drops_the_reference_flow_of_another_picture() -> None
         assert all(r.stats["reference_scene"] == 1.0 for r in results)
         outputs[check] = results[-1].ab
     np.testing.assert_array_equal(outputs[True], outputs[False])
+
+
+def test_placement_keeps_the_aspect_of_a_cropped_reference() -> None:
+    """A reference of the frame's aspect is resized to it (None); a half-width crop is fitted to the
+    frame's height, centred; a wide strip to its width."""
+    from vidcolor.correspondence.tracking import placement
+
+    assert placement((1920, 1080), (288, 160)) is None
+    assert placement((1900, 1080), (288, 160)) is None  # within 5 %: a rounding, not a crop
+    assert placement((144, 160), (288, 160)) == (72, 0, 216, 160)
+    assert placement((960, 1080), (288, 160)) == (73, 0, 215, 160)  # 142 columns at 0.148
+    assert placement((1920, 270), (288, 160)) == (0, 60, 288, 100)
+
+
+def test_default_colorizer_finds_the_part_of_the_frame_a_cropped_reference_shows() -> None:
+    """Frame 0's left half as the reference for frame 3 of a held-out shot: placed with its aspect
+    kept, optical flow finds it (the shot's scene, about half the frame shown) and anchors the
+    left half's colour to it; stretched to the frame, flow follows nothing (confidence near 0)."""
+    from vidcolor.colorizers.default import DefaultColorizer
+    from vidcolor.color import rgb_to_lab
+
+    reference = Reference.from_array(np.ascontiguousarray(_dog(0)[:, :144]), key="test:dog:0:left-half")
+    frame = _dog(3)
+    truth_ab = rgb_to_lab(frame.astype(np.float32) / 255.0)[..., 1:]
+    results = {placed: DefaultColorizer(place_references=placed).step(luma_lightness(frame.astype(np.float32) / 255.0), reference)
+               for placed in (True, False)}
+    placed, stretched = results[True], results[False]
+    assert placed.stats["same_scene"] == 1.0 > stretched.stats["same_scene"]
+    assert 0.4 < placed.stats["shown"] < 0.65, placed.stats
+    assert "shown" not in stretched.stats
+    assert placed.confidence[:, :144].mean() > 0.25 > 0.05 > stretched.confidence[:, :144].mean()
+    assert np.abs(placed.ab - truth_ab)[:, :144].mean() < np.abs(stretched.ab - truth_ab)[:, :144].mean()

@@ -175,6 +175,31 @@ def test_v2d_blend_keeps_v1s_layers_and_is_v1_exactly_on_the_reference_scene(tmp
     assert moved[0.0] > 1e-3 and 0.0 < moved[0.5] < moved[0.0], moved
 
 
+def test_v2d_blend_takes_a_per_pixel_scene(tmp_path: Path) -> None:
+    """A scene map (a reference that shows part of the frame): ones everywhere is v1 exactly, as the
+    scalar 1; ones on the left half keep v1's colour there (beyond the refinement's reach of the
+    border) and let the semantic chroma into the right half as scene 0 does."""
+    v1_path, v2d_path = _blend_file(tmp_path)
+    from vidcolor.colorizers.default import load_vcnet
+
+    v1, _ = load_vcnet(v1_path)
+    v2d, _ = load_vcnet(v2d_path)
+    rgb = cv2.resize(_gradient_frames(1)[0], (96, 64)).astype(np.float32) / 255.0
+    l, ab = _tensors(rgb)
+    ref_l, ref_ab = _tensors(np.ascontiguousarray(rgb[:, ::-1]))
+    half = torch.zeros(1, 1, 64, 96)
+    half[..., :48] = 1.0
+    with torch.no_grad():
+        old = v1.step(l, v1.reference_memory(ref_l, ref_ab), None, None).ab
+        memory = v2d.reference_memory(ref_l, ref_ab)
+        assert torch.equal(v2d.step(l, memory, None, None, semantic=[], scene=torch.ones(1, 1, 64, 96)).ab, old)
+        split = v2d.step(l, memory, None, None, scene=half).ab
+        other = v2d.step(l, memory, None, None, scene=torch.zeros(1)).ab
+    assert torch.equal(split[..., :40], old[..., :40])
+    right = (split[..., 56:] - old[..., 56:]).abs().mean()
+    assert right > 1e-3 and torch.allclose(split[..., 56:], other[..., 56:], atol=1e-5), right
+
+
 def test_v2d_colorizer_runs_v1_on_its_own_shot_and_blends_for_another_picture(tmp_path: Path) -> None:
     """Through DefaultColorizer: with the shot's own frame as the reference a v2d file gives v1's
     frames exactly; with the frame mirrored (another picture: same_scene 0) it does not."""

@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 import torch
@@ -25,7 +27,8 @@ from ..weights import load_trained_network
 from ..color import luma_lightness
 from ..errors import InputError
 from ..correspondence.flow import DISFlow, compose, flow_pool, global_shift, visible_mask
-from ..correspondence.tracking import Flow, Tracked, better_matching, dis_flow, same_scene, track
+from ..correspondence.tracking import (Flow, Tracked, better_matching, dis_flow, placement, same_scene, shown_by, track,
+                                      within)
 from ..models.vcnet import (
     AB_SCALE, FLOW_LIGHTNESS_TOLERANCE, SIZE_MULTIPLE, WEIGHTS_FORMAT, Features, Memory, VCNet, VCNetConfig, flow_candidate,
     reference_size,
@@ -45,6 +48,17 @@ def _checked_preset(option: str, preset: str) -> str:
     if preset not in _DIS_PRESETS:
         raise InputError(f"{option} {preset!r} is not an OpenCV DIS preset: choose one of {', '.join(_DIS_PRESETS)}")
     return preset
+
+
+class Aligned(NamedTuple):
+    """A reference on a canvas of the frame's size, for optical flow and its warped candidate."""
+
+    gray: np.ndarray
+    l_norm: torch.Tensor
+    ab: torch.Tensor
+    #: Where the reference sits on the canvas (x0, y0, x1, y1) when it was placed with its aspect
+    #: kept; None when it was resized to the frame.
+    rect: tuple[int, int, int, int] | None
 
 
 #: Where the shipped ``default`` weights live inside the installed package.
@@ -101,13 +115,18 @@ class DefaultColorizer(Colorizer):
     #: frame's scene (:func:`~vidcolor.correspondence.tracking.same_scene`): flow between two
     #: different faces pastes the reference's background onto a cheek.
     reference_scene_check = True
+    #: A reference of another aspect ratio than the frame's (a crop: the frame's left half, a
+    #: detail) is placed inside the frame's canvas with its aspect kept rather than stretched to
+    #: it, so optical flow finds the part it shows; the v2d semantic blend then takes the content it
+    #: does not show, pixel by pixel (:func:`~vidcolor.correspondence.tracking.shown_by`).
+    place_references = True
 
     def __init__(
         self, device: str = "cpu", *, weights: str | os.PathLike[str] | None = None, native_short_side: int | None = None,
         previous_flow_preset: str | None = None, reference_flow_preset: str | None = None,
         warm_reference_flow: bool | None = None, unanchored_confidence: float | None = None,
         track_reference_flow: bool | None = None, reference_flow_tolerance: float | None = None,
-        reference_scene_check: bool | None = None,
+        reference_scene_check: bool | None = None, place_references: bool | None = None,
     ) -> None:
         self.device = torch.device(device)
         if native_short_side is not None:
@@ -122,6 +141,8 @@ class DefaultColorizer(Colorizer):
             self.track_reference_flow = track_reference_flow
         if reference_scene_check is not None:
             self.reference_scene_check = reference_scene_check
+        if place_references is not None:
+            self.place_references = place_references
         if reference_flow_tolerance is not None:
             if not reference_flow_tolerance > 0.0:
                 raise InputError(f"reference_flow_tolerance {reference_flow_tolerance} must be a positive Lab L difference")
@@ -132,7 +153,7 @@ class DefaultColorizer(Colorizer):
             self.unanchored_confidence = float(unanchored_confidence)
         self.model, self.meta = load_vcnet(weights if weights is not None else default_weights_path(), self.device)
         self._references: dict[tuple[str, int, int], Memory] = {}
-        self._aligned: dict[tuple[str, int, int], tuple[np.ndarray, torch.Tensor, torch.Tensor]] = {}
+        self._aligned: dict[tuple[str, int, int], Aligned] = {}
         self._make_flows()
         self.reset()
 
@@ -187,29 +208,40 @@ class DefaultColorizer(Colorizer):
     def step(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
         return step_at_native_size(lightness, reference, self.native_short_side, SIZE_MULTIPLE, self._step_native)
 
-    def _aligned_reference(self, reference: Reference, width: int, height: int) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
-        """The reference resized to the (padded) frame: gray for DIS, L and ab tensors; cached."""
+    def _aligned_reference(self, reference: Reference, width: int, height: int) -> Aligned:
+        """The reference on a canvas of the (padded) frame's size: gray for DIS, L and ab tensors; cached.
+
+        Resized to the frame when the aspects agree; otherwise (with :attr:`place_references`)
+        fitted inside it with its aspect kept, centred, the rest padding (its mean lightness, no
+        chroma): :func:`~vidcolor.correspondence.tracking.placement`.
+        """
         key = (reference.key, width, height)
         found = self._aligned.get(key)
         if found is None:
-            rgb = reference.rgb_at(width, height)
-            lightness = luma_lightness(rgb)
-            lab = reference.lab_at(width, height)
+            rect = placement(reference.size, (width, height)) if self.place_references else None
+            x0, y0, x1, y1 = rect if rect is not None else (0, 0, width, height)
+            rgb = reference.rgb_at(x1 - x0, y1 - y0)
+            inner = luma_lightness(rgb)
+            lightness = np.full((height, width), inner.mean(), np.float32)
+            lightness[y0:y1, x0:x1] = inner
+            chroma = np.zeros((height, width, 2), np.float32)
+            chroma[y0:y1, x0:x1] = reference.lab_at(x1 - x0, y1 - y0)[..., 1:]
             gray = np.clip(lightness * 2.55 + 0.5, 0, 255).astype(np.uint8)
             l_norm = torch.from_numpy(lightness).to(self.device)[None, None] / 50.0 - 1.0
-            ab = torch.from_numpy(np.ascontiguousarray(lab[..., 1:])).to(self.device).permute(2, 0, 1)[None] / AB_SCALE
+            ab = torch.from_numpy(chroma).to(self.device).permute(2, 0, 1)[None] / AB_SCALE
             if len(self._aligned) >= _REFERENCE_CACHE_SIZE:
                 self._aligned.pop(next(iter(self._aligned)))
-            found = self._aligned[key] = (gray, l_norm, ab)
+            found = self._aligned[key] = Aligned(gray, l_norm, ab, rect)
         return found
 
     def _estimate_flows(
         self, gray: np.ndarray, previous_gray: np.ndarray | None, reference_gray: np.ndarray | None,
-        reference_dis: DISFlow, carried: Flow | None,
-    ) -> tuple[Flow | None, Flow | None, float]:
-        """DIS flows from this frame to the previous frame and to the reference, both ways, and
-        how far the reference shows this frame's scene (1.0 without :attr:`reference_scene_check`,
-        unless the network is a v2d, whose semantic blend needs it).
+        reference_dis: DISFlow, carried: Flow | None, rect: tuple[int, int, int, int] | None = None,
+    ) -> tuple[Flow | None, Flow | None, float, np.ndarray | None]:
+        """DIS flows from this frame to the previous frame and to the reference, both ways, how
+        far the reference shows this frame's scene (1.0 without :attr:`reference_scene_check`,
+        unless the network is a v2d, whose semantic blend needs it), and for a placed reference
+        (``rect``, :class:`Aligned`) which pixels it shows (:func:`shown_by`; else None).
 
         ``carried`` is the previous frame's flows with the reference, carried through this frame's
         motion by :func:`~vidcolor.correspondence.tracking.track`. With :attr:`warm_reference_flow`
@@ -230,9 +262,12 @@ class DefaultColorizer(Colorizer):
                                  dis_flow(reference_dis, reference_gray, gray, backward_guess))
             if self.track_reference_flow and tracked is not None:
                 reference = better_matching(reference, tracked, gray, reference_gray)
+            if rect is not None:
+                reference = within(reference, rect)
         wanted = self.reference_scene_check or self.model.cfg.semantic_blend
         scene = same_scene(reference, gray, reference_gray) if reference is not None and wanted else 1.0
-        return previous, reference, scene
+        shown = shown_by(reference) if reference is not None and rect is not None else None
+        return previous, reference, scene, shown
 
     @staticmethod
     def _reference_flow_starts(
@@ -254,6 +289,13 @@ class DefaultColorizer(Colorizer):
             carried_backward = compose(carried.backward, previous.backward)  # reference → previous → this
             cv2.copyTo(carried_backward, visible_mask(carried.backward, carried.forward).view(np.uint8), backward)
         return forward, backward
+
+    def _scene_tensor(self, scene: float, shown: np.ndarray | None, l_norm: torch.Tensor) -> torch.Tensor:
+        """How far the reference shows this frame's scene, for the v2d blend: ``(1,)``, or per pixel
+        ``(1, 1, H, W)`` for a placed reference (the frame's share times :func:`shown_by`)."""
+        if shown is None:
+            return l_norm.new_full((1,), scene)
+        return torch.from_numpy(shown * np.float32(scene)).to(self.device)[None, None]
 
     def _flow_candidate(
         self, flow: Flow, l_norm: torch.Tensor, source_l: torch.Tensor, source_ab: torch.Tensor, tolerance: float,
@@ -283,17 +325,18 @@ class DefaultColorizer(Colorizer):
             carried = carried_flow if carried_key == reference.key else None
         # the flows need only the gray frames: estimate them while the network encodes
         flows = (flow_pool().submit(self._estimate_flows, gray, self._previous_gray if has_previous else None,
-                                    aligned[0] if aligned is not None else None, reference_dis, carried)
+                                    aligned.gray if aligned is not None else None, reference_dis, carried,
+                                    aligned.rect if aligned is not None else None)
                  if has_previous or aligned is not None else None)
         features = self.model.encode(l_norm)
         memory = self._reference_memory(reference, l_norm.shape[2] * l_norm.shape[3]) if reference is not None else None
-        previous_flow, reference_flow, scene = flows.result() if flows is not None else (None, None, 1.0)
+        previous_flow, reference_flow, scene, shown = flows.result() if flows is not None else (None, None, 1.0, None)
         flow_ab = flow_confidence = ref_flow_ab = ref_flow_confidence = None
         if previous_flow is not None:
             flow_ab, flow_confidence = self._flow_candidate(previous_flow, l_norm, self._previous_l, self._previous_ab,
                                                             FLOW_LIGHTNESS_TOLERANCE)
         if aligned is not None and reference_flow is not None:
-            _, ref_l, ref_ab = aligned
+            _, ref_l, ref_ab, _ = aligned
             ref_flow_ab, ref_flow_confidence = self._flow_candidate(reference_flow, l_norm, ref_l, ref_ab,
                                                                     self.reference_flow_tolerance)
             if self.reference_scene_check:
@@ -302,7 +345,7 @@ class DefaultColorizer(Colorizer):
         out = self.model.step(
             l_norm, memory, self._previous, self._previous_ab, features=features, flow_ab=flow_ab, flow_confidence=flow_confidence,
             ref_flow_ab=ref_flow_ab, ref_flow_confidence=ref_flow_confidence,
-            scene=l_norm.new_full((1,), scene) if reference_flow is not None else None,
+            scene=self._scene_tensor(scene, shown, l_norm) if reference_flow is not None else None,
         )
         self._previous, self._previous_ab, self._previous_features = out.memory, out.ab_full, features
         self._previous_l, self._previous_gray = l_norm, gray
@@ -317,6 +360,8 @@ class DefaultColorizer(Colorizer):
             stats["reference_scene"] = scene if self.reference_scene_check else 1.0  # how far its optical flow was trusted
             if self.model.cfg.semantic_blend:
                 stats["same_scene"] = scene  # the semantic colour takes at most 1 - this
+            if shown is not None:
+                stats["shown"] = float(shown[:height, :width].mean())  # share of the frame a placed reference shows
         return ColorizedFrame(
             ab=np.ascontiguousarray(ab, dtype=np.float32),
             confidence=np.ascontiguousarray(confidence, dtype=np.float32),

@@ -130,3 +130,53 @@ def same_scene(flow: Flow, gray: np.ndarray, reference_gray: np.ndarray) -> floa
     share = float(scene_agreement(flow, gray, reference_gray).mean())
     low, high = SAME_SCENE_SHARE
     return float(np.clip((share - low) / (high - low), 0.0, 1.0))
+
+
+#: Blur (pixels, sigma) of the map of pixels a placed reference shows (:func:`shown_by`): a smooth
+#: border between the flow's colour and the semantic colour, and no holes where DIS's check failed.
+SHOWN_BLUR = 4.0
+#: Share of visible pixels around a pixel (within :data:`SHOWN_BLUR`) from which it counts as shown.
+SHOWN_SHARE = 0.5
+
+
+def placement(reference_size: tuple[int, int], frame_size: tuple[int, int],
+              tolerance: float = 0.05) -> tuple[int, int, int, int] | None:
+    """Where a reference of another aspect ratio sits in a frame-sized canvas: (x0, y0, x1, y1), or
+    None when the aspects agree within ``tolerance`` (then it is resized to the frame, as a keyframe).
+
+    A reference cropped from the frame (its left half, a detail) shows that part at the frame's
+    scale; stretched to the frame its content no longer lines up with anything, and optical flow
+    finds none of it. Fitted inside the frame with its aspect kept and centred, the flow (started
+    from the pan's global shift) finds where it sits.
+    """
+    ref_w, ref_h = reference_size
+    width, height = frame_size
+    if abs(np.log((ref_w / ref_h) / (width / height))) <= np.log1p(tolerance):
+        return None
+    scale = min(width / ref_w, height / ref_h)
+    w, h = max(1, round(ref_w * scale)), max(1, round(ref_h * scale))
+    x0, y0 = (width - w) // 2, (height - h) // 2
+    return x0, y0, x0 + w, y0 + h
+
+
+def lands_inside(forward: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray:
+    """Where ``forward`` (this frame → a canvas) points inside ``rect`` of the canvas."""
+    h, w = forward.shape[:2]
+    x = forward[..., 0] + np.arange(w, dtype=np.float32)
+    y = forward[..., 1] + np.arange(h, dtype=np.float32)[:, None]
+    x0, y0, x1, y1 = rect
+    return (x >= x0 - 0.5) & (x <= x1 - 0.5) & (y >= y0 - 0.5) & (y <= y1 - 0.5)
+
+
+def within(flow: Flow, rect: tuple[int, int, int, int]) -> Flow:
+    """``flow`` with only the pixels it finds inside ``rect`` visible: the canvas around a placed
+    reference is padding, no colour to copy."""
+    return Flow(flow.forward, flow.backward, flow.visible & lands_inside(flow.forward, rect))
+
+
+def shown_by(flow: Flow) -> np.ndarray:
+    """How far (0..1) each pixel is content a placed reference shows: its visible pixels, blurred
+    (:data:`SHOWN_BLUR`). The rest (the right half, for a reference that is the frame's left half)
+    is content the reference does not show."""
+    density = cv2.GaussianBlur(flow.visible.astype(np.float32), (0, 0), SHOWN_BLUR)
+    return np.minimum(density * np.float32(1.0 / SHOWN_SHARE), np.float32(1.0))

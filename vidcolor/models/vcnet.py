@@ -376,9 +376,10 @@ class VCNet(nn.Module):
         :param semantic: v2: ``semantic_features(l_norm)`` if already computed (else computed here
             when there is a reference).
         :param scene: v2d: ``(B,)`` in [0, 1], how far the reference shows this frame's scene
-            (:func:`~vidcolor.correspondence.tracking.same_scene`); the semantic blend weight is
-            scaled by ``1 - scene``, and at 1 for the whole batch the semantic match is skipped
-            (v1's output exactly). None: not scaled.
+            (:func:`~vidcolor.correspondence.tracking.same_scene`), or ``(B, 1, H, W)`` per pixel
+            (a reference that shows part of the frame); the semantic blend weight is scaled by
+            ``1 - scene``, and at 1 everywhere the semantic match is skipped (v1's output
+            exactly). None: not scaled.
         """
         feats = features if features is not None else self.encode(l_norm)
         batch, _, height, width = l_norm.shape
@@ -463,7 +464,9 @@ class VCNet(nn.Module):
             blend = torch.sigmoid(self.semantic_blend(torch.cat(
                 [ab2, sem_patch, F.interpolate(blend_inputs, scale_factor=4, mode="bilinear", align_corners=False)], dim=1)))
             if scene is not None:
-                blend = blend * (1.0 - scene.clamp(0.0, 1.0).view(-1, 1, 1, 1))
+                shows = scene.clamp(0.0, 1.0)
+                shows = shows.view(-1, 1, 1, 1) if shows.dim() == 1 else F.avg_pool2d(shows, 2)
+                blend = blend * (1.0 - shows)
             ab2 = ab2 + blend * (sem_patch - ab2)
             confidence2 = confidence2 + blend * (1.0 - confidence2)
             copied = copied + blend * (1.0 - copied)
