@@ -70,6 +70,7 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, np.
 
 
 def predict_ridge(model: tuple[np.ndarray, np.ndarray, np.ndarray, float], x: np.ndarray) -> np.ndarray:
+    """:func:`fit_ridge`'s prediction for ``x``, standardised with the fit's own mean and scale (never the test items')."""
     mean, scale, weights, bias = model
     return ((x - mean) / scale) @ weights + bias
 
