@@ -99,7 +99,7 @@ def command_speed(frames: int, source: str | None, repeats: int, crf: int,
     ``fast_presets`` given, and a plain PyAV transcode at every preset used (the floor), interleaved
     ``repeats`` times so all see the same machine load; the median of each. Returns (default, fast,
     the transcode at default's preset), and the further rows."""
-    from memory import HEIGHT, WIDTH, make_source
+    from memory import frame_size, make_source
     from throughput import colorize, plain_transcode
     from vidcolor.run.settings import model_encoder_preset
 
@@ -112,7 +112,8 @@ def command_speed(frames: int, source: str | None, repeats: int, crf: int,
     with tempfile.TemporaryDirectory(prefix="vidcolor-fast-") as tmp:
         reference = os.path.join(tmp, "reference.png")
         if source is None:
-            source = os.path.join(tmp, f"gray-{WIDTH}x{HEIGHT}.mp4")
+            width, height = frame_size(480)
+            source = os.path.join(tmp, f"gray-{width}x{height}.mp4")
             make_source(Path(source), frames, 3.0, Path(reference))
         else:
             import av

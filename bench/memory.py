@@ -89,12 +89,13 @@ def make_source(path: Path, frames: int, grain: float, reference: Path, size: tu
             container.mux(packet)
 
 
-def resident_mb(pid: int) -> float | None:
-    """The process's current resident set size in MB (Linux /proc), or None once it has gone."""
+def resident_mb(pid: int | str, field: str = "VmRSS") -> float | None:
+    """A process's resident set size in MB from Linux /proc (``VmRSS`` now, ``VmHWM`` its peak), or
+    None once it has gone."""
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         return None
@@ -183,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         verdicts[model] = bool(chosen[-1]["ratio"] <= 1.0 + args.tolerance)
         print(f"{model}: peak at {chosen[-1]['frames']} frames is {chosen[-1]['ratio']:.3f}x the peak at {base['frames']}: "
               f"{'flat' if verdicts[model] else 'NOT flat'} (within {args.tolerance:.0%})")
-    bench_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    # the peak of the bench's own memory (VmHWM), not its ru_maxrss: that also carries the peak of
+    # whatever started the bench (pytest after a thousand tests), which its children never see
+    bench_rss_mb = resident_mb("self", "VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print("# peak: the child's ru_maxrss (os.wait4); peak at: share of the run's wall time when the sampled RSS peaked")
     print(f"# the bench's own peak RSS {bench_rss_mb:.0f} MB is a floor under every peak (vfork/exec counts it in the child's)")
     print(f"# load average (1, 5, 15 min) at the end {[round(x, 2) for x in os.getloadavg()]} on {os.cpu_count()} CPUs")
