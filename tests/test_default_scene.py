@@ -104,3 +104,28 @@ def test_default_colorizer_finds_the_part_of_the_frame_a_cropped_reference_shows
     assert "shown" not in stretched.stats
     assert placed.confidence[:, :144].mean() > 0.25 > 0.05 > stretched.confidence[:, :144].mean()
     assert np.abs(placed.ab - truth_ab)[:, :144].mean() < np.abs(stretched.ab - truth_ab)[:, :144].mean()
+
+
+def test_default_colorizer_resizes_a_reference_at_another_pixel_aspect() -> None:
+    """Frame 0 exported with square pixels from anamorphic footage (a third wider than the stored
+    frame, as 16:9 shown from 4:3 storage) as the reference for frame 3: the whole frame, not a crop,
+    so it is resized to the frame as before 34f1169, and copies its colour as well as the frame-0
+    reference itself; placed by its aspect alone, a sixth of the frame would lose the reference."""
+    from vidcolor.colorizers.default import DefaultColorizer
+    from vidcolor.color import rgb_to_lab
+    from vidcolor.correspondence.tracking import placement
+
+    frame = _dog(3)
+    lightness = luma_lightness(frame.astype(np.float32) / 255.0)
+    truth_ab = rgb_to_lab(frame.astype(np.float32) / 255.0)[..., 1:]
+    wide = Reference.from_array(cv2.resize(_dog(0), (384, 160), interpolation=cv2.INTER_AREA), key="test:dog:0:wide")
+    always_placed = DefaultColorizer()
+    always_placed._aligned_reference = lambda reference, gray, dis: always_placed._canvas(  # type: ignore[method-assign]
+        reference, gray.shape[1], gray.shape[0], placement(reference.size, gray.shape[::-1]))
+    resized, placed = DefaultColorizer().step(lightness, wide), always_placed.step(lightness, wide)
+    reference = DefaultColorizer().step(lightness, Reference.from_array(_dog(0), key="test:dog:0"))
+    error = {name: float(np.abs(out.ab - truth_ab).mean()) for name, out in
+             (("resized", resized), ("placed", placed), ("reference", reference))}
+    assert "shown" not in resized.stats and placed.stats["shown"] < 0.9, (resized.stats, placed.stats)
+    assert error["resized"] < 1.05 * error["reference"] and error["resized"] < 0.95 * error["placed"], error
+    assert resized.confidence.mean() > placed.confidence.mean() + 0.05

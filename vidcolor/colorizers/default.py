@@ -27,8 +27,8 @@ from ..weights import load_trained_network
 from ..color import luma_lightness
 from ..errors import InputError
 from ..correspondence.flow import DISFlow, compose, flow_pool, global_shift, visible_mask
-from ..correspondence.tracking import (Flow, Tracked, better_matching, dis_flow, placement, same_scene, shown_by, track,
-                                      within)
+from ..correspondence.tracking import (Flow, Tracked, better_matching, dis_flow, placement, same_scene, scene_agreement,
+                                      shown_by, track, within)
 from ..models.vcnet import (
     AB_SCALE, FLOW_LIGHTNESS_TOLERANCE, SIZE_MULTIPLE, WEIGHTS_FORMAT, Features, Memory, VCNet, VCNetConfig, flow_candidate,
     reference_size,
@@ -59,6 +59,17 @@ class Aligned(NamedTuple):
     #: Where the reference sits on the canvas (x0, y0, x1, y1) when it was placed with its aspect
     #: kept; None when it was resized to the frame.
     rect: tuple[int, int, int, int] | None
+
+
+def _agreeing_share(gray: np.ndarray, canvas: Aligned, dis: DISFlow) -> float:
+    """Share of the frame's pixels that optical flow finds in ``canvas`` (started from the global
+    shift, padding excluded): :func:`~vidcolor.correspondence.tracking.scene_agreement`."""
+    shift = global_shift(gray, canvas.gray) or (0.0, 0.0)
+    start = np.broadcast_to(np.float32(shift), (*gray.shape, 2)).copy()
+    flow = Flow.of(dis_flow(dis, gray, canvas.gray, start), dis_flow(dis, canvas.gray, gray, np.negative(start)))
+    if canvas.rect is not None:
+        flow = within(flow, canvas.rect)
+    return float(scene_agreement(flow, gray, canvas.gray).mean())
 
 
 #: Where the shipped ``default`` weights live inside the installed package.
@@ -208,31 +219,43 @@ class DefaultColorizer(Colorizer):
     def step(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
         return step_at_native_size(lightness, reference, self.native_short_side, SIZE_MULTIPLE, self._step_native)
 
-    def _aligned_reference(self, reference: Reference, width: int, height: int) -> Aligned:
-        """The reference on a canvas of the (padded) frame's size: gray for DIS, L and ab tensors; cached.
+    def _aligned_reference(self, reference: Reference, gray: np.ndarray, reference_dis: DISFlow) -> Aligned:
+        """The reference on a canvas of the (padded) frame ``gray``'s size: gray for DIS, L and ab tensors; cached.
 
-        Resized to the frame when the aspects agree; otherwise (with :attr:`place_references`)
-        fitted inside it with its aspect kept, centred, the rest padding (its mean lightness, no
-        chroma): :func:`~vidcolor.correspondence.tracking.placement`.
+        Resized to the frame when the aspects agree. Otherwise (with :attr:`place_references`) it
+        may be a crop of the frame (its left half, a detail: fitted inside the canvas with its aspect
+        kept, centred, the rest padding, :func:`~vidcolor.correspondence.tracking.placement`) or the
+        frame itself at another pixel aspect (a square-pixel still exported from anamorphic DVD
+        footage: resized to the frame, as before). The first frame the reference meets decides,
+        by which of the two optical flow finds more of; a tie keeps it resized.
         """
+        height, width = gray.shape
         key = (reference.key, width, height)
         found = self._aligned.get(key)
         if found is None:
             rect = placement(reference.size, (width, height)) if self.place_references else None
-            x0, y0, x1, y1 = rect if rect is not None else (0, 0, width, height)
-            rgb = reference.rgb_at(x1 - x0, y1 - y0)
-            inner = luma_lightness(rgb)
-            lightness = np.full((height, width), inner.mean(), np.float32)
-            lightness[y0:y1, x0:x1] = inner
-            chroma = np.zeros((height, width, 2), np.float32)
-            chroma[y0:y1, x0:x1] = reference.lab_at(x1 - x0, y1 - y0)[..., 1:]
-            gray = np.clip(lightness * 2.55 + 0.5, 0, 255).astype(np.uint8)
-            l_norm = torch.from_numpy(lightness).to(self.device)[None, None] / 50.0 - 1.0
-            ab = torch.from_numpy(chroma).to(self.device).permute(2, 0, 1)[None] / AB_SCALE
+            found = self._canvas(reference, width, height, None)
+            if rect is not None:
+                placed = self._canvas(reference, width, height, rect)
+                if _agreeing_share(gray, placed, reference_dis) > _agreeing_share(gray, found, reference_dis):
+                    found = placed
             if len(self._aligned) >= _REFERENCE_CACHE_SIZE:
                 self._aligned.pop(next(iter(self._aligned)))
-            found = self._aligned[key] = Aligned(gray, l_norm, ab, rect)
+            self._aligned[key] = found
         return found
+
+    def _canvas(self, reference: Reference, width: int, height: int, rect: tuple[int, int, int, int] | None) -> Aligned:
+        """The reference resized to the canvas, or to ``rect`` on it (padding: its mean lightness, no chroma)."""
+        x0, y0, x1, y1 = rect if rect is not None else (0, 0, width, height)
+        inner = luma_lightness(reference.rgb_at(x1 - x0, y1 - y0))
+        lightness = np.full((height, width), inner.mean(), np.float32)
+        lightness[y0:y1, x0:x1] = inner
+        chroma = np.zeros((height, width, 2), np.float32)
+        chroma[y0:y1, x0:x1] = reference.lab_at(x1 - x0, y1 - y0)[..., 1:]
+        gray = np.clip(lightness * 2.55 + 0.5, 0, 255).astype(np.uint8)
+        l_norm = torch.from_numpy(lightness).to(self.device)[None, None] / 50.0 - 1.0
+        ab = torch.from_numpy(chroma).to(self.device).permute(2, 0, 1)[None] / AB_SCALE
+        return Aligned(gray, l_norm, ab, rect)
 
     def _estimate_flows(
         self, gray: np.ndarray, previous_gray: np.ndarray | None, reference_gray: np.ndarray | None,
@@ -316,8 +339,8 @@ class DefaultColorizer(Colorizer):
         l_norm = self._lightness_tensor(lightness)
         gray = np.clip(_pad(np.asarray(lightness, dtype=np.float32)) * 2.55 + 0.5, 0, 255).astype(np.uint8)
         has_previous = self._previous_ab is not None and self._previous_l is not None and self._previous_gray is not None
-        aligned = self._aligned_reference(reference, gray.shape[1], gray.shape[0]) if reference is not None else None
         reference_dis = self._dis[self.reference_flow_for(min(height, width))]
+        aligned = self._aligned_reference(reference, gray, reference_dis) if reference is not None else None
         carried = None
         carries = self.warm_reference_flow or self.track_reference_flow
         if carries and reference is not None and self._reference_flow is not None:
