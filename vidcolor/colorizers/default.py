@@ -61,17 +61,6 @@ class Aligned(NamedTuple):
     rect: tuple[int, int, int, int] | None
 
 
-def _agreeing_share(gray: np.ndarray, canvas: Aligned, dis: DISFlow) -> float:
-    """Share of the frame's pixels that optical flow finds in ``canvas`` (started from the global
-    shift, padding excluded): :func:`~vidcolor.correspondence.tracking.scene_agreement`."""
-    shift = global_shift(gray, canvas.gray) or (0.0, 0.0)
-    start = np.broadcast_to(np.float32(shift), (*gray.shape, 2)).copy()
-    flow = Flow.of(dis_flow(dis, gray, canvas.gray, start), dis_flow(dis, canvas.gray, gray, np.negative(start)))
-    if canvas.rect is not None:
-        flow = within(flow, canvas.rect)
-    return float(scene_agreement(flow, gray, canvas.gray).mean())
-
-
 #: Where the shipped ``default`` weights live inside the installed package.
 default_weights_path = partial(shipped_weights_path, "default")
 
@@ -237,7 +226,7 @@ class DefaultColorizer(Colorizer):
             found = self._canvas(reference, width, height, None)
             if rect is not None:
                 placed = self._canvas(reference, width, height, rect)
-                if _agreeing_share(gray, placed, reference_dis) > _agreeing_share(gray, found, reference_dis):
+                if self._agreeing_share(gray, placed, reference_dis) > self._agreeing_share(gray, found, reference_dis):
                     found = placed
             if len(self._aligned) >= _REFERENCE_CACHE_SIZE:
                 self._aligned.pop(next(iter(self._aligned)))
@@ -313,6 +302,16 @@ class DefaultColorizer(Colorizer):
             cv2.copyTo(carried_backward, visible_mask(carried.backward, carried.forward).view(np.uint8), backward)
         return forward, backward
 
+    def _agreeing_share(self, gray: np.ndarray, canvas: Aligned, dis: DISFlow) -> float:
+        """Share of the frame's pixels that optical flow finds in ``canvas`` (started where a first
+        frame's flow to the reference starts, padding excluded):
+        :func:`~vidcolor.correspondence.tracking.scene_agreement`."""
+        forward, backward = self._reference_flow_starts(gray, canvas.gray, None, None, None)
+        flow = Flow.of(dis_flow(dis, gray, canvas.gray, forward), dis_flow(dis, canvas.gray, gray, backward))
+        if canvas.rect is not None:
+            flow = within(flow, canvas.rect)
+        return float(scene_agreement(flow, gray, canvas.gray).mean())
+
     def _scene_tensor(self, scene: float, shown: np.ndarray | None, l_norm: torch.Tensor) -> torch.Tensor:
         """How far the reference shows this frame's scene, for the v2d blend: ``(1,)``, or per pixel
         ``(1, 1, H, W)`` for a placed reference (the frame's share times :func:`shown_by`)."""
@@ -359,9 +358,8 @@ class DefaultColorizer(Colorizer):
             flow_ab, flow_confidence = self._flow_candidate(previous_flow, l_norm, self._previous_l, self._previous_ab,
                                                             FLOW_LIGHTNESS_TOLERANCE)
         if aligned is not None and reference_flow is not None:
-            _, ref_l, ref_ab, _ = aligned
-            ref_flow_ab, ref_flow_confidence = self._flow_candidate(reference_flow, l_norm, ref_l, ref_ab,
-                                                                    self.reference_flow_tolerance)
+            ref_flow_ab, ref_flow_confidence = self._flow_candidate(
+                reference_flow, l_norm, aligned.l_norm, aligned.ab, self.reference_flow_tolerance)
             if self.reference_scene_check:
                 ref_flow_confidence = ref_flow_confidence * scene
         self._reference_flow = (reference.key, reference_flow) if reference is not None and reference_flow is not None else None
