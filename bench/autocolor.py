@@ -15,8 +15,10 @@ Cases: ``none`` (no reference, run as the CLI runs it: scene detection, each sho
 coloured by the automatic model; each method is an automatic model, ``NAME@T`` sets its
 temperature, ``autocolor@T@A`` its prior correction too, ``autocolor@T@A@FILE`` another weight
 file (``-`` for the shipped one), ``autocolor@T@A@FILE@K`` a cast removal and ``autocolor@T@A@FILE@K@G``
-a chroma gain; scored frames 0..N-1); ``left-half`` (frame 0's left half as the reference; methods
-``plain`` or ``fallback[:key=value...]`` with FallbackColorizer's settings and ``auto=NAME@T``;
+a chroma gain; a ``+fallback`` suffix also turns on ``--fallback autocolor`` (the plain decoding
+fills what the propagated keyframe does not cover); scored frames 0..N-1); ``left-half`` (frame 0's
+left half as the reference; methods ``plain`` or ``fallback[:key=value...]`` with FallbackColorizer's
+settings and ``auto=NAME@T``;
 scored 1..N-1; ``R-colf`` is the right half's colourfulness over the truth's) and ``first``
 (frame 0 whole, same methods).
 """
@@ -81,12 +83,13 @@ def exemplar(spec: str) -> Colorizer:
     return TemporalCheck(inner, make_flow("auto"), TemporalSettings())
 
 
-def run_as_the_cli(gray_video: Path, output: Path, auto: Colorizer) -> None:
+def run_as_the_cli(gray_video: Path, output: Path, auto: Colorizer, fallback: str = "none") -> None:
     """No-reference mode as ``vidcolor colorize`` runs it (:func:`vidcolor.run.prepare.colorize_file`
-    with the default settings): the scene-detection pass, the automatic model on each shot's middle
-    frame, the anchor and detail settings; only the automatic model is ``auto`` instead of one by name.
-    An empty schedule without that pass colours frame 0 instead (dog: 26.28 vs the CLI's 29.45 dB)."""
-    settings = RunSettings()
+    with the default settings, ``fallback`` as ``--fallback``): the scene-detection pass, the automatic
+    model on each shot's middle frame, the anchor and detail settings; only the automatic model is
+    ``auto`` instead of one by name. An empty schedule without that pass colours frame 0 instead
+    (dog: 26.28 vs the CLI's 29.45 dB)."""
+    settings = RunSettings(fallback=fallback)
     info = probe(str(gray_video))
     colorizer, _ = build_colorizers(settings, has_references=False)
     schedule, kept = build_schedule(info, settings, keep_at=settings.work_size(info.width, info.height, colorizer))
@@ -98,7 +101,10 @@ def run_as_the_cli(gray_video: Path, output: Path, auto: Colorizer) -> None:
 def run(gray_video: Path, output: Path, case: str, method: str, truth0: np.ndarray) -> tuple[list[np.ndarray], float]:
     if case == "none":
         started = time.perf_counter()
-        run_as_the_cli(gray_video, output, automatic(method))
+        spec, _, suffix = method.partition("+")
+        if suffix not in ("", "fallback"):
+            raise SystemExit(f"method {method!r}: the only suffix is +fallback")
+        run_as_the_cli(gray_video, output, automatic(spec), "autocolor" if suffix else "none")
         return decode_rgb(output), time.perf_counter() - started
     image = truth0[:, : truth0.shape[1] // 2] if case == "left-half" else truth0
     schedule = ReferenceSchedule([Keyframe(0, Reference.from_array(np.ascontiguousarray(image), key=f"bench:{case}"))])
