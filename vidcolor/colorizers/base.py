@@ -140,16 +140,24 @@ def shipped_weights_hint(model: str, written_by: str) -> str:
             f"written by {written_by}")
 
 
+def native_size(width: int, height: int, native_short_side: int, size_multiple: int) -> tuple[int, int] | None:
+    """(width, height) :func:`step_at_native_size` shrinks a frame of ``width`` x ``height`` to, or
+    None when its short side is at most ``native_short_side`` (it runs as it is)."""
+    scale = native_short_side / min(height, width)
+    if scale >= 1.0:
+        return None
+    return max(size_multiple, round(width * scale)), max(size_multiple, round(height * scale))
+
+
 def step_at_native_size(lightness: np.ndarray, reference: Reference | None, native_short_side: int, size_multiple: int,
                         step_native: Callable[[np.ndarray, Reference | None], ColorizedFrame]) -> ColorizedFrame:
     """Run a network no larger than it was trained for: a frame whose short side exceeds
     ``native_short_side`` is area-shrunk for it, and its chroma comes back up guided by the full
     lightness (confidence and support bilinearly)."""
     height, width = lightness.shape
-    scale = native_short_side / min(height, width)
-    if scale >= 1.0:
+    small_size = native_size(width, height, native_short_side, size_multiple)
+    if small_size is None:
         return step_native(lightness, reference)
-    small_size = (max(size_multiple, round(width * scale)), max(size_multiple, round(height * scale)))
     result = step_native(cv2.resize(lightness, small_size, interpolation=cv2.INTER_AREA), reference)
     ab = guided_upsample(result.ab, lightness)
     confidence = cv2.resize(result.confidence, (width, height), interpolation=cv2.INTER_LINEAR)
