@@ -15,7 +15,11 @@ Cases: ``none`` (no reference, run as the CLI runs it: scene detection, each sho
 coloured by the automatic model; each method is an automatic model, ``NAME@T`` sets its
 temperature, ``autocolor@T@A`` its prior correction too, ``autocolor@T@A@FILE`` another weight
 file (``-`` for the shipped one), ``autocolor@T@A@FILE@K`` a cast removal and ``autocolor@T@A@FILE@K@G``
-a chroma gain; a ``+fallback`` suffix also turns on ``--fallback autocolor`` (the plain decoding
+a chroma gain; ``autocolor:KEY=VALUE:...`` starts from the keyframe decoding no-reference mode
+uses and changes ``T``, ``a`` (prior correction), ``g`` (gain), ``k`` (cast removal), ``file``, or adds
+a logit prior the shipped colorizer does not have (``n``: a Gaussian of that σ around gray; ``tb``/``ta``:
+a tilt of ``tb`` nats per 10 units of b/a against it), so decodings are measured before they are
+built; a ``+fallback`` suffix also turns on ``--fallback autocolor`` (the plain decoding
 fills what the propagated keyframe does not cover); scored frames 0..N-1); ``left-half`` (frame 0's
 left half as the reference; methods ``plain`` or ``fallback[:key=value...]`` with FallbackColorizer's
 settings and ``auto=NAME@T``;
@@ -53,12 +57,41 @@ from vidcolor.schedule import Keyframe, ReferenceSchedule  # noqa: E402
 from vidcolor.temporal import TemporalCheck, TemporalSettings  # noqa: E402
 
 
+def keyframe_decoding(spec: str) -> Colorizer:
+    """``autocolor:KEY=VALUE:...`` (see the module docstring): the no-reference keyframe decoding with
+    settings changed, and logit priors added to its adjustment (subtracted from the logits)."""
+    import torch  # noqa: PLC0415
+
+    from vidcolor.models.eccv16 import ab_bins  # noqa: PLC0415
+
+    pairs = dict(pair.split("=", 1) for pair in spec.split(":")[1:] if pair)
+    unknown = set(pairs) - {"T", "a", "g", "k", "file", "n", "tb", "ta"}
+    if unknown:
+        raise SystemExit(f"method {spec!r}: unknown keys {', '.join(sorted(unknown))}")
+    named = {"T": "vibrancy", "a": "prior_correction", "g": "chroma_gain", "k": "cast_removal"}
+    options: dict[str, object] = {named[k]: float(v) for k, v in pairs.items() if k in named}
+    if "file" in pairs:
+        options["weights"] = pairs["file"]
+    colorizer = get_colorizer("autocolor", keyframe=True, **options)
+    centres = torch.from_numpy(ab_bins()).float()
+    prior = torch.zeros(centres.shape[0])
+    if float(pairs.get("n", 0)):
+        prior += (centres ** 2).sum(dim=1) / (2 * float(pairs["n"]) ** 2)
+    prior += float(pairs.get("tb", 0)) * centres[:, 1] / 10 + float(pairs.get("ta", 0)) * centres[:, 0] / 10
+    if prior.abs().sum() > 0:
+        adjustment = colorizer.adjustment  # type: ignore[attr-defined]
+        colorizer.adjustment = prior if adjustment is None else adjustment + prior  # type: ignore[attr-defined]
+    return colorizer
+
+
 def automatic(spec: str) -> Colorizer:
     """``NAME``, ``NAME@T`` (T: the annealed-mean temperature, for autocolor and eccv16),
     ``autocolor@T@A`` (A: its prior correction), ``autocolor@T@A@FILE`` (another weight file,
     e.g. the previous commit's, so old and new weights run on the same clips in one run; ``-``:
     the shipped one), ``autocolor@T@A@FILE@K`` (K: the cast removal) or ``autocolor@T@A@FILE@K@G``
     (G: the chroma gain)."""
+    if spec.startswith("autocolor:"):
+        return keyframe_decoding(spec)
     name, *values = spec.split("@")
     options: dict[str, object] = dict(zip(("vibrancy", "prior_correction"), map(float, values[:2])))
     if len(values) > 2 and values[2] != "-":
