@@ -183,6 +183,43 @@ def test_colorizer_keeps_any_working_size_and_checks_settings(colorizer: Autocol
         AutocolorColorizer(upsample="nearest")
 
 
+def test_bench_decodings_start_from_the_keyframe_decoding_and_add_logit_priors() -> None:
+    """bench/autocolor.py's ``autocolor:KEY=VALUE`` methods (autocolor.md, fifth session): no key is the
+    decoding no-reference mode uses, keys change its settings, and ``tb``/``n`` add their logit priors."""
+    import importlib.util
+    import sys
+
+    from helpers import REPO
+
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_autocolor", REPO / "bench" / "autocolor.py")
+        assert spec is not None and spec.loader is not None
+        bench = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    torch.set_num_threads(1)
+    shipped = get_colorizer("autocolor", keyframe=True)
+    same = bench.automatic("autocolor:")
+    assert (same.temperature, same.prior_correction, same.chroma_gain) == (
+        shipped.temperature, shipped.prior_correction, shipped.chroma_gain)
+    assert torch.equal(same.adjustment, shipped.adjustment)
+    changed = bench.automatic("autocolor:T=0.4:a=1:g=1.9")
+    assert (changed.temperature, changed.prior_correction, changed.chroma_gain) == (0.4, 1.0, 1.9)
+    centres = torch.from_numpy(ab_bins()).float()
+    tilted, neutral = bench.automatic("autocolor:tb=0.5"), bench.automatic("autocolor:n=30")
+    assert torch.allclose(tilted.adjustment - shipped.adjustment, 0.5 * centres[:, 1] / 10, atol=1e-5)
+    assert torch.allclose(neutral.adjustment - shipped.adjustment, (centres ** 2).sum(dim=1) / 1800, atol=1e-5)
+    photo = cv2.imread(str(shared_path("photos/kodak24/kodim23.png")))
+    lightness = rgb_to_gray_lightness(cv2.resize(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB), (240, 160)).astype(np.float32) / 255)
+    plain, cooler, grayer = (c.step(lightness, None).ab for c in (shipped, tilted, neutral))
+    assert cooler[..., 1].mean() < plain[..., 1].mean() - 1.0  # the tilt takes yellow out
+    assert np.hypot(*grayer.transpose(2, 0, 1)).mean() < np.hypot(*plain.transpose(2, 0, 1)).mean()
+    with pytest.raises(SystemExit, match="unknown keys x"):
+        bench.automatic("autocolor:x=1")
+
+
 def test_shipped_weights_are_small_typed_and_carry_their_temperature(tmp_path: Path) -> None:
     path = shipped_weights_path("autocolor")
     assert path.stat().st_size < 3_000_000
