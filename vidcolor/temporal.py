@@ -20,6 +20,7 @@ change a large part of the frame, a likely flicker or a scene change the schedul
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -94,6 +95,10 @@ class TemporalCheck(Colorizer):
     def reset(self) -> None:
         self.inner.reset()
         self._previous = None
+
+    def begin_reference(self, reference: Reference, size: tuple[int, int],
+                        anchor: Callable[[], np.ndarray | None]) -> None:
+        self.inner.begin_reference(reference, size, anchor)
 
     def set_previous(self, ab: np.ndarray) -> None:
         """Pass a correction made further out down to the inner colorizer, and remember it."""

@@ -84,6 +84,19 @@ class Colorizer(ABC):
         clone.reset()
         return clone
 
+    def begin_reference(self, reference: Reference, size: tuple[int, int],
+                        anchor: Callable[[], np.ndarray | None]) -> None:
+        """A pass over frames (``size``: working width, height) that follow ``reference`` begins,
+        right after ``reset()``.
+
+        ``anchor()`` gives the working-size lightness of the frame where the recurrence of that
+        stretch of the shot starts in a sequential pass (the keyframe's moment), or None where it
+        cannot be had; it may decode a frame, so call it only when needed. A colorizer that chooses
+        something per reference by looking at a frame chooses on that one, so that every pass (a
+        chunk from its warm-up, a VapourSynth request, a resumed run) chooses alike, whatever frame
+        it starts at. Default: nothing to choose.
+        """
+
     def describe(self) -> dict[str, object]:
         """Everything that changes this colorizer's output (name and settings), as plain data:
         an interrupted run resumes only under the same description."""

@@ -15,6 +15,7 @@ it follows a shot far from its keyframe.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -34,7 +35,7 @@ from ..models.vcnet import (
     reference_size,
 )
 from ..references import Reference
-from .base import (ColorizedFrame, Colorizer, pad_to_multiple, shipped_weights_hint, shipped_weights_path,
+from .base import (ColorizedFrame, Colorizer, native_size, pad_to_multiple, shipped_weights_hint, shipped_weights_path,
                    step_at_native_size)
 
 #: Reference memories kept per colorizer (a shot usually has one reference).
@@ -73,6 +74,11 @@ def load_vcnet(path: str | os.PathLike[str], device: str | torch.device = "cpu")
 
 #: The network's inputs padded to its size multiple.
 _pad = partial(pad_to_multiple, multiple=SIZE_MULTIPLE)
+
+
+def _padded_gray(lightness: np.ndarray) -> np.ndarray:
+    """8-bit gray of a frame padded to the network's size: what optical flow reads."""
+    return np.clip(_pad(np.asarray(lightness, dtype=np.float32)) * 2.55 + 0.5, 0, 255).astype(np.uint8)
 
 
 class DefaultColorizer(Colorizer):
@@ -153,7 +159,11 @@ class DefaultColorizer(Colorizer):
             self.unanchored_confidence = float(unanchored_confidence)
         self.model, self.meta = load_vcnet(weights if weights is not None else default_weights_path(), self.device)
         self._references: dict[tuple[str, int, int], Memory] = {}
-        self._aligned: dict[tuple[str, int, int], Aligned] = {}
+        #: Reference canvases by (key, canvas width, height, placed).
+        self._aligned: dict[tuple[str, int, int, bool], Aligned] = {}
+        #: Whether a reference of another aspect is placed, by (key, canvas width, height):
+        #: chosen by :meth:`begin_reference`, else on the first frame that meets it.
+        self._placed: dict[tuple[str, int, int], bool] = {}
         self._make_flows()
         self.reset()
 
@@ -208,6 +218,29 @@ class DefaultColorizer(Colorizer):
     def step(self, lightness: np.ndarray, reference: Reference | None) -> ColorizedFrame:
         return step_at_native_size(lightness, reference, self.native_short_side, SIZE_MULTIPLE, self._step_native)
 
+    def begin_reference(self, reference: Reference, size: tuple[int, int],
+                        anchor: Callable[[], np.ndarray | None]) -> None:
+        """Choose, on the frame ``anchor()`` gives (where the shot's recurrence starts: the
+        keyframe's moment), whether a reference of another aspect is placed or stretched
+        (:meth:`_aligned_reference`), for this pass whatever frame it starts at. Without that
+        frame, the first frame the reference meets chooses, as without this call."""
+        if not self.place_references:
+            return
+        width, height = size
+        network_w, network_h = native_size(width, height, self.native_short_side, SIZE_MULTIPLE) or size
+        canvas = (network_w + -network_w % SIZE_MULTIPLE, network_h + -network_h % SIZE_MULTIPLE)
+        if placement(reference.size, canvas) is None:
+            return
+        key = (reference.key, *canvas)
+        lightness = anchor()
+        if lightness is None:
+            self._placed.pop(key, None)
+            return
+        if (network_w, network_h) != (width, height):
+            lightness = cv2.resize(lightness, (network_w, network_h), interpolation=cv2.INTER_AREA)
+        self._placed[key] = self._placed_fits_better(reference, _padded_gray(lightness),
+                                                     self._dis[self.reference_flow_for(min(network_w, network_h))])
+
     def _aligned_reference(self, reference: Reference, gray: np.ndarray, reference_dis: DISFlow) -> Aligned:
         """The reference on a canvas of the (padded) frame ``gray``'s size: gray for DIS, L and ab tensors; cached.
 
@@ -215,19 +248,35 @@ class DefaultColorizer(Colorizer):
         may be a crop of the frame (its left half, a detail: fitted inside the canvas with its aspect
         kept, centred, the rest padding, :func:`~vidcolor.correspondence.tracking.placement`) or the
         frame itself at another pixel aspect (a square-pixel still exported from anamorphic DVD
-        footage: resized to the frame, as before). The first frame the reference meets decides,
-        by which of the two optical flow finds more of; a tie keeps it resized.
+        footage: resized to the frame, as before). Which one, :meth:`_placed_fits_better` tells on
+        the frame :meth:`begin_reference` was given (one frame of the shot, so that a pass
+        starting anywhere in it chooses alike), else on the first frame the reference meets.
         """
         height, width = gray.shape
-        key = (reference.key, width, height)
+        rect = placement(reference.size, (width, height)) if self.place_references else None
+        if rect is not None:
+            key = (reference.key, width, height)
+            placed = self._placed.get(key)
+            if placed is None:
+                placed = self._placed[key] = self._placed_fits_better(reference, gray, reference_dis)
+            rect = rect if placed else None
+        return self._cached_canvas(reference, width, height, rect)
+
+    def _placed_fits_better(self, reference: Reference, gray: np.ndarray, reference_dis: DISFlow) -> bool:
+        """Whether optical flow finds more of the frame ``gray`` in ``reference`` placed with its
+        aspect kept than stretched to the frame (a tie keeps it stretched)."""
+        height, width = gray.shape
+        rect = placement(reference.size, (width, height))
+        placed = self._cached_canvas(reference, width, height, rect)
+        stretched = self._cached_canvas(reference, width, height, None)
+        return self._agreeing_share(gray, placed, reference_dis) > self._agreeing_share(gray, stretched, reference_dis)
+
+    def _cached_canvas(self, reference: Reference, width: int, height: int,
+                       rect: tuple[int, int, int, int] | None) -> Aligned:
+        key = (reference.key, width, height, rect is not None)
         found = self._aligned.get(key)
         if found is None:
-            rect = placement(reference.size, (width, height)) if self.place_references else None
-            found = self._canvas(reference, width, height, None)
-            if rect is not None:
-                placed = self._canvas(reference, width, height, rect)
-                if self._agreeing_share(gray, placed, reference_dis) > self._agreeing_share(gray, found, reference_dis):
-                    found = placed
+            found = self._canvas(reference, width, height, rect)
             if len(self._aligned) >= _REFERENCE_CACHE_SIZE:
                 self._aligned.pop(next(iter(self._aligned)))
             self._aligned[key] = found
@@ -336,7 +385,7 @@ class DefaultColorizer(Colorizer):
         height, width = lightness.shape
         self._reset_on_new_size(height, width)
         l_norm = self._lightness_tensor(lightness)
-        gray = np.clip(_pad(np.asarray(lightness, dtype=np.float32)) * 2.55 + 0.5, 0, 255).astype(np.uint8)
+        gray = _padded_gray(lightness)
         has_previous = self._previous_ab is not None and self._previous_l is not None and self._previous_gray is not None
         reference_dis = self._dis[self.reference_flow_for(min(height, width))]
         aligned = self._aligned_reference(reference, gray, reference_dis) if reference is not None else None

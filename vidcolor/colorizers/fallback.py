@@ -62,6 +62,7 @@ With the adding fill, without / with / with / without back to back (``--frames 9
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -152,6 +153,10 @@ class FallbackColorizer(Colorizer):
         self._since_auto = 0
         self._cache_key = None
         self._trust = None
+
+    def begin_reference(self, reference: Reference, size: tuple[int, int],
+                        anchor: Callable[[], np.ndarray | None]) -> None:
+        self.inner.begin_reference(reference, size, anchor)
 
     def set_previous(self, ab: np.ndarray) -> None:
         self.inner.set_previous(ab)

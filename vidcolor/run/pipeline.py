@@ -100,6 +100,7 @@ class FrameColorizer:
         self._moments: dict[int, int] = {}  # keyframe frame -> its moment
         self._window: tuple[int, list[np.ndarray]] | None = None  # the searched frames of the last shot
         self._backward: tuple[int, dict[int, ColorizedFrame]] | None = None  # one shot's backward chroma
+        self._start_frame: tuple[int, np.ndarray] | None = None  # where the last pass's recurrence started
 
     def start_pass(self) -> None:
         """Begin a fresh pass over the input (a chunk re-coloured from its warm-up): the next frame
@@ -193,6 +194,8 @@ class FrameColorizer:
         for colorizer, ref in streams:
             if restart or warm:
                 colorizer.reset()
+                if ref is not None:
+                    colorizer.begin_reference(ref, self.work, lambda: self._start_lightness(shot, index, small))
             if warm:
                 for past in self._history:
                     colorizer.step(past, ref)
@@ -205,6 +208,23 @@ class FrameColorizer:
         if position is None:
             return results[0]
         return blend_predictions(results[0], results[1], position)
+
+    def _start_lightness(self, start: int, index: int, small: np.ndarray) -> np.ndarray | None:
+        """Working-size lightness of frame ``start``, where a sequential pass starts the recurrence
+        that frame ``index`` (lightness ``small``) follows: colorizers choose on it what they keep
+        per reference (:meth:`Colorizer.begin_reference`), so that a pass starting at a chunk's
+        warm-up, a VapourSynth request or a resumed run chooses as the sequential pass. Kept for
+        the next passes; decoded again (``frame_at``) only by a pass that starts elsewhere."""
+        if start == index:
+            lightness = small
+        elif self._start_frame is not None and self._start_frame[0] == start:
+            return self._start_frame[1]
+        elif self.frame_at is not None:
+            lightness = self.working_lightness(self.frame_at(start))
+        else:
+            return None
+        self._start_frame = (start, lightness)
+        return lightness
 
     def upsample(self, index: int, ab: np.ndarray, guide: np.ndarray) -> np.ndarray:
         """Frame ``index``'s working chroma ``ab`` at ``guide``'s size (see :func:`upsample_chroma`).
@@ -270,6 +290,7 @@ class FrameColorizer:
             if self._back is None:
                 self._back = self.colorizer.fork()
             self._back.reset()
+            self._back.begin_reference(keyframe.reference, self.work, lambda: window[-1])  # the moment's
             results: dict[int, ColorizedFrame] = {}
             for offset in range(len(window) - 1, -1, -1):
                 result = self._back.step(window[offset], keyframe.reference)
