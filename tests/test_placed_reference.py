@@ -22,6 +22,7 @@ from vidcolor.color import rgb_to_gray_lightness
 from vidcolor.colorizers.default import DefaultColorizer
 from vidcolor.io.reader import probe
 from vidcolor.references import Reference, load_reference
+from vidcolor.run.anchor import find_moment
 from vidcolor.run.chunks import ChunkPlan
 from vidcolor.run.pipeline import FrameColorizer, read_lightness
 from vidcolor.run.resume import Journal
@@ -167,8 +168,8 @@ def test_resumed_run_gives_the_uninterrupted_frames(shot: Shot, monkeypatch: pyt
 
 @pytest.mark.parametrize("kind", sorted(SHOTS))
 def test_any_chunk_alone_chooses_as_the_sequential_pass_anchored_and_shrunk(kind: str) -> None:
-    """Pinned at frame 0, a reference made from frame 5 (``--anchor auto`` finds its moment near
-    it: the sequential pass starts there), with the network at 64 lines (the working frame is
+    """Pinned at frame 0, a reference made from frame 5 (``--anchor auto`` finds its moment at or
+    near it: the sequential pass starts there), with the network at 64 lines (the working frame is
     shrunk for it): a chunk recomputed alone from its warm-up, which begins where a first frame
     decides otherwise, gives the sequential pass's frames."""
     frames_of, reference_of = SHOTS[kind]
@@ -183,7 +184,7 @@ def test_any_chunk_alone_chooses_as_the_sequential_pass_anchored_and_shrunk(kind
 
     sequential = frame_colorizer()
     moment = sequential.moment(0)
-    assert 4 <= moment <= 5
+    assert 0 < moment <= 5  # a pan shows the crop's content in frames 3-5 alike
     late_begin, late_chunk, late_end = sequential.chunk_bounds(17, COUNT)
     assert late_begin > moment
     expected = [sequential.predict(i, light[i]).ab for i in range(late_end)]
@@ -192,3 +193,17 @@ def test_any_chunk_alone_chooses_as_the_sequential_pass_anchored_and_shrunk(kind
     got = [alone.predict(i, light[i]).ab for i in range(late_begin, late_end)]  # the warm-up's are not the chunk's
     differing = [i for i, ab in enumerate(got, late_begin) if i >= late_chunk and not np.array_equal(ab, expected[i])]
     assert not differing, f"frames {differing} differ"
+
+
+def test_the_moment_of_a_crop_is_the_frame_it_shows() -> None:
+    """``--anchor auto`` looks for the frame a reference shows: for a crop (either half of a frame
+    of a shot that pulls back) it is that frame, as for the whole frame a third wider; stretched
+    to the frame for the comparison alone, a crop matched no frame better than noise."""
+    frames = pull_back()
+    light = [rgb_to_gray_lightness(frame.astype(np.float32) / 255) for frame in frames]
+    for index in (0, 7, 15):
+        shown = frames[index]
+        for name, picture in (("left half", shown[:, : WIDTH // 2]), ("right half", shown[:, WIDTH // 2:]),
+                              ("a third wider", SHOTS["wide"][1](shown))):
+            reference = Reference.from_array(np.ascontiguousarray(picture), key=f"test:{index}:{name}")
+            assert find_moment(reference, light) == index, f"{name} of frame {index}"

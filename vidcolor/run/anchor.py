@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from ..color import shrink_area
+from ..correspondence.tracking import placement
 from ..references import Reference
 
 #: ``auto``: find each keyframe's moment; ``pinned``: the pinned frame is the moment.
@@ -51,13 +52,18 @@ ANCHOR_GRID = 32
 ANCHOR_MARGIN = 0.05
 
 
-def thumbnail(lightness: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def structure(lightness: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``lightness`` area-shrunk to ``size`` (width, height), its smooth shading removed (a Gaussian
-    blur of a eighth of the grid subtracted), zero-mean and unit-norm, so that a dot product of two
-    thumbnails is the correlation of their structure: what is where in the frame, not a gradient
-    of light most frames of a shot share, nor a painted keyframe's other brightness and contrast."""
+    blur of a eighth of the grid subtracted): what is where in the frame, not a gradient of light
+    most frames of a shot share."""
     small = shrink_area(np.ascontiguousarray(lightness, dtype=np.float32), size)
-    small = (small - cv2.GaussianBlur(small, (0, 0), ANCHOR_GRID / 8, borderType=cv2.BORDER_REFLECT)).astype(np.float64).ravel()
+    return small - cv2.GaussianBlur(small, (0, 0), ANCHOR_GRID / 8, borderType=cv2.BORDER_REFLECT)
+
+
+def thumbnail(lightness: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """:func:`structure`, zero-mean and unit-norm, so that a dot product of two thumbnails is the
+    correlation of their structure, whatever a painted keyframe's other brightness and contrast."""
+    small = structure(lightness, size).astype(np.float64).ravel()
     small -= small.mean()
     norm = float(np.linalg.norm(small))
     return small / norm if norm > 1e-6 else small
@@ -71,12 +77,28 @@ def thumbnail_size(height: int, width: int) -> tuple[int, int]:
 
 def moment_scores(reference: Reference, frames: Sequence[np.ndarray]) -> list[float]:
     """Correlation of ``reference``'s lightness with each of ``frames`` (working-size lightness of
-    consecutive frames from the pinned one), on the :data:`ANCHOR_GRID` thumbnails."""
+    consecutive frames from the pinned one), on the :data:`ANCHOR_GRID` thumbnails.
+
+    A reference of another aspect may be a crop of the frame (its left half) or the frame at
+    another pixel aspect (the default model tells which on the moment): each frame scores the
+    better of the reference stretched to it and the reference at its own aspect, fitted inside it
+    as :func:`~vidcolor.correspondence.tracking.placement` fits it, at the place that matches best.
+    Stretched alone, a crop matches no frame, and the moment went to whichever frame's noise
+    matched best (blackswan, car-shadow: frames 34 and 15 for frame 0's left half)."""
     if not frames:
         return []
     size = thumbnail_size(*frames[0].shape[:2])
     wanted = thumbnail(reference.lightness_at(*size), size)
-    return [float(np.dot(wanted, thumbnail(frame, size))) for frame in frames]
+    scores = [float(np.dot(wanted, thumbnail(frame, size))) for frame in frames]
+    rect = placement(reference.size, size)
+    if rect is None:
+        return scores
+    x0, y0, x1, y1 = rect
+    fitted = structure(reference.lightness_at(x1 - x0, y1 - y0), (x1 - x0, y1 - y0))
+    if min(fitted.shape) < 2 or float(fitted.std()) < 1e-6:
+        return scores
+    return [max(score, float(cv2.matchTemplate(structure(frame, size), fitted, cv2.TM_CCOEFF_NORMED).max()))
+            for score, frame in zip(scores, frames, strict=True)]
 
 
 def find_moment(reference: Reference, frames: Sequence[np.ndarray]) -> int:
@@ -89,5 +111,5 @@ def find_moment(reference: Reference, frames: Sequence[np.ndarray]) -> int:
     return best if scores[best] >= scores[0] + ANCHOR_MARGIN else 0
 
 
-__all__ = ["ANCHORS", "DEFAULT_ANCHOR", "ANCHOR_GRID", "ANCHOR_MARGIN", "ANCHOR_SEARCH", "find_moment", "moment_scores", "thumbnail",
-           "thumbnail_size"]
+__all__ = ["ANCHORS", "DEFAULT_ANCHOR", "ANCHOR_GRID", "ANCHOR_MARGIN", "ANCHOR_SEARCH", "find_moment", "moment_scores", "structure",
+           "thumbnail", "thumbnail_size"]
