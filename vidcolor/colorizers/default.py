@@ -273,6 +273,7 @@ class DefaultColorizer(Colorizer):
 
     def _cached_canvas(self, reference: Reference, width: int, height: int,
                        rect: tuple[int, int, int, int] | None) -> Aligned:
+        """:meth:`_canvas`, kept: every frame of a shot reads the same canvas."""
         key = (reference.key, width, height, rect is not None)
         found = self._aligned.get(key)
         if found is None:
