@@ -144,6 +144,32 @@ def test_vapoursynth_in_any_order_gives_the_cli_frames(shot: Shot) -> None:
         np.testing.assert_array_equal(got, expected[i], err_msg=f"frame {i}")
 
 
+def test_one_still_at_two_keyframes_chooses_on_each_and_vapoursynth_agrees(tmp_path: Path) -> None:
+    """The same still a third wider pinned at frames 0 and 12 of the pull-back: each keyframe's
+    shot chooses on its own first frame (stretched at 0, placed at 12), so VapourSynth asked for
+    frame 20 first (the second shot's pass) gives the CLI's frames; before, the first shot's
+    choice held for the second in the CLI, and whichever came first in VapourSynth held for both."""
+    vs = pytest.importorskip("vapoursynth", reason="the vs extra is not installed: pip install -e .[vs]")
+    import vsvidcolor  # noqa: PLC0415
+
+    frames = pull_back()
+    source = write_clip(tmp_path / "shot.mkv", frames, codec="ffv1", pix_fmt="yuv444p")
+    still = tmp_path / "still.png"
+    cv2.imwrite(str(still), cv2.cvtColor(SHOTS["wide"][1](frames[0]), cv2.COLOR_RGB2BGR))
+    info = probe(str(source))
+    assert [is_placed(still, read_lightness(info, index)) for index in (0, 12)] == [False, True]
+    cli = tmp_path / "cli.mkv"
+    result = CliRunner().invoke(main, ["colorize", str(source), "--ref", f"0={still}", "--ref", f"12={still}", "--model",
+                                       "default", "--codec", "ffv1", "--chunk-length", str(CHUNK), "-q", "-o", str(cli)])
+    assert result.exit_code == 0, result.output
+    expected = yuv444(cli)
+    out = vsvidcolor.colorize(vs.core.bs.VideoSource(str(source)), refs={0: str(still), 12: str(still)}, model="default",
+                              chunk_length=CHUNK)
+    for index in (LATE, *range(COUNT)):
+        got = np.stack([np.asarray(out.get_frame(index)[p]) for p in range(3)])
+        np.testing.assert_array_equal(got, expected[index], err_msg=f"frame {index}")
+
+
 def test_resumed_run_gives_the_uninterrupted_frames(shot: Shot, monkeypatch: pytest.MonkeyPatch) -> None:
     """A resumable run that keeps only its first two chunks (as a killed run does), run again: the
     new process's first pass starts at frame 8, the warm-up of the chunk at 16."""
