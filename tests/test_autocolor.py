@@ -307,8 +307,8 @@ def test_faces_with_no_reference_come_out_skin_toned(tmp_path: Path) -> None:
 
 @pytest.mark.shared_data
 @pytest.mark.xfail(strict=True, reason="issue 25 Done-when not met by the shipped autocolor.pt (800 iterations, "
-                   "keyframes at prior correction 1.25, chroma gain 1.2): grass comes out yellow (hue 90°, chroma 9) "
-                   "and the sky gray (hue 132°, chroma 1.3) (see autocolor.md)")
+                   "keyframes at prior correction 1.25, chroma gain 1.4, the shot's most confident candidate): grass "
+                   "comes out yellow (hue 85°, chroma 12.4) and the sky gray (hue 118°, chroma 2.0) (see autocolor.md)")
 def test_bigbuckbunny_with_no_reference_has_green_grass_and_blue_sky(tmp_path: Path) -> None:
     """Six frames of bigbuckbunny, gray, through the CLI with no reference: the bottom band (grass)
     is green (mean hue between yellow-green and cyan) and the top-right sky blue."""

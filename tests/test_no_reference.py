@@ -115,6 +115,46 @@ def test_the_automatic_keyframe_is_each_shots_middle_frame() -> None:
     assert blind.automatic_keyframe(19) == 6
 
 
+def test_the_shot_reference_is_the_candidate_the_automatic_model_is_surest_of() -> None:
+    """No-reference mode colours a shot's candidate frames with the automatic model and follows the
+    one with the highest mean confidence (autocolor.md, fifth session); equals pick the earliest."""
+    import cv2
+    import skimage.data
+
+    from vidcolor.color import rgb_to_gray_lightness
+    from vidcolor.colorizers import get_colorizer
+    from vidcolor.run.pipeline import FrameColorizer, automatic_candidates, automatic_reference, most_confident_reference
+    from vidcolor.schedule.keyframes import ReferenceSchedule
+
+    auto = get_colorizer("autocolor", keyframe=True)
+    photos = [skimage.data.chelsea(), skimage.data.coffee(), skimage.data.astronaut()]
+    pictures = [rgb_to_gray_lightness(cv2.resize(p, (96, 64), interpolation=cv2.INTER_AREA).astype(np.float32) / 255)
+                for p in photos]
+    pictures.append(np.full((64, 96), 50.0, np.float32))  # a flat gray frame
+    confidence = [float(auto.step(p, None).confidence.mean()) for p in pictures]
+    assert max(confidence) - min(confidence) > 0.01  # the frames are told apart
+    best = int(np.argmax(confidence))
+    frame, reference = most_confident_reference(auto, [(10 + i, p) for i, p in enumerate(pictures)], key="k")
+    assert frame == 10 + best and reference.key == f"k:{frame}"
+    alone = automatic_reference(auto, pictures[best], key="alone")
+    assert np.array_equal(reference.rgb, alone.rgb)  # the very reference that frame alone would give
+    twice = most_confident_reference(auto, [(3, pictures[best]), (7, pictures[best])], key="k")
+    assert twice[0] == 3
+    with pytest.raises(ValueError, match="at least one"):
+        most_confident_reference(auto, [], key="k")
+
+    # in the pipeline: 16 of the shot's 20 frames with its middle, fetched with frame_at
+    schedule = ReferenceSchedule([], [], frame_count=20)
+    frames = FrameColorizer(get_colorizer("classic"), schedule, (96, 64), auto=auto,
+                            frame_at=lambda index: pictures[index % len(pictures)])
+    assert frames.automatic_candidates(5) == automatic_candidates(0, 19)
+    assert len(automatic_candidates(0, 19)) == 16 and frames.automatic_keyframe(5) in automatic_candidates(0, 19)
+    picked = max(frames.automatic_candidates(5), key=lambda i: (confidence[i % len(pictures)], -i))
+    assert frames.auto_reference(5).key == f"auto:autocolor:0:{picked}"
+    blind = FrameColorizer(get_colorizer("classic"), schedule, (96, 64), auto=auto)
+    assert blind.automatic_candidates(5) == [0]  # no way to fetch other frames: the shot's first
+
+
 def test_vapoursynth_scene_change_properties_start_shots_with_their_own_reference(photo_clip: Path) -> None:
     """With no reference, a scene change marked by frame properties (as misc.SCDetect marks them)
     gives the next shot its own automatic reference, exactly as ``cuts=`` does."""
@@ -137,16 +177,18 @@ def test_vapoursynth_scene_change_properties_start_shots_with_their_own_referenc
     one_shot = vsvidcolor.colorize(marked, cuts=[], chunk_length=6, cache_chunks=1)
     for index in (FRAMES - 1, cut, cut - 1, 0):  # out of order
         assert np.abs(planes(from_props, index) - planes(from_cuts, index)).max() <= 1, index
-    # without the cut, the second shot follows a reference made from a frame of the first
-    assert np.abs(planes(from_props, FRAMES - 1) - planes(one_shot, FRAMES - 1))[1:].max() > 4
+    # without the cut, one of the two shots follows a reference made from a frame of the other
+    assert max(np.abs(planes(from_props, i) - planes(one_shot, i))[1:].max() for i in (0, FRAMES - 1)) > 4
 
 
-def test_shot_keyframes_keep_each_shots_keyframe_while_scanning() -> None:
+def test_shot_keyframes_keep_each_shots_candidates_while_scanning() -> None:
     """Fed the scan's frames and cuts, :class:`ShotKeyframes` holds every shot's automatic
-    keyframe exactly as a decode of that frame would give it, with bounded memory, for short and
-    long shots and for a cut PySceneDetect reports a few frames late."""
+    keyframe candidates exactly as a decode of those frames would give them, with bounded memory,
+    for short and long shots and for a cut PySceneDetect reports a few frames late."""
     from vidcolor.color import LumaFormat, luma_to_lightness
-    from vidcolor.run.pipeline import KEYFRAME_GRID, ShotKeyframes, automatic_keyframe_of, working_lightness
+    from vidcolor.run.pipeline import (KEYFRAME_GRID, ShotKeyframes, automatic_candidates, automatic_keyframe_of,
+                                       working_lightness)
+    from vidcolor.run.shots import KEYFRAME_CANDIDATES
     from vidcolor.io.reader import Frame, VideoInfo
 
     lengths = [1, 2, 5, KEYFRAME_GRID - 1, KEYFRAME_GRID, KEYFRAME_GRID + 1, 300, 1000]
@@ -170,19 +212,27 @@ def test_shot_keyframes_keep_each_shots_keyframe_while_scanning() -> None:
         keyframe = automatic_keyframe_of(start, stop - 1)
         assert start <= keyframe < stop
         assert abs(keyframe - (start + stop - 1) // 2) <= max(1, (stop - start) // 256)
-        expected = working_lightness(luma_to_lightness(luma[keyframe], luma_format), work)
-        got = kept.get(keyframe, work)
-        if start == late:  # frames past a late cut may be missing: then the pipeline decodes it
-            assert got is None or np.array_equal(got, expected)
-            continue
-        assert got is not None, (start, stop, keyframe)
-        assert np.array_equal(got, expected), keyframe
+        candidates = automatic_candidates(start, stop - 1)
+        assert keyframe in candidates and candidates == sorted(set(candidates))
+        assert start <= candidates[0] and candidates[-1] < stop
+        # every frame of a short shot; KEYFRAME_CANDIDATES spread over a long one (+ the middle)
+        assert len(candidates) == min(stop - start, KEYFRAME_CANDIDATES) or len(candidates) == KEYFRAME_CANDIDATES + 1
+        assert candidates[-1] - candidates[0] >= (stop - start - 1) * (KEYFRAME_CANDIDATES - 2) / KEYFRAME_CANDIDATES
+        for candidate in candidates:
+            expected = working_lightness(luma_to_lightness(luma[candidate], luma_format), work)
+            got = kept.get(candidate, work)
+            if start == late:  # frames past a late cut may be missing: then the pipeline decodes them
+                assert got is None or np.array_equal(got, expected)
+                continue
+            assert got is not None, (start, stop, candidate)
+            assert np.array_equal(got, expected), candidate
+    assert len(kept) <= len(starts) * (KEYFRAME_CANDIDATES + 1)
     assert kept.get(keyframe, (6, 3)) is None  # kept at another working size: not used
 
 
 def test_no_reference_keyframes_come_from_the_scene_scan(tmp_path: Path) -> None:
-    """Scene detection's pass keeps each shot's keyframe, so the colour pass decodes every frame
-    once (no seek back to each shot's middle) and gives the very frames of a run that seeks."""
+    """Scene detection's pass keeps each shot's keyframe candidates, so the colour pass decodes every
+    frame once (no seek back into each shot) and gives the very frames of a run that seeks."""
     from helpers import color_frames, write_clip
 
     from vidcolor.colorizers import get_colorizer
@@ -197,7 +247,7 @@ def test_no_reference_keyframes_come_from_the_scene_scan(tmp_path: Path) -> None
     info = probe(str(clip))
     colorizer, auto = get_colorizer("classic"), get_colorizer("cheng2015")
     cuts, kept = scan_shots(info, working_size_for(info, colorizer))
-    assert cuts == [30, 60] and kept is not None and len(kept) == 3
+    assert cuts == [30, 60] and kept is not None and len(kept) == 3 * 16  # every 2nd frame of each shot
     schedule = ReferenceSchedule([], cuts, frame_count=info.frame_count)
     outputs = {}
     for name, keyframes in (("scanned", kept), ("seeking", None)):

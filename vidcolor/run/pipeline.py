@@ -35,7 +35,8 @@ from .chunks import ChunkDistributor, ChunkPlan, OnSegment, colorize_in_chunks, 
 from .render import Overlap, chroma_for_frame, render_frame, upsample_chroma
 from .results import FrameResult, RunSummary
 from .resume import Journal
-from .shots import KEYFRAME_GRID, ShotKeyframes, automatic_keyframe_of, automatic_reference, scan_shots
+from .shots import (KEYFRAME_GRID, ShotKeyframes, automatic_candidates, automatic_keyframe_of, automatic_reference,
+                    most_confident_reference, scan_shots)
 from .signature import resume_signature
 from .sizes import parse_size, working_lightness, working_size, working_size_for
 
@@ -43,8 +44,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = [  # the re-exported names keep ``from vidcolor.run.pipeline import ...`` working
     "KEYFRAME_GRID", "ChunkDistributor", "ChunkPlan", "FrameColorizer", "FrameResult", "OnSegment", "RunSummary",
-    "ShotKeyframes", "automatic_keyframe_of", "automatic_reference", "blend_predictions", "chroma_for_frame",
-    "colorize_video", "encode_chunks", "parse_size", "plan_chunks", "read_lightness", "resume_signature", "scan_shots",
+    "ShotKeyframes", "automatic_candidates", "automatic_keyframe_of", "automatic_reference", "blend_predictions",
+    "chroma_for_frame", "colorize_video", "encode_chunks", "most_confident_reference", "parse_size", "plan_chunks",
+    "read_lightness", "resume_signature", "scan_shots",
     "upsample_chroma", "working_lightness", "working_size", "working_size_for",
 ]
 
@@ -56,11 +58,11 @@ class FrameColorizer:
     filter, so both produce the same pixels.
 
     No-reference mode: when the schedule has no reference and an automatic colorizer ``auto`` is
-    given, one frame of each segment (between resets: clip start, scene cuts), its middle one
-    (:meth:`automatic_keyframe`), is colorized by ``auto`` and becomes that segment's reference,
-    which the exemplar colorizer follows. The automatic model thus sees one frame per shot, so its
-    frame-to-frame flicker never reaches the output. ``frame_at(index)`` (full-resolution
-    lightness of any frame) fetches that keyframe, so every pass (the stream, a resumed chunk, a
+    given, a few frames of each segment (between resets: clip start, scene cuts) around its middle
+    one (:meth:`automatic_candidates`) are colorized by ``auto``, and the one it is surest of
+    becomes that segment's reference, which the exemplar colorizer follows. The automatic model's
+    frame-to-frame flicker thus never reaches the output. ``frame_at(index)`` (full-resolution
+    lightness of any frame) fetches those frames, so every pass (the stream, a resumed chunk, a
     VapourSynth request) builds the same reference.
 
     ``detail`` (optional) adds the references' colour finer than the working size when the chroma
@@ -235,27 +237,29 @@ class FrameColorizer:
         return upsample_chroma(ab, guide, self.detail, sources)
 
     def auto_reference(self, index: int, small: np.ndarray | None = None) -> Reference:
-        """The automatic reference of the segment holding ``index``: its :meth:`automatic_keyframe`
-        colorized by the automatic model (``small`` is ``index``'s working-resolution lightness,
-        if known)."""
+        """The automatic reference of the segment holding ``index``: the one of its
+        :meth:`automatic_candidates` the automatic model colours most confidently (``small`` is
+        ``index``'s working-resolution lightness, if known)."""
         assert self.auto is not None
         start = self.schedule.shot_at(index).start
         cached = self._auto_references.get(start)
         if cached is not None:
             self._auto_references.move_to_end(start)
             return cached
-        keyframe = self.automatic_keyframe(index)
-        kept = self.kept_keyframes.get(keyframe, self.work) if self.kept_keyframes is not None else None
-        if index == keyframe and small is not None:
-            lightness = small
-        elif kept is not None:  # kept by scene detection's pass: no second decode
-            lightness = kept
-        elif self.frame_at is not None:
-            lightness = self.working_lightness(self.frame_at(keyframe))
-        else:
+
+        def lightness_of(keyframe: int) -> np.ndarray:
+            kept = self.kept_keyframes.get(keyframe, self.work) if self.kept_keyframes is not None else None
+            if index == keyframe and small is not None:
+                return small
+            if kept is not None:  # kept by scene detection's pass: no second decode
+                return kept
+            if self.frame_at is not None:
+                return self.working_lightness(self.frame_at(keyframe))
             raise RuntimeError(f"frame {index}: the automatic reference needs frame {keyframe} of its shot; "
                                "pass frame_at to FrameColorizer")
-        reference = automatic_reference(self.auto, lightness, key=f"auto:{self.auto.name}:{start}:{keyframe}")
+
+        candidates = ((keyframe, lightness_of(keyframe)) for keyframe in self.automatic_candidates(index))
+        _, reference = most_confident_reference(self.auto, candidates, key=f"auto:{self.auto.name}:{start}")
         self._auto_references[start] = reference
         while len(self._auto_references) > 8:
             self._auto_references.popitem(last=False)
@@ -273,6 +277,15 @@ class FrameColorizer:
         if span.end is None or self.frame_at is None:
             return span.start
         return automatic_keyframe_of(span.start, span.end)
+
+    def automatic_candidates(self, index: int) -> list[int]:
+        """The frames the automatic model colours for the shot holding ``index``, of which the one it
+        is surest of becomes the reference (:func:`most_confident_reference`): the shot's
+        :func:`automatic_candidates` when :meth:`automatic_keyframe` can be its middle, else that frame alone."""
+        span = self.schedule.shot_at(index)
+        if span.end is None or self.frame_at is None:
+            return [self.automatic_keyframe(index)]
+        return automatic_candidates(span.start, span.end)
 
     def _backward_prediction(self, keyframe: Keyframe, index: int) -> ColorizedFrame:
         """Frame ``index`` (between the pinned frame and the moment) coloured backward from the
