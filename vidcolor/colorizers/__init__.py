@@ -83,8 +83,9 @@ AUTOMATIC_MODELS = ("autocolor", "eccv16", "cheng2015")
 def default_auto_model() -> str:
     """The automatic model for shots without any reference: ``autocolor`` (the pretrained Lite0
     trunk + a trained decoder). Through the real pipeline (bench/quality.py --reference none, 7
-    clips, 30 frames) it scores 23.77 dB with its keyframe decoding (23.59 with the plain one)
-    against gray 23.35, cheng2015 22.12 and vidcolor's small eccv16 22.46 (autocolor.md). The
+    clips, 30 frames) it scores 24.22 dB with its keyframe decoding and each shot's most confident
+    frame (23.59 with the plain decoding on the middle frame) against gray 23.35, cheng2015 22.12 and
+    vidcolor's small eccv16 22.46 (the last two on the middle frame; autocolor.md). The
     authors' ECCV16 (``--auto-model eccv16`` once imported) has not been measured better here, so
     it no longer takes over by itself."""
     return "autocolor"
