@@ -125,7 +125,8 @@ def run_as_the_cli(gray_video: Path, output: Path, auto: Colorizer, fallback: st
     settings = RunSettings(fallback=fallback)
     info = probe(str(gray_video))
     colorizer, _ = build_colorizers(settings, has_references=False)
-    schedule, kept = build_schedule(info, settings, keep_at=settings.work_size(info.width, info.height, colorizer))
+    schedule, kept = build_schedule(info, settings, keep_at=settings.work_size(info.width, info.height, colorizer),
+                                    auto=auto)
     colorize_video(str(gray_video), resolve_output(str(output), codec="h264", crf=18), schedule, colorizer,
                    short_side=settings.short_side, size=settings.fixed_size, info=info, plan=settings.plan, auto=auto,
                    detail=settings.reference_detail(), kept_keyframes=kept, anchor=settings.anchor, overwrite=True)

@@ -231,7 +231,8 @@ def test_shot_keyframes_keep_each_shots_candidates_while_scanning() -> None:
 
 
 def test_no_reference_keyframes_come_from_the_scene_scan(tmp_path: Path) -> None:
-    """Scene detection's pass keeps each shot's keyframe candidates, so the colour pass decodes every
+    """Scene detection's pass keeps each shot's keyframe candidates, or, given the automatic model,
+    chooses among them and keeps the chosen frame alone; either way the colour pass decodes every
     frame once (no seek back into each shot) and gives the very frames of a run that seeks."""
     from helpers import color_frames, write_clip
 
@@ -246,14 +247,22 @@ def test_no_reference_keyframes_come_from_the_scene_scan(tmp_path: Path) -> None
     clip = write_clip(tmp_path / "three-shots.mp4", [f for shot in shots for f in shot], gray=True)
     info = probe(str(clip))
     colorizer, auto = get_colorizer("classic"), get_colorizer("cheng2015")
-    cuts, kept = scan_shots(info, working_size_for(info, colorizer))
-    assert cuts == [30, 60] and kept is not None and len(kept) == 3 * 16  # every 2nd frame of each shot
+    work = working_size_for(info, colorizer)
+    cuts, candidates = scan_shots(info, work)
+    assert cuts == [30, 60] and candidates is not None and len(candidates) == 3 * 16  # every 2nd frame of each shot
+    # with the automatic model the scan chooses each shot's frame and keeps that one alone
+    cuts, kept = scan_shots(info, work, auto=auto)
+    assert cuts == [30, 60] and kept is not None and len(kept) == 3
+    chosen = [kept.chosen(start, end, work) for start, end in ((0, 29), (30, 59), (60, 89))]
+    assert all(c is not None and start <= c <= start + 29 for c, start in zip(chosen, (0, 30, 60))), chosen
+    assert kept.chosen(0, 28, work) is None and kept.chosen(0, 29, (6, 4)) is None  # another shot or size
     schedule = ReferenceSchedule([], cuts, frame_count=info.frame_count)
     outputs = {}
-    for name, keyframes in (("scanned", kept), ("seeking", None)):
+    for name, keyframes in (("scanned", kept), ("candidates", candidates), ("seeking", None)):
         spec = resolve_output(str(tmp_path / f"{name}.mkv"), codec="ffv1")
         summary = colorize_video(str(clip), spec, schedule, colorizer, auto=auto, info=info, kept_keyframes=keyframes)
         outputs[name] = (summary.decoded_frames, yuv_frames(tmp_path / f"{name}.mkv"))
-    assert outputs["scanned"][0] == 90  # one pass
-    assert outputs["seeking"][0] > 90  # each shot's middle decoded again
-    assert all(np.array_equal(a, b) for a, b in zip(outputs["scanned"][1], outputs["seeking"][1]))
+    assert outputs["scanned"][0] == outputs["candidates"][0] == 90  # one pass
+    assert outputs["seeking"][0] > 90  # each shot's candidates decoded again
+    for name in ("scanned", "candidates"):
+        assert all(np.array_equal(a, b) for a, b in zip(outputs[name][1], outputs["seeking"][1])), name

@@ -258,8 +258,13 @@ class FrameColorizer:
             raise RuntimeError(f"frame {index}: the automatic reference needs frame {keyframe} of its shot; "
                                "pass frame_at to FrameColorizer")
 
-        candidates = ((keyframe, lightness_of(keyframe)) for keyframe in self.automatic_candidates(index))
-        _, reference = most_confident_reference(self.auto, candidates, key=f"auto:{self.auto.name}:{start}")
+        span = self.schedule.shot_at(index)
+        chosen = self.kept_keyframes.chosen(start, span.end, self.work) if self.kept_keyframes is not None else None
+        if chosen is not None:  # chosen by scene detection's pass, as the loop below would
+            reference = automatic_reference(self.auto, lightness_of(chosen), key=f"auto:{self.auto.name}:{start}:{chosen}")
+        else:
+            candidates = ((keyframe, lightness_of(keyframe)) for keyframe in self.automatic_candidates(index))
+            _, reference = most_confident_reference(self.auto, candidates, key=f"auto:{self.auto.name}:{start}")
         self._auto_references[start] = reference
         while len(self._auto_references) > 8:
             self._auto_references.popitem(last=False)

@@ -45,11 +45,12 @@ def build_colorizers(settings: RunSettings, has_references: bool) -> tuple[Color
 
 def build_schedule(info: VideoInfo, settings: RunSettings, *, preset: Preset | None = None,
                    keyframes: Sequence[Keyframe] = (), keep_at: tuple[int, int] | None = None,
-                   on_frame: Callable[[int], None] | None = None) -> tuple[ReferenceSchedule, ShotKeyframes | None]:
+                   on_frame: Callable[[int], None] | None = None, auto: Colorizer | None = None
+                   ) -> tuple[ReferenceSchedule, ShotKeyframes | None]:
     """The reference schedule of a run on ``info``: the preset's shots, else ``keyframes``, plus the
     cuts PySceneDetect finds when :meth:`RunSettings.scene_detection` says so (``on_frame`` sees
     that pass). ``keep_at`` (no-reference mode's working size) keeps each shot's automatic keyframe
-    on the way (:func:`scan_shots`), sparing a second decode of it."""
+    candidates on the way, or with ``auto`` the one it chooses (:func:`scan_shots`), sparing a second decode."""
     if preset is not None:
         preset.resolve(info.fps, info.frame_count)  # the shots are checked before the cuts are looked for
         has_references = True  # a preset without any reference is refused when scheduled
@@ -59,7 +60,7 @@ def build_schedule(info: VideoInfo, settings: RunSettings, *, preset: Preset | N
     kept = None
     if settings.scene_detection(has_references):
         cuts, kept = scan_shots(info, keep_at, on_frame=on_frame, threshold=settings.scene_threshold,
-                                min_length=settings.scene_min_length)
+                                min_length=settings.scene_min_length, auto=auto)
     if preset is not None:
         schedule = preset.schedule(info.frame_count, info.fps, cuts)
     else:
@@ -103,11 +104,11 @@ def colorize_file(input_path: str, spec: OutputSpec, settings: RunSettings, *, i
         keep_at = settings.work_size(info.width, info.height, colorizer)
     # with references the schedule (reference images, cuts) is checked before the models load
     schedule, kept = build_schedule(info, settings, preset=preset, keyframes=keyframes, keep_at=keep_at,
-                                    on_frame=on_scan)
+                                    on_frame=on_scan, auto=auto)
     if colorizer is None:
         colorizer, auto = build_colorizers(settings, has_references)
     if auto is not None:
-        logger.info("no reference: the %s model colours the middle frame of each of %d shot(s)", auto.name,
+        logger.info("no reference: the %s model colours each of %d shot(s) from its most confident frame", auto.name,
                     len(schedule.cuts - {0}) + 1)
     if settings.detail and not schedule.keyframes:
         logger.warning("--detail carries a reference's fine colour, and this run has no reference: it changes nothing")

@@ -69,12 +69,17 @@ class ShotKeyframes:
 
     A frame it did not keep (a cut reported late, a schedule with other shots) is simply absent:
     :class:`FrameColorizer` then decodes it as before, so the output never depends on it.
+
+    Given the automatic model ``auto``, it also chooses each shot's frame as soon as the shot ends
+    (:func:`most_confident_frame`, as :class:`FrameColorizer` would) and keeps that frame alone, so the
+    temporary folder holds one frame per shot, not every candidate (:meth:`chosen`).
     """
 
-    def __init__(self, info: VideoInfo, work: tuple[int, int]) -> None:
+    def __init__(self, info: VideoInfo, work: tuple[int, int], auto: Colorizer | None = None) -> None:
         import tempfile  # noqa: PLC0415
 
-        self.info, self.work = info, work
+        self.info, self.work, self.auto = info, work, auto
+        self._chosen: dict[int, tuple[int, int]] = {}  # shot start -> (shot end, chosen frame)
         self._start, self._step, self._count = 0, 1, 0
         self._grid: dict[int, np.ndarray] = {}
         self._folder: tempfile.TemporaryDirectory[str] | None = tempfile.TemporaryDirectory(prefix="vidcolor-keyframes-")
@@ -96,7 +101,7 @@ class ShotKeyframes:
         """Close the last shot once the scan has ended (``cuts``: the scan's final cut list)."""
         self._cut([c for c in cuts if c > self._start])
         if self._count > self._start:
-            self._keep(automatic_candidates(self._start, self._count - 1))
+            self._close(self._start, self._count - 1)
         self._grid = {}
         return self
 
@@ -105,6 +110,11 @@ class ShotKeyframes:
         path = self._kept.get(index)
         return np.load(path) if path is not None and work == self.work else None
 
+    def chosen(self, start: int, end: int | None, work: tuple[int, int]) -> int | None:
+        """The frame chosen during the scan for the shot ``start``..``end`` at ``work``, if any."""
+        shot = self._chosen.get(start)
+        return shot[1] if shot is not None and shot[0] == end and work == self.work else None
+
     def __len__(self) -> int:
         return len(self._kept)
 
@@ -112,10 +122,18 @@ class ShotKeyframes:
         for cut in sorted(cuts):
             if cut <= self._start:
                 continue
-            self._keep(automatic_candidates(self._start, cut - 1))
+            self._close(self._start, cut - 1)
             # frames past a cut reported late start the next shot's grid (step 1 holds them all)
             self._grid = {i: v for i, v in self._grid.items() if i >= cut}
             self._start, self._step = cut, 1
+
+    def _close(self, start: int, end: int) -> None:
+        candidates = automatic_candidates(start, end)
+        if self.auto is not None and all(c in self._grid for c in candidates):
+            frame = most_confident_frame(self.auto, [(c, self._grid[c]) for c in candidates])[0]
+            self._chosen[start] = (end, frame)
+            candidates = [frame]
+        self._keep(candidates)
 
     def _keep(self, indices: Sequence[int]) -> None:
         for index in indices:
@@ -127,17 +145,19 @@ class ShotKeyframes:
 
     def __getstate__(self) -> dict[str, object]:
         # another process (a Ray worker) cannot see this folder: it decodes keyframes itself
-        return {**self.__dict__, "_folder": None, "_kept": {}, "_grid": {}}
+        return {**self.__dict__, "_folder": None, "_kept": {}, "_grid": {}, "auto": None}
 
 
 def scan_shots(info: VideoInfo, work: tuple[int, int] | None, *, on_frame: Callable[[int], None] | None = None,
-               threshold: float | None = None, min_length: int | None = None) -> tuple[list[int], ShotKeyframes | None]:
+               threshold: float | None = None, min_length: int | None = None, auto: Colorizer | None = None
+               ) -> tuple[list[int], ShotKeyframes | None]:
     """Scene cuts of ``info`` in one decoding pass (``threshold``, ``min_length``: as
     :func:`vidcolor.schedule.scenes.detect_cuts`, None: its defaults), and, for no-reference mode
-    (``work``: the working size), every shot's automatic keyframe kept on the way (:class:`ShotKeyframes`)."""
+    (``work``: the working size), every shot's automatic keyframe candidates kept on the way, or with
+    the automatic model ``auto`` the one it chooses (:class:`ShotKeyframes`)."""
     from ..schedule.scenes import detect_cuts  # noqa: PLC0415 - PySceneDetect only when detecting
 
-    kept = ShotKeyframes(info, work) if work is not None else None
+    kept = ShotKeyframes(info, work, auto) if work is not None else None
     limits = {k: v for k, v in (("threshold", threshold), ("min_length", min_length)) if v is not None}
     cuts = detect_cuts(info.path, info=info, on_frame=on_frame, on_decoded=kept, **limits)
     return cuts, kept.finish(cuts) if kept is not None else None
@@ -155,15 +175,10 @@ def _reference_of(lightness: np.ndarray, ab: np.ndarray, key: str) -> Reference:
     return Reference.from_array(np.clip(rgb, 0.0, 1.0).astype(np.float32), key=key)
 
 
-def most_confident_reference(auto: Colorizer, candidates: Iterable[tuple[int, np.ndarray]], key: str
-                             ) -> tuple[int, Reference]:
-    """(frame, reference) of the candidate (frame, working-size Lab L) that ``auto`` colours with the
-    highest mean confidence (the earliest of equals); ``key`` + ``:frame`` keys the reference.
-
-    The automatic model's errors on a shot are mostly the same in every frame (a shot-wide cast), so
-    averaging frames cancels nothing, but its confidence tells its frames apart: on the validation
-    clips, a frame's mean confidence and its ab error correlate at -0.91 to -0.96 on three of four
-    clips (-0.24 on the fourth); see autocolor.md, fifth session."""
+def most_confident_frame(auto: Colorizer, candidates: Iterable[tuple[int, np.ndarray]]
+                         ) -> tuple[int, np.ndarray, np.ndarray]:
+    """(frame, lightness, ab) of the candidate (frame, working-size Lab L) that ``auto`` colours with
+    the highest mean confidence (the earliest of equals); see :func:`most_confident_reference`."""
     best: tuple[float, int, np.ndarray, np.ndarray] | None = None
     for frame, lightness in candidates:
         auto.reset()
@@ -173,5 +188,17 @@ def most_confident_reference(auto: Colorizer, candidates: Iterable[tuple[int, np
             best = (confidence, frame, lightness, predicted.ab)
     if best is None:
         raise ValueError("most_confident_reference needs at least one candidate frame")
-    _, frame, lightness, ab = best
+    return best[1], best[2], best[3]
+
+
+def most_confident_reference(auto: Colorizer, candidates: Iterable[tuple[int, np.ndarray]], key: str
+                             ) -> tuple[int, Reference]:
+    """(frame, reference) of the candidate (frame, working-size Lab L) that ``auto`` colours with the
+    highest mean confidence (the earliest of equals); ``key`` + ``:frame`` keys the reference.
+
+    The automatic model's errors on a shot are mostly the same in every frame (a shot-wide cast), so
+    averaging frames cancels nothing, but its confidence tells its frames apart: on the validation
+    clips, a frame's mean confidence and its ab error correlate at -0.91 to -0.96 on three of four
+    clips (-0.24 on the fourth); see autocolor.md, fifth session."""
+    frame, lightness, ab = most_confident_frame(auto, candidates)
     return frame, _reference_of(lightness, ab, f"{key}:{frame}")
