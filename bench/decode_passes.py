@@ -2,9 +2,10 @@
 
 (a) A clip of ``--frames`` frames and ``--shots`` shots runs through ``vidcolor colorize`` without
 ``--ref`` (the real command, in this process): PySceneDetect finds the shots in one pass, which
-also keeps each shot's middle frame (:class:`vidcolor.run.pipeline.ShotKeyframes`), then the automatic
-model colours those and the exemplar model the whole clip. Scene detection and colorizing are
-counted apart. Before frame-exact seeking every shot's middle frame was found by decoding from
+also lets the automatic model colour each shot's 16 evenly spaced frames and its middle one and
+keeps the one it is surest of (:class:`vidcolor.run.shots.ShotKeyframes`), the shot's reference; then
+the exemplar model colours the whole clip. Scene detection and colorizing are counted apart.
+Before frame-exact seeking every shot's keyframe was found by decoding from
 frame 0: quadratic in the film's length; with seeking alone, about 1.34 colour passes at a
 250-frame GOP.
 
