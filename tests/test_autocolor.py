@@ -183,9 +183,8 @@ def test_colorizer_keeps_any_working_size_and_checks_settings(colorizer: Autocol
         AutocolorColorizer(upsample="nearest")
 
 
-def test_bench_decodings_start_from_the_keyframe_decoding_and_add_logit_priors() -> None:
-    """bench/autocolor.py's ``autocolor:KEY=VALUE`` methods (autocolor.md, fifth session): no key is the
-    decoding no-reference mode uses, keys change its settings, and ``tb``/``n`` add their logit priors."""
+def bench_module(name: str) -> object:
+    """``bench/NAME.py`` loaded as a module (the bench folder is not a package; its siblings import)."""
     import importlib.util
     import sys
 
@@ -193,12 +192,19 @@ def test_bench_decodings_start_from_the_keyframe_decoding_and_add_logit_priors()
 
     sys.path.insert(0, str(REPO / "bench"))
     try:
-        spec = importlib.util.spec_from_file_location("bench_autocolor", REPO / "bench" / "autocolor.py")
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
         assert spec is not None and spec.loader is not None
-        bench = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(bench)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(REPO / "bench"))
+    return module
+
+
+def test_bench_decodings_start_from_the_keyframe_decoding_and_add_logit_priors() -> None:
+    """bench/autocolor.py's ``autocolor:KEY=VALUE`` methods (autocolor.md, fifth session): no key is the
+    decoding no-reference mode uses, keys change its settings, and ``tb``/``n`` add their logit priors."""
+    bench = bench_module("autocolor")
     torch.set_num_threads(1)
     shipped = get_colorizer("autocolor", keyframe=True)
     same = bench.automatic("autocolor:")
