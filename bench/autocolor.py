@@ -11,8 +11,8 @@ as ``bench/quality.py`` names them. Per clip: the gray input as ``bench/quality.
 crf 18 preset medium as the CLI writes it, decoded and scored with :mod:`vidcolor.report.metrics`
 against the truth. The ``gray`` row is the gray input encoded the same way.
 
-Cases: ``none`` (no reference, run as the CLI runs it: scene detection, each shot's middle frame
-coloured by the automatic model; each method is an automatic model, ``NAME@T`` sets its
+Cases: ``none`` (no reference, run as the CLI runs it: scene detection, each shot's reference the
+frame the automatic model is surest of among its candidates; each method is an automatic model, ``NAME@T`` sets its
 temperature, ``autocolor@T@A`` its prior correction too, ``autocolor@T@A@FILE`` another weight
 file (``-`` for the shipped one), ``autocolor@T@A@FILE@K`` a cast removal and ``autocolor@T@A@FILE@K@G``
 a chroma gain; ``autocolor:KEY=VALUE:...`` starts from the keyframe decoding no-reference mode
@@ -119,7 +119,7 @@ def exemplar(spec: str) -> Colorizer:
 def run_as_the_cli(gray_video: Path, output: Path, auto: Colorizer, fallback: str = "none") -> None:
     """No-reference mode as ``vidcolor colorize`` runs it (:func:`vidcolor.run.prepare.colorize_file`
     with the default settings, ``fallback`` as ``--fallback``): the scene-detection pass, the automatic
-    model on each shot's middle frame, the anchor and detail settings; only the automatic model is
+    model on each shot's surest candidate frame, the anchor and detail settings; only the automatic model is
     ``auto`` instead of one by name. An empty schedule without that pass colours frame 0 instead
     (dog: 26.28 vs the CLI's 29.45 dB)."""
     settings = RunSettings(fallback=fallback)

@@ -226,6 +226,27 @@ def test_bench_decodings_start_from_the_keyframe_decoding_and_add_logit_priors()
         bench.automatic("autocolor:x=1")
 
 
+def test_shot_screen_picks_the_scan_s_keyframe_and_scales_its_chroma_as_measured() -> None:
+    """bench/autocolor_shots.py (autocolor.md, sixth session): the keyframe it judges is the one the
+    scan would choose, and its error at any chroma scale is the one measured on the scaled colour."""
+    bench = bench_module("autocolor_shots")
+    torch.set_num_threads(1)
+    auto, eccv16 = AutocolorColorizer(keyframe=True), get_colorizer("eccv16")
+    photo = cv2.cvtColor(cv2.imread(str(shared_path("photos/kodak24/kodim23.png"))), cv2.COLOR_BGR2RGB)
+    frames = [bench.working(photo[:, i * 40: i * 40 + 400]) for i in range(3)]  # a short pan
+    item = bench.measure(auto, eccv16, "pan", frames)
+    confidences = [float(auto.step(rgb_to_gray_lightness(f), None).confidence.mean()) for f in frames]
+    assert item["frame"] == int(np.argmax(confidences)) and item["conf"] == pytest.approx(max(confidences))
+    ab = auto.step(rgb_to_gray_lightness(frames[item["frame"]]), None).ab.astype(np.float64)
+    truth = rgb_to_lab(frames[item["frame"]])[..., 1:].astype(np.float64)
+    for scale in (0.0, 0.5, 1.0, item["s*"]):
+        assert bench.rmse_at(item, scale) == pytest.approx(np.sqrt(np.mean((scale * ab - truth) ** 2)), rel=1e-4)
+    assert bench.rmse_at(item, 1.0) - bench.rmse_at(item, 0.0) == pytest.approx(item["diff"], abs=1e-4)
+    assert bench.rmse_at(item, item["s*"]) <= min(bench.rmse_at(item, s) for s in (0.0, 0.5, 1.0, 1.5))
+    assert bench.auc([0.1, 0.2, 0.3, 0.4], [False, False, True, True]) == 1.0
+    assert bench.auc([0.4, 0.3, 0.2, 0.1], [False, False, True, True]) == 0.0
+
+
 def test_shipped_weights_are_small_typed_and_carry_their_temperature(tmp_path: Path) -> None:
     path = shipped_weights_path("autocolor")
     assert path.stat().st_size < 3_000_000
