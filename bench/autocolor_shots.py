@@ -46,6 +46,8 @@ from vidcolor.run.shots import automatic_candidates, most_confident_frame  # noq
 PHOTOS = CLIPS.parent / "photos" / "bsds500" / "val"
 STATISTICS = ("conf", "chroma", "R", "neutral", "eccv16", "spread")
 WORKING_SHORT_SIDE = 160
+#: autocolor.md's video validation clips (third session).
+VALIDATION = ("cockatoo", "bag", "abseiling_k400", "basketball")
 
 
 def working(rgb: np.ndarray) -> np.ndarray:
@@ -101,22 +103,31 @@ def auc(values: list[float], hurts: list[bool]) -> float:
     return float(np.mean([(a > b) + 0.5 * (a == b) for a in hurt for b in helped])) if hurt and helped else float("nan")
 
 
-def leave_one_out(items: list[dict], statistic: str | None) -> float:
-    """Mean change of ab RMSE against scale 1 when each item's scale is a linear fit of ``s*`` (ridge 1
-    on the standardised statistic; None: a constant) on the others, clipped to [0, 1.5]."""
-    x = np.array([[it[statistic]] if statistic else [] for it in items], np.float64).reshape(len(items), -1)
+def fitted_scales(fit: list[dict], judged: list[dict], statistic: str | None) -> np.ndarray:
+    """The chroma scales of ``judged`` from a linear fit of ``s*`` on ``fit`` (ridge 1 on the statistic
+    standardised over ``fit``; None: a constant), clipped to [0, 1.5]."""
+    def column(items: list[dict]) -> np.ndarray:
+        return np.array([[it[statistic]] if statistic else [] for it in items], np.float64).reshape(len(items), -1)
+
+    x, judged_x = column(fit), column(judged)
     if statistic:
-        x = (x - x.mean(0)) / max(float(x.std()), 1e-9)
-    target = np.array([it["s*"] for it in items])
-    changes = []
-    for i, item in enumerate(items):
-        rest = np.arange(len(items)) != i
-        design = np.c_[x[rest], np.ones(rest.sum())]
-        ridge = np.diag([1.0] * x.shape[1] + [0.0])
-        weights = np.linalg.solve(design.T @ design + ridge, design.T @ target[rest])
-        scale = float(np.clip(np.r_[x[i], 1.0] @ weights, 0.0, 1.5))
-        changes.append(rmse_at(item, scale) - rmse_at(item, 1.0))
-    return float(np.mean(changes))
+        mean, spread = x.mean(0), max(float(x.std()), 1e-9)
+        x, judged_x = (x - mean) / spread, (judged_x - mean) / spread
+    design = np.c_[x, np.ones(len(fit))]
+    ridge = np.diag([1.0] * x.shape[1] + [0.0])
+    weights = np.linalg.solve(design.T @ design + ridge, design.T @ np.array([it["s*"] for it in fit]))
+    return np.clip(np.c_[judged_x, np.ones(len(judged))] @ weights, 0.0, 1.5)
+
+
+def fitted_change(fit: list[dict], judged: list[dict], statistic: str | None) -> float:
+    """Mean change of ab RMSE against scale 1 on ``judged`` with :func:`fitted_scales`."""
+    scales = fitted_scales(fit, judged, statistic)
+    return float(np.mean([rmse_at(it, float(s)) - rmse_at(it, 1.0) for it, s in zip(judged, scales)]))
+
+
+def leave_one_out(items: list[dict], statistic: str | None) -> float:
+    """:func:`fitted_change` of each item with the scale fitted on the others, averaged."""
+    return float(np.mean([fitted_change(items[:i] + items[i + 1:], [item], statistic) for i, item in enumerate(items)]))
 
 
 def report(label: str, items: list[dict]) -> None:
@@ -144,6 +155,15 @@ def main(argv: list[str] | None = None) -> int:
     for it in clips + photos:
         print(f"{it['name'][:34]:34} {it['diff']:+6.2f} {it['s*']:5.2f} " + " ".join(f"{it[s]:7.3f}" for s in STATISTICS))
     report("clips", clips)
+    judged = [it for it in clips if it["name"].split("/")[-1] in VALIDATION]
+    fit = [it for it in clips if it not in judged]
+    print(f"  fitted on the {len(fit)} other clips, on the {len(judged)} validation clips: RMSE change vs scale 1: "
+          + "  ".join(f"{s or 'constant'} {fitted_change(fit, judged, s):+.3f}" for s in (None, *STATISTICS)))
+    names = ", ".join(it["name"].split("/")[-1] for it in judged)
+    best = " ".join(f"{it['s*']:.2f}" for it in judged)
+    print(f"  their scales ({names}; s* {best}): "
+          + "  ".join(f"{s or 'constant'} " + " ".join(f"{v:.2f}" for v in fitted_scales(fit, judged, s))
+                      for s in (None, *STATISTICS)))
     if photos:
         report("photos", photos)
         report("clips and photos", clips + photos)
