@@ -107,6 +107,16 @@ def test_missing_reference(make_clip, tmp_path):
     assert_refused(code, text, out, "ghost.png", "does not exist")
 
 
+def test_reference_option_without_an_image(make_clip, tmp_path):
+    # `--ref 0=` (the image forgotten after '=') used to be reported as "reference image '.'".
+    source = make_clip()
+    out = tmp_path / "out.mp4"
+    for value in ("0=", "12= ", ""):
+        code, text = invoke(str(source), "-o", str(out), "--ref", value)
+        assert_refused(code, text, out, f"'{value}'", "no image", "FRAME=IMAGE")
+        assert "'.'" not in text
+
+
 def test_unreadable_reference(make_clip, tmp_path):
     source = make_clip()
     bad = tmp_path / "paint.png"

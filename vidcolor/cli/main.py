@@ -166,6 +166,9 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
     keyframes = []
     for value in refs:
         frame, image = parse_ref_option(value)
+        if not image.strip():
+            raise click.BadParameter(f"{value!r} names no image: give IMAGE or FRAME=IMAGE, e.g. "
+                                     f"{frame or 0}=keyframe.png", param_hint="--ref")
         if frame is None and len(refs) > 1:
             raise click.BadParameter(f"{value!r}: with several references, pin each to a frame as FRAME=IMAGE",
                                      param_hint="--ref")
