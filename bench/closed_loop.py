@@ -27,6 +27,8 @@ after it (shipped behaviour is not changed):
 - ``ts<x>``: the head with the semantic softmax temperature times ``x``.
 - ``oracle``: the truth chooses per pixel at 1/2 between v1's result and the semantic chroma (a
   ceiling for any blend weight, not a method).
+- ``csls<k>``: the head, with each reference cell's semantic similarity lowered by its mean over its
+  ``k`` most similar frame cells (CSLS, a hub penalty: cells that match everything count less).
 - ``gf<r>e<eps>``: the head blending the semantic chroma guided-filtered (He et al.) on the frame's
   1/2 lightness with radius ``r`` (1/2 pixels) and regulariser ``eps``.
 
@@ -64,6 +66,8 @@ sys.path.insert(0, str(REPO))
 from vidcolor.color import luma_lightness, rgb_to_lab  # noqa: E402
 from vidcolor.colorizers.base import pad_to_multiple  # noqa: E402
 from vidcolor.colorizers.default import DefaultColorizer  # noqa: E402
+from vidcolor.correspondence.semantic import multiscale_cosine  # noqa: E402
+from vidcolor.models import vcnet  # noqa: E402
 from vidcolor.models.vcnet import AB_SCALE, SIZE_MULTIPLE, VCNet  # noqa: E402
 from vidcolor.references import Reference  # noqa: E402
 from vidcolor.run.sizes import working_size  # noqa: E402
@@ -102,6 +106,7 @@ class Variant:
         self.weight: float | None = None
         self.temperature = 1.0
         self.filter: tuple[int, float] | None = None
+        self.hub_neighbours = 0
         self.oracle = False
         for part in name.split("+"):
             if part == "oracle":
@@ -112,10 +117,12 @@ class Variant:
                 self.weight = float(m[1])
             elif m := re.fullmatch(r"ts([0-9.]+)", part):
                 self.temperature = float(m[1])
+            elif m := re.fullmatch(r"csls(\d+)", part):
+                self.hub_neighbours = int(m[1])
             elif m := re.fullmatch(r"gf(\d+)e([0-9.e-]+)", part):
                 self.filter = (int(m[1]), float(m[2]))
             elif part != "head":
-                raise SystemExit(f"unknown variant {part!r}: use head, v1, w<x>, ts<x>, oracle or gf<r>e<eps>, joined by +")
+                raise SystemExit(f"unknown variant {part!r}: use head, v1, w<x>, ts<x>, oracle, csls<k> or gf<r>e<eps>, joined by +")
         if self.weight is not None and not 0.0 <= self.weight <= 1.0:
             raise SystemExit(f"variant {name!r}: the weight must be in [0, 1]")
 
@@ -154,6 +161,14 @@ class Variant:
             return shipped_step(*args, **kwargs)
 
         model.step = step  # type: ignore[method-assign]
+        if self.hub_neighbours:
+            k = self.hub_neighbours
+
+            def penalised(*args, **kwargs):  # type: ignore[no-untyped-def]
+                cosine = multiscale_cosine(*args, **kwargs)  # (B, N frame cells, M reference cells)
+                return cosine - cosine.topk(min(k, cosine.shape[1]), dim=1).values.mean(1, keepdim=True)
+
+            vcnet.multiscale_cosine = penalised  # what VCNet.attend_semantic calls
         temperature = model.log_semantic_temperature.data.clone()
         model.log_semantic_temperature.data += math.log(self.temperature)
         if self.filter is not None:
@@ -171,6 +186,7 @@ class Variant:
             model.log_semantic_temperature.data.copy_(temperature)
             model.__dict__.pop("attend_semantic", None)
             model.__dict__.pop("step", None)
+            vcnet.multiscale_cosine = multiscale_cosine
         return undo
 
 
