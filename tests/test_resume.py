@@ -392,6 +392,26 @@ def test_work_of_an_older_vidcolor_is_refused_not_mixed(tmp_path, reference_png)
     assert "delete" in result.output and (folder / "chunk-00000000.mkv").read_bytes() == b"an old segment"
 
 
+def test_resume_with_another_size_names_it_once_in_user_terms(tmp_path, reference_png):
+    """Resuming with another --size is refused once (not wrapped again as an unreadable folder),
+    naming the working size and its option with both values, and the fix; no chunk is lost."""
+    source = write_clip(tmp_path / "in.mp4", color_frames(10, 96, 64), gray=True)
+    output = tmp_path / "out.mkv"
+    with pytest.raises(KeyboardInterrupt):
+        resumable(source, output, reference_png, on_frame=interrupt_after(6))
+    done = chunk_files(output)
+    assert done == ["chunk-00000000.mkv"]
+    result = CliRunner().invoke(main, ["colorize", str(source), "-o", str(output), "--ref", str(reference_png),
+                                       "--model", "classic", "--no-temporal", "--codec", "ffv1", "--chunk-length", "4",
+                                       "--size", "48", "--resume", "-q"])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert "(working size (--size) 96x64 -> 72x48 changed)" in message, message
+    assert "cannot use the resume work folder" not in message and "readable" not in message, message
+    assert message.count(str(work_folder(str(output)))) == 2, message  # where the chunks are, and what to delete
+    assert "run again with the earlier settings" in message and chunk_files(output) == done
+
+
 def test_ray_chunks_decode_about_one_pass(tmp_path, reference_png):
     """Every Ray chunk seeks to its warm-up instead of decoding the film from frame 0: the frames
     decoded by all workers together stay near one pass (issue 22, "Done when")."""

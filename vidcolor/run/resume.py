@@ -29,14 +29,14 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..io.durable import (PARTIAL_MARK, DamagedJournal, ForeignJournal, JournalFile, atomic_write_json, fsync_file, fsync_folder,
                           read_json_object, sha256_of_file)
-from ..errors import OutputError
+from ..errors import InputError, OutputError
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,8 @@ class RunSignature:
     digest: str
 
     def changes_from(self, previous: dict[str, Any] | None) -> list[str]:
-        """Names of the parts that differ from ``previous`` (``weights.default.pt``, ``device``, ...)."""
+        """The parts that differ from ``previous``, as a user names them (``weights.default.pt``,
+        ``working size (--size) 216x160 -> 272x200``, ...)."""
         if not isinstance(previous, dict):
             return ["an unknown setting (the earlier run's record is unreadable)"]
         return _differences(previous, self.parts) or ["an unknown setting"]
@@ -70,13 +71,60 @@ def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "", dep
         a, b = old.get(key), new.get(key)
         if a == b:
             continue
-        if depth > 1 and isinstance(a, dict) and isinstance(b, dict):
+        both_tables = isinstance(a, dict) and isinstance(b, dict)
+        if prefix + key in _USER_TERMS and not both_tables:
+            names.append(_in_user_terms(prefix + key, a, b))
+        elif depth > 1 and both_tables:
             names += _differences(a, b, f"{prefix}{key}.", depth - 1) or [prefix + key]
         elif _short(a) and _short(b):
             names.append(f"{prefix}{key} (was {a}, now {b})")  # tells the user what to give to finish the run
         else:
             names.append(prefix + key)
     return names
+
+
+def _size(value: object) -> str | None:
+    return f"{value[0]}x{value[1]}" if isinstance(value, list) and len(value) == 2 else None
+
+
+def _chunk_length(value: object) -> str | None:
+    """``[length, warmup]``: the length, which --chunk-length sets (0: one chunk per shot)."""
+    return str(value[0]) if isinstance(value, list) and len(value) == 2 else None
+
+
+def _model_name(value: object) -> str | None:
+    if value is None:
+        return "none"
+    named = value.get("model") if isinstance(value, dict) else value
+    return str(named) if _short(named) else None
+
+
+def _devices(value: object) -> str | None:
+    return ", ".join(map(str, value)) if isinstance(value, list) and all(_short(v) for v in value) else None
+
+
+#: Signature parts whose key means nothing to a user: what they are (with the option that sets
+#: them) and how to show their value, or None when it would not help (a digest, a long list).
+#: Other parts keep their key, which already reads as a setting (``vidcolor``, ``output.crf``).
+_USER_TERMS: dict[str, tuple[str, Callable[[object], str | None]]] = {
+    "work": ("working size (--size)", _size),
+    "plan": ("chunk length (--chunk-length)", _chunk_length),
+    "model.model": ("model (--model)", _model_name),
+    "auto": ("automatic model (--auto-model)", _model_name),
+    "auto.model": ("automatic model (--auto-model)", _model_name),
+    "runtime.devices": ("device (--device)", _devices),
+    "keyframes": ("references (--ref, or the preset's shots)", lambda value: None),
+    "cuts": ("cuts (the preset's shots, or scene detection)", lambda value: None),
+}
+
+
+def _in_user_terms(key: str, old: object, new: object) -> str:
+    """``working size (--size) 216x160 -> 272x200``: the setting and, when they are short, both values."""
+    label, show = _USER_TERMS[key]
+    before, after = show(old), show(new)
+    if before is None or after is None or before == after:  # e.g. only the warm-up of the chunk plan changed
+        return label
+    return f"{label} {before} -> {after}"
 
 
 def _short(value: object) -> bool:
@@ -157,6 +205,8 @@ class Journal:
         settings raises :class:`OutputError` naming what changed, or is deleted when ``restart``."""
         try:
             return cls._open(output_path, signature, restart)
+        except (InputError, OutputError):  # already the message and the fix (OutputError is an OSError too)
+            raise
         except OSError as exc:
             raise OutputError(f"cannot use the resume work folder {str(work_folder(output_path))!r} "
                               f"({exc.strerror or exc}): make it readable and writable, or delete it to start over") from exc
