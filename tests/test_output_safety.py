@@ -105,6 +105,18 @@ def test_output_inside_an_input_folder_is_refused(tmp_path, reference_png):
     assert tree_hashes(frames) == before and sorted(os.listdir(frames)) == sorted(before)
 
 
+def test_output_inside_a_pattern_inputs_folder_is_refused_as_for_the_folder(tmp_path, reference_png):
+    """``frames/%06d.png -o frames/out/%06d.png`` ran while ``frames -o frames/out/%06d.png`` was
+    refused: a pattern's folder is the input's folder too (README: such outputs are refused)."""
+    frames = gray_frames(tmp_path / "frames", 4, ext="png")
+    before = tree_hashes(frames)
+    for output in (frames / "out" / "%06d.png", frames / "out", frames / "colorized.mkv"):
+        code, text = colorize(str(frames / "%06d.png"), "-o", str(output), "--ref", str(reference_png), "--overwrite")
+        assert_refused(code, text, str(output), "inside the input folder", str(frames / "%06d.png"), "frames-color")
+    assert tree_hashes(frames) == before and sorted(os.listdir(frames)) == sorted(before)
+    assert leftover_partials(tmp_path) == []
+
+
 def test_batch_output_inside_a_frame_folder_is_refused_before_anything_runs(make_clip, tmp_path, reference_png):
     films = tmp_path / "films"
     films.mkdir()

@@ -186,7 +186,8 @@ def check_not_input(spec: OutputSpec, input_path: str) -> None:
     """Refuse an output that is the input, holds it, or lies inside an input folder.
 
     The input is its file; for a folder of frames, the folder and everything in it; for a printf
-    pattern, the frames it names. Paths are compared after resolving symlinks and ``..``, and
+    pattern, the frames it names and everything inside their folder (as for a folder input: the
+    frames' folder is the input's). Paths are compared after resolving symlinks and ``..``, and
     hard links count as the same file.
     """
     files, folder = _input_places(input_path)
@@ -198,6 +199,11 @@ def check_not_input(spec: OutputSpec, input_path: str) -> None:
         raise OutputError(f"output {spec.path!r} is the input {input_path!r}: {fix}")
     if folder is not None and _within(real, folder):
         raise OutputError(f"output {spec.path!r} is inside the input folder {input_path!r}: {fix}")
+    if folder is None and is_image_sequence(input_path):
+        # A pattern's own folder as output folder is "holds the input" below; anything inside it is refused here.
+        around = os.path.dirname(input_path) or os.curdir
+        if real != os.path.realpath(around) and _within(real, os.path.realpath(around)):
+            raise OutputError(f"output {spec.path!r} is inside the input folder {around!r} of {input_path!r}: {fix}")
     if spec.is_sequence:
         held = next((f for f in sorted(files) if _within(f, real)), None)
         if held is not None:
