@@ -177,8 +177,7 @@ def write_scene_preset(input_path: str | os.PathLike[str], preset_path: str | os
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"keyframe folder {str(folder)!r} cannot be created ({exc.strerror}): choose another folder") from exc
-    stem = Path(input_text.rstrip("/\\")).stem if not os.path.isdir(input_text) else Path(input_text.rstrip("/\\")).name
-    stem = stem.replace("%", "") or "film"
+    stem = film_stem(input_text)
     wanted = {shot.keyframe: folder / f"{stem}_shot{n:03d}_f{shot.keyframe:06d}.png" for n, shot in enumerate(shots, 1)}
     written: dict[int, bool] = {}
     with VideoReader(info) as reader:
@@ -202,6 +201,14 @@ def write_scene_preset(input_path: str | os.PathLike[str], preset_path: str | os
                          "image: the file may be damaged")
     _write_skeleton(input_text, preset, shots, info, threshold, count)
     return ScenePreset(preset, tuple(shots), info.fps)
+
+
+def film_stem(input_path: str | os.PathLike[str]) -> str:
+    """The film's name in keyframe image names (``<stem>_shot001_f000000.png``), so keyframes of
+    several films can share one folder: a file's stem, a frame folder's name."""
+    text = os.fspath(input_path)
+    stem = Path(text.rstrip("/\\")).stem if not os.path.isdir(text) else Path(text.rstrip("/\\")).name
+    return stem.replace("%", "") or "film"
 
 
 def _write_skeleton(input_text: str, preset: Path, shots: list[SceneShot], info: VideoInfo, threshold: float,
