@@ -117,6 +117,21 @@ def test_reference_option_without_an_image(make_clip, tmp_path):
         assert "'.'" not in text
 
 
+def test_image_given_as_the_preset(make_clip, tmp_path, reference_png):
+    # `--preset keyframe.png` (the painted image instead of its .toml) was an internal UnicodeDecodeError, exit 1.
+    source = make_clip()
+    out = tmp_path / "out.mp4"
+    code, text = invoke(str(source), "-o", str(out), "--preset", str(reference_png))
+    assert_refused(code, text, out, "reference.png", "not a TOML text file", "--ref")
+    films, out_dir = tmp_path / "films", tmp_path / "coloured"
+    films.mkdir()
+    os.link(source, films / "film.mp4")
+    result = CliRunner().invoke(main, ["batch", str(films), "-o", str(out_dir), "--preset", str(reference_png), "-q"])
+    assert result.exit_code == EXIT_BAD_INPUT, result.output
+    assert "reference.png" in result.output and "not a TOML text file" in result.output, result.output
+    assert not out_dir.exists()  # refused before the output folder is made
+
+
 def test_unreadable_reference(make_clip, tmp_path):
     source = make_clip()
     bad = tmp_path / "paint.png"

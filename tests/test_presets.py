@@ -276,6 +276,18 @@ def test_missing_preset_file(tmp_path: Path) -> None:
         load_preset(tmp_path / "nope.toml")
 
 
+@pytest.mark.parametrize("content", [cv2.imencode(".png", color_frames(1, 32, 16)[0])[1].tobytes(),
+                                     'model = "classic"  # caf\xe9 in Latin-1\n'.encode("latin-1")],
+                         ids=["png-image", "latin-1-text"])
+def test_preset_that_is_not_utf8_text_names_the_file_and_the_fix(tmp_path: Path, content: bytes) -> None:
+    # An image given as the preset crashed with UnicodeDecodeError (an internal error, exit 1).
+    path = tmp_path / "keyframe.png"
+    path.write_bytes(content)
+    with pytest.raises(PresetError, match=r"keyframe\.png.* is not a TOML text file .*UTF-8.*: give the preset's \.toml"):
+        load_preset(path)
+    assert path.read_bytes() == content  # the input is left as it was
+
+
 def test_template_is_complete_and_loads(tmp_path: Path) -> None:
     template = REPO / "presets" / "examples" / "template.toml"
     copy = tmp_path / "film.toml"

@@ -237,7 +237,14 @@ def load_preset(path: str | os.PathLike[str], *, fps: Fraction | float | None = 
     path = Path(path)
     if not path.is_file():
         raise PresetError(f"preset {str(path)!r} does not exist: check the path given to --preset")
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:  # an image or another binary file given as the preset
+        raise PresetError(f"preset {str(path)!r} is not a TOML text file (byte {exc.start} is not UTF-8 text): give the "
+                          "preset's .toml file (vidcolor scenes FILM -o FILM.toml writes one); a painted reference "
+                          "image goes to --ref, or to a shot's reference = \"image.png\" in the preset") from None
+    except OSError as exc:
+        raise PresetError(f"preset {str(path)!r} cannot be read ({exc.strerror or exc}): make it readable") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
