@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -33,7 +34,7 @@ from vidcolor.run.pipeline import RunSummary
 from vidcolor.references import load_reference
 from vidcolor.schedule.keyframes import Keyframe, ReferenceSchedule
 
-from helpers import shared_path
+from helpers import color_frames, shared_path, write_clip
 
 SHOT_LENGTH = 10
 SCENE_MIN_LENGTH = 5  # PySceneDetect's default minimum shot (15 frames) is longer than these shots
@@ -255,8 +256,8 @@ def test_colorist_finds_the_worst_shot_and_the_keyframe(browsed: dict[str, Any],
     assert shown["worstShots"][0][0] == 2 and "car" in shown["worstShots"][0][1]
     assert sorted(shown["worstBadges"]) == [1, 2]
     frame, line = shown["suggestions"][0]
-    assert frame == SHOT_LENGTH and line == f"--ref {SHOT_LENGTH}=keyframes/frame_{SHOT_LENGTH:06d}.png"
-    painted = colorized["page"].parent / "keyframes" / f"frame_{SHOT_LENGTH:06d}.png"
+    assert frame == SHOT_LENGTH and line == f"--ref {SHOT_LENGTH}=keyframes/gray_f{SHOT_LENGTH:06d}.png"  # film "gray"
+    painted = colorized["page"].parent / "keyframes" / f"gray_f{SHOT_LENGTH:06d}.png"
     gray = cv2.imread(str(colorized["gray"] / f"{SHOT_LENGTH:05d}.png"), cv2.IMREAD_GRAYSCALE)
     image = cv2.imread(str(painted))
     assert image is not None and image.shape == (SIZE[1], SIZE[0], 3)
@@ -322,7 +323,7 @@ def test_run_metadata_names_the_model_and_finds_the_uncovered_cut(colorized: dic
                                    colorized_path=colorized["output"], plan=plan)
     text = page.read_text()
     assert "default (vidcolor" in text and "20 frames in 8.0 s (2.50 fps)" in text and "size 96" in text
-    assert (tmp_path / "keyframes" / f"frame_{SHOT_LENGTH:06d}.png").is_file()
+    assert (tmp_path / "keyframes" / f"gray_f{SHOT_LENGTH:06d}.png").is_file()
 
 
 def synthetic_report(warp: list[float], flagged: set[int], starts: list[int]) -> dict[str, Any]:
@@ -339,10 +340,10 @@ def test_suggestions_mark_sustained_trouble_once_not_blips() -> None:
     for t in range(30, 40):
         warp[t] = 4.0  # a sustained stretch
     report = synthetic_report(warp, {33, 34}, [0, 50])
-    suggestions = report_html.suggest_keyframes(report)
+    suggestions = report_html.suggest_keyframes(report, film="reel1")
     assert [s["frame"] for s in suggestions] == [30]
     assert suggestions[0]["stretch"][0] == 30 and "2 flagged" in suggestions[0]["reason"]
-    assert suggestions[0]["ref_option"] == "--ref 30=keyframes/frame_000030.png"
+    assert suggestions[0]["ref_option"] == "--ref 30=keyframes/reel1_f000030.png"
     # Known keyframes: the shot at 50 has none of its own, so it is suggested too, and first.
     known = report_html.suggest_keyframes(report, keyframes={0})
     assert [s["frame"] for s in known] == [50, 30] and "without a reference" in known[0]["reason"]
@@ -350,3 +351,46 @@ def test_suggestions_mark_sustained_trouble_once_not_blips() -> None:
     assert report_html.rank_shots(report) == [1, 2]
     steady = report_html.suggest_keyframes(synthetic_report([1.0] * 20, set(), [0]))
     assert steady == [] and math.isclose(max(report_html.trouble_scores(synthetic_report([1.0] * 20, set(), [0]))), 0.0)
+
+
+def test_keyframe_images_are_each_films_own_frames(tmp_path: Path) -> None:
+    """Reports of two films into one folder wrote both films' suggested frames as
+    keyframes/frame_NNNNNN.png and kept the first: film.mp4's page said ``--ref 0=keyframes/frame_000000.png``,
+    the other film's 1280x720 frame. Names now carry the film (as ``vidcolor scenes`` does), and an
+    existing image that is not this film's frame is refused; a painted copy of the frame is kept."""
+    pages = tmp_path / "reports"
+    other = write_clip(tmp_path / "bigbuckbunny.mp4", color_frames(6, 128, 96, seed=3))
+    film = write_clip(tmp_path / "film.mp4", color_frames(6, 96, 64))
+
+    def render(clip: Path, page: str) -> dict[str, Any]:
+        result, plan = report_html.measure_with_shots(clip, clip, detect=False)
+        suggestion = report_html.suggest_keyframes(result, keyframes=set(), film=clip.stem)[0]  # frame 0: uncovered
+        report_html.render_html(result, pages / page, source_path=clip, colorized_path=clip, plan=plan,
+                                suggestions=[suggestion])
+        return suggestion
+
+    render(other, "bunny.html")
+    bunny_image = pages / "keyframes" / "bigbuckbunny_f000000.png"
+    bunny_bytes = bunny_image.read_bytes()
+    suggestion = render(film, "film.html")
+    assert suggestion["ref_option"] == "--ref 0=keyframes/film_f000000.png"
+    first = report_html._gray_frames(film, {0})[0]
+    written = cv2.imread(str(pages / suggestion["image"]))
+    assert written.shape == (64, 96, 3) and abs(written[..., 1].astype(int) - first).max() <= 1
+    assert bunny_image.read_bytes() == bunny_bytes
+    # A painted copy (warm on the left, cool on the right, over the same shading) is the user's work: kept.
+    wash = np.where(np.arange(96)[None, :, None] < 48, (0.6, 0.9, 1.3), (1.3, 0.9, 0.6))
+    painted = np.clip(written.astype(float) * wash, 0, 255).astype(np.uint8)
+    assert cv2.imwrite(str(pages / suggestion["image"]), painted)
+    painted_bytes = (pages / suggestion["image"]).read_bytes()
+    render(film, "film-again.html")
+    assert (pages / suggestion["image"]).read_bytes() == painted_bytes
+    # Another film of the same name (another size, then another picture of the same size): refused.
+    (tmp_path / "elsewhere").mkdir()
+    for frames in (color_frames(6, 128, 96, seed=3), [np.ascontiguousarray(f[::-1, ::-1]) for f in color_frames(6, 96, 64)]):
+        namesake = write_clip(tmp_path / "elsewhere" / "film.mp4", frames)
+        with pytest.raises(OutputError, match=r"keyframe image .*film_f000000\.png.* is not frame 0 of .*elsewhere.*"
+                                              r"move it away"):
+            render(namesake, "namesake.html")
+        assert not (pages / "namesake.html").exists()
+        assert (pages / suggestion["image"]).read_bytes() == painted_bytes

@@ -57,6 +57,8 @@ SHOT_START_SLACK = 2
 UNCOVERED = "the shot starts without a reference of its own (colours carry over from the shot before)"
 #: At most this many suggestions are listed.
 MAX_SUGGESTIONS = 8
+#: An existing keyframe image correlating less than this with the frame's gray is another picture.
+MIN_KEYFRAME_LIKENESS = 0.5
 #: Worst frames shown side by side.
 WORST_FRAMES = 4
 #: Longer clips get no per-frame table and no per-frame rows in the embedded JSON (the page would
@@ -193,12 +195,15 @@ def rank_shots(report: Mapping[str, Any], scores: Sequence[float] | None = None)
 
 
 def suggest_keyframes(report: Mapping[str, Any], keyframes: Iterable[int] | None = None, *,
-                      keyframe_dir: str = "keyframes", limit: int = MAX_SUGGESTIONS) -> list[dict[str, Any]]:
+                      keyframe_dir: str = "keyframes", film: str = "film",
+                      limit: int = MAX_SUGGESTIONS) -> list[dict[str, Any]]:
     """Frames where a new reference would help most, best first (see the module docstring).
 
     ``keyframes``: the frames the run had references for (None when unknown). Each suggestion
     holds ``frame``, ``timecode``, ``shot``, ``score``, ``stretch`` ([first, last] frame),
     ``reason``, ``image`` (where the gray frame goes, relative to the report) and ``ref_option``.
+    ``film`` (:func:`~vidcolor.schedule.scenes.film_stem` of the source) starts the image names, as
+    ``vidcolor scenes`` names its keyframes, so reports of several films can share one folder.
     """
     frames = report["frames"]
     raw = trouble_scores(report)
@@ -246,7 +251,7 @@ def suggest_keyframes(report: Mapping[str, Any], keyframes: Iterable[int] | None
     ranked = sorted(candidates.values(), key=lambda c: (not c.pop("uncovered", False), -c["score"], c["frame"]))[:limit]
     for rank, entry in enumerate(ranked, 1):
         entry["rank"] = rank
-        entry["image"] = f"{keyframe_dir}/frame_{entry['frame']:06d}.png"
+        entry["image"] = f"{keyframe_dir}/{film}_f{entry['frame']:06d}.png"
         entry["ref_option"] = f"--ref {entry['frame']}={entry['image']}"
     return ranked
 
@@ -440,7 +445,9 @@ def render_html(
     them); frames for the strips are read again from ``source_path``, ``colorized_path`` and
     ``ground_truth_path``. ``suggestions`` default to :func:`suggest_keyframes`; with
     ``write_keyframes`` each suggested gray frame is written as a PNG under ``keyframes/`` beside
-    the page (never over an existing file, which may already be painted).
+    the page (never over an existing file, which may already be painted). An existing file that is
+    not this frame (another size or picture: another film's) is refused before anything is
+    written, with or without ``write_keyframes``, so the page never points at it.
     """
     from jinja2 import Environment, StrictUndefined  # noqa: PLC0415 - optional dependency of the HTML report
 
@@ -452,7 +459,7 @@ def render_html(
     plan = plan or ShotPlan()
     data: dict[str, Any] = json_safe(dict(report))
     if suggestions is None:
-        suggestions = suggest_keyframes(data, plan.keyframes)
+        suggestions = suggest_keyframes(data, plan.keyframes, film=_film_stem(source_path))
     data["suggestions"] = json_safe([dict(s) for s in suggestions])
     frames = data["frames"]
     raw = trouble_scores(data)
@@ -482,6 +489,9 @@ def render_html(
                       "warp_error": f["warp_error"], "psnr": f.get("psnr"), "gray": _data_uri(grays[f["frame"]]),
                       "output": _data_uri(outputs[i]), "truth": _data_uri(truths[i]) if i in truths else None})
 
+    for s in data["suggestions"]:
+        if s["frame"] in grays:
+            _check_existing_keyframe(target.parent / s["image"], grays[s["frame"]], s["frame"], source_path)
     images_written = False
     rows = []
     for s in data["suggestions"]:
@@ -526,6 +536,43 @@ def _clip_name(path: str | os.PathLike[str]) -> str:
     """``film.mkv`` for a file, ``out`` for a folder or ``out/%06d.png`` pattern."""
     item = Path(os.fspath(path).rstrip("/\\"))
     return item.parent.name or os.fspath(path) if "%" in item.name else item.name
+
+
+def _film_stem(source_path: str | os.PathLike[str]) -> str:
+    from ..schedule.scenes import film_stem  # noqa: PLC0415 - scenes loads PySceneDetect's helpers
+
+    return film_stem(source_path)
+
+
+def _check_existing_keyframe(path: Path, gray: np.ndarray, frame: int, source_path: str | os.PathLike[str]) -> None:
+    """Refuse an existing keyframe image that is not ``gray``'s frame (an earlier report of another
+    film into this folder): the page would tell the user to colour this film from it. A painted
+    copy of the frame keeps its size and its picture's light and shade, so it passes."""
+    if not path.exists():
+        return
+    image = cv2.imread(os.fspath(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        problem = "it cannot be read as an image"
+    elif image.shape != gray.shape:
+        problem = f"it is {image.shape[1]}x{image.shape[0]}, the frame {gray.shape[1]}x{gray.shape[0]}"
+    else:
+        likeness = _picture_likeness(image, gray)
+        problem = None if likeness >= MIN_KEYFRAME_LIKENESS else f"its picture is not the frame's (correlation {likeness:.2f})"
+    if problem is not None:
+        raise OutputError(f"keyframe image {os.fspath(path)!r} exists but is not frame {frame} of "
+                          f"{os.fspath(source_path)!r} ({problem}; another film's?): move it away, or write the report "
+                          "into another folder")
+
+
+def _picture_likeness(image: np.ndarray, gray: np.ndarray) -> float:
+    """Correlation of two same-size gray pictures; 1.0 when the frame is flat (nothing to compare)."""
+    a = image.astype(np.float64).ravel()
+    b = gray.astype(np.float64).ravel()
+    if b.std() < 1.0:
+        return 1.0
+    if a.std() < 1.0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
 
 
 def _write_keyframe(path: Path, gray: np.ndarray) -> None:
@@ -590,7 +637,7 @@ def measure_with_shots(
     run = read_run_metadata(stats_file) if stats_file.is_file() else None
     plan = plan_shots(source_path, preset_path, detect=detect, run=run, scene_min_length=scene_min_length)
     result = build_report(colorized_path, source_path, ground_truth_path, run_stats=run_stats, shot_starts=plan.starts)
-    result["suggestions"] = suggest_keyframes(result, plan.keyframes)
+    result["suggestions"] = suggest_keyframes(result, plan.keyframes, film=_film_stem(source_path))
     return result, plan
 
 
