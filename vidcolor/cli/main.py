@@ -293,8 +293,9 @@ def models_import(name: str, paths: Sequence[str]) -> None:
 @click.option("-o", "--html", "html_path", default=None, metavar="REPORT.html",
               help="Write a self-contained HTML page: shots, plots, worst frames and keyframe suggestions.")
 @click.option("--keyframe-images/--no-keyframe-images", default=True, show_default=True,
-              help="With -o, write each suggested frame as a gray PNG under keyframes/ beside the page, to paint "
-                   "(existing files are kept).")
+              help="With -o, write each suggested frame as a gray PNG keyframes/<film>_fNNNNNN.png beside the "
+                   "page, to paint. An existing one is kept only if it is this film's frame (maybe painted); "
+                   "another film's image there stops the report with an error.")
 def report(output_path: str, source_path: str, truth_path: str | None, stats_path: str | None, preset_path: str | None,
            detect_scenes: bool | None, json_path: str | None, csv_path: str | None, html_path: str | None,
            keyframe_images: bool) -> None:
