@@ -258,3 +258,29 @@ def test_a_missing_dependency_is_named_with_the_fix_not_an_internal_error(tmp_pa
     assert result.returncode == EXIT_BAD_INPUT, result.stderr
     assert "internal error" not in result.stderr
     assert "'jinja2'" in result.stderr and "pip install" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(("codec", "name", "fix"), [
+    ("ffv1", "out.mp4", "out.mkv"),     # FFmpeg muxes it, but MP4 players do not read FFV1
+    ("ffv1", "out.mov", "out.mkv"),     # these three FFmpeg refuses: an internal error after the model loaded
+    ("prores", "out.mp4", "out.mov"),
+    ("hevc", "out.avi", "out.mp4"),
+])
+def test_codec_that_the_output_container_does_not_hold(make_clip, tmp_path, reference_png, codec, name, fix):
+    source = make_clip()
+    out = tmp_path / name
+    code, text = invoke(str(source), "-o", str(out), "--ref", str(reference_png), "--codec", codec)
+    container = Path(name).suffix.lstrip(".").upper()
+    assert_refused(code, text, out, name, f"--codec {codec}", f"{container} file", fix)
+    assert "internal error" not in text
+
+
+def test_codecs_each_container_holds_are_accepted(tmp_path):
+    """FFV1 in AVI is deliberate (.avi's own codec, the classic archive pairing), as are the defaults."""
+    from vidcolor.io.writer import resolve_output
+
+    for codec, name in (("ffv1", "a.avi"), ("ffv1", "a.mkv"), ("ffv1", "a.nut"), ("prores", "a.mov"),
+                        ("prores", "a.mkv"), ("hevc", "a.mp4"), ("hevc", "a.mov"), ("h264", "a.avi"), ("h264", "a.m4v")):
+        assert resolve_output(tmp_path / name, codec=codec).codec.name == codec
+    for name in ("a.mp4", "a.m4v", "a.mkv", "a.mov", "a.avi", "a.nut"):
+        resolve_output(tmp_path / name)

@@ -74,6 +74,13 @@ _CODEC_BY_EXTENSION = {
     ".mp4": "h264", ".m4v": "h264", ".mkv": "h264", ".mov": "h264", ".avi": "ffv1", ".nut": "ffv1",
     ".png": "png", ".tif": "tiff", ".tiff": "tiff",
 }
+#: The codecs each video container takes. FFmpeg refuses the others (an internal error once the model
+#: had loaded), except FFV1 in MP4, which it writes but MP4 players do not read. FFV1 in AVI is
+#: deliberate: it is .avi's own codec, the classic archive pairing.
+_CODECS_BY_CONTAINER = {
+    ".mp4": ("h264", "hevc"), ".m4v": ("h264",), ".mkv": ("h264", "hevc", "ffv1", "prores"),
+    ".mov": ("h264", "hevc", "prores"), ".avi": ("h264", "ffv1"), ".nut": ("h264", "hevc", "ffv1"),
+}
 ENCODER_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
@@ -131,6 +138,7 @@ def resolve_output(
         raise OutputError(f"output {text!r}: --codec {codec} writes an image sequence; give a folder or a pattern such as out/%06d{spec.extension}")
     if not spec.image_sequence and (suffix == "" or "%" in os.path.basename(text)):
         raise OutputError(f"output {text!r}: --codec {codec} writes a video file; give a file name such as out{spec.extension}")
+    _check_container(text, suffix, spec)
     if encoder_preset not in ENCODER_PRESETS:
         raise OutputError(f"unknown encoder preset {encoder_preset!r}: choose one of {', '.join(ENCODER_PRESETS)}")
     if crf is not None and not 0 <= crf <= 51:
@@ -140,6 +148,21 @@ def resolve_output(
         # (superfast for --model fast) does not make an unchanged lossless run look changed on resume.
         encoder_preset = OutputSpec.encoder_preset
     return OutputSpec(text, spec, crf, encoder_preset)
+
+
+def _check_container(text: str, suffix: str, spec: CodecSpec) -> None:
+    """Refuse a codec the output's container does not hold, before any work (other extensions are
+    left to FFmpeg: vidcolor does not know them)."""
+    fitting = _CODECS_BY_CONTAINER.get(suffix)
+    if fitting is None or spec.name in fitting:
+        return
+    why = "MP4 players do not read FFV1" if spec.name == "ffv1" and suffix == ".mp4" else "FFmpeg cannot write it"
+    others = [ext for ext, codecs in _CODECS_BY_CONTAINER.items() if spec.name in codecs and ext != spec.extension]
+    choices = f"{', '.join(fitting[:-1])} or {fitting[-1]}" if len(fitting) > 1 else fitting[0]
+    raise OutputError(
+        f"output {text!r}: {suffix.lstrip('.').upper()} files do not hold --codec {spec.name} ({why}): name the output "
+        f"{Path(text).with_suffix(spec.extension).name} (or {', '.join(others)}), or choose --codec {choices} for {suffix}"
+    )
 
 
 #: vidcolor's list of the frames it wrote into an image-sequence folder (hidden, JSON).
