@@ -103,17 +103,26 @@ def no_reference_colorizer(colorizer: Colorizer, has_references: bool, auto_mode
     return get_colorizer(name, device=device, **({"keyframe": True} if name == "autocolor" else {}))
 
 
+#: The count a caller gave :func:`set_torch_threads` (the CLI's ``--threads``), which
+#: :func:`build_colorizer` then keeps; None: the policy decides.
+_chosen_threads: int | None = None
+
+
 def set_torch_threads(threads: int | None, model: str) -> int:
     """Set torch's intra-op threads for a run of ``model`` and return the count.
 
     None picks 1 for the light models: at their small working sizes a second thread gains little
     and fights the decoder, the encoder and the chroma thread for the cores (measured 2.6x slower
     end to end on a busy 2-core machine). The heavy ``deepex`` networks get every core.
+    A count given here stays for the process: :func:`build_colorizer` keeps it.
     """
     import torch
 
+    global _chosen_threads
     if threads is None:
         threads = (os.cpu_count() or 1) if model == "deepex" else 1
+    else:
+        _chosen_threads = max(1, threads)
     torch.set_num_threads(max(1, threads))
     return torch.get_num_threads()
 
@@ -127,7 +136,13 @@ def build_colorizer(name: str, *, device: str = "cpu", temporal: TemporalSetting
     filled-in colour is checked and carried like the rest); ignored for automatic models.
     The one place front ends (CLI, batch, VapourSynth) turn their options into a colorizer, so
     they all produce the same frames for the same settings.
+
+    It also sets torch's threads as the CLI does (:func:`set_torch_threads`), unless a count was
+    given there: the thread count changes how float sums split, hence the frames, and a library
+    run left at torch's default (every core) took 50 s against the CLI's 13 s for the same 180
+    frames on a busy 2-core machine. ``torch.set_num_threads`` called afterwards still wins.
     """
+    set_torch_threads(_chosen_threads, name)
     colorizer = get_colorizer(name, device=device, **options)
     if fallback is not None and colorizer.needs_reference:
         from .fallback import FallbackColorizer
