@@ -382,3 +382,31 @@ def test_frames_swapped_in_a_frame_folder_are_redone(tmp_path: Path) -> None:
     with Journal(out) as log:
         third = run_batch(plan_batch(tmp_path / "in", out, options), colorize_job, journal=log)
     assert third[0].earlier  # unchanged since: not redone
+
+
+def test_resumed_film_is_listed_with_all_its_frames(tmp_path: Path) -> None:
+    """A film resumed from its finished chunks is listed with the output's frame count (not only
+    the frames coloured in this run), saying how many the interrupted run made."""
+    folder = make_films(tmp_path / "in", count=12, names=("reel1.mp4",))
+    ref = make_reference(tmp_path / "ref.png")
+    out = tmp_path / "out"
+    common = ["--ref", str(ref), "--model", "classic", "--size", "48", "--chunk-length", "4", "--codec", "ffv1"]
+    seen: list[int] = []
+
+    def stop_at_frame_six(result: object) -> None:
+        seen.append(result.index)  # type: ignore[attr-defined]
+        if len(seen) == 6:
+            raise KeyboardInterrupt  # as Ctrl-C would, after the first chunk (frames 0-3) is finished
+
+    options = BatchOptions(ref=str(ref), model="classic", size="48", chunk_length=4, codec="ffv1")
+    with Journal(out) as log, pytest.raises(KeyboardInterrupt):
+        run_batch(plan_batch(folder, out, options), lambda job: colorize_job(job, on_frame=stop_at_frame_six),
+                  journal=log)
+    code, text = run(str(folder), "-o", str(out), *common)
+    assert code == 0, text
+    assert "(12 frames, 4 resumed from the earlier run," in text, text
+    rows = [line.split() for line in text.splitlines() if line.startswith("reel1.mp4 ")]  # the table's, not the bar's
+    assert rows and rows[-1][1:5] == ["done", "12", "(4", "resumed)"], text
+    assert journal(out)["reel1.mp4"]["frames"] == 12 and len(frames_of(out / "reel1.mkv")) == 12
+    code, text = run(str(folder), "-o", str(out), *common)
+    assert code == 0 and "12 (4 resumed)" in text, text  # listed so when already done, from the batch's journal

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -436,3 +437,32 @@ def test_ray_chunks_decode_about_one_pass(tmp_path, reference_png):
     assert local.decoded_frames <= 96 + 2  # one pass (a probe may decode a frame)
     assert spread.decoded_frames <= 96 + 5 * (8 + 8)  # each later chunk: its 8 warm-up frames + up to a GOP before
     assert all_planes_list(tmp_path / "ray.mkv") == all_planes_list(tmp_path / "local.mkv")
+
+
+def test_resumed_run_counts_and_reports_every_frame_of_the_output(tmp_path, reference_png):
+    """After a resume, the CLI's count is the output's (saying how many frames the earlier run
+    made) and --stats holds every frame, the earlier run's from its chunks' sidecars, as an
+    uninterrupted run gives them."""
+    from vidcolor.report.measure import read_run_stats, run_stats_path
+
+    source = write_clip(tmp_path / "in.mp4", color_frames(10, 96, 64), gray=True)
+    args = ["colorize", str(source), "--ref", str(reference_png), "--model", "classic", "--no-temporal", "--codec", "ffv1",
+            "--chunk-length", "4", "--resume", "--stats"]
+    whole, output = tmp_path / "whole.mkv", tmp_path / "out.mkv"
+    result = CliRunner().invoke(main, [*args, "-o", str(whole)])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {whole}: 10 frames in" in result.output, result.output
+    with pytest.raises(KeyboardInterrupt):
+        resumable(source, output, reference_png, on_frame=interrupt_after(6))
+    assert chunk_files(output) == ["chunk-00000000.mkv"]
+    page = tmp_path / "report.html"
+    result = CliRunner().invoke(main, [*args, "-o", str(output), "--report", str(page)])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {output}: 10 frames (4 resumed from the earlier run) in" in result.output, result.output
+    assert "6 frames in" in page.read_text() and "(and 4 resumed from an earlier run)" in page.read_text()
+    assert len(all_planes(output)) == 10
+    expected, got = read_run_stats(run_stats_path(whole)), read_run_stats(run_stats_path(output))
+    assert sorted(got) == list(range(10))
+    assert got == expected  # confidence and every statistic, the resumed frames' included
+    first = json.loads(run_stats_path(output).read_text().splitlines()[0])["run"]
+    assert first["frames"] == 6 and first["resumed_frames"] == 4

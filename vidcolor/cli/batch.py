@@ -229,7 +229,8 @@ def batch(in_dir: str, out_dir: str, preset: str | None, ref: str | None, execut
         if not result.ok and not result.earlier:
             files.write(f"vidcolor: {result.job.name} failed: {result.message}")
         elif result.ok and not result.earlier and not quiet:
-            files.write(f"done {result.job.name} -> {result.job.output} ({result.frames} frames, {result.seconds:.1f} s)")
+            resumed = f", {result.resumed} resumed from the earlier run" if result.resumed else ""
+            files.write(f"done {result.job.name} -> {result.job.output} ({result.frames} frames{resumed}, {result.seconds:.1f} s)")
 
     with logging_redirect_tqdm(loggers=[logger]), files, frames, Journal(out_dir) as journal:
         results = run_batch(jobs, run_here if executor == "local" else colorize_job, journal=journal, executor=executor,

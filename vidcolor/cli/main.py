@@ -198,7 +198,8 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
         write_run_stats(run_stats_path(spec.path), ({"frame": r.index, "timecode": r.timecode, "confidence": r.confidence,
                                                      **r.stats} for r in summary.results), run=metadata)
     if not quiet:
-        click.echo(f"wrote {spec.path}: {summary.frames} frames in {summary.seconds:.1f} s "
+        resumed = f" ({summary.resumed_frames} resumed from the earlier run)" if summary.resumed_frames else ""
+        click.echo(f"wrote {spec.path}: {summary.output_frames} frames{resumed} in {summary.seconds:.1f} s "
                    f"({summary.fps:.1f} fps, model {summary.model}, working size {summary.working_size[0]}x{summary.working_size[1]}"
                    f"{', temporal check' if settings.temporal is not None else ''})")
     if report_path:

@@ -615,7 +615,8 @@ def _settings_text(run: Mapping[str, Any]) -> str:
 
 def _speed_text(run: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
     if run.get("seconds"):
-        return f"{run['frames']} frames in {run['seconds']:.1f} s ({run['fps']:.2f} fps)"
+        resumed = f" (and {run['resumed_frames']} resumed from an earlier run)" if run.get("resumed_frames") else ""
+        return f"{run['frames']} frames in {run['seconds']:.1f} s ({run['fps']:.2f} fps){resumed}"
     return "unknown (the run's stats carry no timing)"
 
 

@@ -128,6 +128,8 @@ def run_metadata(summary: Any, schedule: Any = None, colorizer: Any = None,
         "fps": summary.fps,
         "working_size": list(summary.working_size),
     }
+    if getattr(summary, "resumed_frames", 0):  # ``frames`` are those coloured in this run, ``fps`` its speed
+        run["resumed_frames"] = summary.resumed_frames
     if colorizer is not None:
         run["colorizer"] = colorizer.describe()
     if schedule is not None:

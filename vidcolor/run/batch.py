@@ -101,6 +101,8 @@ class JobResult:
     frames: int | None = None
     seconds: float = 0.0
     earlier: bool = False
+    #: Of ``frames`` (the output's), those an interrupted earlier run had finished.
+    resumed: int = 0
 
     @property
     def ok(self) -> bool:
@@ -300,12 +302,14 @@ class Journal:
             return None
         status = entry.get("status")
         if status == DONE and _output_exists(job.output):
-            return JobResult(job, DONE, entry.get("message", ""), entry.get("frames"), entry.get("seconds", 0.0), earlier=True)
+            return JobResult(job, DONE, entry.get("message", ""), entry.get("frames"), entry.get("seconds", 0.0), earlier=True,
+                             resumed=int(entry.get("resumed") or 0))
         if status == FAILED and not retry_failed:
             return JobResult(job, FAILED, entry.get("message", ""), None, entry.get("seconds", 0.0), earlier=True)
         return None
 
-    def record(self, job: Job, status: str, *, message: str = "", frames: int | None = None, seconds: float = 0.0) -> None:
+    def record(self, job: Job, status: str, *, message: str = "", frames: int | None = None, seconds: float = 0.0,
+               resumed: int = 0) -> None:
         previous = self.files.get(job.name, {})
         self.files[job.name] = {
             "status": status,
@@ -317,6 +321,7 @@ class Journal:
             "input_mtime_ns": job.input_mtime_ns,
             "signature": job.signature,
             "frames": frames,
+            "resumed": resumed,
             "seconds": round(seconds, 3),
             "message": message,
             "attempts": previous.get("attempts", 0) + (1 if status == IN_PROGRESS else 0),
@@ -341,22 +346,26 @@ def one_line(exc: BaseException) -> str:
     return text if len(text) <= 400 else text[:397] + "..."
 
 
-def _frames_of(value: object) -> int | None:
-    frames = value.get("frames") if isinstance(value, dict) else getattr(value, "frames", None)
-    return int(frames) if isinstance(frames, int) else None
+def _count_of(value: object, key: str) -> int | None:
+    count = value.get(key) if isinstance(value, dict) else getattr(value, key, None)
+    return int(count) if isinstance(count, int) else None
 
 
-def _attempt(run_one: Callable[[Job], object], job: Job) -> tuple[bool, int | None, str, float]:
+#: How a job ended: ok, the output's frames, the failure message, seconds, frames resumed from an earlier run.
+Outcome = tuple[bool, int | None, str, float, int]
+
+
+def _attempt(run_one: Callable[[Job], object], job: Job) -> Outcome:
     """Run one job, turning any exception into a message (also what a Ray worker executes)."""
     started = time.perf_counter()
     if job.problem is not None:
-        return False, None, job.problem, 0.0
+        return False, None, job.problem, 0.0, 0
     try:
         value = run_one(job)
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
         logger.debug("%s failed", job.name, exc_info=True)
-        return False, None, one_line(exc), time.perf_counter() - started
-    return True, _frames_of(value), "", time.perf_counter() - started
+        return False, None, one_line(exc), time.perf_counter() - started, 0
+    return True, _count_of(value, "frames"), "", time.perf_counter() - started, _count_of(value, "resumed") or 0
 
 
 def run_batch(jobs: Sequence[Job], run_one: Callable[[Job], object], *, journal: Journal | None = None,
@@ -383,11 +392,11 @@ def run_batch(jobs: Sequence[Job], run_one: Callable[[Job], object], *, journal:
         else:
             pending.append(index)
 
-    def finish(index: int, outcome: tuple[bool, int | None, str, float]) -> None:
-        ok, frames, message, seconds = outcome
-        result = JobResult(jobs[index], DONE if ok else FAILED, message, frames, seconds)
+    def finish(index: int, outcome: Outcome) -> None:
+        ok, frames, message, seconds, resumed = outcome
+        result = JobResult(jobs[index], DONE if ok else FAILED, message, frames, seconds, resumed=resumed)
         if journal is not None:
-            journal.record(jobs[index], result.status, message=message, frames=frames, seconds=seconds)
+            journal.record(jobs[index], result.status, message=message, frames=frames, seconds=seconds, resumed=resumed)
         results[index] = result
         if on_result is not None:
             on_result(result)
@@ -418,7 +427,7 @@ def _with_overwrite(job: Job, journal: Journal | None) -> Job:
 
 def _run_on_ray(jobs: Sequence[Job], pending: list[int], run_one: Callable[[Job], object], journal: Journal | None,
                 address: str | None, num_cpus: int | None, begin: Callable[[int], None],
-                finish: Callable[[int, tuple[bool, int | None, str, float]], None]) -> None:
+                finish: Callable[[int, Outcome], None]) -> None:
     from .distributed import ray_session  # noqa: PLC0415
 
     with ray_session(address, num_cpus) as ray:
@@ -435,7 +444,7 @@ def _run_on_ray(jobs: Sequence[Job], pending: list[int], run_one: Callable[[Job]
                 try:
                     outcome = ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 - a crashed worker fails its file only
-                    outcome = (False, None, f"Ray worker failed: {one_line(exc).splitlines()[0]}", 0.0)
+                    outcome = (False, None, f"Ray worker failed: {one_line(exc).splitlines()[0]}", 0.0, 0)
                 finish(refs[ref], outcome)
 
 
@@ -472,7 +481,8 @@ def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = Non
     run = colorize_file(job.input, spec, settings, info=info, preset=preset, keyframes=keyframes,
                         overwrite=job.overwrite, resume=not spec.is_sequence, restart_on_change=True,
                         signature={"batch_job": job.signature}, on_start=on_start, on_frame=on_frame)
-    return {"frames": run.summary.frames, "seconds": run.summary.seconds, "model": run.summary.model}
+    return {"frames": run.summary.output_frames, "resumed": run.summary.resumed_frames, "seconds": run.summary.seconds,
+            "model": run.summary.model}
 
 
 # -- the summary -----------------------------------------------------------------------------
@@ -486,6 +496,8 @@ def summary_rows(results: Sequence[JobResult]) -> list[tuple[str, str, str, str,
     for result in results:
         status = result.status + (" earlier" if result.earlier else "")
         frames = "" if result.frames is None else str(result.frames)
+        if result.frames is not None and result.resumed:  # the output's count, of which an earlier run made these
+            frames += f" ({result.resumed} resumed)"
         seconds = f"{result.seconds:.1f} s" if result.seconds else ""
         detail = result.job.output if result.ok else result.message
         rows.append((result.job.name, status, frames, seconds, detail))

@@ -3,6 +3,7 @@ run chunk by chunk into segment files, locally or through a distributor, for res
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -20,6 +21,8 @@ from .results import FrameResult, RunSummary
 if TYPE_CHECKING:
     from .pipeline import FrameColorizer
     from .resume import Journal
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,9 @@ def colorize_in_chunks(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer
                         summary: RunSummary, on_frame: Callable[[FrameResult], None] | None,
                         distribute: ChunkDistributor | None = None) -> None:
     extension = os.path.splitext(spec.path)[1]
+    earlier = journal.finished_results()
+    summary.resumed_frames = sum(record.frames for record in journal.chunks.values())
+    record = _recording_results(journal, summary)
     missing = journal.missing()
     if missing and distribute is not None:
         # the count only spreads the work (each piece still ends where decoding ends); packets, not
@@ -119,13 +125,34 @@ def colorize_in_chunks(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer
             if stop is None:
                 planned[-1:] = [(planned[-1][0] if planned else first, None)]
             pieces += planned
-        distribute(info, spec, frames, pieces, str(journal.folder), extension, journal.record, summary, on_frame)
+        distribute(info, spec, frames, pieces, str(journal.folder), extension, record, summary, on_frame)
         missing = journal.missing()
     for first, stop in missing:
         encode_chunks(info, spec, frames, first, stop, lambda start: journal.segment_path(start, extension),
-                      journal.record, summary, on_frame)
+                      record, summary, on_frame)
     assemble_segments(spec, info, [str(path) for path in journal.segments(spec.path)])
     journal.discard()
+    if earlier:
+        summary.results = sorted(earlier + summary.results, key=lambda item: item.index)
+    if len(earlier) < summary.resumed_frames:
+        logger.warning("%s: %d of the %d frames resumed from the earlier run have no per-frame statistics (their "
+                       "chunks were made by an older vidcolor)", spec.path, summary.resumed_frames - len(earlier),
+                       summary.resumed_frames)
+
+
+def _recording_results(journal: Journal, summary: RunSummary) -> OnSegment:
+    """:meth:`Journal.record` with each segment's frame results (those ``summary`` gained since the
+    last segment), so that a later resumed run still reports the frames of this one."""
+    waiting: dict[int, FrameResult] = {}
+    seen = len(summary.results)
+
+    def record(start: int, end: int, file: str, last: bool) -> None:
+        nonlocal seen
+        waiting.update((item.index, item) for item in summary.results[seen:])
+        seen = len(summary.results)
+        journal.record(start, end, file, last, [waiting.pop(index) for index in range(start, end) if index in waiting])
+
+    return record
 
 
 #: Encodes the given pieces (first frame, stop or None) somewhere else (e.g. on a Ray cluster) into

@@ -87,11 +87,11 @@ def ray_chunks(address: str | None = None, num_cpus: int | None = None) -> Calla
                 for ref in ready:
                     segments, results, decoded = ray.get(ref)  # a failed chunk raises here: the finished ones stay recorded
                     summary.decoded_frames += decoded
+                    summary.frames += len(results)
+                    summary.results += results  # before the segments, whose records keep their frames' results
                     for segment in segments:
                         on_segment(*segment)
                     for item in results:
-                        summary.frames += 1
-                        summary.results.append(item)
                         if on_frame is not None:
                             on_frame(item)
             summary.results.sort(key=lambda item: item.index)

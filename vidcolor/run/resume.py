@@ -37,6 +37,7 @@ from typing import Any
 from ..io.durable import (PARTIAL_MARK, DamagedJournal, ForeignJournal, JournalFile, atomic_write_json, fsync_file, fsync_folder,
                           read_json_object, sha256_of_file)
 from ..errors import InputError, OutputError
+from .results import FrameResult
 
 logger = logging.getLogger(__name__)
 
@@ -284,15 +285,17 @@ class Journal:
             {"signature": self.signature.digest, "parts": self.signature.parts,
              "chunks": {str(start): asdict(record) for start, record in sorted(self.chunks.items())}})
 
-    def record(self, start: int, end: int, file: str, last: bool = False) -> None:
+    def record(self, start: int, end: int, file: str, last: bool = False, results: Sequence[FrameResult] = ()) -> None:
         """Note a finished segment (``file``, staged by :meth:`segment_path`): flushed to disk, hashed,
-        described by its sidecar, renamed to its own name, then journalled."""
+        described by its sidecar (with its frames' ``results``, so that a resumed run's statistics
+        still cover them), renamed to its own name, then journalled."""
         staged, name = self.folder / file, file.removeprefix(STAGED_PREFIX)
         with self._writing(staged):
             fsync_file(staged)
             record = ChunkRecord(start, end, end - start, name, staged.stat().st_size, sha256_of_file(staged), last)
             atomic_write_json(self.folder / (name + SIDECAR),
-                              {**asdict(record), "signature": self.signature.digest, "parts": self.signature.parts})
+                              {**asdict(record), "signature": self.signature.digest, "parts": self.signature.parts,
+                               "results": [item.to_json() for item in results]})
             if staged.name != name:
                 os.replace(staged, self.folder / name)
                 fsync_folder(self.folder)
@@ -307,6 +310,22 @@ class Journal:
         except OSError as exc:
             raise OutputError(f"cannot write {str(path)!r} ({exc.strerror or exc}): free space on that disk or fix its "
                               "mount, then run the same command again; the chunks recorded so far are kept") from exc
+
+    def finished_results(self) -> list[FrameResult]:
+        """The per-frame results kept beside the finished chunks, in frame order (a chunk whose
+        sidecar holds none, or not all of its frames, adds what it has)."""
+        results: list[FrameResult] = []
+        for record in self.chunks.values():
+            try:
+                data = read_json_object(self.folder / (record.file + SIDECAR)) or {}
+            except DamagedJournal:
+                continue
+            rows = data.get("results") if data.get("signature") == self.signature.digest else None
+            for row in rows if isinstance(rows, list) else []:
+                item = FrameResult.from_json(row)
+                if item is not None and record.start <= item.index < record.end:
+                    results.append(item)
+        return sorted(results, key=lambda item: item.index)
 
     def segment_path(self, start: int, extension: str) -> Path:
         """Where the chunk starting at ``start`` is encoded (staged: see :meth:`record`)."""
