@@ -136,7 +136,7 @@ def colorize_in_chunks(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer
         summary.results = sorted(earlier + summary.results, key=lambda item: item.index)
     if len(earlier) < summary.resumed_frames:
         logger.warning("%s: %d of the %d frames resumed from the earlier run have no per-frame statistics (their "
-                       "chunks were made by an older vidcolor)", spec.path, summary.resumed_frames - len(earlier),
+                       "chunks' sidecars hold none: an older vidcolor made them, or the sidecars are gone)", spec.path, summary.resumed_frames - len(earlier),
                        summary.resumed_frames)
 
 
