@@ -136,8 +136,8 @@ def colorize_in_chunks(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer
         summary.results = sorted(earlier + summary.results, key=lambda item: item.index)
     if len(earlier) < summary.resumed_frames:
         logger.warning("%s: %d of the %d frames resumed from the earlier run have no per-frame statistics (their "
-                       "chunks' sidecars hold none: an older vidcolor made them, or the sidecars are gone)", spec.path, summary.resumed_frames - len(earlier),
-                       summary.resumed_frames)
+                       "chunks' sidecars hold none: an older vidcolor made them, or the sidecars are gone)",
+                       spec.path, summary.resumed_frames - len(earlier), summary.resumed_frames)
 
 
 def _recording_results(journal: Journal, summary: RunSummary) -> OnSegment:
