@@ -18,7 +18,8 @@ from helpers import color_frames, write_clip
 
 #: README's "Library" example on argv's clip and reference, in a process whose torch starts on
 #: 2 threads (its default on a 2-core machine, forced so that the test means the same anywhere);
-#: then a count given to set_torch_threads, which build_colorizer must keep. Prints both counts.
+#: then a count given to set_torch_threads, which build_colorizer must keep, and a later call with
+#: None, after which the policy decides again. Prints the three counts.
 _LIBRARY = """
 import sys, torch
 torch.set_num_threads(2)
@@ -35,7 +36,10 @@ colorize_video(sys.argv[1], resolve_output(sys.argv[3], codec="ffv1"), Reference
 used = torch.get_num_threads()
 set_torch_threads(2, "default")
 build_colorizer("default")
-print(used, torch.get_num_threads())
+chosen = torch.get_num_threads()
+set_torch_threads(None, "default")
+build_colorizer("default")
+print(used, chosen, torch.get_num_threads())
 """
 
 
@@ -48,9 +52,10 @@ def test_the_library_example_uses_the_cli_threads_and_gives_its_frames(tmp_path)
                     "--codec", "ffv1", "-q"], check=True, capture_output=True)
     run = subprocess.run([sys.executable, "-c", _LIBRARY, str(source), str(reference), str(library_out)],
                          check=True, capture_output=True, text=True)
-    used, chosen = run.stdout.split()
+    used, chosen, released = run.stdout.split()
     assert used == "1", f"the library run used {used} torch threads, the CLI's policy gives the default model 1"
     assert chosen == "2", "a count given to set_torch_threads (the CLI's --threads) must survive build_colorizer"
+    assert released == "1", "after set_torch_threads(None, ...) the policy decides again, not the earlier count"
     with av.open(str(cli_out)) as cli, av.open(str(library_out)) as library:
         pairs = list(zip(cli.decode(video=0), library.decode(video=0), strict=True))
     differing = [i for i, (a, b) in enumerate(pairs) if not np.array_equal(a.to_ndarray(format="yuv444p"), b.to_ndarray(format="yuv444p"))]

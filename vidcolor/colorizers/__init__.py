@@ -103,8 +103,8 @@ def no_reference_colorizer(colorizer: Colorizer, has_references: bool, auto_mode
     return get_colorizer(name, device=device, **({"keyframe": True} if name == "autocolor" else {}))
 
 
-#: The count a caller gave :func:`set_torch_threads` (the CLI's ``--threads``), which
-#: :func:`build_colorizer` then keeps; None: the policy decides.
+#: The count the last call of :func:`set_torch_threads` was given (the CLI's ``--threads``), which
+#: :func:`build_colorizer` then keeps; None (also after a call with None): the policy decides.
 _chosen_threads: int | None = None
 
 
@@ -114,15 +114,15 @@ def set_torch_threads(threads: int | None, model: str) -> int:
     None picks 1 for the light models: at their small working sizes a second thread gains little
     and fights the decoder, the encoder and the chroma thread for the cores (measured 2.6x slower
     end to end on a busy 2-core machine). The heavy ``deepex`` networks get every core.
-    A count given here stays for the process: :func:`build_colorizer` keeps it.
+    A count given here stays until the next call: :func:`build_colorizer` keeps it, and a call
+    with None hands the choice back to the policy (a later ``deepex`` gets every core again).
     """
     import torch
 
     global _chosen_threads
+    _chosen_threads = None if threads is None else max(1, threads)
     if threads is None:
         threads = (os.cpu_count() or 1) if model == "deepex" else 1
-    else:
-        _chosen_threads = max(1, threads)
     torch.set_num_threads(max(1, threads))
     return torch.get_num_threads()
 
