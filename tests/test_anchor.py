@@ -198,3 +198,26 @@ def test_bad_anchor_values_are_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["colorize", str(source), "-o", str(tmp_path / "o.mp4"), "--ref",
                                        str(tmp_path / "r.png"), "--anchor", "middle"])
     assert result.exit_code == 2 and "--anchor" in result.output
+
+
+def test_ray_chunks_colour_anchored_as_the_local_run(tmp_path: Path) -> None:
+    """Ray workers colour each chunk with the driver's --anchor (they once ran pinned whatever the
+    run said, while the resume journal recorded auto)."""
+    pytest.importorskip("ray", reason="Ray is in the test extras: pip install -e '.[test]'")
+    from vidcolor.run.distributed import ray_chunks  # noqa: PLC0415
+
+    frames = film_frames()
+    source = write_clip(tmp_path / "film.mkv", frames, codec="ffv1", pix_fmt="yuv444p")
+    schedule = schedule_of(frames)
+
+    def run(name: str, anchor: str, **extra: object) -> list[np.ndarray]:
+        spec = resolve_output(str(tmp_path / name), codec="ffv1")
+        colorize_video(str(source), spec, schedule, get_colorizer("classic"), plan=ChunkPlan(8), resume=True,
+                       anchor=anchor, **extra)
+        return yuv444(tmp_path / name)
+
+    local, pinned = run("local.mkv", "auto"), run("pinned.mkv", "pinned")
+    spread = run("ray.mkv", "auto", distribute=ray_chunks(num_cpus=2))
+    assert not np.array_equal(local[SHOT_A + 2], pinned[SHOT_A + 2])  # the anchoring changes shot B
+    differing = [i for i, (a, b) in enumerate(zip(local, spread, strict=True)) if not np.array_equal(a, b)]
+    assert not differing, f"Ray frames {differing[:5]} differ from the local run's"

@@ -55,15 +55,19 @@ def _encode_chunk(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, pie
     stream and may become several segments) into the work ``folder``; the finished segments, the
     per-frame results and the count of frames decoded go back to the driver."""
     from .chunks import encode_chunks  # noqa: PLC0415
-    from .pipeline import FrameColorizer, read_lightness  # noqa: PLC0415
+    from .pipeline import FrameColorizer, read_lightness, read_lightness_range  # noqa: PLC0415
     from .results import RunSummary  # noqa: PLC0415
     from ..io.reader import decoded_frame_count  # noqa: PLC0415
     from .resume import staged_name  # noqa: PLC0415
 
     decoded_before = decoded_frame_count()
 
+    # every setting of the driver's pass, with this worker's own decoders: a chunk must colour as the
+    # sequential pass does (the anchoring), and reuse the shots' frames chosen during the scan
     local = FrameColorizer(frames.colorizer, frames.schedule, frames.work, frames.plan, auto=frames.auto,
-                           frame_at=lambda index: read_lightness(info, index), detail=frames.detail)
+                           frame_at=lambda index: read_lightness(info, index), detail=frames.detail,
+                           kept_keyframes=frames.kept_keyframes, anchor=frames.anchor,
+                           frames_from=lambda start, stop: read_lightness_range(info, start, stop))
     summary = RunSummary(info.path, spec.path, 0, 0.0, frames.work, frames.colorizer.name)
     segments: list[tuple[int, int, str, bool]] = []
     encode_chunks(info, spec, local, piece[0], piece[1], lambda start: Path(folder) / staged_name(start, extension),
