@@ -394,3 +394,78 @@ def test_keyframe_images_are_each_films_own_frames(tmp_path: Path) -> None:
             render(namesake, "namesake.html")
         assert not (pages / "namesake.html").exists()
         assert (pages / suggestion["image"]).read_bytes() == painted_bytes
+
+
+def _frame_folder(folder: Path, frames: list[np.ndarray]) -> Path:
+    """An image-sequence film ``folder/%06d.png``: the scans a film archive hands over."""
+    folder.mkdir(parents=True)
+    for index, frame in enumerate(frames):
+        assert cv2.imwrite(str(folder / f"{index:06d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return folder / "%06d.png"
+
+
+def test_pattern_films_in_two_folders_get_their_own_keyframe_names(tmp_path: Path) -> None:
+    """Every ``scans/%06d.png`` film was named ``06d``: the second film's report into the same folder
+    met the first one's keyframe image and stopped. The pattern's folder names the film now, in the
+    report and in ``vidcolor scenes`` alike."""
+    from vidcolor.schedule.scenes import film_stem
+
+    pages = tmp_path / "reports"
+    images = {}
+    for reel, seed in (("reel1", 1), ("reel2", 2)):
+        pattern = _frame_folder(tmp_path / reel, color_frames(4, 96, 64, seed=seed))
+        assert film_stem(pattern) == film_stem(tmp_path / reel) == reel
+        result, plan = report_html.measure_with_shots(pattern, pattern, detect=False)
+        suggestion = report_html.suggest_keyframes(result, keyframes=set(), film=film_stem(pattern))[0]
+        report_html.render_html(result, pages / f"{reel}.html", source_path=pattern, colorized_path=pattern, plan=plan,
+                                suggestions=[suggestion])
+        images[reel] = pages / suggestion["image"]
+        written = cv2.imread(str(images[reel]), cv2.IMREAD_GRAYSCALE)
+        assert written is not None and abs(written.astype(int) - report_html._gray_frames(pattern, {0})[0]).max() <= 1
+    assert images == {"reel1": pages / "keyframes" / "reel1_f000000.png", "reel2": pages / "keyframes" / "reel2_f000000.png"}
+
+
+def test_a_taken_keyframe_name_is_marked_not_fatal_without_images(tmp_path: Path) -> None:
+    """With ``--no-keyframe-images`` nothing is written, so another film's image under a suggested name
+    does not stop the report: the page marks the name as taken. ``colorize --report`` (``on_taken``)
+    warns and writes its page without keyframe images instead of failing after the colorization."""
+    pages = tmp_path / "reports"
+    film = write_clip(tmp_path / "film.mp4", color_frames(6, 96, 64))
+    (pages / "keyframes").mkdir(parents=True)
+    other = pages / "keyframes" / "film_f000000.png"  # another film.mp4's frame 0: another size
+    assert cv2.imwrite(str(other), color_frames(1, 128, 96, seed=3)[0])
+    other_bytes = other.read_bytes()
+    result, plan = report_html.measure_with_shots(film, film, detect=False)
+    suggestions = [report_html.suggest_keyframes(result, keyframes=set(), film="film")[0]]
+    assert suggestions[0]["image"] == "keyframes/film_f000000.png"
+    with pytest.raises(report_html.KeyframeImageConflict, match="is not frame 0 of"):
+        report_html.render_html(result, pages / "with-images.html", source_path=film, colorized_path=film, plan=plan,
+                                suggestions=suggestions)
+    page = report_html.render_html(result, pages / "no-images.html", source_path=film, colorized_path=film, plan=plan,
+                                   suggestions=suggestions, write_keyframes=False)
+    assert 'class="taken">keyframes/film_f000000.png exists beside this report and is not this frame (it is 128x96' \
+        in page.read_text()
+    # colorize --report: an output that flickers over frames 13-20 gets frame 13 suggested; its name is taken.
+    frames = color_frames(30, 96, 64)
+    gray = write_clip(tmp_path / "gray.mp4", frames)
+    output = write_clip(tmp_path / "out.mp4", [255 - f if 12 < i < 20 and i % 2 else f for i, f in enumerate(frames)])
+    taken = pages / "keyframes" / "gray_f000013.png"
+    assert cv2.imwrite(str(taken), color_frames(1, 96, 64, seed=5)[0][::-1])  # same size, another picture
+    taken_bytes = taken.read_bytes()
+    warnings: list[str] = []
+    result = report_html.write_html_report(output, gray, pages / "colorize.html", detect=False, on_taken=warnings.append)
+    assert [s["image"] for s in result["suggestions"]] == ["keyframes/gray_f000013.png"]
+    assert len(warnings) == 1 and "gray_f000013.png" in warnings[0] and "picture is not the frame's" in warnings[0]
+    assert 'class="taken">keyframes/gray_f000013.png exists' in (pages / "colorize.html").read_text()
+    with pytest.raises(report_html.KeyframeImageConflict):
+        report_html.write_html_report(output, gray, pages / "library.html", detect=False)
+    assert not (pages / "library.html").exists()
+    assert other.read_bytes() == other_bytes and taken.read_bytes() == taken_bytes
+    assert sorted(p.name for p in (pages / "keyframes").iterdir()) == [other.name, taken.name]
+    # The frame's own image (or a painted copy) is this frame: no mark.
+    other.unlink()
+    report_html.render_html(result, pages / "own.html", source_path=film, colorized_path=film, plan=plan,
+                            suggestions=suggestions)
+    page = report_html.render_html(result, pages / "own-again.html", source_path=film, colorized_path=film, plan=plan,
+                                   suggestions=suggestions, write_keyframes=False)
+    assert 'class="taken"' not in page.read_text()

@@ -205,7 +205,10 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
     if report_path:
         from ..report.html import write_html_report
 
-        result = write_html_report(spec.path, input_path, report_path, preset_path=preset_path)
+        def taken(message: str) -> None:
+            click.echo(f"warning: {message}; {report_path} is written without keyframe images", err=True)
+
+        result = write_html_report(spec.path, input_path, report_path, preset_path=preset_path, on_taken=taken)
         if not quiet:
             found = ", ".join(str(s["frame"]) for s in result["suggestions"]) or "none"
             click.echo(f"wrote {report_path}: {len(result['shots'])} shot(s), suggested keyframes: {found}")
@@ -296,7 +299,7 @@ def models_import(name: str, paths: Sequence[str]) -> None:
 @click.option("--keyframe-images/--no-keyframe-images", default=True, show_default=True,
               help="With -o, write each suggested frame as a gray PNG keyframes/<film>_fNNNNNN.png beside the "
                    "page, to paint. An existing one is kept only if it is this film's frame (maybe painted); "
-                   "another film's image there stops the report with an error.")
+                   "another film's image there stops the report with an error (without images, the page marks it).")
 def report(output_path: str, source_path: str, truth_path: str | None, stats_path: str | None, preset_path: str | None,
            detect_scenes: bool | None, json_path: str | None, csv_path: str | None, html_path: str | None,
            keyframe_images: bool) -> None:

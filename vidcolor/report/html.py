@@ -29,7 +29,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -446,8 +446,9 @@ def render_html(
     ``ground_truth_path``. ``suggestions`` default to :func:`suggest_keyframes`; with
     ``write_keyframes`` each suggested gray frame is written as a PNG under ``keyframes/`` beside
     the page (never over an existing file, which may already be painted). An existing file that is
-    not this frame (another size or picture: another film's) is refused before anything is
-    written, with or without ``write_keyframes``, so the page never points at it.
+    not this frame (another size or picture: another film's) is refused with
+    :class:`KeyframeImageConflict` before anything is written; without ``write_keyframes`` nothing
+    would be written, so the page is written and marks that suggestion's image name as taken instead.
     """
     from jinja2 import Environment, StrictUndefined  # noqa: PLC0415 - optional dependency of the HTML report
 
@@ -489,9 +490,14 @@ def render_html(
                       "warp_error": f["warp_error"], "psnr": f.get("psnr"), "gray": _data_uri(grays[f["frame"]]),
                       "output": _data_uri(outputs[i]), "truth": _data_uri(truths[i]) if i in truths else None})
 
-    for s in data["suggestions"]:
-        if s["frame"] in grays:
-            _check_existing_keyframe(target.parent / s["image"], grays[s["frame"]], s["frame"], source_path)
+    taken = {s["frame"]: problem for s in data["suggestions"] if s["frame"] in grays
+             if (problem := _existing_keyframe_problem(target.parent / s["image"], grays[s["frame"]])) is not None}
+    if write_keyframes and taken:
+        frame, problem = next(iter(taken.items()))
+        image = target.parent / next(s["image"] for s in data["suggestions"] if s["frame"] == frame)
+        raise KeyframeImageConflict(f"keyframe image {os.fspath(image)!r} exists but is not frame {frame} of "
+                                    f"{os.fspath(source_path)!r} ({problem}; another film's?): move it away, or write "
+                                    "the report into another folder")
     images_written = False
     rows = []
     for s in data["suggestions"]:
@@ -499,7 +505,8 @@ def render_html(
         if write_keyframes and gray is not None:
             _write_keyframe(target.parent / s["image"], gray)
             images_written = True
-        rows.append({**s, "thumb": _data_uri(gray, width=160) if gray is not None else None})
+        rows.append({**s, "thumb": _data_uri(gray, width=160) if gray is not None else None,
+                     "taken": taken.get(s["frame"])})
 
     run = data.get("run") or {}
     summary = data["summary"]
@@ -544,12 +551,16 @@ def _film_stem(source_path: str | os.PathLike[str]) -> str:
     return film_stem(source_path)
 
 
-def _check_existing_keyframe(path: Path, gray: np.ndarray, frame: int, source_path: str | os.PathLike[str]) -> None:
-    """Refuse an existing keyframe image that is not ``gray``'s frame (an earlier report of another
-    film into this folder): the page would tell the user to colour this film from it. A painted
+class KeyframeImageConflict(OutputError):
+    """A suggested keyframe image's name is taken by a picture that is not that frame."""
+
+
+def _existing_keyframe_problem(path: Path, gray: np.ndarray) -> str | None:
+    """Why an existing keyframe image is not ``gray``'s frame (an earlier report of another film
+    into this folder), or None: the page would tell the user to colour this film from it. A painted
     copy of the frame keeps its size and its picture's light and shade, so it passes."""
     if not path.exists():
-        return
+        return None
     image = cv2.imread(os.fspath(path), cv2.IMREAD_GRAYSCALE)
     if image is None:
         problem = "it cannot be read as an image"
@@ -558,10 +569,7 @@ def _check_existing_keyframe(path: Path, gray: np.ndarray, frame: int, source_pa
     else:
         likeness = _picture_likeness(image, gray)
         problem = None if likeness >= MIN_KEYFRAME_LIKENESS else f"its picture is not the frame's (correlation {likeness:.2f})"
-    if problem is not None:
-        raise OutputError(f"keyframe image {os.fspath(path)!r} exists but is not frame {frame} of "
-                          f"{os.fspath(source_path)!r} ({problem}; another film's?): move it away, or write the report "
-                          "into another folder")
+    return problem
 
 
 def _picture_likeness(image: np.ndarray, gray: np.ndarray) -> float:
@@ -652,19 +660,32 @@ def write_html_report(
     run_stats: str | os.PathLike[str] | None = None,
     detect: bool | None = None,
     write_keyframes: bool = True,
+    on_taken: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Measure, plan shots, suggest keyframes and write the HTML page in one call (what
     ``vidcolor colorize --report`` does after the run). Returns the report dict with
-    ``suggestions``; :func:`vidcolor.report.measure.write_json` of it holds the page's numbers."""
+    ``suggestions``; :func:`vidcolor.report.measure.write_json` of it holds the page's numbers.
+    With ``on_taken``, a :class:`KeyframeImageConflict` goes to it and the page is written without
+    keyframe images, so a finished colorization does not end in an error over a suggestion."""
     result, plan = measure_with_shots(colorized_path, source_path, ground_truth_path, preset_path=preset_path,
                                       run_stats=run_stats, detect=detect)
-    render_html(result, html_path, source_path=source_path, colorized_path=colorized_path,
-                ground_truth_path=ground_truth_path, plan=plan, suggestions=result["suggestions"],
-                write_keyframes=write_keyframes)
+
+    def render(images: bool) -> None:
+        render_html(result, html_path, source_path=source_path, colorized_path=colorized_path,
+                    ground_truth_path=ground_truth_path, plan=plan, suggestions=result["suggestions"],
+                    write_keyframes=images)
+
+    try:
+        render(write_keyframes)
+    except KeyframeImageConflict as exc:
+        if on_taken is None:
+            raise
+        on_taken(str(exc))
+        render(False)
     return result
 
 
 __all__ = [
     "ShotPlan", "plan_shots", "trouble_scores", "smoothed_scores", "rank_shots", "suggest_keyframes", "worst_frames",
-    "render_html", "write_html_report"
+    "render_html", "write_html_report", "KeyframeImageConflict"
 ]

@@ -205,9 +205,13 @@ def write_scene_preset(input_path: str | os.PathLike[str], preset_path: str | os
 
 def film_stem(input_path: str | os.PathLike[str]) -> str:
     """The film's name in keyframe image names (``<stem>_shot001_f000000.png``), so keyframes of
-    several films can share one folder: a file's stem, a frame folder's name."""
+    several films can share one folder: a file's stem, a frame folder's name, and for a pattern
+    (``scans/%06d.tif``) its folder's name, since every pattern of one numbering looks alike."""
     text = os.fspath(input_path)
-    stem = Path(text.rstrip("/\\")).stem if not os.path.isdir(text) else Path(text.rstrip("/\\")).name
+    item = Path(os.path.abspath(text.rstrip("/\\") or text))
+    if "%" in item.name:
+        item = item.parent
+    stem = item.name if os.path.isdir(item) else item.stem
     return stem.replace("%", "") or "film"
 
 
