@@ -266,3 +266,39 @@ def test_no_reference_keyframes_come_from_the_scene_scan(tmp_path: Path) -> None
     assert outputs["seeking"][0] > 90  # each shot's candidates decoded again
     for name in ("scanned", "candidates"):
         assert all(np.array_equal(a, b) for a, b in zip(outputs[name][1], outputs["seeking"][1])), name
+
+
+def test_ray_chunks_use_the_shots_frames_chosen_by_the_scan(tmp_path: Path) -> None:
+    """Ray workers colour a no-reference shot from the frame scene detection's pass chose, as the
+    local run does, instead of decoding and scoring all the shot's candidates again in every chunk."""
+    pytest.importorskip("ray", reason="Ray is in the test extras: pip install -e '.[test]'")
+    from helpers import color_frames, write_clip
+
+    from vidcolor.colorizers import get_colorizer
+    from vidcolor.io.reader import probe
+    from vidcolor.io.writer import resolve_output
+    from vidcolor.run.chunks import ChunkPlan
+    from vidcolor.run.distributed import ray_chunks
+    from vidcolor.run.pipeline import colorize_video, scan_shots, working_size_for
+    from vidcolor.schedule.keyframes import ReferenceSchedule
+
+    shots = [color_frames(30, 96, 64, seed=seed) for seed in (1, 2)]
+    shots[1] = [frame[::-1, ::-1].copy() for frame in shots[1]]
+    clip = write_clip(tmp_path / "two-shots.mkv", [f for shot in shots for f in shot], codec="ffv1", gray=True)
+    info = probe(str(clip))
+    colorizer, auto = get_colorizer("classic"), get_colorizer("cheng2015")
+    work = working_size_for(info, colorizer)
+    cuts, kept = scan_shots(info, work, auto=auto)
+    assert cuts == [30] and kept is not None and len(kept) == 2
+    schedule, plan = ReferenceSchedule([], cuts, frame_count=info.frame_count), ChunkPlan(length=10, warmup=2)
+    runs = {}
+    for name, distribute in (("local", None), ("ray", ray_chunks(num_cpus=2))):
+        spec = resolve_output(str(tmp_path / f"{name}.mkv"), codec="ffv1")
+        summary = colorize_video(str(clip), spec, schedule, colorizer, auto=auto, info=info, kept_keyframes=kept,
+                                 plan=plan, resume=True, distribute=distribute)
+        runs[name] = (summary.decoded_frames, yuv_frames(tmp_path / f"{name}.mkv"))
+    assert all(np.array_equal(a, b) for a, b in zip(runs["local"][1], runs["ray"][1], strict=True))
+    # 6 chunks: the 60 frames, 2 warm-up frames before each of the 4 chunks inside a shot, and one fetch
+    # per chunk of its shot's chosen frame, at most a shot's length decoded for it (174 measured); workers
+    # that re-scored the 16 candidates of their shot decoded 630
+    assert runs["local"][0] == 60 and runs["ray"][0] <= 60 + 4 * 2 + 6 * 30, runs["ray"][0]
