@@ -41,7 +41,7 @@ from vidcolor.colorizers import get_colorizer  # noqa: E402
 from vidcolor.colorizers.autocolor import AutocolorColorizer  # noqa: E402
 from vidcolor.colorizers.base import lightness_at_network_size, pad_to_multiple, scaled_to_short_side  # noqa: E402
 from vidcolor.models.autocolor import INPUT_MULTIPLE  # noqa: E402
-from vidcolor.run.shots import automatic_candidates, most_confident_frame  # noqa: E402
+from vidcolor.run.shots import automatic_candidates, automatic_keyframe_of, most_confident_frame  # noqa: E402
 
 PHOTOS = CLIPS.parent / "photos" / "bsds500" / "val"
 STATISTICS = ("conf", "chroma", "R", "neutral", "eccv16", "spread")
@@ -74,7 +74,7 @@ def measure(auto: AutocolorColorizer, eccv16, name: str, frames: list[np.ndarray
     """The statistics of the keyframe no-reference mode would choose among ``frames`` (one shot)."""
     lightness = {i: rgb_to_gray_lightness(frames[i]) for i in automatic_candidates(0, len(frames) - 1)}
     confidences = [float(auto.step(lightness[i], None).confidence.mean()) for i in lightness]
-    frame, chosen, ab = most_confident_frame(auto, lightness.items())
+    frame, chosen, ab = most_confident_frame(auto, lightness.items(), automatic_keyframe_of(0, len(frames) - 1))
     ab = ab.astype(np.float64)
     truth = rgb_to_lab(frames[frame])[..., 1:].astype(np.float64)
     chroma = np.hypot(ab[..., 0], ab[..., 1])

@@ -264,7 +264,8 @@ class FrameColorizer:
             reference = automatic_reference(self.auto, lightness_of(chosen), key=f"auto:{self.auto.name}:{start}:{chosen}")
         else:
             candidates = ((keyframe, lightness_of(keyframe)) for keyframe in self.automatic_candidates(index))
-            _, reference = most_confident_reference(self.auto, candidates, key=f"auto:{self.auto.name}:{start}")
+            _, reference = most_confident_reference(self.auto, candidates, key=f"auto:{self.auto.name}:{start}",
+                                                    middle=self.automatic_keyframe(index))
         self._auto_references[start] = reference
         while len(self._auto_references) > 8:
             self._auto_references.popitem(last=False)

@@ -34,6 +34,12 @@ def _grid_step(length: int) -> int:
 #: How many frames of a shot, evenly spaced, the automatic model colours in no-reference mode (with
 #: the middle one); the one it is surest of becomes the shot's reference (:func:`most_confident_reference`).
 KEYFRAME_CANDIDATES = 16
+#: How much more mean confidence another candidate needs to replace the shot's middle frame. A
+#: near-tie must not hang on float noise (1e-7 between 1 and 2 torch threads) or on small decode
+#: differences (+-0.2 L of random noise on every pixel moves it by up to 1.3e-3), while a shot's
+#: candidates spread 0.015-0.097 and the chosen frames beat the middle by 0.0023-0.035 on the bench
+#: and validation clips, whose choices this margin leaves unchanged (autocolor.md, seventh session).
+CONFIDENCE_MARGIN = 1e-3
 
 
 def _on_grid(start: int, end: int, frame: int) -> int:
@@ -130,7 +136,8 @@ class ShotKeyframes:
     def _close(self, start: int, end: int) -> None:
         candidates = automatic_candidates(start, end)
         if self.auto is not None and all(c in self._grid for c in candidates):
-            frame = most_confident_frame(self.auto, [(c, self._grid[c]) for c in candidates])[0]
+            frame = most_confident_frame(self.auto, [(c, self._grid[c]) for c in candidates],
+                                         automatic_keyframe_of(start, end))[0]
             self._chosen[start] = (end, frame)
             candidates = [frame]
         self._keep(candidates)
@@ -175,30 +182,37 @@ def _reference_of(lightness: np.ndarray, ab: np.ndarray, key: str) -> Reference:
     return Reference.from_array(np.clip(rgb, 0.0, 1.0).astype(np.float32), key=key)
 
 
-def most_confident_frame(auto: Colorizer, candidates: Iterable[tuple[int, np.ndarray]]
+def most_confident_frame(auto: Colorizer, candidates: Iterable[tuple[int, np.ndarray]], middle: int | None = None
                          ) -> tuple[int, np.ndarray, np.ndarray]:
     """(frame, lightness, ab) of the candidate (frame, working-size Lab L) that ``auto`` colours with
-    the highest mean confidence (the earliest of equals); see :func:`most_confident_reference`."""
+    the highest mean confidence (the earliest of equals), but the ``middle`` candidate stays unless
+    another beats it by more than CONFIDENCE_MARGIN; see :func:`most_confident_reference`."""
     best: tuple[float, int, np.ndarray, np.ndarray] | None = None
+    kept_middle: tuple[float, int, np.ndarray, np.ndarray] | None = None
     for frame, lightness in candidates:
         auto.reset()
         predicted = auto.step(lightness, None)
-        confidence = float(np.mean(predicted.confidence))
-        if best is None or confidence > best[0]:
-            best = (confidence, frame, lightness, predicted.ab)
+        scored = (float(np.mean(predicted.confidence)), frame, lightness, predicted.ab)
+        if frame == middle:
+            kept_middle = scored
+        if best is None or scored[0] > best[0]:
+            best = scored
     if best is None:
-        raise ValueError("most_confident_reference needs at least one candidate frame")
+        raise ValueError("most_confident_frame needs at least one candidate frame")
+    if kept_middle is not None and best[0] <= kept_middle[0] + CONFIDENCE_MARGIN:
+        best = kept_middle
     return best[1], best[2], best[3]
 
 
-def most_confident_reference(auto: Colorizer, candidates: Iterable[tuple[int, np.ndarray]], key: str
-                             ) -> tuple[int, Reference]:
+def most_confident_reference(auto: Colorizer, candidates: Iterable[tuple[int, np.ndarray]], key: str,
+                             middle: int | None = None) -> tuple[int, Reference]:
     """(frame, reference) of the candidate (frame, working-size Lab L) that ``auto`` colours with the
-    highest mean confidence (the earliest of equals); ``key`` + ``:frame`` keys the reference.
+    highest mean confidence, unless it beats the ``middle`` one by CONFIDENCE_MARGIN or less
+    (:func:`most_confident_frame`); ``key`` + ``:frame`` keys the reference.
 
     The automatic model's errors on a shot are mostly the same in every frame (a shot-wide cast), so
     averaging frames cancels nothing, but its confidence tells its frames apart: on the validation
     clips, a frame's mean confidence and its ab error correlate at -0.91 to -0.96 on three of four
     clips (-0.24 on the fourth); see autocolor.md, fifth session."""
-    frame, lightness, ab = most_confident_frame(auto, candidates)
+    frame, lightness, ab = most_confident_frame(auto, candidates, middle)
     return frame, _reference_of(lightness, ab, f"{key}:{frame}")
