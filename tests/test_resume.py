@@ -393,6 +393,13 @@ def test_work_of_an_older_vidcolor_is_refused_not_mixed(tmp_path, reference_png)
     assert "delete" in result.output and (folder / "chunk-00000000.mkv").read_bytes() == b"an old segment"
 
 
+def resume_in_cli(source, output, reference_png, *extra):
+    """The CLI resuming what :func:`resumable` started (its model, chunk length and codec)."""
+    return CliRunner().invoke(main, ["colorize", str(source), "-o", str(output), "--ref", str(reference_png),
+                                     "--model", "classic", "--no-temporal", "--codec", "ffv1", "--chunk-length", "4",
+                                     *extra, "--resume", "-q"])
+
+
 def test_resume_with_another_size_names_it_once_in_user_terms(tmp_path, reference_png):
     """Resuming with another --size is refused once (not wrapped again as an unreadable folder),
     naming the working size and its option with both values, and the fix; no chunk is lost."""
@@ -402,15 +409,34 @@ def test_resume_with_another_size_names_it_once_in_user_terms(tmp_path, referenc
         resumable(source, output, reference_png, on_frame=interrupt_after(6))
     done = chunk_files(output)
     assert done == ["chunk-00000000.mkv"]
-    result = CliRunner().invoke(main, ["colorize", str(source), "-o", str(output), "--ref", str(reference_png),
-                                       "--model", "classic", "--no-temporal", "--codec", "ffv1", "--chunk-length", "4",
-                                       "--size", "48", "--resume", "-q"])
+    result = resume_in_cli(source, output, reference_png, "--size", "48")
     assert result.exit_code == 2, result.output
     message = " ".join(result.output.split())
     assert "(working size (--size) 96x64 -> 72x48 changed)" in message, message
     assert "cannot use the resume work folder" not in message and "readable" not in message, message
     assert message.count(str(work_folder(str(output)))) == 2, message  # where the chunks are, and what to delete
     assert "run again with the earlier settings" in message and chunk_files(output) == done
+
+
+def test_chunks_made_under_earlier_colouring_rules_are_refused(tmp_path, reference_png, monkeypatch):
+    """A run interrupted before vidcolor changed how a pass colours (same version number, same
+    settings) is not resumed with chunks coloured under the new rules: the refusal names them."""
+    from vidcolor.run import signature
+
+    source = write_clip(tmp_path / "in.mp4", color_frames(10, 96, 64), gray=True)
+    output = tmp_path / "out.mkv"
+    with monkeypatch.context() as patch:
+        patch.setattr(signature, "PASS_RULES", signature.PASS_RULES - 1)
+        with pytest.raises(KeyboardInterrupt):
+            resumable(source, output, reference_png, on_frame=interrupt_after(6))
+    done = chunk_files(output)
+    assert done == ["chunk-00000000.mkv"]
+    result = resume_in_cli(source, output, reference_png)
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert "made with other settings (vidcolor's colouring rules (another vidcolor made the earlier run) changed)" \
+        in message, message
+    assert chunk_files(output) == done and not output.exists()
 
 
 def test_ray_chunks_decode_about_one_pass(tmp_path, reference_png):

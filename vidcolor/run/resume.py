@@ -116,6 +116,7 @@ _USER_TERMS: dict[str, tuple[str, Callable[[object], str | None]]] = {
     "runtime.devices": ("device (--device)", _devices),
     "keyframes": ("references (--ref, or the preset's shots)", lambda value: None),
     "cuts": ("cuts (the preset's shots, or scene detection)", lambda value: None),
+    "rules": ("vidcolor's colouring rules (another vidcolor made the earlier run)", lambda value: None),
 }
 
 

@@ -17,11 +17,17 @@ from .resume import RunSignature, input_identity, run_signature
 if TYPE_CHECKING:
     from .pipeline import FrameColorizer
 
+#: Bumped whenever vidcolor changes the frames a pass gives with the same settings, models and
+#: weights (its version number moves only at releases), so that chunks of a run interrupted before
+#: such a change are never joined to chunks made after it. 2: a reference of another aspect is
+#: placed or stretched on its shot's start frame, and its moment is found at its own aspect.
+PASS_RULES = 2
+
 
 def resume_signature(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer,
                      settings: Mapping[str, object] | None = None) -> RunSignature:
-    """Everything that changes a resumable run's frames: vidcolor's version, the models and the
-    SHA-256 of every weight file they loaded, the device and dtype, the working size, the encoder,
+    """Everything that changes a resumable run's frames: vidcolor's version and :data:`PASS_RULES`,
+    the models and the SHA-256 of every weight file they loaded, the device and dtype, the working size, the encoder,
     the chunk plan, the schedule (reference pictures by content), the detail settings, the anchoring, ``settings``
     (e.g. a batch job's preset) and the input's identity (every frame file of a sequence)."""
     from .. import __version__  # noqa: PLC0415 - the package imports this module
@@ -29,7 +35,7 @@ def resume_signature(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer,
     schedule, detail = frames.schedule, frames.detail
     models = [model for model in (frames.colorizer, frames.auto) if model is not None]
     return run_signature(
-        vidcolor=__version__, input=input_identity(info.path, info.sequence_files),
+        vidcolor=__version__, rules=PASS_RULES, input=input_identity(info.path, info.sequence_files),
         model=frames.colorizer.describe(), auto=frames.auto.describe() if frames.auto is not None else None,
         weights=_weight_digests(models), runtime=_runtime(models), work=list(frames.work),
         output={"codec": spec.codec.name, "crf": spec.crf, "encoder_preset": spec.encoder_preset,
