@@ -70,8 +70,9 @@ def colorize(
     :param model:        colorizer name, as ``vidcolor colorize --model`` (``default``, ``classic``, ``fast``, ``deepex``; ``autocolor``, ``eccv16``, ``cheng2015`` are automatic);
                          default: the preset's, else the shipped default model.
     :param auto_model:   with no reference at all: the automatic model (``autocolor``, the default, ``eccv16``,
-                         ``cheng2015``) that colours 16 frames of each segment, the one it is surest of
-                         becoming the reference ``model`` then carries through it.
+                         ``cheng2015``) that colours up to 17 frames of each segment (16 evenly spaced and
+                         the middle one); the middle one becomes the reference ``model`` carries through
+                         it, unless another is clearly surer.
     :param fallback:     an automatic model (``autocolor``) whose colour is blended in, pixel by pixel, where the
                          references do not show the scene; ``none``: off (default: the preset's, else ``none``,
                          as the CLI's ``--fallback``).

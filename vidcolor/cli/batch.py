@@ -39,7 +39,7 @@ SETTING_OPTIONS = (
                  help="Colorizer: default, classic, fast, deepex (exemplar); eccv16, cheng2015 (automatic, no "
                       "reference); `vidcolor models list` names them all. [default: the preset's, else default]"),
     click.option("--auto-model", default=None, metavar="NAME",
-                 help="Without any reference, this automatic model colours 16 frames of each shot, the one it is surest of becomes the shot's reference and --model "
+                 help="Without any reference, this automatic model colours up to 17 frames of each shot (16 evenly spaced and the middle one), the middle one becomes the shot's reference unless another is clearly surer, and --model "
                       "carries it through the shot. [default: the best installed automatic model]"),
     click.option("--fallback", default=None, metavar="NAME|none",
                  help="Where the references do not show the scene (a new object, what a cropped keyframe leaves "
