@@ -1,6 +1,6 @@
 """No-reference mode's shots: the frames of each shot the automatic model colours
 (:func:`automatic_candidates`, around the middle one :func:`automatic_keyframe_of`), the reference
-made of the one it is surest of (:func:`most_confident_reference`), and scene detection's one
+made of the middle one unless another is clearly surer (:func:`most_confident_reference`), and scene detection's one
 decoding pass that finds the cuts and keeps those frames on the way (:func:`scan_shots`,
 :class:`ShotKeyframes`)."""
 
@@ -32,7 +32,7 @@ def _grid_step(length: int) -> int:
 
 
 #: How many frames of a shot, evenly spaced, the automatic model colours in no-reference mode (with
-#: the middle one); the one it is surest of becomes the shot's reference (:func:`most_confident_reference`).
+#: the middle one); the middle one, or one clearly surer, becomes the shot's reference (:func:`most_confident_reference`).
 KEYFRAME_CANDIDATES = 16
 #: How much more mean confidence another candidate needs to replace the shot's middle frame. A
 #: near-tie must not hang on float noise (1e-7 between 1 and 2 torch threads) or on small decode
