@@ -285,8 +285,8 @@ class FrameColorizer:
         return automatic_keyframe_of(span.start, span.end)
 
     def automatic_candidates(self, index: int) -> list[int]:
-        """The frames the automatic model colours for the shot holding ``index``, of which the one it
-        is surest of becomes the reference (:func:`most_confident_reference`): the shot's
+        """The frames the automatic model colours for the shot holding ``index``, of which the middle
+        one, or one clearly surer, becomes the reference (:func:`most_confident_reference`): the shot's
         :func:`automatic_candidates` when :meth:`automatic_keyframe` can be its middle, else that frame alone."""
         span = self.schedule.shot_at(index)
         if span.end is None or self.frame_at is None:
