@@ -124,6 +124,7 @@ def test_the_shot_reference_is_the_candidate_the_automatic_model_is_surest_of() 
     from vidcolor.color import rgb_to_gray_lightness
     from vidcolor.colorizers import get_colorizer
     from vidcolor.run.pipeline import FrameColorizer, automatic_candidates, automatic_reference, most_confident_reference
+    from vidcolor.run.shots import CONFIDENCE_MARGIN
     from vidcolor.schedule.keyframes import ReferenceSchedule
 
     auto = get_colorizer("autocolor", keyframe=True)
@@ -149,7 +150,10 @@ def test_the_shot_reference_is_the_candidate_the_automatic_model_is_surest_of() 
                             frame_at=lambda index: pictures[index % len(pictures)])
     assert frames.automatic_candidates(5) == automatic_candidates(0, 19)
     assert len(automatic_candidates(0, 19)) == 16 and frames.automatic_keyframe(5) in automatic_candidates(0, 19)
-    picked = max(frames.automatic_candidates(5), key=lambda i: (confidence[i % len(pictures)], -i))
+    # the candidates as sure as the surest within the margin: the one nearest the middle, the earlier of two
+    surest = max(confidence[i % len(pictures)] for i in frames.automatic_candidates(5))
+    sure = [i for i in frames.automatic_candidates(5) if confidence[i % len(pictures)] >= surest - CONFIDENCE_MARGIN]
+    picked = min(sure, key=lambda i: (abs(i - frames.automatic_keyframe(5)), i))
     assert frames.auto_reference(5).key == f"auto:autocolor:0:{picked}"
     blind = FrameColorizer(get_colorizer("classic"), schedule, (96, 64), auto=auto)
     assert blind.automatic_candidates(5) == [0]  # no way to fetch other frames: the shot's first

@@ -1,6 +1,7 @@
 """No-reference mode's shots: the frames of each shot the automatic model colours
 (:func:`automatic_candidates`, around the middle one :func:`automatic_keyframe_of`), the reference
-made of the middle one unless another is clearly surer (:func:`most_confident_reference`), and scene detection's one
+made of the middle one unless others are clearly surer, then the surer one nearest the middle
+(:func:`most_confident_reference`), and scene detection's one
 decoding pass that finds the cuts and keeps those frames on the way (:func:`scan_shots`,
 :class:`ShotKeyframes`)."""
 
@@ -34,11 +35,12 @@ def _grid_step(length: int) -> int:
 #: How many frames of a shot, evenly spaced, the automatic model colours in no-reference mode (with
 #: the middle one); the middle one, or one clearly surer, becomes the shot's reference (:func:`most_confident_reference`).
 KEYFRAME_CANDIDATES = 16
-#: How much more mean confidence another candidate needs to replace the shot's middle frame. A
-#: near-tie must not hang on float noise (1e-7 between 1 and 2 torch threads) or on small decode
+#: Candidates within this mean confidence of the surest count as equally sure, and of those the one
+#: nearest the shot's middle frame is chosen: so the middle stays unless another beats it by more.
+#: A near-tie must not hang on float noise (1e-7 between 1 and 2 torch threads) or on small decode
 #: differences (+-0.2 L of random noise on every pixel moves it by up to 1.3e-3), while a shot's
 #: candidates spread 0.015-0.097 and the chosen frames beat the middle by 0.0023-0.035 on the bench
-#: and validation clips, whose choices this margin leaves unchanged (autocolor.md, seventh session).
+#: and validation clips (autocolor.md, seventh and eighth sessions).
 CONFIDENCE_MARGIN = 1e-3
 
 
@@ -185,30 +187,32 @@ def _reference_of(lightness: np.ndarray, ab: np.ndarray, key: str) -> Reference:
 def most_confident_frame(auto: Colorizer, candidates: Iterable[tuple[int, np.ndarray]], middle: int | None = None
                          ) -> tuple[int, np.ndarray, np.ndarray]:
     """(frame, lightness, ab) of the candidate (frame, working-size Lab L) that ``auto`` colours with
-    the highest mean confidence (the earliest of equals), but the ``middle`` candidate stays unless
-    another beats it by more than CONFIDENCE_MARGIN; see :func:`most_confident_reference`."""
-    best: tuple[float, int, np.ndarray, np.ndarray] | None = None
-    kept_middle: tuple[float, int, np.ndarray, np.ndarray] | None = None
+    the highest mean confidence (the earliest of equals), but with the shot's ``middle`` frame given,
+    every candidate within CONFIDENCE_MARGIN of the surest counts as equally sure and the one nearest
+    ``middle`` is chosen (the earlier of two as near): a near-tie between any two candidates, not only
+    with the middle, cannot flip the choice with the thread count or the decoder.
+    See :func:`most_confident_reference`."""
+    scored: list[tuple[float, int, np.ndarray, np.ndarray]] = []
     for frame, lightness in candidates:
         auto.reset()
         predicted = auto.step(lightness, None)
-        scored = (float(np.mean(predicted.confidence)), frame, lightness, predicted.ab)
-        if frame == middle:
-            kept_middle = scored
-        if best is None or scored[0] > best[0]:
-            best = scored
-    if best is None:
+        scored.append((float(np.mean(predicted.confidence)), frame, lightness, predicted.ab))
+    if not scored:
         raise ValueError("most_confident_frame needs at least one candidate frame")
-    if kept_middle is not None and best[0] <= kept_middle[0] + CONFIDENCE_MARGIN:
-        best = kept_middle
+    surest = max(confidence for confidence, *_ in scored)
+    if middle is None:
+        best = min((s for s in scored if s[0] == surest), key=lambda s: s[1])
+    else:
+        sure = (s for s in scored if s[0] >= surest - CONFIDENCE_MARGIN)
+        best = min(sure, key=lambda s: (abs(s[1] - middle), s[1]))
     return best[1], best[2], best[3]
 
 
 def most_confident_reference(auto: Colorizer, candidates: Iterable[tuple[int, np.ndarray]], key: str,
                              middle: int | None = None) -> tuple[int, Reference]:
     """(frame, reference) of the candidate (frame, working-size Lab L) that ``auto`` colours with the
-    highest mean confidence, unless it beats the ``middle`` one by CONFIDENCE_MARGIN or less
-    (:func:`most_confident_frame`); ``key`` + ``:frame`` keys the reference.
+    highest mean confidence, or, of those within CONFIDENCE_MARGIN of it, the one nearest the shot's
+    ``middle`` frame (:func:`most_confident_frame`); ``key`` + ``:frame`` keys the reference.
 
     The automatic model's errors on a shot are mostly the same in every frame (a shot-wide cast), so
     averaging frames cancels nothing, but its confidence tells its frames apart: on the validation

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 #: weights (its version number moves only at releases), so that chunks of a run interrupted before
 #: such a change are never joined to chunks made after it. 2: a reference of another aspect is
 #: placed or stretched on its shot's start frame, and its moment is found at its own aspect.
-PASS_RULES = 2
+#: 3: a no-reference shot's keyframe is, of the candidates as sure as the surest within
+#: CONFIDENCE_MARGIN, the one nearest its middle frame.
+PASS_RULES = 3
 
 
 def resume_signature(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer,
