@@ -108,6 +108,13 @@ def cuts_progress(total: int | None, quiet: bool) -> tuple[tqdm, Callable[[int],
     return bar, lambda _: bar.update(1)
 
 
+def show_done(bar: tqdm, frames: int) -> None:
+    """Start ``bar`` at the ``frames`` an earlier run made (a resume), so that it shows how much of
+    the film is done while its speed and time left count only the frames this run colours."""
+    bar.n = bar.last_print_n = bar.initial = frames
+    bar.refresh()
+
+
 def schedule_from_preset(preset: str | Preset, info: VideoInfo, *, detect: bool | None = None,
                          quiet: bool = False) -> tuple[ReferenceSchedule, Preset]:
     """A preset's schedule on a clip (loaded, given a path), with scene detection when the preset
@@ -210,19 +217,15 @@ def batch(in_dir: str, out_dir: str, preset: str | None, ref: str | None, execut
     refuse_overlaps(jobs)
     files = tqdm(total=len(jobs), unit="file", desc="batch", dynamic_ncols=True, disable=quiet, position=0)
     frames = tqdm(unit="frame", dynamic_ncols=True, disable=quiet or executor != "local", leave=False, position=1)
-    state: dict[str, Any] = {"last": -1}
 
     def on_start_video(info: VideoInfo) -> None:
         frames.reset(total=info.frame_count)
-        state["last"] = -1
-
-    def on_frame(result: Any) -> None:
-        frames.update(result.index - state["last"])
-        state["last"] = result.index
+        frames.initial = 0  # the last film's resumed frames are not this one's
 
     def run_here(job: Any) -> object:
         frames.set_description(job.name)
-        return colorize_job(job, on_start=on_start_video, on_frame=on_frame)
+        return colorize_job(job, on_start=on_start_video, on_frame=lambda _: frames.update(1),
+                            on_resume=lambda done: show_done(frames, done))
 
     def on_result(result: Any) -> None:
         files.update(1)

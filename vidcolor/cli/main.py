@@ -19,7 +19,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .. import __version__
 from ..errors import VidcolorError
-from .batch import batch, cuts_progress, resolve_given, scenes, setting_options
+from .batch import batch, cuts_progress, resolve_given, scenes, setting_options, show_done
 from .refs import refs
 
 logger = logging.getLogger("vidcolor")
@@ -104,16 +104,18 @@ def run() -> None:
     os._exit(code if isinstance(code, int) else 0)
 
 
-def _progress(total: int | None, quiet: bool, desc: str) -> tuple[tqdm, Callable[[Any], None]]:
+def _progress(total: int | None, quiet: bool, desc: str) -> tuple[tqdm, Callable[[Any], None], Callable[[int], None]]:
+    """A bar over the whole output, its ``advance`` (``on_frame``) and ``resumed`` (``on_resume``).
+
+    It counts one step per frame coloured, so Ray chunks finishing in any order add up, and a
+    resumed run starts it at the frames the earlier run made: a restorer sees how much of the film is
+    done, and the speed and time left count this run's frames alone."""
     bar = tqdm(total=total, unit="frame", desc=desc, dynamic_ncols=True, disable=quiet, leave=False)
-    state = {"last": -1}
 
-    def advance(result: Any) -> None:
-        # advance by the frame-index delta, right even if frames were skipped
-        bar.update(result.index - state["last"])
-        state["last"] = result.index
+    def advance(_result: Any) -> None:
+        bar.update(1)
 
-    return bar, advance
+    return bar, advance, lambda frames: show_done(bar, frames)
 
 
 @main.command()
@@ -179,11 +181,11 @@ def colorize(input_path: str, output_path: str, refs: Sequence[str], preset_path
 
         distribute = ray_chunks(address, num_cpus)
     cuts_bar, on_scan = cuts_progress(info.frame_count, quiet or not settings.scene_detection(bool(preset or keyframes)))
-    bar, advance = _progress(info.frame_count, quiet, os.path.basename(input_path))
+    bar, advance, resumed = _progress(info.frame_count, quiet, os.path.basename(input_path))
     with logging_redirect_tqdm(loggers=[logger]), cuts_bar, bar:
         run = colorize_file(input_path, spec, settings, info=info, preset=preset, keyframes=keyframes,
                             overwrite=overwrite, resume=resume, distribute=distribute, on_scan=on_scan,
-                            on_frame=advance)
+                            on_frame=advance, on_resume=resumed)
     summary = run.summary
     if write_stats or report_path:
         from ..report.measure import run_metadata, run_stats_path, write_run_stats
@@ -235,7 +237,7 @@ def demo(output_dir: str, model: str | None, quiet: bool) -> None:
     spec = resolve_output(result_path, encoder_preset=model_encoder_preset(model))  # as `colorize` would encode it
     set_torch_threads(None, model)
     colorizer = build_colorizer(model, temporal=TemporalSettings())
-    bar, advance = _progress(clip.frames, quiet, "demo")
+    bar, advance, _ = _progress(clip.frames, quiet, "demo")
     with logging_redirect_tqdm(loggers=[logger]), bar:
         summary = colorize_video(clip.gray_video, spec, ReferenceSchedule.single(load_reference(clip.reference)),
                                  colorizer, overwrite=True, on_frame=advance)

@@ -462,7 +462,8 @@ def preset_schedule(preset: Preset, info: VideoInfo, *, detect: bool | None = No
 
 
 def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = None,
-                 on_frame: Callable[[Any], None] | None = None) -> dict[str, object]:
+                 on_frame: Callable[[Any], None] | None = None,
+                 on_resume: Callable[[int], None] | None = None) -> dict[str, object]:
     """Colorize one batch job (the ``run_one`` of ``vidcolor batch``): its preset or --ref image,
     settings resolved once (given option > preset > default), resuming unless frames go to a folder."""
     from ..io.reader import probe  # noqa: PLC0415
@@ -480,7 +481,8 @@ def colorize_job(job: Job, *, on_start: Callable[[VideoInfo], None] | None = Non
     # old chunks; the batch has decided to redo the film, so such chunks are restarted, not refused
     run = colorize_file(job.input, spec, settings, info=info, preset=preset, keyframes=keyframes,
                         overwrite=job.overwrite, resume=not spec.is_sequence, restart_on_change=True,
-                        signature={"batch_job": job.signature}, on_start=on_start, on_frame=on_frame)
+                        signature={"batch_job": job.signature}, on_start=on_start, on_frame=on_frame,
+                        on_resume=on_resume)
     return {"frames": run.summary.output_frames, "resumed": run.summary.resumed_frames, "seconds": run.summary.seconds,
             "model": run.summary.model}
 

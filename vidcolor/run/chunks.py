@@ -109,10 +109,13 @@ def _finish_segment(writer: VideoWriter, info: VideoInfo, start: int, end: int, 
 
 def colorize_in_chunks(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, journal: Journal,
                         summary: RunSummary, on_frame: Callable[[FrameResult], None] | None,
-                        distribute: ChunkDistributor | None = None) -> None:
+                        distribute: ChunkDistributor | None = None,
+                        on_resume: Callable[[int], None] | None = None) -> None:
     extension = os.path.splitext(spec.path)[1]
     earlier = journal.finished_results()
     summary.resumed_frames = sum(record.frames for record in journal.chunks.values())
+    if on_resume is not None:
+        on_resume(summary.resumed_frames)
     record = _recording_results(journal, summary)
     missing = journal.missing()
     if missing and distribute is not None:

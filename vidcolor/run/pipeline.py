@@ -353,6 +353,7 @@ def colorize_video(
     overwrite: bool = False,
     on_start: Callable[[VideoInfo], None] | None = None,
     on_frame: Callable[[FrameResult], None] | None = None,
+    on_resume: Callable[[int], None] | None = None,
     info: VideoInfo | None = None,
     plan: ChunkPlan = ChunkPlan(),
     resume: bool = False,
@@ -370,7 +371,9 @@ def colorize_video(
     continues from the last completed chunk (see :mod:`vidcolor.run.resume`). ``settings`` lists any
     further options that change the frames (:func:`resume_signature` finds the rest). Work left by
     a run with another signature is refused with a message naming what changed, or, with
-    ``restart_on_change``, deleted with a warning; it is never mixed in.
+    ``restart_on_change``, deleted with a warning; it is never mixed in. ``on_resume`` hears, before
+    any frame is coloured, how many frames of the output the earlier run made (0 if none), which
+    ``on_frame`` will not see (a progress bar starts there).
     ``auto`` (an automatic colorizer) turns on no-reference mode for a schedule without references
     (see :class:`FrameColorizer`). ``distribute`` (e.g. :func:`vidcolor.run.distributed.ray_chunks`)
     encodes the chunks elsewhere in parallel; it implies ``resume``. ``detail`` adds the
@@ -401,7 +404,7 @@ def colorize_video(
     if resume:
         signature = resume_signature(info, spec, frames, settings)
         journal = Journal.open(spec.path, signature, restart=restart_on_change)
-        colorize_in_chunks(info, spec, frames, journal, summary, on_frame, distribute)
+        colorize_in_chunks(info, spec, frames, journal, summary, on_frame, distribute, on_resume)
         summary.seconds = time.perf_counter() - started
         summary.decoded_frames += decoded_frame_count() - decoded_before
         return summary

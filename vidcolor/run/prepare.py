@@ -83,11 +83,12 @@ def colorize_file(input_path: str, spec: OutputSpec, settings: RunSettings, *, i
                   resume: bool = False, restart_on_change: bool = False, signature: Mapping[str, object] | None = None,
                   distribute: ChunkDistributor | None = None, on_scan: Callable[[int], None] | None = None,
                   on_start: Callable[[VideoInfo], None] | None = None,
-                  on_frame: Callable[[FrameResult], None] | None = None) -> FileRun:
+                  on_frame: Callable[[FrameResult], None] | None = None,
+                  on_resume: Callable[[int], None] | None = None) -> FileRun:
     """Colorize ``input_path`` into ``spec`` with ``settings``, from ``preset``'s shots or
     ``keyframes`` (neither: no-reference mode). The output is checked before the models load.
 
-    ``resume``, ``restart_on_change``, ``distribute``, ``on_start``, ``on_frame``: as
+    ``resume``, ``restart_on_change``, ``distribute``, ``on_start``, ``on_frame``, ``on_resume``: as
     :func:`vidcolor.run.pipeline.colorize_video`; ``signature``: its ``settings`` (what else must
     match for a resumed run); ``on_scan``: progress of the scene-detection pass.
     """
@@ -116,7 +117,8 @@ def colorize_file(input_path: str, spec: OutputSpec, settings: RunSettings, *, i
                              size=settings.fixed_size, overwrite=overwrite, on_start=on_start, on_frame=on_frame,
                              info=info, plan=settings.plan, resume=resume, settings=signature, auto=auto,
                              distribute=distribute, detail=settings.reference_detail(),
-                             restart_on_change=restart_on_change, kept_keyframes=kept, anchor=settings.anchor)
+                             restart_on_change=restart_on_change, kept_keyframes=kept, anchor=settings.anchor,
+                             on_resume=on_resume)
     return FileRun(summary, schedule, colorizer)
 
 
