@@ -272,23 +272,28 @@ def test_no_reference_keyframes_come_from_the_scene_scan(tmp_path: Path) -> None
         assert all(np.array_equal(a, b) for a, b in zip(outputs[name][1], outputs["seeking"][1])), name
 
 
+def two_shot_film(folder: Path) -> Path:
+    """60 gray frames in two shots (cut at 30), FFV1 in Matroska: no frame count in the header."""
+    from helpers import color_frames, write_clip
+
+    shots = [color_frames(30, 96, 64, seed=seed) for seed in (1, 2)]
+    shots[1] = [frame[::-1, ::-1].copy() for frame in shots[1]]
+    return write_clip(folder / "two-shots.mkv", [f for shot in shots for f in shot], codec="ffv1", gray=True)
+
+
 def test_ray_chunks_use_the_shots_frames_chosen_by_the_scan(tmp_path: Path) -> None:
     """Ray workers colour a no-reference shot from the frame scene detection's pass chose, as the
     local run does, instead of decoding and scoring all the shot's candidates again in every chunk."""
     pytest.importorskip("ray", reason="Ray is in the test extras: pip install -e '.[test]'")
-    from helpers import color_frames, write_clip
-
     from vidcolor.colorizers import get_colorizer
-    from vidcolor.io.reader import probe
+    from vidcolor.io.reader import QUEUE_LENGTH, keyframe_numbers, probe
     from vidcolor.io.writer import resolve_output
     from vidcolor.run.chunks import ChunkPlan
     from vidcolor.run.distributed import ray_chunks
     from vidcolor.run.pipeline import colorize_video, scan_shots, working_size_for
     from vidcolor.schedule.keyframes import ReferenceSchedule
 
-    shots = [color_frames(30, 96, 64, seed=seed) for seed in (1, 2)]
-    shots[1] = [frame[::-1, ::-1].copy() for frame in shots[1]]
-    clip = write_clip(tmp_path / "two-shots.mkv", [f for shot in shots for f in shot], codec="ffv1", gray=True)
+    clip = two_shot_film(tmp_path)
     info = probe(str(clip))
     colorizer, auto = get_colorizer("classic"), get_colorizer("cheng2015")
     work = working_size_for(info, colorizer)
@@ -302,7 +307,38 @@ def test_ray_chunks_use_the_shots_frames_chosen_by_the_scan(tmp_path: Path) -> N
                                  plan=plan, resume=True, distribute=distribute)
         runs[name] = (summary.decoded_frames, yuv_frames(tmp_path / f"{name}.mkv"))
     assert all(np.array_equal(a, b) for a, b in zip(runs["local"][1], runs["ray"][1], strict=True))
-    # 6 chunks: the 60 frames, 2 warm-up frames before each of the 4 chunks inside a shot, and one fetch
-    # per chunk of its shot's chosen frame, at most a shot's length decoded for it (174 measured); workers
-    # that re-scored the 16 candidates of their shot decoded 630
-    assert runs["local"][0] == 60 and runs["ray"][0] <= 60 + 4 * 2 + 6 * 30, runs["ray"][0]
+    # 6 chunks: the 60 frames, 2 warm-up frames before each later chunk, the frames from the keyframe
+    # before each chunk's first (a GOP of 12), and at most QUEUE_LENGTH + 4 read ahead past each chunk
+    # but the last (124 measured). The shots' chosen frames travel with the chunks: workers that
+    # decoded them again decoded 174-179 frames, workers that re-scored the 16 candidates 630.
+    begins = [10 * n - plan.warmup for n in range(1, 6)]  # where each later chunk's reader starts
+    keyframes = keyframe_numbers(info)
+    before = sum(begin - max(k for k in keyframes if k <= begin) for begin in begins)
+    assert runs["local"][0] == 60
+    assert runs["ray"][0] <= 60 + len(begins) * (plan.warmup + QUEUE_LENGTH + 4) + before, runs["ray"][0]
+
+
+def test_the_last_shot_of_a_film_of_unknown_length_takes_the_frame_the_scan_chose(tmp_path: Path) -> None:
+    """A film whose container does not say how many frames it has (FFV1 in Matroska) leaves the
+    schedule's last shot open-ended: the colour pass still takes the frame the scan chose for it,
+    as for the same film in MP4 (it took the shot's first frame, so .mkv and .mp4 differed)."""
+    from vidcolor.colorizers import get_colorizer
+    from vidcolor.io.reader import probe
+    from vidcolor.run.pipeline import FrameColorizer, read_lightness, scan_shots, working_size_for
+    from vidcolor.schedule.keyframes import ReferenceSchedule
+
+    clip = two_shot_film(tmp_path)
+    info = probe(str(clip))
+    assert info.frame_count is None  # the point of the test: the length is known only by decoding
+    colorizer, auto = get_colorizer("classic"), get_colorizer("cheng2015")
+    work = working_size_for(info, colorizer)
+    cuts, kept = scan_shots(info, work, auto=auto)
+    assert cuts == [30] and kept is not None
+    schedule = ReferenceSchedule([], cuts, frame_count=info.frame_count)
+    assert schedule.shot_at(45).end is None
+    chosen = [kept.chosen(0, 29, work), kept._chosen[30][1]]
+    frames = FrameColorizer(colorizer, schedule, work, auto=auto, kept_keyframes=kept,
+                            frame_at=lambda index: read_lightness(info, index))
+    assert [frames.auto_reference(5).key, frames.auto_reference(45).key] == [
+        f"auto:cheng2015:0:{chosen[0]}", f"auto:cheng2015:30:{chosen[1]}"]
+    assert kept.chosen(30, None, work) == chosen[1] and kept.chosen(30, 58, work) is None

@@ -10,6 +10,7 @@ written by the driver as they complete, so an interrupted distributed run resume
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from ..errors import InputError
 if TYPE_CHECKING:
     from .pipeline import FrameColorizer
     from .results import FrameResult, RunSummary
+    from .shots import ShotKeyframes
     from ..io.reader import VideoInfo
     from ..io.writer import OutputSpec
 
@@ -50,10 +52,12 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
 
 
 def _encode_chunk(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, piece: tuple[int, int | None], folder: str,
-                  extension: str) -> tuple[list[tuple[int, int, str, bool]], list[FrameResult], int]:
+                  extension: str, kept_keyframes: ShotKeyframes | None = None
+                  ) -> tuple[list[tuple[int, int, str, bool]], list[FrameResult], int]:
     """On a worker: encode one piece (a chunk, or the last one, which runs to the end of the
     stream and may become several segments) into the work ``folder``; the finished segments, the
-    per-frame results and the count of frames decoded go back to the driver."""
+    per-frame results and the count of frames decoded go back to the driver. ``kept_keyframes``:
+    the scan's, carrying the frames chosen for this piece's shots."""
     from .chunks import encode_chunks  # noqa: PLC0415
     from .pipeline import FrameColorizer, read_lightness, read_lightness_range  # noqa: PLC0415
     from .results import RunSummary  # noqa: PLC0415
@@ -66,7 +70,7 @@ def _encode_chunk(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer, pie
     # sequential pass does (the anchoring), and reuse the shots' frames chosen during the scan
     local = FrameColorizer(frames.colorizer, frames.schedule, frames.work, frames.plan, auto=frames.auto,
                            frame_at=lambda index: read_lightness(info, index), detail=frames.detail,
-                           kept_keyframes=frames.kept_keyframes, anchor=frames.anchor,
+                           kept_keyframes=frames.kept_keyframes if kept_keyframes is None else kept_keyframes, anchor=frames.anchor,
                            frames_from=lambda start, stop: read_lightness_range(info, start, stop))
     summary = RunSummary(info.path, spec.path, 0, 0.0, frames.work, frames.colorizer.name)
     segments: list[tuple[int, int, str, bool]] = []
@@ -85,7 +89,10 @@ def ray_chunks(address: str | None = None, num_cpus: int | None = None) -> Calla
             remote = ray.remote(num_cpus=1, max_retries=0)(_encode_chunk)
             # sent once to the object store, not once per chunk (a model's weights can be large)
             info_ref, spec_ref, frames_ref = ray.put(info), ray.put(spec), ray.put(frames)
-            waiting = [remote.remote(info_ref, spec_ref, frames_ref, piece, folder, extension) for piece in pieces]
+            kept = frames.kept_keyframes  # each piece takes its shots' chosen frames along, warm-up included
+            waiting = [remote.remote(info_ref, spec_ref, frames_ref, piece, folder, extension,
+                                     None if kept is None else kept.carrying(frames.chunk_bounds(piece[0], sys.maxsize)[0], piece[1]))
+                       for piece in pieces]
             while waiting:
                 ready, waiting = ray.wait(waiting, num_returns=1)
                 for ref in ready:

@@ -92,6 +92,7 @@ class ShotKeyframes:
         self._grid: dict[int, np.ndarray] = {}
         self._folder: tempfile.TemporaryDirectory[str] | None = tempfile.TemporaryDirectory(prefix="vidcolor-keyframes-")
         self._kept: dict[int, str] = {}
+        self._carried: dict[int, np.ndarray] = {}  # frames held in memory by a copy sent elsewhere (:meth:`carrying`)
 
     def __call__(self, frame: Frame, cuts: Sequence[int]) -> None:
         """Observe the next decoded frame and the cuts reported with it."""
@@ -115,13 +116,31 @@ class ShotKeyframes:
 
     def get(self, index: int, work: tuple[int, int]) -> np.ndarray | None:
         """Frame ``index``'s working lightness at ``work``, if it was kept at that size."""
+        if work != self.work:
+            return None
         path = self._kept.get(index)
-        return np.load(path) if path is not None and work == self.work else None
+        return np.load(path) if path is not None else self._carried.get(index)
 
     def chosen(self, start: int, end: int | None, work: tuple[int, int]) -> int | None:
-        """The frame chosen during the scan for the shot ``start``..``end`` at ``work``, if any."""
+        """The frame chosen during the scan for the shot ``start``..``end`` at ``work``, if any.
+
+        ``end`` None (a film whose container does not say how many frames it has) matches the scan's
+        last shot, which the scan followed to the film's real end."""
         shot = self._chosen.get(start)
-        return shot[1] if shot is not None and shot[0] == end and work == self.work else None
+        if shot is None or work != self.work:
+            return None
+        return shot[1] if shot[0] == (end if end is not None else self._count - 1) else None
+
+    def carrying(self, first: int, stop: int | None) -> ShotKeyframes:
+        """A copy for another process (a Ray worker) colouring frames ``first``..``stop - 1``: the
+        frames chosen for the shots those frames lie in travel with it in memory, since that process
+        cannot read this one's temporary folder and would otherwise decode them again."""
+        copy = ShotKeyframes.__new__(ShotKeyframes)
+        copy.__dict__.update(self.__getstate__())
+        last = stop - 1 if stop is not None else self._count
+        copy._carried = {frame: lightness for start, (end, frame) in self._chosen.items() if start <= last and end >= first
+                         and (lightness := self.get(frame, self.work)) is not None}
+        return copy
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -153,7 +172,8 @@ class ShotKeyframes:
                 self._kept[index] = path
 
     def __getstate__(self) -> dict[str, object]:
-        # another process (a Ray worker) cannot see this folder: it decodes keyframes itself
+        # another process (a Ray worker) cannot see this folder: it decodes the keyframes it is not
+        # carrying (:meth:`carrying`) itself
         return {**self.__dict__, "_folder": None, "_kept": {}, "_grid": {}, "auto": None}
 
 
