@@ -196,11 +196,15 @@ def colorize(
                 np.asarray(out[1])[:] = cb
                 np.asarray(out[2])[:] = cr
         props = out.props
+        for key, value in src.props.items():  # the clip's own: pixel aspect, field order, range, colour tags...
+            props[key] = value
         props["_ChromaLocation"] = 0
         if rgb:
             for key in ("_Matrix", "_Range", "_ColorRange"):
                 if key in props:
                     del props[key]
+        elif int(props.get("_Matrix", 2)) not in _MATRICES:  # say which matrix the chroma was made with
+            props["_Matrix"] = {"bt709": 1, "bt470bg": 5, "smpte170m": 6, "bt2020": 9}[luma_format.matrix]
         return out
 
     return blank.std.ModifyFrame([blank, clip], render)
@@ -216,9 +220,10 @@ def _lightness(frame: vs.VideoFrame) -> np.ndarray:
 def _luma_format(frame: vs.VideoFrame) -> LumaFormat:
     props = frame.props
     bits = frame.format.bits_per_sample if frame.format.sample_type == vs.INTEGER else 16
-    colour_range = props["_Range"] if "_Range" in props else 1  # 0 = full, 1 = limited
+    # VapourSynth's own constant: _Range is 1 for full range and 0 for limited (its old _ColorRange was the reverse)
+    full_range = "_Range" in props and int(props["_Range"]) == int(vs.RANGE_FULL)
     matrix = _MATRICES.get(int(props.get("_Matrix", 2)), "bt709" if frame.height >= 720 else "smpte170m")
-    return LumaFormat(bits, colour_range == 0, matrix)
+    return LumaFormat(bits, full_range, matrix)
 
 
 def _schedule(func: str, clip: vs.VideoNode, ref: object, refs: Mapping[int, object] | None,
