@@ -4,6 +4,8 @@ Reads any container/codec FFmpeg reads, plus image sequences (a folder of frames
 pattern such as ``scan/%06d.tif``). Only luma is kept, at its native bit depth and code values,
 so the output's luma can be the input's exactly. Frame timestamps are kept (variable frame rate
 stays variable), rotation metadata is applied, and corrupt packets are skipped and counted.
+What the writer needs to show the frames as the input showed them is read too (pixel aspect,
+field order, colour primaries and transfer, timecode): see :class:`VideoInfo`.
 
 A read that starts at frame N (``VideoReader(info, start=N)``) seeks: a packet index made by
 demuxing only (:func:`packet_index`, cached per file) maps frame numbers to timestamps and knows
@@ -89,10 +91,25 @@ class VideoInfo:
     sequence_files: tuple[str, ...] = ()
     stream_index: int = 0
     other_streams: tuple[str, ...] = field(default_factory=tuple)
+    #: Width over height of one stored pixel, in display orientation (720x576 stored for 16:9: 64/45).
+    #: The frames are coloured as stored; the output carries the same aspect, so it shows alike.
+    sample_aspect: Fraction = Fraction(1)
+    #: ``progressive``, a field order of FFmpeg's (``tt``, ``bb``, ``tb``, ``bt``: the field coded
+    #: first, then the one shown first) or ``interlaced`` (frames flagged so, order not stated).
+    field_order: str = "progressive"
+    #: FFmpeg's colour primaries and transfer codes of the input (2: not stated), kept in the output.
+    color_primaries: int = 2
+    color_transfer: int = 2
+    #: The timecode of the first frame as the container states it (``01:00:00:00``), or None.
+    timecode: str | None = None
 
     @property
     def is_sequence(self) -> bool:
         return bool(self.sequence_files)
+
+    @property
+    def interlaced(self) -> bool:
+        return self.field_order != "progressive"
 
 
 def is_image_sequence(path: str | os.PathLike[str]) -> bool:
@@ -132,7 +149,7 @@ def probe(path: str | os.PathLike[str], *, sequence_fps: Fraction = DEFAULT_SEQU
         files = sequence_files(text)
         if not files:
             raise InputError(f"image sequence {text!r} has no frames: expected image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-        first = _decode_image(files[0])
+        first, sample_aspect = _decode_image_and_aspect(files[0])
         luma, luma_format = luma_of(first, files[0])
         return VideoInfo(
             path=text,
@@ -143,6 +160,7 @@ def probe(path: str | os.PathLike[str], *, sequence_fps: Fraction = DEFAULT_SEQU
             time_base=1 / sequence_fps,
             luma_format=luma_format,
             sequence_files=tuple(files),
+            sample_aspect=sample_aspect,
         )
     _check_file(text)
     with _open_container(text) as container:
@@ -169,7 +187,52 @@ def probe(path: str | os.PathLike[str], *, sequence_fps: Fraction = DEFAULT_SEQU
             rotation=rotation,
             stream_index=stream.index,
             other_streams=others,
+            sample_aspect=_sample_aspect(stream, rotation),
+            field_order=_field_order(stream, first),
+            color_primaries=_stated(first.color_primaries, stream.codec_context.color_primaries),
+            color_transfer=_stated(first.color_trc, stream.codec_context.color_trc),
+            timecode=_timecode_of(container, stream),
         )
+
+
+#: FFmpeg's AVFieldOrder codes of interlaced video (0 is unknown, 1 progressive).
+FIELD_ORDER_CODES = {"tt": 2, "bb": 3, "tb": 4, "bt": 5}
+
+
+def _field_order(stream: av.VideoStream, first: av.VideoFrame) -> str:
+    """The container's or codec's field order, else ``interlaced`` when the first frame is flagged
+    interlaced, else ``progressive``."""
+    code = stream.codec_context.field_order
+    for name, value in FIELD_ORDER_CODES.items():
+        if code == value:
+            return name
+    return "interlaced" if first.interlaced_frame else "progressive"
+
+
+def _sample_aspect(stream: av.VideoStream, rotation: int) -> Fraction:
+    """The stored pixel's width over height (the container's, else the codec's; 1 when neither
+    says), turned with the picture when the display matrix turns it a quarter."""
+    for value in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
+        if value is not None and value.numerator > 0 and value.denominator > 0:
+            aspect = Fraction(value.numerator, value.denominator)
+            return 1 / aspect if rotation in (90, 270) else aspect
+    return Fraction(1)
+
+
+def _stated(*codes: int) -> int:
+    """The first colour code that is stated (FFmpeg's 2 is "unspecified", 0 reserved)."""
+    return next((int(code) for code in codes if code not in (0, 2, None)), 2)
+
+
+def _timecode_of(container: av.container.InputContainer, stream: av.VideoStream) -> str | None:
+    """The start timecode: the video stream's tag, a timecode track's (QuickTime tmcd), or the
+    file's (MXF); tags are matched ignoring case (Matroska stores ``TIMECODE``)."""
+    places = [stream.metadata, *(s.metadata for s in container.streams if s.type == "data"), container.metadata]
+    for tags in places:
+        for key, value in tags.items():
+            if key.lower() == "timecode" and value:
+                return str(value)
+    return None
 
 
 def _check_file(path: str) -> None:
@@ -223,11 +286,18 @@ def _decode_stream(container: av.container.InputContainer, stream: av.VideoStrea
 
 
 def _decode_image(path: str) -> av.VideoFrame:
+    return _decode_image_and_aspect(path)[0]
+
+
+def _decode_image_and_aspect(path: str) -> tuple[av.VideoFrame, Fraction]:
+    """One image file's frame and its pixel aspect (a PNG's pHYs, a TIFF's or DPX's resolution
+    fields, known once the image is decoded)."""
     try:
         with av.open(path) as container:
-            for frame in container.decode(video=0):
+            stream = container.streams.video[0]
+            for frame in container.decode(stream):
                 _count_decoded()
-                return frame
+                return frame, _sample_aspect(stream, 0)
     except av.FFmpegError as exc:
         raise VideoOpenError(f"frame {path!r} of the image sequence cannot be read ({exc.strerror or exc}): replace or remove it") from exc
     raise VideoOpenError(f"frame {path!r} of the image sequence holds no image: replace or remove it")

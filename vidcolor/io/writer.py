@@ -36,7 +36,7 @@ from .. import __version__
 from ..color import LumaFormat
 from ..errors import InputError, OutputError
 from .durable import atomic_write_text
-from .reader import IMAGE_EXTENSIONS, VideoInfo, is_image_sequence, sequence_files
+from .reader import FIELD_ORDER_CODES, IMAGE_EXTENSIONS, VideoInfo, is_image_sequence, sequence_files
 
 logger = logging.getLogger(__name__)
 
@@ -356,7 +356,10 @@ def input_frame_numbers(info: VideoInfo) -> list[int] | None:
 
 def check_encodable(spec: OutputSpec, info: VideoInfo) -> None:
     """Catch sizes a codec cannot take before decoding starts (odd sizes in 4:2:0 or 4:2:2 for an
-    encoder without a 4:4:4 mode; encoders with one get 4:4:4, see :func:`output_pix_fmt`)."""
+    encoder without a 4:4:4 mode; encoders with one get 4:4:4, see :func:`output_pix_fmt`), and
+    warn about an interlaced input and an output that cannot record the input's pixel aspect."""
+    if info.interlaced:
+        _warn_interlaced(spec, info)
     if spec.codec.rgb:
         return
     name = output_pix_fmt(spec, info)
@@ -365,6 +368,58 @@ def check_encodable(spec: OutputSpec, info: VideoInfo) -> None:
             f"input {info.path!r} is {info.width}x{info.height}, an odd size that {spec.codec.name} in {name} "
             "(chroma subsampled) cannot encode: use --codec ffv1 (4:4:4), an image sequence, or crop/pad the source to even dimensions"
         )
+    if info.sample_aspect != 1 and not _records_pixel_aspect(spec):
+        _warn_pixel_aspect_lost(spec, info)
+
+
+#: Which field is shown first, per field order.
+_SHOWN_FIRST = {"tt": "top field first", "bt": "top field first", "bb": "bottom field first", "tb": "bottom field first",
+                "interlaced": "field order not stated"}
+_warned_interlaced: set[tuple[str, str]] = set()
+
+
+def _warn_interlaced(spec: OutputSpec, info: VideoInfo) -> None:
+    """Say that interlaced frames are coloured as whole frames, and what to do about it (once per
+    input and output: a run checks its output more than once)."""
+    if (info.path, spec.path) in _warned_interlaced:
+        return
+    _warned_interlaced.add((info.path, spec.path))
+    flagged = (", and the output is flagged interlaced in the same order"
+               if info.field_order in FIELD_ORDER_CODES and not spec.is_sequence else "")
+    logger.warning("%s is interlaced (%s): vidcolor colours whole frames, so colour smears across the combing of "
+                   "moving edges; deinterlace first (QTGMC in VapourSynth, or ffmpeg -vf bwdif), then colorize. The "
+                   "luma's fields are kept as they are%s", info.path, _SHOWN_FIRST[info.field_order], flagged)
+
+
+#: Codecs whose bitstream states the pixel aspect (H.264 and HEVC: their VUI), and containers
+#: whose header does for any codec (QuickTime's pasp box). Matroska, AVI and NUT take it from a
+#: stream field that PyAV cannot set, and FFV1 and ProRes carry none that FFmpeg reads back.
+_ASPECT_IN_BITSTREAM = ("h264", "hevc")
+_ASPECT_IN_CONTAINER = (".mov", ".mp4", ".m4v")
+_warned_aspect: set[tuple[str, str]] = set()
+
+
+def _records_pixel_aspect(spec: OutputSpec) -> bool:
+    return spec.codec.name in _ASPECT_IN_BITSTREAM or Path(spec.path).suffix.lower() in _ASPECT_IN_CONTAINER
+
+
+def _warn_pixel_aspect_lost(spec: OutputSpec, info: VideoInfo) -> None:
+    """Name the loss (the pixels are all kept; players show them square) and the ways around it,
+    once per input and output (a run checks its output more than once)."""
+    if (info.path, spec.path) in _warned_aspect:
+        return
+    _warned_aspect.add((info.path, spec.path))
+    aspect, stored = info.sample_aspect, Fraction(info.width, info.height)
+    shown = stored * aspect
+    afterwards = (f"; or set it afterwards: mkvpropedit {spec.path} --edit track:v1 --set display-unit=3 "
+                  f"--set display-width={shown.numerator} --set display-height={shown.denominator}"
+                  if Path(spec.path).suffix.lower() == ".mkv" else "")
+    logger.warning(
+        "%s has non-square pixels (%d:%d, shown %d:%d), which %s in %s cannot record: players will show %s at "
+        "%d:%d, with square pixels (every pixel is kept). --codec h264 or hevc (any container; --crf 0 is lossless "
+        "for 8-bit sources) or prores in a .mov file record it%s", info.path, aspect.numerator, aspect.denominator,
+        shown.numerator, shown.denominator, spec.codec.name, Path(spec.path).suffix.lower() or "this output",
+        spec.path, stored.numerator, stored.denominator, afterwards)
 
 
 def output_pix_fmt(spec: OutputSpec, info: VideoInfo) -> str:
@@ -596,6 +651,8 @@ class VideoWriter:
         codec = av.CodecContext.create(self.spec.codec.encoder, "w")
         codec.width, codec.height, codec.pix_fmt = self.info.width, self.info.height, self.pix_fmt
         codec.time_base = Fraction(1, 24)
+        if self.info.sample_aspect != 1:  # a PNG's pHYs chunk, a TIFF's resolution fields
+            codec.sample_aspect_ratio = self.info.sample_aspect
         for item in self._frames():
             assert item.rgb is not None
             fmt = "rgb24" if item.rgb.dtype == np.uint8 else "rgb48le"
@@ -625,6 +682,10 @@ class VideoWriter:
             options.update({"level": "3", "slicecrc": "1", "g": "1"})
         elif codec.encoder == "prores_ks":
             options["profile"] = "4" if self.pix_fmt.startswith("yuv444") else "3"  # 4444 or HQ
+        if codec.encoder == "libx264" and info.field_order in FIELD_ORDER_CODES:
+            # x264 codes the frames as pairs of fields, so the file says interlaced inside as outside
+            options["flags"] = "+ildct+ilme"
+            options["x264-params"] = "tff=1" if info.field_order in ("tt", "bt") else "bff=1"
         copier: _StreamCopier | None = None
         try:
             with av.open(self.temp_path, "w") as output:
@@ -636,6 +697,7 @@ class VideoWriter:
                 ctx = stream.codec_context
                 ctx.color_range = 2 if self.luma_format.full_range else 1
                 ctx.colorspace = {"bt709": 1, "bt470bg": 5, "smpte170m": 6, "bt2020": 9}.get(self.luma_format.matrix, 1)
+                keep_source_tags(stream, info)
                 if self.copy_streams:
                     copier = _StreamCopier(output, info.path, os.path.basename(self.spec.path))
                 for item in self._frames():
@@ -669,6 +731,24 @@ class VideoWriter:
         frame.color_range = 2 if self.luma_format.full_range else 1
         return frame
 
+
+
+def keep_source_tags(stream: av.VideoStream, info: VideoInfo) -> None:
+    """Carry what the input says about showing its frames into the output stream: the pixel
+    aspect (an anamorphic 720x576 stays 16:9), the field order, the colour primaries and transfer
+    where the input states them, and the start timecode (a QuickTime timecode track in .mov/.mp4,
+    a tag in .mkv). The matrix and range follow the written luma (:func:`output_luma_format`)."""
+    ctx = stream.codec_context
+    if info.sample_aspect != 1:
+        ctx.sample_aspect_ratio = info.sample_aspect
+    if info.field_order in FIELD_ORDER_CODES:
+        ctx.field_order = FIELD_ORDER_CODES[info.field_order]
+    if info.color_primaries != 2:
+        ctx.color_primaries = info.color_primaries
+    if info.color_transfer != 2:
+        ctx.color_trc = info.color_transfer
+    if info.timecode is not None:
+        stream.metadata["timecode"] = info.timecode
 
 
 class _StreamCopier:
@@ -726,6 +806,9 @@ def assemble_segments(spec: OutputSpec, info: VideoInfo, segments: list[str]) ->
         with av.open(temp, "w") as output:
             with av.open(segments[0]) as first:
                 stream = output.add_stream_from_template(first.streams.video[0])
+            if info.timecode is not None:  # a segment's tags are not copied with its parameters
+                stream.metadata["timecode"] = info.timecode
+                stream.codec_context.framerate = info.fps  # QuickTime's timecode track counts frames at it
             copier = _StreamCopier(output, info.path, name) if not info.is_sequence else None
             # an AVI segment reads back from frame 0: shift it to the frames muxed before it
             frame_counted, muxed = ext.lower() in _FRAME_COUNTED_CONTAINERS, 0
