@@ -130,7 +130,8 @@ def test_interlaced_transfer_is_named_with_the_fix_and_keeps_its_field_order(
     source = make_source(tmp_path / "tv.mkv", field_order=order)
     result = colorize(source, tmp_path / "out.mkv", reference_png)
     first = "top field first" if order == "tt" else "bottom field first"
-    assert f"tv.mkv is interlaced ({first})" in result.stderr and "deinterlace first (QTGMC" in result.stderr
+    assert f"tv.mkv is interlaced ({first})" in result.stderr and result.stderr.count("is interlaced") == 1
+    assert "deinterlace first (QTGMC" in result.stderr and "inverse-telecine a telecined film" in result.stderr
     out = described(tmp_path / "out.mkv")
     assert out["field_order"] == code and out["interlaced"], out
 

@@ -387,8 +387,9 @@ def _warn_interlaced(spec: OutputSpec, info: VideoInfo) -> None:
     flagged = (", and the output is flagged interlaced in the same order"
                if info.field_order in FIELD_ORDER_CODES and not spec.is_sequence else "")
     logger.warning("%s is interlaced (%s): vidcolor colours whole frames, so colour smears across the combing of "
-                   "moving edges; deinterlace first (QTGMC in VapourSynth, or ffmpeg -vf bwdif), then colorize. The "
-                   "luma's fields are kept as they are%s", info.path, _SHOWN_FIRST[info.field_order], flagged)
+                   "moving edges; deinterlace first (QTGMC in VapourSynth, or ffmpeg -vf bwdif), or inverse-telecine "
+                   "a telecined film (VIVTC's VFM and VDecimate, or ffmpeg -vf fieldmatch,decimate), then colorize. "
+                   "The luma's fields are kept as they are%s", info.path, _SHOWN_FIRST[info.field_order], flagged)
 
 
 #: Codecs whose bitstream states the pixel aspect (H.264 and HEVC: their VUI), and containers
