@@ -154,7 +154,8 @@ def test_colour_tags_of_the_input_are_kept(tmp_path: Path, reference_png: Path, 
     assert (out["matrix"], out["primaries"], out["transfer"]) == color, out
 
 
-def test_untagged_gray_input_claims_only_the_matrix_its_chroma_was_made_with(tmp_path: Path, reference_png: Path) -> None:
+def test_untagged_gray_input_claims_only_the_matrix_its_chroma_was_made_with(tmp_path: Path,
+                                                                            reference_png: Path) -> None:
     """No tags in: the output states limited range and the matrix vidcolor made the chroma with
     (BT.601 below 720 lines, what players assume too), and leaves primaries and transfer unstated."""
     source = make_source(tmp_path / "plain.mkv")
@@ -163,7 +164,8 @@ def test_untagged_gray_input_claims_only_the_matrix_its_chroma_was_made_with(tmp
     assert (out["range"], out["matrix"], out["primaries"], out["transfer"]) == (1, 6, 2, 2), out
 
 
-@pytest.mark.parametrize("codec, pix_fmt, full_range", [("prores_ks", "yuv422p10le", False), ("ffv1", "yuv420p10le", True)],
+@pytest.mark.parametrize("codec, pix_fmt, full_range",
+                         [("prores_ks", "yuv422p10le", False), ("ffv1", "yuv420p10le", True)],
                          ids=["prores-422-10bit", "ffv1-full-range-10bit"])
 def test_ten_bit_luma_stays_bit_exact_in_its_range(tmp_path: Path, reference_png: Path, codec: str, pix_fmt: str,
                                                    full_range: bool) -> None:

@@ -373,8 +373,8 @@ def check_encodable(spec: OutputSpec, info: VideoInfo) -> None:
 
 
 #: Which field is shown first, per field order.
-_SHOWN_FIRST = {"tt": "top field first", "bt": "top field first", "bb": "bottom field first", "tb": "bottom field first",
-                "interlaced": "field order not stated"}
+_SHOWN_FIRST = {"tt": "top field first", "bt": "top field first", "bb": "bottom field first",
+                "tb": "bottom field first", "interlaced": "field order not stated"}
 _warned_interlaced: set[tuple[str, str]] = set()
 
 
