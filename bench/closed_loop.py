@@ -4,6 +4,7 @@ of the semantic chroma it blends, scored without the CLI, the encode or the temp
     .venv/bin/python bench/closed_loop.py                                  # 5 training clips, frames 1-29
     .venv/bin/python bench/closed_loop.py --variants head,v1,w0.25,w0.5,ts2,oracle,gf2e0.003
     .venv/bin/python bench/closed_loop.py --clips blackswan --frames 6 --cases mirrored --json c.json
+    .venv/bin/python bench/closed_loop.py --variants head --weights v2d=old.pt,v2e=new.pt   # two weight files, one run
 
 Why: the error of the blend at 1/2 resolution (where the head is trained) does not rank variants as
 ``bench/quality.py`` does; the output, after the refinement and the recurrence, does, and this runs in
@@ -216,6 +217,30 @@ def run_case(colorizer: DefaultColorizer, variant: Variant, truth: list[np.ndarr
             "half_stage": half}
 
 
+def _weight_files(spec: str) -> dict[str, str | None]:
+    """``name=path,...`` as {name: path}; empty: the shipped weights under no name."""
+    if not spec:
+        return {"": None}
+    pairs = [item.split("=", 1) for item in spec.split(",")]
+    if any(len(pair) != 2 or not pair[0] or not Path(pair[1]).is_file() for pair in pairs):
+        raise SystemExit(f"--weights takes name=path pairs of existing files, comma-separated, not {spec!r}")
+    return dict((name, path) for name, path in pairs)
+
+
+def _report(label: str, case: str, per_clip: dict[str, dict[str, object]]) -> dict[str, object]:
+    """Print one variant's and case's rows (output MSE per clip, 1/2-stage errors) and return its summary."""
+    mean = float(np.mean([r["mse"] for r in per_clip.values()]))
+    ratio = float(np.mean([r["right_chroma_ratio"] for r in per_clip.values()]))
+    row = " ".join(f"{name} {r['mse']:.1f}" for name, r in per_clip.items())
+    ran = [r["half_stage"] for r in per_clip.values() if not math.isnan(r["half_stage"]["v1"])]
+    half = {source: float(np.mean([h[source] for h in ran])) if ran else math.nan for source in HALF_SOURCES}
+    print(f"{label:12s} {case:9s} chroma MSE {row} | mean {mean:.2f} | right-half chroma ratio {ratio:.3f}", flush=True)
+    clip_halves = " ".join(f"{name} " + "/".join(f"{r['half_stage'][s]:.0f}" for s in HALF_SOURCES) for name, r in per_clip.items())
+    print(f"{'':12s} {case:9s} 1/2 stage {'/'.join(HALF_SOURCES)}: {clip_halves} | mean "
+          + " / ".join(f"{half[s]:.1f}" for s in HALF_SOURCES), flush=True)
+    return {"clips": per_clip, "mean_mse": mean, "mean_right_chroma_ratio": ratio, "mean_half_stage": half}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", default=",".join(n.split("/")[-1] for n in TUNING),
@@ -224,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default="mirrored,left-half", help="mirrored, left-half and/or first (default mirrored,left-half)")
     parser.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"comma-separated (default {DEFAULT_VARIANTS})")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--weights", default="",
+                        help="comma-separated name=path of VCNet weight files, each run with every variant "
+                             "(default: the shipped default.pt); rows are labelled name:variant")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -232,33 +260,23 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown case(s) {', '.join(sorted(unknown))}: use {', '.join(CASES)}")
     if args.frames < 2:
         raise SystemExit("--frames must be at least 2 (frame 0 is the reference)")
-    variants = [Variant(name) for name in args.variants.split(",")]
+    weights = _weight_files(args.weights)
     clips = find_clips(set(args.clips.split(",")))
     truths = {clip.short: load_truth(clip.folder, args.frames) for clip in clips}
-    colorizer = DefaultColorizer()
     results: dict[str, dict[str, dict[str, object]]] = {}
-    for variant in variants:
-        undo = variant.install(colorizer.model)
-        try:
-            per_case = {case: {name: run_case(colorizer, variant, truth, case, name) for name, truth in truths.items()}
-                        for case in cases}
-        finally:
-            undo()
-        results[variant.name] = {}
-        for case, per_clip in per_case.items():
-            mean = float(np.mean([r["mse"] for r in per_clip.values()]))
-            ratio = float(np.mean([r["right_chroma_ratio"] for r in per_clip.values()]))
-            results[variant.name][case] = {"clips": per_clip, "mean_mse": mean, "mean_right_chroma_ratio": ratio}
-            row = " ".join(f"{name} {r['mse']:.1f}" for name, r in per_clip.items())
-            ran = [r["half_stage"] for r in per_clip.values() if not math.isnan(r["half_stage"]["v1"])]
-            half = {source: float(np.mean([h[source] for h in ran])) if ran else math.nan for source in HALF_SOURCES}
-            results[variant.name][case]["mean_half_stage"] = half
-            print(f"{variant.name:12s} {case:9s} chroma MSE {row} | mean {mean:.2f} | right-half chroma ratio {ratio:.3f}",
-                  flush=True)
-            clip_halves = " ".join(f"{name} " + "/".join(f"{r['half_stage'][s]:.0f}" for s in HALF_SOURCES)
-                                   for name, r in per_clip.items())
-            print(f"{'':12s} {case:9s} 1/2 stage {'/'.join(HALF_SOURCES)}: {clip_halves} | mean "
-                  + " / ".join(f"{half[s]:.1f}" for s in HALF_SOURCES), flush=True)
+    for weights_name, path in weights.items():
+        colorizer = DefaultColorizer(weights=path)
+        for variant in [Variant(name) for name in args.variants.split(",")]:
+            label = f"{weights_name}:{variant.name}" if weights_name else variant.name
+            undo = variant.install(colorizer.model)
+            try:
+                per_case = {case: {name: run_case(colorizer, variant, truth, case, name) for name, truth in truths.items()}
+                            for case in cases}
+            finally:
+                undo()
+            results[label] = {}
+            for case, per_clip in per_case.items():
+                results[label][case] = _report(label, case, per_clip)
     if args.json:
         text = json.dumps(_finite({"frames": args.frames, "variants": results}), indent=1)
         Path(args.json).write_text(text, encoding="utf-8")

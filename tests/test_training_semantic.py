@@ -161,3 +161,45 @@ def test_semantic_only_training_moves_the_blend_and_keeps_every_v1_tensor(
     assert float(model.semantic_blend[2].weight.detach().abs().sum()) > 0.0  # started at zero
     resumed = train(cfg, log=lambda _: None, data=data, stop_at=3, resume=tmp_path / "run" / "last.pt")
     assert all(torch.equal(resumed.state_dict()[name], tensor) for name, tensor in v1.items())
+
+
+def test_half_reference_shows_part_of_the_scene_and_v2e_learns_there(
+        tiny: tuple[TrainConfig, TrainingData], tmp_path: Path) -> None:
+    """``p_half_ref``: a near frame with one side padding (mean lightness, no chroma), as the
+    colorizer's placed left-half reference. The reference flow sees nothing on the padding side, the
+    per-pixel shown map is high on the shown side and low on the other; training v2e (semantic_refine,
+    warm-started from a v2d file) with it moves the new layer, which starts at zero, and no v1 tensor."""
+    from vidcolor.training.default import inference_payload, warm_start
+    from vidcolor.models.vcnet import VCNet
+
+    config, data = tiny
+    half = replace(config, crop=96, p_identity_ref=0.0, p_unrelated_ref=0.0, p_far_ref=0.0, p_half_ref=1.0,
+                   scene_check=True, p_color_jitter=0.0)
+    sample = clip_sample(np.random.default_rng(8), data.clips, half)
+    assert sample.ref_shown is not None and sample.related and not sample.context
+    padded_cols = np.flatnonzero((np.abs(sample.ref_ab).sum(-1) == 0).all(0))
+    padded_rows = np.flatnonzero((np.abs(sample.ref_ab).sum(-1) == 0).all(1))
+    assert len(padded_cols) >= 30 or len(padded_rows) >= 30  # 40-60 % of one side
+    pad = (slice(None), padded_cols) if len(padded_cols) >= 30 else (padded_rows, slice(None))
+    inner = np.ones(sample.ref_ab.shape[:2], bool)
+    inner[pad] = False
+    assert float(np.ptp(sample.ref_l[pad])) == 0.0  # one flat lightness
+    deep = sample.ref_shown[0].copy()
+    assert float(deep[inner].mean()) > 0.6 and float(deep[~inner].mean()) < 0.4, (deep[inner].mean(), deep[~inner].mean())
+    torch.manual_seed(6)
+    from vidcolor.models.vcnet import build_vcnet
+    v2d = VCNet(VCNetConfig(semantic=True, semantic_blend=True))
+    warm_start(v2d, _save(inference_payload(build_vcnet(), {}), tmp_path / "v1.pt"))
+    _save(inference_payload(v2d, {}), tmp_path / "v2d.pt")
+    cfg = replace(half, out_dir=str(tmp_path / "run"), init_from=str(tmp_path / "v2d.pt"), semantic_only=True, lr=1e-2,
+                  p_clip=1.0, model=VCNetConfig(semantic=True, semantic_blend=True, semantic_refine=True).to_dict())
+    model = train(cfg, log=lambda _: None, data=data, stop_at=2)
+    before = v2d.state_dict()
+    assert all(torch.equal(model.state_dict()[name], tensor) for name, tensor in before.items()
+               if not name.startswith(("semantic_blend.", "log_semantic_temperature")))
+    assert float(model.semantic_refine[4].weight.detach().abs().sum()) > 0.0  # started at zero
+
+
+def _save(payload: dict[str, object], path: Path) -> Path:
+    torch.save(payload, path)
+    return path

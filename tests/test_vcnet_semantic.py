@@ -221,3 +221,37 @@ def test_v2d_colorizer_runs_v1_on_its_own_shot_and_blends_for_another_picture(tm
         else:
             assert max(scenes) < 1.0
             assert max(float(np.abs(a.ab - b.ab).mean()) for a, b in zip(*outputs)) > 0.05
+
+
+def test_v2e_refinement_starts_as_v2d_and_moves_only_what_the_reference_does_not_show(tmp_path: Path) -> None:
+    """v2e (semantic_refine) warm-started from a v2d file: its new layer starts at zero, so the
+    output is v2d's bit for bit; once the layer has weights it changes another picture's colour
+    (scene 0) and, with a per-pixel scene, only the half the reference does not show."""
+    from vidcolor.colorizers.default import load_vcnet
+    from vidcolor.training.default import inference_payload, warm_start
+
+    _, v2d_path = _blend_file(tmp_path)
+    v2d, _ = load_vcnet(v2d_path)
+    v2e = VCNet(VCNetConfig(semantic=True, semantic_blend=True, semantic_refine=True))
+    assert warm_start(v2e, v2d_path) == len(torch.load(v2d_path, weights_only=True)["state_dict"])
+    torch.save(inference_payload(v2e, {}), tmp_path / "v2e.pt")
+    v2e, _ = load_vcnet(tmp_path / "v2e.pt")
+    assert v2e.cfg.semantic_refine
+    rgb = cv2.resize(_gradient_frames(1)[0], (96, 64)).astype(np.float32) / 255.0
+    l, _ = _tensors(rgb)
+    ref_l, ref_ab = _tensors(np.ascontiguousarray(rgb[:, ::-1]))
+    half = (torch.arange(96) < 48).float().expand(1, 1, 64, 96)  # the reference shows the left half
+    with torch.no_grad():
+        memory = v2d.reference_memory(ref_l, ref_ab)
+        old = {name: v2d.step(l, memory, None, None, scene=scene).ab for name, scene in (("other", torch.zeros(1)), ("half", half))}
+        for name, scene in (("other", torch.zeros(1)), ("half", half)):
+            assert torch.equal(v2e.step(l, memory, None, None, scene=scene).ab, old[name])
+        torch.manual_seed(5)
+        torch.nn.init.normal_(v2e.semantic_refine[4].weight, std=0.5)
+        moved = v2e.step(l, memory, None, None, scene=torch.zeros(1)).ab
+        split = v2e.step(l, memory, None, None, scene=half).ab
+        same = v2e.step(l, memory, None, None, semantic=[], scene=torch.ones(1)).ab
+    assert float((moved - old["other"]).abs().mean()) > 1e-3
+    assert torch.equal(split[..., :40], old["half"][..., :40])
+    assert float((split[..., 56:] - old["half"][..., 56:]).abs().mean()) > 1e-3
+    assert torch.equal(same, v2d.step(l, memory, None, None, semantic=[], scene=torch.ones(1)).ab)

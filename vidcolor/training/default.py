@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 from ..color import lab_to_rgb, luma_lightness, rgb_to_lab, shrink_short_side
 from ..correspondence.flow import visible_mask
-from ..correspondence.tracking import Flow, same_scene
+from ..correspondence.tracking import Flow, same_scene, shown_by, within
 from ..models.efficientnet_lite import shared_backbone
 from ..models.fast import lab_to_rgb_torch
 from ..models.vcnet import (AB_SCALE, CANDIDATES, SIZE_MULTIPLE, WEIGHTS_FORMAT, VCNet, VCNetConfig, count_parameters, flow_candidate,
@@ -104,6 +104,13 @@ class TrainConfig:
     #: Share of clip sequences whose reference is another picture of the shot: a far frame (a third
     #: of the clip or more away), cropped 5-20 %, rescaled, mirrored half the time (no pixel alignment).
     p_far_ref: float = 0.0
+    #: Share of clip sequences whose reference shows only part of the scene: a near frame (within 3
+    #: of the first) with 40-60 % of it (one side: left, right, top or bottom) replaced by padding
+    #: (its mean lightness, no chroma), as the colorizer places a reference of another aspect (the
+    #: frame's left half). Pixels whose reference flow lands on the padding are not shown, and the
+    #: semantic blend acts there (per-pixel scene map, as at inference): the network learns what to
+    #: do with content the reference does not show, against an aligned truth.
+    p_half_ref: float = 0.0
     #: Scale each frame's reference-flow visibility by :func:`~vidcolor.correspondence.tracking.same_scene`,
     #: as the default colorizer does: the network learns without the reference's optical flow where
     #: the reference is another picture (a far frame mirrored, a similar photo, another clip).
@@ -237,6 +244,7 @@ class Sample:
     aligned: bool = True  # the reference is a view of the same scene (else a retrieved photo: no L1 to copy)
     context: bool = False  # the reference is not pixel-aligned: the contextual loss applies
     ref_scene: np.ndarray | None = None  # (T,) same_scene of each frame with the reference (scene_check)
+    ref_shown: np.ndarray | None = None  # (T, S, S) how far a partial reference shows each pixel (ones otherwise)
 
 
 def _affine(size: int, centre: tuple[float, float], scale: float, angle: float, flip: bool) -> np.ndarray:
@@ -452,6 +460,7 @@ def clip_sample(rng: np.random.Generator, clips: dict[str, list[np.ndarray]], co
     labs = [rgb_to_lab(r) for r in rgbs]
     kind = rng.random()
     related, context = True, False
+    rect: tuple[int, int, int, int] | None = None
     if kind < config.p_identity_ref:
         ref_rgb = rgbs[0]
     elif kind < config.p_identity_ref + config.p_unrelated_ref:
@@ -470,6 +479,13 @@ def clip_sample(rng: np.random.Generator, clips: dict[str, list[np.ndarray]], co
         rx, ry = int(rng.integers(0, w0 - r + 1)), int(rng.integers(0, h0 - r + 1))
         ref_rgb = crop(frame, rx, ry, r, bool(rng.random() < 0.5)).astype(np.float32) / 255.0
         context = True
+    elif kind < config.p_identity_ref + config.p_unrelated_ref + config.p_far_ref + config.p_half_ref:
+        # part of the scene: a near frame, one side of it padding (the left-half reference's case)
+        near = int(np.clip(indices[0] + rng.integers(-3, 4), 0, len(clip) - 1))
+        ref_rgb = crop(clip[near], x0, y0, region, flip).astype(np.float32) / 255.0
+        shown = int(size * rng.uniform(0.4, 0.6))
+        side = int(rng.integers(4))
+        rect = [(0, 0, shown, size), (size - shown, 0, size, size), (0, 0, size, shown), (0, size - shown, size, size)][side]
     else:
         candidates = [i for i in range(len(clip)) if abs(i - indices[0]) >= 3] or list(range(len(clip)))
         ref_index = candidates[int(rng.integers(len(candidates)))]
@@ -491,7 +507,7 @@ def clip_sample(rng: np.random.Generator, clips: dict[str, list[np.ndarray]], co
     match = np.full((frames, (size // 8) ** 2), -1, np.int64)
     if related and kind < config.p_identity_ref:
         match[0] = np.arange((size // 8) ** 2)
-    sample = _finish(rng, rgbs, labs, flows, valid, ref_rgb, match, related, config)
+    sample = _finish(rng, rgbs, labs, flows, valid, ref_rgb, match, related, config, rect)
     sample.context = context
     return sample
 
@@ -506,6 +522,7 @@ def _finish(
     match: np.ndarray,
     related: bool,
     config: TrainConfig,
+    rect: tuple[int, int, int, int] | None = None,
 ) -> Sample:
     ref_rgb = np.clip(ref_rgb, 0, 1).astype(np.float32)
     if config.p_color_jitter > 0 and rng.random() < config.p_color_jitter:  # no draw when off: old runs replay
@@ -524,15 +541,23 @@ def _finish(
     if rng.random() < config.p_degraded_ref:
         ref_l = _degrade_reference_l(rng, ref_l)
     lightness = _luma_jitter(rng, lightness)
+    ref_ab = ref_lab[..., 1:].astype(np.float32)
+    if rect is not None:  # a reference that shows part of the scene: the rest is padding, as the colorizer's canvas
+        x0, y0, x1, y1 = rect
+        inner_l, inner_ab = ref_l[y0:y1, x0:x1].copy(), ref_ab[y0:y1, x0:x1].copy()
+        ref_l = np.full_like(ref_l, inner_l.mean())
+        ref_l[y0:y1, x0:x1] = inner_l
+        ref_ab = np.zeros_like(ref_ab)
+        ref_ab[y0:y1, x0:x1] = inner_ab
     dis_flow, dis_visible = dis_flows(lightness)
-    ref_flow, ref_visible, ref_scene = reference_flows(lightness, ref_l, config.scene_check)
+    ref_flow, ref_visible, ref_scene, ref_shown = reference_flows(lightness, ref_l, config.scene_check, rect)
     return Sample(
         lightness=lightness,
         ab=stack[..., 1:].astype(np.float32),
         flow=np.stack(flows).astype(np.float32),
         valid=np.stack(valid),
         ref_l=ref_l.astype(np.float32),
-        ref_ab=ref_lab[..., 1:].astype(np.float32),
+        ref_ab=ref_ab,
         match=match,
         related=related,
         dis_flow=dis_flow,
@@ -540,6 +565,7 @@ def _finish(
         ref_flow=ref_flow,
         ref_visible=ref_visible,
         ref_scene=ref_scene,
+        ref_shown=ref_shown,
     )
 
 
@@ -576,20 +602,25 @@ def _gray8(lightness: np.ndarray) -> np.ndarray:
     return np.clip(lightness * 2.55 + 0.5, 0, 255).astype(np.uint8)
 
 
-def reference_flows(lightness: np.ndarray, ref_l: np.ndarray,
-                    scene_check: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reference_flows(lightness: np.ndarray, ref_l: np.ndarray, scene_check: bool = False,
+                    rect: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """DIS flow from each frame to the (same-size) reference's lightness, its visibility (scaled
-    by how far the reference shows the frame's scene with ``scene_check``, as at inference), and
-    that share per frame (ones without ``scene_check``)."""
+    by how far the reference shows the frame's scene with ``scene_check``, as at inference), that
+    share per frame (ones without ``scene_check``), and per pixel how far the reference shows it
+    (:func:`shown_by`, for a reference that is only ``rect`` of its canvas; else ones): the
+    colorizer's rules for a placed reference (flow landing on the padding is not visible)."""
     ref_gray = _gray8(ref_l)
-    flows, visible, scenes = [], [], []
+    flows, visible, scenes, shown = [], [], [], []
     for l in lightness:
         gray = _gray8(l)
         flow = Flow.of(_dis(gray, ref_gray), _dis(ref_gray, gray))
+        if rect is not None:
+            flow = within(flow, rect)
         flows.append(flow.forward)
         scenes.append(same_scene(flow, gray, ref_gray) if scene_check else 1.0)
         visible.append(flow.visible * np.float32(scenes[-1]) if scene_check else flow.visible)
-    return np.stack(flows), np.stack(visible), np.asarray(scenes, np.float32)
+        shown.append(shown_by(flow) if rect is not None else np.ones(gray.shape, np.float32))
+    return np.stack(flows), np.stack(visible), np.asarray(scenes, np.float32), np.stack(shown)
 
 
 @dataclass
@@ -615,6 +646,8 @@ class Batch:
     context: torch.Tensor
     #: (B, T) how far the reference shows each frame's scene (ones without ``scene_check``).
     ref_scene: torch.Tensor
+    #: (B, T, 1, S, S) how far a partial reference shows each pixel (ones for whole references).
+    ref_shown: torch.Tensor | None = None
 
 
 def make_batch(data: TrainingData, config: TrainConfig, iteration: int) -> Batch:
@@ -648,6 +681,7 @@ def make_batch(data: TrainingData, config: TrainConfig, iteration: int) -> Batch
         aligned=torch.tensor([s.aligned for s in samples], dtype=torch.float32),
         context=torch.tensor([s.context for s in samples], dtype=torch.float32),
         ref_scene=stack("ref_scene"),
+        ref_shown=stack("ref_shown").unsqueeze(2) if config.p_half_ref > 0 else None,
     )
 
 
@@ -685,7 +719,7 @@ def compute_losses(model: VCNet, batch: Batch, config: TrainConfig, iteration: i
         out = model.step(
             l_t, reference, previous, previous_ab, flow_ab=flow_ab, flow_confidence=flow_conf,
             ref_flow_ab=ref_flow_ab, ref_flow_confidence=ref_flow_conf,
-            scene=batch.ref_scene[:, t] if config.scene_check else None,
+            scene=_scene_map(batch, t) if config.scene_check else None,
         )
         error = out.ab - ab_t
         terms["l1"] = terms["l1"] + (error.abs() * l1_weight).mean()
@@ -735,6 +769,14 @@ def compute_losses(model: VCNet, batch: Batch, config: TrainConfig, iteration: i
         + config.w_context * terms["context"]
     )
     return terms
+
+
+def _scene_map(batch: Batch, t: int) -> torch.Tensor:
+    """How far the reference shows frame ``t``'s scene: (B,), or per pixel (B, 1, S, S) when the
+    run has partial references (the frame's share times :func:`shown_by`, as the colorizer's)."""
+    if batch.ref_shown is None:
+        return batch.ref_scene[:, t]
+    return batch.ref_scene[:, t].view(-1, 1, 1, 1) * batch.ref_shown[:, t]
 
 
 #: Trunk strides of the contextual loss, and seed 001's bandwidth h.
@@ -956,7 +998,7 @@ def build_model(config: TrainConfig) -> VCNet:
 
 
 #: Parameter names :attr:`TrainConfig.semantic_only` trains (the layers a v1 file lacks).
-SEMANTIC_ONLY_PREFIXES = ("semantic_blend.", "log_semantic_temperature")
+SEMANTIC_ONLY_PREFIXES = ("semantic_blend.", "log_semantic_temperature", "semantic_refine.")
 
 
 def trained_parameters(model: VCNet, config: TrainConfig) -> list[torch.nn.Parameter]:
@@ -1121,6 +1163,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
     parser.add_argument("--semantic-blend", action="store_true",
                         help="v2d: blend the semantic chroma into v1's result by a learned weight times 1 - same_scene "
                              "(needs --semantic and --scene-check)")
+    parser.add_argument("--semantic-refine", action="store_true",
+                        help="v2e: a zero-initialised network after v1's refinement moves the output with the semantic "
+                             "colour where the reference does not show the content (needs --semantic-blend)")
+    parser.add_argument("--half-ref", type=float, default=TrainConfig.p_half_ref,
+                        help="share of clip sequences whose reference is a near frame with 40-60 %% of it padding "
+                             "(content the reference does not show, as a left-half reference)")
     parser.add_argument("--semantic-only", action="store_true",
                         help="train only the layers v1 lacks (the semantic blend head and temperature); v1's stay as --init-from gave them")
     parser.add_argument("--scene-check", action="store_true",
@@ -1155,6 +1203,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
                      f"not {args.semantic_strides!r}")
     if args.semantic_blend and not (args.semantic and args.scene_check):
         parser.error("--semantic-blend needs --semantic (the blended candidate) and --scene-check (its weight is scaled by 1 - same_scene)")
+    if args.semantic_refine and not args.semantic_blend:
+        parser.error("--semantic-refine needs --semantic-blend (it refines the blended output)")
     if args.semantic_only and not (args.semantic and args.init_from):
         parser.error("--semantic-only needs --semantic and --init-from (the v1 weights it keeps)")
     if args.unroll < 1:
@@ -1162,7 +1212,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
     if args.warmup < 0:
         parser.error(f"--warmup takes a number of iterations (0 or more), not {args.warmup}")
     for flag, share in (("--clip-share", args.clip_share), ("--color-jitter", args.color_jitter),
-                        ("--far-ref", args.far_ref), ("--retrieved-ref", args.retrieved_ref)):
+                        ("--far-ref", args.far_ref), ("--retrieved-ref", args.retrieved_ref), ("--half-ref", args.half_ref)):
         if not 0.0 <= share <= 1.0:
             parser.error(f"{flag} takes a fraction between 0 and 1, not {share}")
     for flag, weight in (("--l1-weight", args.l1_weight), ("--mse-weight", args.mse_weight),
@@ -1190,6 +1240,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
         w_mse=args.mse_weight,
         added_clips=args.added_clips,
         p_far_ref=args.far_ref,
+        p_half_ref=args.half_ref,
         p_retrieved_ref=args.retrieved_ref,
         w_context=args.context_weight,
         retrieved_l1=args.retrieved_l1,
@@ -1198,6 +1249,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "vidcolor-train") -> Non
         semantic_only=args.semantic_only,
         exclude_photos=tuple(pattern for pattern in args.exclude_photos.split(",") if pattern),
         model=VCNetConfig(channels=channels, match_channels=args.match_channels,  # type: ignore[arg-type]
-                          semantic=args.semantic, semantic_strides=strides, semantic_blend=args.semantic_blend).to_dict(),
+                          semantic=args.semantic, semantic_strides=strides, semantic_blend=args.semantic_blend,
+                          semantic_refine=args.semantic_refine).to_dict(),
     )
     train(config, resume=args.resume, export=args.export, export_last=args.export_last)
