@@ -170,23 +170,29 @@ def test_one_still_at_two_keyframes_chooses_on_each_and_vapoursynth_agrees(tmp_p
         np.testing.assert_array_equal(got, expected[index], err_msg=f"frame {index}")
 
 
-def test_resumed_run_gives_the_uninterrupted_frames(shot: Shot, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A resumable run that keeps only its first two chunks (as a killed run does), run again: the
-    new process's first pass starts at frame 8, the warm-up of the chunk at 16."""
-    resumed = shot.source.with_name("resumed.mkv")
+def resumed_after_two_chunks(args: list[str], output: Path) -> list[np.ndarray]:
+    """The frames of the CLI's ``args`` run with --resume into ``output``, keeping only its first
+    two chunks (as a killed run does), then run again: the new process's first pass starts at
+    frame 8, the warm-up of the chunk at 16."""
     original = Journal.record
 
     def record_first_two(self: Journal, start: int, end: int, file: str, *rest: object) -> None:
         if start < 2 * CHUNK:
             original(self, start, end, file, *rest)
 
-    with monkeypatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Journal, "record", record_first_two)
-        result = CliRunner().invoke(main, [*shot.args, "--resume", "-o", str(resumed)])
+        result = CliRunner().invoke(main, [*args, "--resume", "-o", str(output)])
         assert result.exit_code == 2 and "run the same command again" in result.output, result.output
-    result = CliRunner().invoke(main, [*shot.args, "--resume", "-o", str(resumed)])
+    result = CliRunner().invoke(main, [*args, "--resume", "-o", str(output)])
     assert result.exit_code == 0, result.output
-    expected, got = yuv444(shot.whole), yuv444(resumed)
+    return yuv444(output)
+
+
+def test_resumed_run_gives_the_uninterrupted_frames(shot: Shot) -> None:
+    """A resumable run that keeps only its first two chunks (as a killed run does), run again
+    (:func:`resumed_after_two_chunks`), gives the uninterrupted run's frames."""
+    expected, got = yuv444(shot.whole), resumed_after_two_chunks(shot.args, shot.source.with_name("resumed.mkv"))
     assert len(got) == len(expected) == COUNT
     differing = [i for i, (a, b) in enumerate(zip(expected, got, strict=True)) if not np.array_equal(a, b)]
     assert not differing, f"resumed frames {differing} differ"
