@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import av
 import cv2
@@ -134,10 +134,16 @@ def test_vapoursynth_in_any_order_gives_the_cli_frames(shot: Shot) -> None:
     assert len(expected) == COUNT
     out = vsvidcolor.colorize(vs.core.bs.VideoSource(str(shot.source)), ref=str(shot.reference), model="default",
                               chunk_length=CHUNK)
+    assert_late_then_any_order(out, expected)
+
+
+def assert_late_then_any_order(out: Any, expected: list[np.ndarray], seed: int = 6) -> None:
+    """The VapourSynth clip ``out`` gives ``expected`` (yuv444 planes) for frame LATE asked for
+    first (its chunk's pass starts at frame 8), then for every frame in a shuffled order, all at once."""
     first = np.stack([np.asarray(out.get_frame(LATE)[p]) for p in range(3)])
     np.testing.assert_array_equal(first, expected[LATE], err_msg=f"frame {LATE}, asked for first")
     order = list(range(COUNT))
-    random.Random(6).shuffle(order)
+    random.Random(seed).shuffle(order)
     futures = {i: out.get_frame_async(i) for i in order}
     for i in order:
         got = np.stack([np.asarray(futures[i].result()[p]) for p in range(3)])
