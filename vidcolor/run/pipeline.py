@@ -102,7 +102,9 @@ class FrameColorizer:
         self._moments: dict[int, int] = {}  # keyframe frame -> its moment
         self._window: tuple[int, list[np.ndarray]] | None = None  # the searched frames of the last shot
         self._backward: tuple[int, dict[int, ColorizedFrame]] | None = None  # one shot's backward chroma
-        self._start_frame: tuple[int, np.ndarray] | None = None  # where the last pass's recurrence started
+        #: the frames the last pass chose on (:meth:`_start_lightness`): its shot's start, and a
+        #: two-keyframe shot's last frame
+        self._start_frames: dict[int, np.ndarray] = {}
 
     def start_pass(self) -> None:
         """Begin a fresh pass over the input (a chunk re-coloured from its warm-up): the next frame
@@ -187,17 +189,22 @@ class FrameColorizer:
         contiguous = self._last_index is not None and index == self._last_index + 1
         restart = index == shot or cut or index in self.schedule.cuts or not contiguous
         warm = not restart and index == self.chunk_start(index)
-        streams = [(self.colorizer, reference)]
+        # each reference chooses what it keeps (placed or stretched) on the frame it shows: the
+        # start one where the recurrence starts, the end one on the shot's last frame
+        streams = [(self.colorizer, reference, shot)]
         if position is not None:
-            streams.append((self._end_colorizer(), end_reference))
+            assert keyframe is not None
+            last = self.schedule.shot_end(keyframe)
+            streams.append((self._end_colorizer(), end_reference, shot if last is None else last))
         elif self._end is not None:
             self._end.reset()
         results = []
-        for colorizer, ref in streams:
+        for colorizer, ref, chooses_on in streams:
             if restart or warm:
                 colorizer.reset()
                 if ref is not None:
-                    colorizer.begin_reference(ref, self.work, lambda: self._start_lightness(shot, index, small))
+                    colorizer.begin_reference(ref, self.work,
+                                              lambda frame=chooses_on: self._start_lightness(frame, index, small))
             if warm:
                 for past in self._history:
                     colorizer.step(past, ref)
@@ -213,19 +220,22 @@ class FrameColorizer:
 
     def _start_lightness(self, start: int, index: int, small: np.ndarray) -> np.ndarray | None:
         """Working-size lightness of frame ``start``, where a sequential pass starts the recurrence
-        that frame ``index`` (lightness ``small``) follows: colorizers choose on it what they keep
-        per reference (:meth:`Colorizer.begin_reference`), so that a pass starting at a chunk's
-        warm-up, a VapourSynth request or a resumed run chooses as the sequential pass. Kept for
-        the next passes; decoded again (``frame_at``) only by a pass that starts elsewhere."""
+        that frame ``index`` (lightness ``small``) follows, or a two-keyframe shot's last frame:
+        colorizers choose on it what they keep per reference (:meth:`Colorizer.begin_reference`),
+        so that a pass starting at a chunk's warm-up, a VapourSynth request or a resumed run
+        chooses as the sequential pass. Kept for the next passes (the two last asked for);
+        decoded (``frame_at``) only when it is not the frame being coloured."""
         if start == index:
             lightness = small
-        elif self._start_frame is not None and self._start_frame[0] == start:
-            return self._start_frame[1]
+        elif start in self._start_frames:
+            return self._start_frames[start]
         elif self.frame_at is not None:
             lightness = self.working_lightness(self.frame_at(start))
         else:
             return None
-        self._start_frame = (start, lightness)
+        self._start_frames = {**{k: v for k, v in self._start_frames.items() if k != start}, start: lightness}
+        while len(self._start_frames) > 2:
+            del self._start_frames[next(iter(self._start_frames))]
         return lightness
 
     def upsample(self, index: int, ab: np.ndarray, guide: np.ndarray) -> np.ndarray:

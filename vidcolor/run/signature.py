@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 #: placed or stretched on its shot's start frame, and its moment is found at its own aspect.
 #: 3: a no-reference shot's keyframe is, of the candidates as sure as the surest within
 #: CONFIDENCE_MARGIN, the one nearest its middle frame. 4: the last shot of a film whose
-#: container gives no frame count takes the frame the scan chose for it, not its first.
-PASS_RULES = 4
+#: container gives no frame count takes the frame the scan chose for it, not its first. 5: a
+#: two-keyframe shot's end reference of another aspect is placed or stretched by its own frame.
+PASS_RULES = 5
 
 
 def resume_signature(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer,

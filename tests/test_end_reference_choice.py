@@ -1,0 +1,107 @@
+"""A two-keyframe shot's end reference chooses placed or stretched (a reference of another aspect)
+on the frame it shows, the shot's last, not on the shot's first frame; alike in every pass: the
+CLI's, a chunk recomputed from its warm-up, VapourSynth in any order, a resumed run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from vidcolor.cli import main
+from vidcolor.color import rgb_to_gray_lightness
+from vidcolor.colorizers import build_colorizer
+from vidcolor.references import load_reference
+from vidcolor.run.chunks import ChunkPlan
+from vidcolor.run.pipeline import FrameColorizer
+from vidcolor.schedule.keyframes import Keyframe, ReferenceSchedule
+
+from helpers import write_clip
+from test_placed_reference import (CHUNK, COUNT, WIDTH, assert_late_then_any_order, is_placed, pull_back,
+                                   resumed_after_two_chunks, yuv444)
+
+LAST = COUNT - 1
+
+
+@pytest.fixture(scope="module")
+def film(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path, list[np.ndarray]]:
+    """The pull-back as one two-keyframe shot: its first frame a third wider at the start (a
+    square-pixel still: stretched), the left half of its last frame at the end (a crop), and the
+    preset pinning them to frames 0 and 23."""
+    folder = tmp_path_factory.mktemp("two-keyframes")
+    frames = pull_back()
+    source = write_clip(folder / "shot.mkv", frames, codec="ffv1", pix_fmt="yuv444p")
+    start, end = folder / "start.png", folder / "end.png"
+    cv2.imwrite(str(start), cv2.cvtColor(cv2.resize(frames[0], (WIDTH * 4 // 3, frames[0].shape[0]),
+                                                    interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(end), cv2.cvtColor(np.ascontiguousarray(frames[LAST][:, : WIDTH // 2]), cv2.COLOR_RGB2BGR))
+    preset = folder / "shot.toml"
+    preset.write_text(f'version = 1\nmodel = "default"\n\n[[shot]]\nstart = 0\nend = {LAST}\n'
+                      f'reference = "start.png"\nend_reference = "end.png"\n')
+    light = [rgb_to_gray_lightness(frame.astype(np.float32) / 255) for frame in frames]
+    return source, preset, end, light
+
+
+def test_the_end_reference_chooses_on_the_shots_last_frame(film: tuple[Path, Path, Path, list[np.ndarray]]) -> None:
+    """The crop of frame 23 is placed on frame 23 and stretched on frame 0 (the shot's first, where
+    it chose before); the pass keeps the choice of frame 23, and a chunk recomputed from its
+    warm-up (its pass starts at frame 14) gives the sequential pass's frames."""
+    source, _, end, light = film
+    assert (is_placed(end, light[0]), is_placed(end, light[LAST])) == (False, True)
+    schedule = ReferenceSchedule([Keyframe(0, load_reference(str(film[1].parent / "start.png")),
+                                           end_reference=load_reference(str(end)), end_frame=LAST)], frame_count=COUNT)
+
+    def frame_colorizer() -> FrameColorizer:
+        return FrameColorizer(build_colorizer("default"), schedule, (WIDTH, light[0].shape[0]), ChunkPlan(CHUNK, 2),
+                              frame_at=light.__getitem__)
+
+    sequential = frame_colorizer()
+    expected = [sequential.predict(i, light[i]).ab for i in range(COUNT)]
+    assert sequential._end is not None and list(sequential._end._placed.values()) == [True]
+    begin, chunk, stop = sequential.chunk_bounds(LAST - 7, COUNT)
+    assert begin > 0
+    alone = frame_colorizer()
+    alone.start_pass()
+    got = {i: alone.predict(i, light[i]).ab for i in range(begin, stop)}
+    differing = [i for i in range(chunk, stop) if not np.array_equal(got[i], expected[i])]
+    assert not differing, f"frames {differing} differ"
+
+
+@pytest.fixture(scope="module")
+def cli_run(film: tuple[Path, Path, Path, list[np.ndarray]]) -> tuple[list[str], list[np.ndarray]]:
+    """The CLI's arguments for the preset (but the output) and the frames of its uninterrupted run."""
+    source, preset, _, _ = film
+    args = ["colorize", str(source), "--preset", str(preset), "--codec", "ffv1", "--chunk-length", str(CHUNK), "-q"]
+    cli = preset.with_name("cli.mkv")
+    result = CliRunner().invoke(main, [*args, "-o", str(cli)])
+    assert result.exit_code == 0, result.output
+    expected = yuv444(cli)
+    assert len(expected) == COUNT
+    return args, expected
+
+
+def test_vapoursynth_in_any_order_gives_the_cli_frames(film: tuple[Path, Path, Path, list[np.ndarray]],
+                                                       cli_run: tuple[list[str], list[np.ndarray]]) -> None:
+    """The preset through VapourSynth, frame 20 asked for first (its chunk's pass starts at frame
+    8), then every frame in a shuffled order, all at once: the CLI's frames, bit for bit
+    (:func:`assert_late_then_any_order`)."""
+    vs = pytest.importorskip("vapoursynth", reason="the vs extra is not installed: pip install -e .[vs]")
+    import vsvidcolor  # noqa: PLC0415
+
+    source, preset, _, _ = film
+    expected = cli_run[1]
+    out = vsvidcolor.colorize(vs.core.bs.VideoSource(str(source)), preset=str(preset), chunk_length=CHUNK)
+    assert_late_then_any_order(out, expected, seed=7)
+
+
+def test_a_resumed_run_gives_the_uninterrupted_frames(film: tuple[Path, Path, Path, list[np.ndarray]],
+                                                      cli_run: tuple[list[str], list[np.ndarray]]) -> None:
+    """A --resume run that kept only its first two chunks, run again (its pass starts at frame 8,
+    the warm-up of the chunk at 16): the uninterrupted run's frames."""
+    args, expected = cli_run
+    got = resumed_after_two_chunks(args, film[1].with_name("resumed.mkv"))
+    differing = [i for i, (a, b) in enumerate(zip(expected, got, strict=True)) if not np.array_equal(a, b)]
+    assert not differing, f"resumed frames {differing} differ"
