@@ -141,3 +141,20 @@ def test_vapoursynth_filter_refuses_the_same_sizes(wide_clip) -> None:
     tiny = vs.core.std.BlankClip(format=vs.GRAY8, width=128, height=16, length=2)
     with pytest.raises(vs.Error, match=r"^vsvidcolor\.colorize: working size 128x16 is too small.*--size 256x32"):
         vsvidcolor.colorize(tiny, ref=str(reference), model="fast")
+
+
+def test_the_suggested_size_says_the_same_aspect_only_when_it_keeps_it() -> None:
+    """A 1x64 video works at 2x64 (sides are at least 2): the size suggested comes from the video's
+    own 1:64, not from 2x64's 1:32, which it used to call "the same aspect"."""
+    from vidcolor.colorizers import get_colorizer
+
+    classic = get_colorizer("classic")
+    with pytest.raises(InputError, match=r"the video is 1x64 .*use --size 32x2048 \(the same aspect\) or larger"):
+        run_working_size(1, 64, classic)
+    with pytest.raises(InputError, match=r"use --size 2048x32 \(the same aspect\)"):
+        run_working_size(64, 1, classic)
+    # 31x33 scaled to a short side of 32 and even numbers is 32x36, 6% taller: not called the same
+    with pytest.raises(InputError, match=r"use --size 32x36 \(near the same aspect\) or larger"):
+        run_working_size(400, 400, classic, size=(31, 33))
+    with pytest.raises(ValueError, match=r"got '31x33': .*use 32x36 \(near the same aspect\) or larger"):
+        parse_size("31x33")

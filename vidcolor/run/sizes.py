@@ -47,7 +47,7 @@ def parse_size(text: str | None, name: str = "--size") -> tuple[int | None, tupl
         size = int(w), int(h)
         if min(size) < MIN_WORKING_SIDE:
             raise ValueError(f"{must} with both sides at least {MIN_WORKING_SIDE}, got {text!r}: {_TOO_SMALL}; "
-                             f"use {_at_least_minimum(size)} (the same aspect) or larger")
+                             f"use {_at_least_minimum(size)} or larger")
         return None, size
     if not value.isdigit():
         raise ValueError(f"{must}, got {text!r}")
@@ -72,15 +72,18 @@ def run_working_size(width: int, height: int, colorizer: Colorizer, short_side: 
     if min(work) < MIN_WORKING_SIDE:
         source = "" if size else f"the video is {width}x{height} and a short side never enlarges it; "
         raise InputError(f"working size {work[0]}x{work[1]} is too small: {_TOO_SMALL}; {source}"
-                         f"use --size {_at_least_minimum(work)} (the same aspect) or larger")
+                         f"use --size {_at_least_minimum(size or (width, height))} or larger")
     return work
 
 
 def _at_least_minimum(size: tuple[int, int]) -> str:
     """``size`` scaled up so its short side is :data:`MIN_WORKING_SIDE` (even numbers, rounded up): the
-    nearest working size to suggest."""
+    nearest working size to suggest, said to keep the aspect only when it does within 5%, as a
+    reference's aspect agrees with a frame's (the even numbers of a short side of 32 can miss by more)."""
     scale = MIN_WORKING_SIDE / min(size)
-    return "x".join(str(-(-math.ceil(side * scale) // 2) * 2) for side in size)
+    width, height = (-(-math.ceil(side * scale) // 2) * 2 for side in size)
+    same = abs(math.log(width * size[1] / (height * size[0]))) <= math.log(1.05)
+    return f"{width}x{height} ({'the same aspect' if same else 'near the same aspect'})"
 
 
 def working_lightness(full_lightness: np.ndarray, work: tuple[int, int]) -> np.ndarray:
