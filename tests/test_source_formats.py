@@ -184,9 +184,22 @@ def test_start_time_and_timecode_are_kept(tmp_path: Path, reference_png: Path, n
     """A reel that starts 4 s in, at timecode 10:00:00:12: the output's first frame is at 4 s with
     the same timecode (a QuickTime timecode track in .mov/.mp4, a tag in .mkv; it was dropped)."""
     source = make_source(tmp_path / "reel.mov", timecode="10:00:00:12", start=100)
-    colorize(source, tmp_path / name, reference_png)
+    result = colorize(source, tmp_path / name, reference_png)
     out = described(tmp_path / name)
     assert out["start"] == pytest.approx(4.0) and out["timecode"] == "10:00:00:12", out
+    assert "timecode" not in result.stderr
+
+
+@pytest.mark.parametrize("name, kind", [("out.avi", "a .avi file"), ("frames", "an image sequence")])
+def test_an_output_that_cannot_hold_the_timecode_says_so_once(tmp_path: Path, reference_png: Path, name: str,
+                                                             kind: str) -> None:
+    """AVI has no place for a start timecode, nor have PNG frames: the run says it is lost and which
+    containers keep it, once (it was dropped silently)."""
+    source = make_source(tmp_path / "reel.mov", timecode="10:00:00:12")
+    result = colorize(source, tmp_path / name, reference_png)
+    assert result.stderr.count("timecode") == 1, result.stderr
+    assert f"reel.mov starts at timecode 10:00:00:12, which {kind} cannot record" in result.stderr
+    assert "Write .mov, .mp4 or .mkv to keep it" in result.stderr
 
 
 def test_resumed_and_batch_runs_keep_the_same(tmp_path: Path, reference_png: Path) -> None:

@@ -357,9 +357,11 @@ def input_frame_numbers(info: VideoInfo) -> list[int] | None:
 def check_encodable(spec: OutputSpec, info: VideoInfo) -> None:
     """Catch sizes a codec cannot take before decoding starts (odd sizes in 4:2:0 or 4:2:2 for an
     encoder without a 4:4:4 mode; encoders with one get 4:4:4, see :func:`output_pix_fmt`), and
-    warn about an interlaced input and an output that cannot record the input's pixel aspect."""
+    warn about an interlaced input and an output that cannot record the input's pixel aspect or timecode."""
     if info.interlaced:
         _warn_interlaced(spec, info)
+    if info.timecode is not None and (spec.is_sequence or Path(spec.path).suffix.lower() not in _TIMECODE_CONTAINERS):
+        _warn_timecode_lost(spec, info)
     if spec.codec.rgb:
         return
     name = output_pix_fmt(spec, info)
@@ -421,6 +423,22 @@ def _warn_pixel_aspect_lost(spec: OutputSpec, info: VideoInfo) -> None:
         "for 8-bit sources) or prores in a .mov file record it%s", info.path, aspect.numerator, aspect.denominator,
         shown.numerator, shown.denominator, spec.codec.name, Path(spec.path).suffix.lower() or "this output",
         spec.path, stored.numerator, stored.denominator, afterwards)
+
+
+#: Containers that keep a start timecode (:func:`keep_source_tags`): QuickTime's timecode track,
+#: a Matroska or NUT tag. AVI has no place for one, and FFmpeg's .m4v muxer writes no track.
+_TIMECODE_CONTAINERS = (".mov", ".mp4", ".mkv", ".nut")
+_warned_timecode: set[tuple[str, str]] = set()
+
+
+def _warn_timecode_lost(spec: OutputSpec, info: VideoInfo) -> None:
+    """Name the lost start timecode and the containers that keep it, once per input and output."""
+    if (info.path, spec.path) in _warned_timecode:
+        return
+    _warned_timecode.add((info.path, spec.path))
+    kind = "an image sequence" if spec.is_sequence else f"a {Path(spec.path).suffix.lower() or 'suffixless'} file"
+    logger.warning("%s starts at timecode %s, which %s cannot record: %s will have none (its frames are all kept). "
+                   "Write .mov, .mp4 or .mkv to keep it", info.path, info.timecode, kind, spec.path)
 
 
 def output_pix_fmt(spec: OutputSpec, info: VideoInfo) -> str:
