@@ -280,3 +280,26 @@ def test_a_square_pixel_still_of_the_shown_picture_colours_anamorphic_frames_as_
             colored = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
         scores[name] = float(np.mean([psnr(out, truth) for out, truth in zip(colored, stored, strict=True)]))
     assert scores["shown"] > scores["squeezed"] - 1.0, scores
+
+
+def test_vapoursynth_warns_once_about_an_interlaced_clip_in_its_log(reference_png: Path) -> None:
+    """``_FieldBased`` passed through silently; the filter now says in VapourSynth's log what the
+    CLI says, once per call whichever frames are asked for, and nothing for a progressive clip."""
+    vs = pytest.importorskip("vapoursynth", reason="the vs extra is not installed: pip install -e .[vs]")
+    import vsvidcolor  # noqa: PLC0415
+
+    warnings: list[str] = []
+    handle = vs.core.add_log_handler(lambda kind, text: warnings.append(text) if kind == vs.MESSAGE_TYPE_WARNING else None)
+    try:
+        for field_based in (2, 0, 1):
+            clip = vs.core.std.BlankClip(format=vs.GRAY8, width=WIDTH, height=HEIGHT, length=4, color=100)
+            clip = vs.core.std.SetFrameProps(clip, _FieldBased=field_based)
+            out = vsvidcolor.colorize(clip, ref=str(reference_png), model="classic")
+            for n in (2, 0, 3):
+                assert out.get_frame(n).props["_FieldBased"] == field_based
+    finally:
+        vs.core.remove_log_handler(handle)
+    said = [text for text in warnings if "interlaced" in text]
+    assert len(said) == 2, warnings
+    assert said[0].startswith("vsvidcolor.colorize: frame 2 is interlaced (_FieldBased=2, top field first)")
+    assert "bottom field first" in said[1] and "deinterlace first (QTGMC)" in said[1]

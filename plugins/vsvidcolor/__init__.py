@@ -158,9 +158,12 @@ def colorize(
     else:
         out_format = vs.core.query_video_format(vs.YUV, fmt.sample_type, fmt.bits_per_sample, 0, 0)
     blank = clip.std.BlankClip(format=out_format.id, keep=True)
+    interlace_said = threading.Lock()  # taken for good by the first interlaced frame: one warning per call
 
     def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         out, src = f[0].copy(), f[1]
+        if int(src.props.get("_FieldBased", 0)) in _FIELD_ORDERS and interlace_said.acquire(blocking=False):
+            _warn_interlaced(func, n, int(src.props["_FieldBased"]))
         luma = np.asarray(src[0])
         luma_format = _luma_format(src)
         if fmt.sample_type == vs.FLOAT:
@@ -208,6 +211,19 @@ def colorize(
         return out
 
     return blank.std.ModifyFrame([blank, clip], render)
+
+
+#: VapourSynth's ``_FieldBased``: 1 bottom field first, 2 top field first (0: progressive).
+_FIELD_ORDERS = {1: "bottom field first", 2: "top field first"}
+
+
+def _warn_interlaced(func: str, n: int, field_based: int) -> None:
+    """What the CLI says of an interlaced input, through VapourSynth's log, which its host shows."""
+    vs.core.log_message(vs.MESSAGE_TYPE_WARNING, (
+        f"{func}: frame {n} is interlaced (_FieldBased={field_based}, {_FIELD_ORDERS[field_based]}): vidcolor colours "
+        "whole frames, so colour smears across the combing of moving edges; deinterlace first (QTGMC), or "
+        "inverse-telecine a telecined film (VIVTC's VFM and VDecimate), then colorize. The luma's fields are kept "
+        "as they are, and so is _FieldBased"))
 
 
 def _lightness(frame: vs.VideoFrame) -> np.ndarray:
