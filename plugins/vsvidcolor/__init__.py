@@ -60,7 +60,8 @@ def colorize(
     """Colorize a black-and-white clip from colour reference images.
 
     :param clip:         GRAY or YUV clip, 8-16-bit integer or half/single float. Only luma is used;
-                         it passes through untouched.
+                         it passes through untouched. An interlaced clip (``_FieldBased`` 1 or 2) is
+                         coloured as whole frames: VapourSynth's log says so once, with the fix.
     :param ref:          one reference image for the whole clip.
     :param refs:         keyframes ``{frame: image_path}``; each reference applies from its frame on.
     :param ref_clip:     RGB clip of reference images; with ``ref_frames`` (one clip frame number per
