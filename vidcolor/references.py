@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -115,6 +116,37 @@ def load_reference(path: str | os.PathLike[str]) -> Reference:
             str(path),
         )
     return reference
+
+
+def as_stored(reference: Reference, stored_size: tuple[int, int], sample_aspect: Fraction) -> Reference:
+    """``reference`` in the geometry a film stores its frames in: a still of the picture as shown
+    (the aspect of ``stored_size`` times the pixel aspect ``sample_aspect``, within the 5 % of
+    :func:`~vidcolor.correspondence.tracking.placement`) and not as stored is squeezed to the stored
+    aspect, along the side the pixels stretch; any other reference comes back as it is.
+
+    Frames are coloured as stored, and a square-pixel still of an anamorphic film's shown picture
+    stretched onto them by a colorizer loses colour (the default model's reference memory keeps
+    the still's aspect: blackswan 32.98 dB against 33.31 squeezed beforehand). Only the pixel
+    aspect tells such a still from a wider view of a square-pixel film, so every front end that
+    knows it passes it here, and square-pixel films keep their references untouched.
+    """
+    from .correspondence.tracking import placement  # noqa: PLC0415 - only films with non-square pixels need it
+
+    if sample_aspect == 1:
+        return reference
+    width, height = stored_size
+    shown = (width * sample_aspect.numerator, height * sample_aspect.denominator)  # the shown aspect, in integers
+    if placement(reference.size, stored_size) is None or placement(reference.size, shown) is not None:
+        return reference
+    ref_w, ref_h = reference.size
+    if sample_aspect > 1:  # wider pixels: the still is wider than the frames store it
+        size = (max(1, round(ref_h * width / height)), ref_h)
+    else:
+        size = (ref_w, max(1, round(ref_w * height / width)))
+    squeezed = cv2.resize(reference.rgb, size, interpolation=cv2.INTER_AREA)
+    logger.info("reference %r shows the picture as displayed (%dx%d, pixels %s wide): squeezed to %dx%d, the "
+                "frames' stored aspect", reference.key, ref_w, ref_h, sample_aspect, *size)
+    return Reference(key=f"{reference.key}@stored:{size[0]}x{size[1]}", rgb=squeezed)
 
 
 def is_grayscale(rgb: np.ndarray, tolerance: float = 2.0 / 255.0) -> bool:

@@ -11,6 +11,7 @@ import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from fractions import Fraction
 from os import PathLike
 from typing import TYPE_CHECKING
 
@@ -144,7 +145,7 @@ def colorize(
         raise vs.Error(f"{func}: {exc}") from None
 
     def colorizer_of_frames() -> FrameColorizer:
-        shots = schedule
+        shots = schedule.as_stored((clip.width, clip.height), _sample_aspect(clip.get_frame(0)))
         if auto is not None and cuts is None and _marks_scene_changes(clip):
             shots = ReferenceSchedule([], _scene_change_cuts(clip), frame_count=clip.num_frames)
         return FrameColorizer(colorizer, shots, work, settings.plan, auto=auto,
@@ -280,6 +281,12 @@ def _schedule(func: str, clip: vs.VideoNode, ref: object, refs: Mapping[int, obj
     loaded = load_preset(preset)  # type: ignore[arg-type]
     fps = clip.fps if clip.fps.numerator else None
     return loaded.schedule(clip.num_frames, fps), loaded
+
+
+def _sample_aspect(frame: vs.VideoFrame) -> Fraction:
+    """The clip's pixel aspect (``_SARNum``/``_SARDen``; 1 when unset or 0, VapourSynth's "unknown")."""
+    num, den = int(frame.props.get("_SARNum", 0)), int(frame.props.get("_SARDen", 0))
+    return Fraction(num, den) if num > 0 and den > 0 else Fraction(1)
 
 
 def _marks_scene_changes(clip: vs.VideoNode) -> bool:

@@ -14,12 +14,14 @@ form a segment of their own (a reset) that keeps the keyframe's start reference.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import NamedTuple
 
 from ..errors import InputError
-from ..references import Reference
+from ..references import Reference, as_stored
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,20 @@ class ReferenceSchedule:
     @classmethod
     def single(cls, reference: Reference | None) -> ReferenceSchedule:
         return cls([Keyframe(0, reference)] if reference is not None else [])
+
+    def as_stored(self, stored_size: tuple[int, int], sample_aspect: Fraction) -> ReferenceSchedule:
+        """This schedule with every reference in the film's stored geometry (:func:`vidcolor.references.as_stored`):
+        what a front end that knows the film's pixel aspect colours with. Itself when nothing changes
+        (always for square pixels), so those films' runs stay as they were."""
+        def stored(reference: Reference) -> Reference:
+            return as_stored(reference, stored_size, sample_aspect)
+
+        keyframes = [dataclasses.replace(k, reference=stored(k.reference),
+                                         end_reference=None if k.end_reference is None else stored(k.end_reference))
+                     for k in self.keyframes]
+        if all(new == old for new, old in zip(keyframes, self.keyframes, strict=True)):
+            return self
+        return ReferenceSchedule(keyframes, self.cuts, frame_count=self.frame_count)
 
     def validate(self, frame_count: int | None, source: str = "input") -> None:
         """Every keyframe must fall inside the clip."""
