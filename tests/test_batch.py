@@ -229,16 +229,20 @@ def test_journal_is_locked_and_checked(tmp_path: Path) -> None:
 
 
 def test_kill_9_mid_batch_then_rerun_equals_uninterrupted(tmp_path: Path) -> None:
+    """``kill -9`` mid-film, then the same batch: the films of one uninterrupted batch. Each batch
+    is a process of its own, started seconds apart, so all three load the same vidcolor (an
+    in-process run imports it when the session begins, and the work tree may change meanwhile)."""
     folder = make_films(tmp_path / "in", count=40, names=("r1.mp4", "r2.mp4", "r3.mp4"), width=144, height=96)
     ref = make_reference(tmp_path / "ref.png")
-    common = ["--ref", str(ref), "--model", "classic", "--size", "96", "--codec", "ffv1", "-q"]
-    whole, broken = tmp_path / "whole", tmp_path / "broken"
-    code, text = run(str(folder), "-o", str(whole), *common)
-    assert code == 0, text
-
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen([sys.executable, "-c", BATCH_DRIVER, "batch", str(folder), "-o", str(broken), *common],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-c", BATCH_DRIVER, "batch", str(folder), "--ref", str(ref), "--model", "classic",
+               "--size", "96", "--codec", "ffv1", "-q"]
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    done = subprocess.run([*command, "-o", str(whole)], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    process = subprocess.Popen([*command, "-o", str(broken)], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     killed_during = None
     try:
@@ -258,8 +262,8 @@ def test_kill_9_mid_batch_then_rerun_equals_uninterrupted(tmp_path: Path) -> Non
     assert journal(broken)["r1.mp4"]["status"] == DONE
     assert not (broken / "r2.mkv").exists() and not (broken / "r3.mkv").exists()  # no half file under the final name
 
-    code, text = run(str(folder), "-o", str(broken), *common)
-    assert code == 0, text
+    done = subprocess.run([*command, "-o", str(broken)], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
     assert {n: e["status"] for n, e in journal(broken).items()} == {n: DONE for n in ("r1.mp4", "r2.mp4", "r3.mp4")}
     assert journal(broken)["r1.mp4"]["attempts"] == 1 and journal(broken)["r2.mp4"]["attempts"] == 2
     for name in ("r1.mkv", "r2.mkv", "r3.mkv"):
