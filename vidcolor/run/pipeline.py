@@ -39,6 +39,7 @@ from .shots import (KEYFRAME_GRID, ShotKeyframes, automatic_candidates, automati
                     most_confident_reference, scan_shots)
 from .signature import resume_signature
 from .sizes import parse_size, working_lightness, working_size, working_size_for
+from .tone import tone_matched
 
 logger = logging.getLogger(__name__)
 
@@ -205,10 +206,12 @@ class FrameColorizer:
                 if ref is not None:
                     colorizer.begin_reference(ref, self.work,
                                               lambda frame=chooses_on: self._start_lightness(frame, index, small))
+            # frames meet a user's reference near its tone (.tone); an automatic one is a frame of the film
+            toned = ref is not None and keyframe is not None and (ref is keyframe.reference or ref is end_reference)
             if warm:
                 for past in self._history:
-                    colorizer.step(past, ref)
-            results.append(colorizer.step(small, ref))
+                    colorizer.step(tone_matched(past, ref) if toned else past, ref)
+            results.append(colorizer.step(tone_matched(small, ref) if toned else small, ref))
         if restart:
             self._history.clear()
         if self._history.maxlen:
@@ -322,7 +325,7 @@ class FrameColorizer:
             self._back.begin_reference(keyframe.reference, self.work, lambda: window[-1])  # the moment's
             results: dict[int, ColorizedFrame] = {}
             for offset in range(len(window) - 1, -1, -1):
-                result = self._back.step(window[offset], keyframe.reference)
+                result = self._back.step(tone_matched(window[offset], keyframe.reference), keyframe.reference)
                 if pinned + offset < moment:
                     results[pinned + offset] = result
             self._backward = (pinned, results)

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 #: CONFIDENCE_MARGIN, the one nearest its middle frame. 4: the last shot of a film whose
 #: container gives no frame count takes the frame the scan chose for it, not its first. 5: a
 #: two-keyframe shot's end reference of another aspect is placed or stretched by its own frame.
-PASS_RULES = 5
+#: 6: the colorizer matches each frame to a user's reference near the reference's tone (run.tone).
+PASS_RULES = 6
 
 
 def resume_signature(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer,
