@@ -1,19 +1,22 @@
 """A frame is matched to a user's reference near the reference's tone (vidcolor.run.tone): a shot that
 opens brighter than the moment its keyframe was painted from (an archival print's exposure settling
 after a splice) takes the keyframe's colours from its first frame, not smears that fade as the
-exposure settles (issue 24, "Smears after cuts")."""
+exposure settles (issue 24, "Smears after cuts"); a reference that is another picture (a photo of
+another person) is not toned: its mean differs because its content does."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
+from vidcolor.color import rgb_to_gray_lightness
 from vidcolor.colorizers import build_colorizer
 from vidcolor.io.reader import probe
 from vidcolor.references import Reference, load_reference
 from vidcolor.run.pipeline import FrameColorizer, read_lightness_range
-from vidcolor.run.sizes import working_size_for
-from vidcolor.run.tone import TONE_TOLERANCE, tone_matched
+from vidcolor.run.sizes import run_working_size, working_lightness, working_size_for
+from vidcolor.run.tone import TONE_TOLERANCE, shows_scene, tone_matched
 from vidcolor.schedule.keyframes import Keyframe, ReferenceSchedule
 from vidcolor.temporal import TemporalSettings
 
@@ -21,6 +24,10 @@ from helpers import shared_path
 
 #: The a-bomb clip's roadside-sign shot (frames 44-133) and its painted keyframe (presets/examples/a-bomb.toml).
 FILM, SIGN, CUT = "clips/bw/a-bomb_blast_effects_part.mp4", "clips/bw/references/0000968_out.png", 44
+#: bench/faces.py's pair whose face turned bluish when toned (0.000 -> 0.090): the gray photo is 22 L
+#: darker than the reference, a photo of another man.
+FACES = "photos/stargan_v2_faces_animals/celeba_hq_"
+PHOTO, OTHER_MAN = FACES + "src_male_005735.jpg", FACES + "ref_male_038919.jpg"
 
 
 def test_the_frames_after_a_cut_take_the_sky_of_the_reference() -> None:
@@ -61,3 +68,22 @@ def test_a_frame_is_shifted_to_within_the_tolerance_of_its_reference_unless_it_i
     near = bright - np.float32(float(bright.mean()) - target - TONE_TOLERANCE / 2)
     assert tone_matched(near, reference) is near
     assert tone_matched(bright, Reference("crop", np.ascontiguousarray(still[:, :30]))) is bright
+
+
+def test_a_photo_of_another_person_is_not_toned() -> None:
+    """Issue 24's face case: the reference is a photo of another man, 22 L brighter on average
+    because it shows other things, not another exposure. The shot's frame is coloured at its own
+    lightness, as a colorizer given it directly colours it, not the 14 L shifted one."""
+    rgb = cv2.cvtColor(cv2.imread(str(shared_path(PHOTO))), cv2.COLOR_BGR2RGB)
+    rgb = cv2.resize(rgb, (256, 256), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    full = rgb_to_gray_lightness(rgb)
+    reference = load_reference(str(shared_path(OTHER_MAN)))
+    colorizer = build_colorizer("default", temporal=TemporalSettings())
+    work = run_working_size(256, 256, colorizer)
+    small = working_lightness(full, work)
+    assert tone_matched(small, reference) is not small  # the mean shift would act here
+    assert not shows_scene(small, reference)
+    frames = FrameColorizer(colorizer.fork(), ReferenceSchedule([Keyframe(0, reference)], frame_count=1), work)
+    colorizer.reset()
+    colorizer.begin_reference(reference, work, lambda: small)
+    np.testing.assert_array_equal(frames.predict(0, full).ab, colorizer.step(small, reference).ab)

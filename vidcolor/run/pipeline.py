@@ -39,7 +39,7 @@ from .shots import (KEYFRAME_GRID, ShotKeyframes, automatic_candidates, automati
                     most_confident_reference, scan_shots)
 from .signature import resume_signature
 from .sizes import parse_size, working_lightness, working_size, working_size_for
-from .tone import tone_matched
+from .tone import ToneGate
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ class FrameColorizer:
         #: the frames the last pass chose on (:meth:`_start_lightness`): its shot's start, and a
         #: two-keyframe shot's last frame
         self._start_frames: dict[int, np.ndarray] = {}
+        self._tone = ToneGate()  # whether a shot's user reference shows its scene, to tone its frames (.tone)
 
     def start_pass(self) -> None:
         """Begin a fresh pass over the input (a chunk re-coloured from its warm-up): the next frame
@@ -206,12 +207,13 @@ class FrameColorizer:
                 if ref is not None:
                     colorizer.begin_reference(ref, self.work,
                                               lambda frame=chooses_on: self._start_lightness(frame, index, small))
-            # frames meet a user's reference near its tone (.tone); an automatic one is a frame of the film
+            # frames meet a user's reference near its tone where it shows their scene (.tone); an
+            # automatic one is a frame of the film
             toned = ref is not None and keyframe is not None and (ref is keyframe.reference or ref is end_reference)
             if warm:
                 for past in self._history:
-                    colorizer.step(tone_matched(past, ref) if toned else past, ref)
-            results.append(colorizer.step(tone_matched(small, ref) if toned else small, ref))
+                    colorizer.step(self._toned(past, ref, chooses_on, index, small) if toned else past, ref)
+            results.append(colorizer.step(self._toned(small, ref, chooses_on, index, small) if toned else small, ref))
         if restart:
             self._history.clear()
         if self._history.maxlen:
@@ -220,6 +222,11 @@ class FrameColorizer:
         if position is None:
             return results[0]
         return blend_predictions(results[0], results[1], position)
+
+    def _toned(self, lightness: np.ndarray, reference: Reference, start: int, index: int, small: np.ndarray) -> np.ndarray:
+        """``lightness`` as the colorizer meets a user's ``reference`` (:class:`.tone.ToneGate`), the
+        gate decided on frame ``start`` (read only when the tone would act)."""
+        return self._tone.matched(lightness, reference, start, lambda: self._start_lightness(start, index, small), small)
 
     def _start_lightness(self, start: int, index: int, small: np.ndarray) -> np.ndarray | None:
         """Working-size lightness of frame ``start``, where a sequential pass starts the recurrence
@@ -325,7 +332,8 @@ class FrameColorizer:
             self._back.begin_reference(keyframe.reference, self.work, lambda: window[-1])  # the moment's
             results: dict[int, ColorizedFrame] = {}
             for offset in range(len(window) - 1, -1, -1):
-                result = self._back.step(tone_matched(window[offset], keyframe.reference), keyframe.reference)
+                lightness = self._tone.matched(window[offset], keyframe.reference, moment, lambda: window[-1], window[-1])
+                result = self._back.step(lightness, keyframe.reference)
                 if pinned + offset < moment:
                     results[pinned + offset] = result
             self._backward = (pinned, results)

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 #: container gives no frame count takes the frame the scan chose for it, not its first. 5: a
 #: two-keyframe shot's end reference of another aspect is placed or stretched by its own frame.
 #: 6: the colorizer matches each frame to a user's reference near the reference's tone (run.tone).
-PASS_RULES = 6
+#: 7: only where that reference shows the shot's scene (run.tone.ToneGate), not another picture.
+PASS_RULES = 7
 
 
 def resume_signature(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer,
