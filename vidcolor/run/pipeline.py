@@ -411,6 +411,8 @@ def colorize_video(
     check_output(spec, input_path, overwrite=overwrite)
     check_encodable(spec, info)
     schedule.validate(info.frame_count, input_path)
+    # a still of an anamorphic film's shown picture is brought to the geometry its frames are stored in
+    schedule = schedule.as_stored((info.width, info.height), info.sample_aspect)
     work = working_size_for(info, colorizer, short_side, size)
     if auto is None and not schedule.keyframes and colorizer.needs_reference:
         raise InputError(f"{input_path!r}: no reference and no automatic model: pass a reference (--ref IMAGE) "

@@ -113,9 +113,7 @@ def colorize_file(input_path: str, spec: OutputSpec, settings: RunSettings, *, i
                     len(schedule.cuts - {0}) + 1)
     if settings.detail and not schedule.keyframes:
         logger.warning("--detail carries a reference's fine colour, and this run has no reference: it changes nothing")
-    # a still of an anamorphic film's shown picture is brought to the geometry its frames are stored in
-    stored = schedule.as_stored((info.width, info.height), info.sample_aspect)
-    summary = colorize_video(input_path, spec, stored, colorizer, short_side=settings.short_side,
+    summary = colorize_video(input_path, spec, schedule, colorizer, short_side=settings.short_side,
                              size=settings.fixed_size, overwrite=overwrite, on_start=on_start, on_frame=on_frame,
                              info=info, plan=settings.plan, resume=resume, settings=signature, auto=auto,
                              distribute=distribute, detail=settings.reference_detail(),
