@@ -14,7 +14,8 @@ from vidcolor.color import rgb_to_gray_lightness
 from vidcolor.colorizers import build_colorizer
 from vidcolor.io.reader import probe
 from vidcolor.references import Reference, load_reference
-from vidcolor.run.pipeline import FrameColorizer, read_lightness_range
+from vidcolor.run.chunks import ChunkPlan
+from vidcolor.run.pipeline import FrameColorizer, read_lightness, read_lightness_range
 from vidcolor.run.sizes import run_working_size, working_lightness, working_size_for
 from vidcolor.run.tone import TONE_TOLERANCE, shows_scene, tone_matched
 from vidcolor.schedule.keyframes import Keyframe, ReferenceSchedule
@@ -24,6 +25,9 @@ from helpers import shared_path
 
 #: The a-bomb clip's roadside-sign shot (frames 44-133) and its painted keyframe (presets/examples/a-bomb.toml).
 FILM, SIGN, CUT = "clips/bw/a-bomb_blast_effects_part.mp4", "clips/bw/references/0000968_out.png", 44
+#: The convoy shot (frames 134-298): its keyframe shows frame ~194 of a pan; frame 134 shows too
+#: little of it to count as its scene (same_scene 0.39), most frames from 147 on do (151: 9 L above it).
+CONVOY, CONVOY_REFERENCE = 134, "clips/bw/references/0001063_out.png"
 #: bench/faces.py's pair whose face turned bluish when toned (0.000 -> 0.090): the gray photo is 22 L
 #: darker than the reference, a photo of another man.
 FACES = "photos/stargan_v2_faces_animals/celeba_hq_"
@@ -87,3 +91,29 @@ def test_a_photo_of_another_person_is_not_toned() -> None:
     colorizer.reset()
     colorizer.begin_reference(reference, work, lambda: small)
     np.testing.assert_array_equal(frames.predict(0, full).ab, colorizer.step(small, reference).ab)
+
+
+def test_a_pass_from_a_chunk_decides_on_the_shots_first_frame() -> None:
+    """The gate is decided on the frame the shot's recurrence starts on, whichever frame a pass
+    starts from: a chunk's pass (a resumed run, a VapourSynth request) from its warm-up at frame
+    147, where the reference would count as the scene, colours frames 150-157 (151 and 154 more
+    than 8 L off it) as the sequential pass from frame 134, where it does not."""
+    info = probe(str(shared_path(FILM)))
+    schedule = ReferenceSchedule([Keyframe(CONVOY, load_reference(str(shared_path(CONVOY_REFERENCE))))],
+                                 frame_count=info.frame_count)
+    colorizer = build_colorizer("default", temporal=TemporalSettings())
+    work = working_size_for(info, colorizer)
+
+    def frames_of(model):
+        return FrameColorizer(model, schedule, work, ChunkPlan(16, 3), frame_at=lambda index: read_lightness(info, index))
+
+    light = dict(enumerate(read_lightness_range(info, CONVOY, CONVOY + 24), start=CONVOY))
+    sequential = frames_of(colorizer)
+    expected = {index: sequential.predict(index, light[index]).ab for index in sorted(light)}
+    chunk = frames_of(colorizer.fork())
+    begin, start, _ = chunk.chunk_bounds(CONVOY + 16, info.frame_count)
+    assert (begin, start) == (CONVOY + 13, CONVOY + 16)
+    reference = schedule.keyframes[0].reference
+    assert [shows_scene(working_lightness(light[index], work), reference) for index in (CONVOY, begin)] == [False, True]
+    got = {index: chunk.predict(index, light[index]).ab for index in range(begin, CONVOY + 24)}
+    assert all(np.array_equal(got[index], expected[index]) for index in range(start, CONVOY + 24))
