@@ -30,17 +30,17 @@ WIDTH, HEIGHT, COUNT = 96, 64, 6
 
 def make_source(path: Path, *, codec: str = "libx264", pix_fmt: str = "yuv420p", sar: Fraction | None = None,
                 field_order: str | None = None, color: tuple[int, int, int] | None = None, full_range: bool = False,
-                timecode: str | None = None, start: int = 0, rotation: int = 0) -> Path:
+                timecode: str | None = None, start: int = 0, rotation: int = 0, height: int = HEIGHT) -> Path:
     """A gray clip as a transfer house would hand it over: ``sar`` (pixel aspect), ``field_order``
     (``tt`` or ``bb``: x264 codes it interlaced), ``color`` (matrix, primaries, transfer codes),
     full range, a start ``timecode`` tag, a first frame at ``start`` (frames of 1/25 s), a display
-    ``rotation``."""
+    ``rotation``, another ``height``."""
     options = {"crf": "10", "preset": "ultrafast"} if codec == "libx264" else {}
-    if field_order is not None:
+    if field_order is not None and codec == "libx264":
         options.update({"flags": "+ildct+ilme", "x264-params": "tff=1" if field_order == "tt" else "bff=1"})
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=25, options=options)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, pix_fmt
+        stream.width, stream.height, stream.pix_fmt = WIDTH, height, pix_fmt
         ctx = stream.codec_context
         if sar is not None:
             ctx.sample_aspect_ratio = sar
@@ -54,7 +54,7 @@ def make_source(path: Path, *, codec: str = "libx264", pix_fmt: str = "yuv420p",
             stream.metadata["timecode"] = timecode
         if rotation:
             stream.set_display_rotation(rotation)
-        for i, rgb in enumerate(color_frames(COUNT, WIDTH, HEIGHT)):
+        for i, rgb in enumerate(color_frames(COUNT, WIDTH, height)):
             gray = np.repeat(rgb.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
             frame = av.VideoFrame.from_ndarray(gray, format="rgb24").reformat(
                 format=pix_fmt, dst_color_range="JPEG" if full_range else "MPEG")
@@ -137,6 +137,18 @@ def test_interlaced_transfer_is_named_with_the_fix_and_keeps_its_field_order(
     assert "deinterlace first (QTGMC" in result.stderr and "inverse-telecine a telecined film" in result.stderr
     out = described(tmp_path / "out.mkv")
     assert out["field_order"] == code and out["interlaced"], out
+
+
+def test_interlaced_4_2_0_of_a_height_x264_cannot_code_as_fields_is_coded_progressive(tmp_path: Path,
+                                                                                      reference_png: Path) -> None:
+    """An NTSC D1 transfer (486 lines, here 66: not a multiple of 4) in 4:2:0 H.264: x264 refuses
+    to code its fields (the run crashed at the first encode), so the frames are coded progressive,
+    still flagged bottom field first, and the warning says so."""
+    source = make_source(tmp_path / "ntsc.mkv", codec="ffv1", field_order="bb", height=66)
+    result = colorize(source, tmp_path / "out.mkv", reference_png)
+    assert "coded as progressive frames" in result.stderr and "a multiple of 4" in result.stderr, result.stderr
+    out = described(tmp_path / "out.mkv")
+    assert out["size"] == (WIDTH, 66) and out["field_order"] == 3, out
 
 
 def test_progressive_film_gets_no_interlace_warning(tmp_path: Path, reference_png: Path) -> None:

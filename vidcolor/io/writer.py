@@ -388,6 +388,10 @@ def _warn_interlaced(spec: OutputSpec, info: VideoInfo) -> None:
     _warned_interlaced.add((info.path, spec.path))
     flagged = (", and the output is flagged interlaced in the same order"
                if info.field_order in FIELD_ORDER_CODES and not spec.is_sequence else "")
+    if flagged and spec.codec.encoder == "libx264" and not spec.codec.rgb and not x264_codes_fields(
+            output_pix_fmt(spec, info), info):
+        flagged += (f" (coded as progressive frames: x264 codes the fields of 4:2:0 only at a height that is "
+                    f"a multiple of 4, not {info.height})")
     logger.warning("%s is interlaced (%s): vidcolor colours whole frames, so colour smears across the combing of "
                    "moving edges; deinterlace first (QTGMC in VapourSynth, or ffmpeg -vf bwdif), or inverse-telecine "
                    "a telecined film (VIVTC's VFM and VDecimate, or ffmpeg -vf fieldmatch,decimate), then colorize. "
@@ -701,7 +705,7 @@ class VideoWriter:
             options.update({"level": "3", "slicecrc": "1", "g": "1"})
         elif codec.encoder == "prores_ks":
             options["profile"] = "4" if self.pix_fmt.startswith("yuv444") else "3"  # 4444 or HQ
-        if codec.encoder == "libx264" and info.field_order in FIELD_ORDER_CODES:
+        if codec.encoder == "libx264" and x264_codes_fields(self.pix_fmt, info):
             # x264 codes the frames as pairs of fields, so the file says interlaced inside as outside
             options["flags"] = "+ildct+ilme"
             options["x264-params"] = "tff=1" if info.field_order in ("tt", "bt") else "bff=1"
@@ -750,6 +754,13 @@ class VideoWriter:
         frame.color_range = 2 if self.luma_format.full_range else 1
         return frame
 
+
+
+def x264_codes_fields(pix_fmt: str, info: VideoInfo) -> bool:
+    """Whether x264 can code this input's frames as pairs of fields: it needs a stated field order,
+    and for 4:2:0 a height that is a multiple of 4 (each field's chroma has whole rows), which
+    NTSC D1's 486 lines are not; otherwise the frames are coded progressive and only flagged."""
+    return info.field_order in FIELD_ORDER_CODES and (not pix_fmt.startswith("yuv420") or info.height % 4 == 0)
 
 
 def keep_source_tags(stream: av.VideoStream, info: VideoInfo) -> None:
