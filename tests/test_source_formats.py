@@ -214,21 +214,27 @@ def test_an_output_that_cannot_hold_the_timecode_says_so_once(tmp_path: Path, re
     assert "Write .mov, .mp4 or .mkv to keep it" in result.stderr
 
 
-def test_resumed_and_batch_runs_keep_the_same(tmp_path: Path, reference_png: Path) -> None:
+@pytest.mark.parametrize("codec, joined, batched", [("h264", "resumed.mkv", "reel.mp4"),
+                                                     ("prores", "resumed.mov", "reel.mov")])
+def test_resumed_and_batch_runs_keep_the_same(tmp_path: Path, reference_png: Path, codec: str, joined: str,
+                                              batched: str) -> None:
     """A run encoded in chunks (joined by stream copy) and a batch job keep the pixel aspect, field
-    order, colour tags and timecode too."""
+    order, colour tags and timecode too (a joined ProRes .mov came out with square pixels: its
+    bitstream states no aspect, and the join did not copy the container's)."""
     folder = tmp_path / "reels"
     folder.mkdir()
     source = make_source(folder / "reel.mkv", sar=Fraction(16, 15), field_order="tt", color=(5, 5, 5),
                          timecode="01:00:00:00")
-    colorize(source, tmp_path / "resumed.mkv", reference_png, "--resume", "--chunk-length", "2")
+    colorize(source, tmp_path / joined, reference_png, "--resume", "--chunk-length", "2", "--codec", codec)
     batch = CliRunner().invoke(main, ["batch", str(folder), "-o", str(tmp_path / "batch"), "--ref", str(reference_png),
-                                      "--model", "classic", "-q"])
+                                      "--model", "classic", "-q", "--codec", codec])
     assert batch.exit_code == 0, batch.output
-    for output in (tmp_path / "resumed.mkv", tmp_path / "batch" / "reel.mp4"):
+    for output in (tmp_path / joined, tmp_path / "batch" / batched):
         out = described(output)
-        assert (out["sar"], out["field_order"], out["primaries"], out["transfer"], out["timecode"]) == (
-            Fraction(16, 15), 2, 5, 5, "01:00:00:00"), (output.name, out)
+        assert (out["sar"], out["field_order"], out["timecode"]) == (Fraction(16, 15), 2, "01:00:00:00"), (
+            output.name, out)
+        if codec == "h264":
+            assert (out["primaries"], out["transfer"]) == (5, 5), (output.name, out)
 
 
 def test_vapoursynth_reads_the_range_as_the_cli_and_keeps_the_frame_properties(tmp_path: Path,

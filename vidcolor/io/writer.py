@@ -836,8 +836,8 @@ def assemble_segments(spec: OutputSpec, info: VideoInfo, segments: list[str]) ->
         with av.open(temp, "w") as output:
             with av.open(segments[0]) as first:
                 stream = output.add_stream_from_template(first.streams.video[0])
-            if info.timecode is not None:  # a segment's tags are not copied with its parameters
-                stream.metadata["timecode"] = info.timecode
+            keep_source_tags(stream, info)  # a segment's tags and container aspect are not copied with its parameters
+            if info.timecode is not None:
                 stream.codec_context.framerate = info.fps  # QuickTime's timecode track counts frames at it
             copier = _StreamCopier(output, info.path, name) if not info.is_sequence else None
             # an AVI segment reads back from frame 0: shift it to the frames muxed before it
