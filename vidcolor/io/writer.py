@@ -719,7 +719,7 @@ class VideoWriter:
                 stream.codec_context.time_base = self.time_base
                 ctx = stream.codec_context
                 ctx.color_range = 2 if self.luma_format.full_range else 1
-                ctx.colorspace = {"bt709": 1, "bt470bg": 5, "smpte170m": 6, "bt2020": 9}.get(self.luma_format.matrix, 1)
+                ctx.colorspace = self._matrix_code
                 keep_source_tags(stream, info)
                 if self.copy_streams:
                     copier = _StreamCopier(output, info.path, os.path.basename(self.spec.path))
@@ -752,7 +752,18 @@ class VideoWriter:
         frame.pts = self.frames_written if self.frame_counted else item.pts
         frame.time_base = self.time_base
         frame.color_range = 2 if self.luma_format.full_range else 1
+        # prores_ks writes the frame's colour tags, not the stream's
+        frame.colorspace = self._matrix_code
+        if self.info.color_primaries != 2:
+            frame.color_primaries = self.info.color_primaries
+        if self.info.color_transfer != 2:
+            frame.color_trc = self.info.color_transfer
         return frame
+
+    @property
+    def _matrix_code(self) -> int:
+        """The matrix the chroma is written with, as FFmpeg's colorspace code."""
+        return {"bt709": 1, "bt470bg": 5, "smpte170m": 6, "bt2020": 9}.get(self.luma_format.matrix, 1)
 
 
 
