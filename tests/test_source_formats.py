@@ -169,6 +169,15 @@ def test_colour_tags_of_the_input_are_kept(tmp_path: Path, reference_png: Path, 
     assert (out["matrix"], out["primaries"], out["transfer"]) == color, out
 
 
+def test_a_colour_code_the_encoder_refuses_is_left_unstated(tmp_path: Path, reference_png: Path) -> None:
+    """x265 takes no EBU 3213 primaries (22; x264 does): an hevc output leaves them unstated and keeps
+    the transfer (the run crashed in x265's setup)."""
+    source = make_source(tmp_path / "ebu.mkv", codec="ffv1", color=(5, 22, 6))
+    colorize(source, tmp_path / "out.mkv", reference_png, "--codec", "hevc")
+    out = described(tmp_path / "out.mkv")
+    assert (out["primaries"], out["transfer"]) == (2, 6), out
+
+
 def test_untagged_gray_input_claims_only_the_matrix_its_chroma_was_made_with(tmp_path: Path,
                                                                             reference_png: Path) -> None:
     """No tags in: the output states limited range and the matrix vidcolor made the chroma with

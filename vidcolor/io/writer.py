@@ -555,6 +555,7 @@ class VideoWriter:
         self._started = False
         self.frames_written = 0
         self.packets_copied = 0
+        self._colour_codes = (2, 2)  # primaries and transfer each frame states (prores_ks writes the frame's)
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -721,6 +722,7 @@ class VideoWriter:
                 ctx.color_range = 2 if self.luma_format.full_range else 1
                 ctx.colorspace = self._matrix_code
                 keep_source_tags(stream, info)
+                self._colour_codes = (ctx.color_primaries, ctx.color_trc)
                 if self.copy_streams:
                     copier = _StreamCopier(output, info.path, os.path.basename(self.spec.path))
                 for item in self._frames():
@@ -754,10 +756,7 @@ class VideoWriter:
         frame.color_range = 2 if self.luma_format.full_range else 1
         # prores_ks writes the frame's colour tags, not the stream's
         frame.colorspace = self._matrix_code
-        if self.info.color_primaries != 2:
-            frame.color_primaries = self.info.color_primaries
-        if self.info.color_transfer != 2:
-            frame.color_trc = self.info.color_transfer
+        frame.color_primaries, frame.color_trc = self._colour_codes  # as keep_source_tags stated them
         return frame
 
     @property
@@ -774,6 +773,24 @@ def x264_codes_fields(pix_fmt: str, info: VideoInfo) -> bool:
     return info.field_order in FIELD_ORDER_CODES and (not pix_fmt.startswith("yuv420") or info.height % 4 == 0)
 
 
+#: Colour codes x265 accepts (primaries, transfer); it refuses to open on any other, where x264
+#: and the other encoders take every code FFmpeg knows.
+_X265_COLOUR_CODES = (frozenset({1, 2, *range(4, 13)}), frozenset({1, 2, *range(4, 19)}))
+
+
+def stated_colour_codes(encoder: str, info: VideoInfo) -> tuple[int, int]:
+    """The input's primaries and transfer as the encoder may state them: a code the encoder refuses
+    (x265 and EBU 3213 primaries, 22) becomes 2, unstated, rather than failing the run."""
+    codes = (info.color_primaries, info.color_transfer)
+    if encoder not in ("libx265", "hevc"):
+        return codes
+    kept = tuple(code if code in accepted else 2 for code, accepted in zip(codes, _X265_COLOUR_CODES, strict=True))
+    if kept != codes:
+        logger.info("%s: colour primaries/transfer %d/%d are left unstated where x265 takes no such code (%d/%d kept)",
+                    info.path, *codes, *kept)
+    return kept[0], kept[1]
+
+
 def keep_source_tags(stream: av.VideoStream, info: VideoInfo) -> None:
     """Carry what the input says about showing its frames into the output stream: the pixel
     aspect (an anamorphic 720x576 stays 16:9), the field order, the colour primaries and transfer
@@ -784,10 +801,11 @@ def keep_source_tags(stream: av.VideoStream, info: VideoInfo) -> None:
         ctx.sample_aspect_ratio = info.sample_aspect
     if info.field_order in FIELD_ORDER_CODES:
         ctx.field_order = FIELD_ORDER_CODES[info.field_order]
-    if info.color_primaries != 2:
-        ctx.color_primaries = info.color_primaries
-    if info.color_transfer != 2:
-        ctx.color_trc = info.color_transfer
+    primaries, transfer = stated_colour_codes(ctx.name, info)
+    if primaries != 2:
+        ctx.color_primaries = primaries
+    if transfer != 2:
+        ctx.color_trc = transfer
     if info.timecode is not None:
         stream.metadata["timecode"] = info.timecode
 
