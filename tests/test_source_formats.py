@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from vidcolor.cli import main
+from vidcolor.io.writer import INTERLACE_ADVICE
 from vidcolor.references import Reference, as_stored
 from vidcolor.schedule.keyframes import Keyframe, ReferenceSchedule
 
@@ -135,6 +136,7 @@ def test_interlaced_transfer_is_named_with_the_fix_and_keeps_its_field_order(
     first = "top field first" if order == "tt" else "bottom field first"
     assert f"tv.mkv is interlaced ({first})" in result.stderr and result.stderr.count("is interlaced") == 1
     assert "deinterlace first (QTGMC" in result.stderr and "inverse-telecine a telecined film" in result.stderr
+    assert "(PsF: flagged interlaced, no combing) needs nothing" in result.stderr  # a film transfer stored so
     out = described(tmp_path / "out.mkv")
     assert out["field_order"] == code and out["interlaced"], out
 
@@ -365,4 +367,4 @@ def test_vapoursynth_warns_once_about_an_interlaced_clip_in_its_log(reference_pn
     said = [text for text in warnings if "interlaced" in text]
     assert len(said) == 2, warnings
     assert said[0].startswith("vsvidcolor.colorize: frame 2 is interlaced (_FieldBased=2, top field first)")
-    assert "bottom field first" in said[1] and "deinterlace first (QTGMC)" in said[1]
+    assert "bottom field first" in said[1] and INTERLACE_ADVICE in said[1]  # the CLI's words, written once

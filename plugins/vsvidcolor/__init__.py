@@ -20,6 +20,7 @@ import vapoursynth as vs
 
 from vidcolor.color import LumaFormat, gray_to_lightness, luma_to_gray_level, luma_to_lightness, rgb_codes
 from vidcolor.errors import VidcolorError
+from vidcolor.io.writer import INTERLACE_ADVICE
 from vidcolor.references import Reference, load_reference
 from vidcolor.run.pipeline import FrameColorizer
 from vidcolor.run.prepare import build_colorizers
@@ -222,10 +223,8 @@ _FIELD_ORDERS = {1: "bottom field first", 2: "top field first"}
 def _warn_interlaced(func: str, n: int, field_based: int) -> None:
     """What the CLI says of an interlaced input, through VapourSynth's log, which its host shows."""
     vs.core.log_message(vs.MESSAGE_TYPE_WARNING, (
-        f"{func}: frame {n} is interlaced (_FieldBased={field_based}, {_FIELD_ORDERS[field_based]}): vidcolor colours "
-        "whole frames, so colour smears across the combing of moving edges; deinterlace first (QTGMC), or "
-        "inverse-telecine a telecined film (VIVTC's VFM and VDecimate), then colorize. The luma's fields are kept "
-        "as they are, and so is _FieldBased"))
+        f"{func}: frame {n} is interlaced (_FieldBased={field_based}, {_FIELD_ORDERS[field_based]}): "
+        f"{INTERLACE_ADVICE} The luma's fields are kept as they are, and so is _FieldBased"))
 
 
 def _lightness(frame: vs.VideoFrame) -> np.ndarray:

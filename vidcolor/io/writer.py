@@ -378,6 +378,12 @@ def check_encodable(spec: OutputSpec, info: VideoInfo) -> None:
 _SHOWN_FIRST = {"tt": "top field first", "bt": "top field first", "bb": "bottom field first",
                 "tb": "bottom field first", "interlaced": "field order not stated"}
 _warned_interlaced: set[tuple[str, str]] = set()
+#: What an interlaced input means and what to do, said alike by the CLI and the VapourSynth filter.
+INTERLACE_ADVICE = (
+    "vidcolor colours whole frames, so colour smears across the combing of moving edges; deinterlace first (QTGMC "
+    "in VapourSynth, or ffmpeg -vf bwdif), or inverse-telecine a telecined film (VIVTC's VFM and VDecimate, or "
+    "ffmpeg -vf fieldmatch,decimate), then colorize. A film transfer stored as progressive segmented frames (PsF: "
+    "flagged interlaced, no combing) needs nothing.")
 
 
 def _warn_interlaced(spec: OutputSpec, info: VideoInfo) -> None:
@@ -392,10 +398,8 @@ def _warn_interlaced(spec: OutputSpec, info: VideoInfo) -> None:
             output_pix_fmt(spec, info), info):
         flagged += (f" (coded as progressive frames: x264 codes the fields of 4:2:0 only at a height that is "
                     f"a multiple of 4, not {info.height})")
-    logger.warning("%s is interlaced (%s): vidcolor colours whole frames, so colour smears across the combing of "
-                   "moving edges; deinterlace first (QTGMC in VapourSynth, or ffmpeg -vf bwdif), or inverse-telecine "
-                   "a telecined film (VIVTC's VFM and VDecimate, or ffmpeg -vf fieldmatch,decimate), then colorize. "
-                   "The luma's fields are kept as they are%s", info.path, _SHOWN_FIRST[info.field_order], flagged)
+    logger.warning("%s is interlaced (%s): %s The luma's fields are kept as they are%s", info.path,
+                   _SHOWN_FIRST[info.field_order], INTERLACE_ADVICE, flagged)
 
 
 #: Codecs whose bitstream states the pixel aspect (H.264 and HEVC: their VUI), and containers
