@@ -4,6 +4,7 @@ CLI's, VapourSynth's in any order (first a chunk recomputed from its warm-up), a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -47,17 +48,24 @@ def film(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path, li
 
 def test_the_end_reference_chooses_on_the_shots_last_frame(film: tuple[Path, Path, Path, list[np.ndarray]]) -> None:
     """The crop of frame 23 is placed on frame 23 and stretched on frame 0 (the shot's first, where
-    it chose before); a pass starting at the shot's first frame already keeps the choice of frame
-    23. That a pass starting elsewhere keeps it too, the CLI's resumed run (its pass starts at
-    frame 8) and VapourSynth's frame 20 asked for first show below."""
+    it chose before); a pass keeps the choice of frame 23: its frame 22 (nearly all the end
+    reference's) differs from the same pass's where every frame read is frame 0 (the choice of
+    before; equal there). Frame 23 reaches these colours only through that choice: the tone never
+    acts on a reference of another aspect, and the start reference chooses on frame 0 in both.
+    That any pass keeps it, the CLI's resumed run (its pass starts at frame 8) and VapourSynth's
+    frame 20 asked for first show below."""
     _, preset, end, light = film
     assert (is_placed(end, light[0]), is_placed(end, light[LAST])) == (False, True)
     schedule = ReferenceSchedule([Keyframe(0, load_reference(str(preset.parent / "start.png")),
                                            end_reference=load_reference(str(end)), end_frame=LAST)], frame_count=COUNT)
-    frames = FrameColorizer(build_colorizer("default"), schedule, (WIDTH, light[0].shape[0]), ChunkPlan(CHUNK, 2),
-                            frame_at=light.__getitem__)
-    frames.predict(0, light[0])
-    assert frames._end is not None and list(frames._end._placed.values()) == [True]
+
+    def frame_before_last(frame_at: Callable[[int], np.ndarray]) -> np.ndarray:
+        frames = FrameColorizer(build_colorizer("default"), schedule, (WIDTH, light[0].shape[0]), ChunkPlan(CHUNK, 2),
+                                frame_at=frame_at)
+        return frames.predict(LAST - 1, light[LAST - 1]).ab
+
+    chosen_on_last = frame_before_last(light.__getitem__)
+    assert not np.array_equal(chosen_on_last, frame_before_last(lambda index: light[0]))
 
 
 @pytest.fixture(scope="module")
