@@ -228,6 +228,18 @@ def test_an_output_that_cannot_hold_the_timecode_says_so_once(tmp_path: Path, re
     assert "Write .mov, .mp4 or .mkv to keep it" in result.stderr
 
 
+@pytest.mark.parametrize("timecode", ["01:00:00;00", "reel 3"], ids=["drop-frame-at-25", "not-a-timecode"])
+def test_a_timecode_a_quicktime_file_cannot_take_is_named(tmp_path: Path, reference_png: Path, timecode: str) -> None:
+    """FFmpeg's mov muxer drops a drop-frame timecode at 25 fps and text that is no timecode: the
+    run says so and names .mkv (they were dropped silently); an .mkv keeps the text as a tag."""
+    source = make_source(tmp_path / "reel.mkv", timecode=timecode)
+    result = colorize(source, tmp_path / "out.mov", reference_png)
+    assert result.stderr.count("starts at timecode") == 1 and "Write .mkv to keep it as a tag" in result.stderr, result.stderr
+    assert f"reel.mkv starts at timecode {timecode}, which a .mov file cannot record as it is" in result.stderr
+    assert described(tmp_path / "out.mov")["timecode"] is None
+    assert "starts at timecode" not in colorize(source, tmp_path / "out.mkv", reference_png).stderr
+
+
 @pytest.mark.parametrize("codec, joined, batched", [("h264", "resumed.mkv", "reel.mp4"),
                                                      ("prores", "resumed.mov", "reel.mov")])
 def test_resumed_and_batch_runs_keep_the_same(tmp_path: Path, reference_png: Path, codec: str, joined: str,

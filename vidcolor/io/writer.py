@@ -362,6 +362,10 @@ def check_encodable(spec: OutputSpec, info: VideoInfo) -> None:
         _warn_interlaced(spec, info)
     if info.timecode is not None and (spec.is_sequence or Path(spec.path).suffix.lower() not in _TIMECODE_CONTAINERS):
         _warn_timecode_lost(spec, info)
+    elif (info.timecode is not None and Path(spec.path).suffix.lower() in _QUICKTIME_CONTAINERS
+          and not quicktime_takes_timecode(info.timecode, info.fps)):
+        _warn_timecode_lost(spec, info, reason="as it is (a QuickTime timecode track takes HH:MM:SS:FF, frames below "
+                            "the frame rate, ';' only at 29.97 or 59.94 fps)", fix="Write .mkv to keep it as a tag")
     if spec.codec.rgb:
         return
     name = output_pix_fmt(spec, info)
@@ -439,14 +443,29 @@ _TIMECODE_CONTAINERS = (".mov", ".mp4", ".mkv", ".nut")
 _warned_timecode: set[tuple[str, str]] = set()
 
 
-def _warn_timecode_lost(spec: OutputSpec, info: VideoInfo) -> None:
-    """Name the lost start timecode and the containers that keep it, once per input and output."""
+_QUICKTIME_CONTAINERS = (".mov", ".mp4", ".m4v")
+_TIMECODE_TEXT = re.compile(r"\d+:\d+:\d+([:;.])(\d+)")
+
+
+def quicktime_takes_timecode(timecode: str, fps: Fraction) -> bool:
+    """Whether FFmpeg's mov muxer writes this start timecode as it is: it drops text it cannot parse
+    and a drop-frame (';') timecode at a rate other than 29.97/59.94 fps, and carries frames at or
+    past the frame rate into the seconds."""
+    match = _TIMECODE_TEXT.fullmatch(timecode.strip())
+    rate = round(fps) if fps > 0 else 0
+    return (match is not None and rate > 0 and int(match.group(2)) < rate
+            and (match.group(1) == ":" or rate % 30 == 0))
+
+
+def _warn_timecode_lost(spec: OutputSpec, info: VideoInfo, reason: str = "",
+                        fix: str = "Write .mov, .mp4 or .mkv to keep it") -> None:
+    """Name the lost start timecode, why, and what keeps it, once per input and output."""
     if (info.path, spec.path) in _warned_timecode:
         return
     _warned_timecode.add((info.path, spec.path))
     kind = "an image sequence" if spec.is_sequence else f"a {Path(spec.path).suffix.lower() or 'suffixless'} file"
-    logger.warning("%s starts at timecode %s, which %s cannot record: %s will have none (its frames are all kept). "
-                   "Write .mov, .mp4 or .mkv to keep it", info.path, info.timecode, kind, spec.path)
+    logger.warning("%s starts at timecode %s, which %s cannot record%s: %s will have none (its frames are all kept). "
+                   "%s", info.path, info.timecode, kind, f" {reason}" if reason else "", spec.path, fix)
 
 
 def output_pix_fmt(spec: OutputSpec, info: VideoInfo) -> str:
