@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 #: Bumped whenever vidcolor changes the frames a pass gives with the same settings, models and
 #: weights (its version number moves only at releases), so that chunks of a run interrupted before
-#: such a change are never joined to chunks made after it. 2: a reference of another aspect is
+#: such a change are never joined to chunks made after it; a change to how the writer encodes a
+#: chunk (its bitstream or stream parameters: the join copies the first chunk's) bumps it too. 2: a reference of another aspect is
 #: placed or stretched on its shot's start frame, and its moment is found at its own aspect.
 #: 3: a no-reference shot's keyframe is, of the candidates as sure as the surest within
 #: CONFIDENCE_MARGIN, the one nearest its middle frame. 4: the last shot of a film whose
