@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 #: two-keyframe shot's end reference of another aspect is placed or stretched by its own frame.
 #: 6: the colorizer matches each frame to a user's reference near the reference's tone (run.tone).
 #: 7: only where that reference shows the shot's scene (run.tone.ToneGate), not another picture.
-PASS_RULES = 7
+#: 8: a ProRes chunk's frames state the colour matrix, primaries and transfer (writer._yuv_frame).
+PASS_RULES = 8
 
 
 def resume_signature(info: VideoInfo, spec: OutputSpec, frames: FrameColorizer,
