@@ -400,8 +400,9 @@ def _warn_interlaced(spec: OutputSpec, info: VideoInfo) -> None:
                if info.field_order in FIELD_ORDER_CODES and not spec.is_sequence else "")
     if flagged and spec.codec.encoder == "libx264" and not spec.codec.rgb and not x264_codes_fields(
             output_pix_fmt(spec, info), info):
-        flagged += (f" (coded as progressive frames: x264 codes the fields of 4:2:0 only at a height that is "
-                    f"a multiple of 4, not {info.height})")
+        flagged = (f", coded as progressive frames (x264 codes the fields of 4:2:0 only at a height that is a "
+                   f"multiple of 4, not {info.height}); an .mkv output is still flagged in the same order, where "
+                   ".mov/.mp4 players read the frames as progressive")
     logger.warning("%s is interlaced (%s): %s The luma's fields are kept as they are%s", info.path,
                    _SHOWN_FIRST[info.field_order], INTERLACE_ADVICE, flagged)
 
