@@ -22,6 +22,20 @@ _LUMA_COEFFICIENTS: dict[str, tuple[float, float]] = {
     "bt2020": (0.2627, 0.0593),
 }
 
+#: Matrix codes (FFmpeg's colorspace, H.273, VapourSynth's _Matrix) of the matrices vidcolor knows;
+#: 2 = unspecified.
+MATRIX_BY_CODE: dict[int, str] = {1: "bt709", 5: "bt470bg", 6: "smpte170m", 9: "bt2020", 10: "bt2020"}
+#: The code stated for the chroma vidcolor writes with each matrix (bt2020: non-constant luminance).
+CODE_BY_MATRIX: dict[str, int] = {"bt709": 1, "bt470bg": 5, "smpte170m": 6, "bt2020": 9}
+
+
+def matrix_named(code: int | None, height: int) -> str:
+    """The matrix ``code`` names; an unstated or unknown one is taken as players do: BT.709 from
+    720 lines up, BT.601 (smpte170m) below."""
+    if code in MATRIX_BY_CODE:
+        return MATRIX_BY_CODE[code]
+    return "bt709" if height >= 720 else "smpte170m"
+
 
 @dataclass(frozen=True)
 class LumaFormat:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import vapoursynth as vs
 
-from vidcolor.color import LumaFormat, gray_to_lightness, luma_to_gray_level, luma_to_lightness, rgb_codes
+from vidcolor.color import (CODE_BY_MATRIX, MATRIX_BY_CODE, LumaFormat, gray_to_lightness, luma_to_gray_level,
+                            luma_to_lightness, matrix_named, rgb_codes)
 from vidcolor.errors import VidcolorError
 from vidcolor.io.writer import INTERLACE_ADVICE
 from vidcolor.references import Reference, load_reference
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
     from vidcolor.schedule.presets import Preset
 
 __all__ = ["colorize"]
-
-_MATRICES = {1: "bt709", 5: "bt470bg", 6: "smpte170m", 9: "bt2020", 10: "bt2020"}
 
 
 def colorize(
@@ -209,8 +208,8 @@ def colorize(
             for key in ("_Matrix", "_Range", "_ColorRange"):
                 if key in props:
                     del props[key]
-        elif int(props.get("_Matrix", 2)) not in _MATRICES:  # say which matrix the chroma was made with
-            props["_Matrix"] = {"bt709": 1, "bt470bg": 5, "smpte170m": 6, "bt2020": 9}[luma_format.matrix]
+        elif int(props.get("_Matrix", 2)) not in MATRIX_BY_CODE:  # say which matrix the chroma was made with
+            props["_Matrix"] = CODE_BY_MATRIX[luma_format.matrix]
         return out
 
     return blank.std.ModifyFrame([blank, clip], render)
@@ -239,7 +238,7 @@ def _luma_format(frame: vs.VideoFrame) -> LumaFormat:
     bits = frame.format.bits_per_sample if frame.format.sample_type == vs.INTEGER else 16
     # VapourSynth's own constant: _Range is 1 for full range and 0 for limited (its old _ColorRange was the reverse)
     full_range = "_Range" in props and int(props["_Range"]) == int(vs.RANGE_FULL)
-    matrix = _MATRICES.get(int(props.get("_Matrix", 2)), "bt709" if frame.height >= 720 else "smpte170m")
+    matrix = matrix_named(int(props.get("_Matrix", 2)), frame.height)
     return LumaFormat(bits, full_range, matrix)
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ..color import LumaFormat
+from ..color import LumaFormat, matrix_named
 from ..errors import InputError, VideoOpenError
 
 logger = logging.getLogger(__name__)
@@ -379,11 +379,7 @@ def _rgb_luma(frame: av.VideoFrame, bits: int, name: str) -> tuple[np.ndarray, L
 
 
 def _matrix_of(frame: av.VideoFrame) -> str:
-    # FFmpeg AVColorSpace: 1 bt709, 5 bt470bg, 6 smpte170m, 9 bt2020nc; 2 = unspecified.
-    known = {1: "bt709", 5: "bt470bg", 6: "smpte170m", 9: "bt2020", 10: "bt2020"}
-    if frame.colorspace in known:
-        return known[frame.colorspace]
-    return "bt709" if frame.height >= 720 else "smpte170m"
+    return matrix_named(frame.colorspace, frame.height)
 
 
 def _rotation_of(frame: av.VideoFrame) -> int:

@@ -33,7 +33,7 @@ import av
 import numpy as np
 
 from .. import __version__
-from ..color import LumaFormat
+from ..color import CODE_BY_MATRIX, LumaFormat
 from ..errors import InputError, OutputError
 from .durable import atomic_write_text
 from .reader import FIELD_ORDER_CODES, IMAGE_EXTENSIONS, VideoInfo, is_image_sequence, sequence_files
@@ -381,7 +381,19 @@ def check_encodable(spec: OutputSpec, info: VideoInfo) -> None:
 #: Which field is shown first, per field order.
 _SHOWN_FIRST = {"tt": "top field first", "bt": "top field first", "bb": "bottom field first",
                 "tb": "bottom field first", "interlaced": "field order not stated"}
-_warned_interlaced: set[tuple[str, str]] = set()
+#: The warnings already given, per (kind, input, output): a run checks its output more than once.
+_warned: set[tuple[str, str, str]] = set()
+
+
+def _first_warning(kind: str, spec: OutputSpec, info: VideoInfo) -> bool:
+    """Whether warning ``kind`` is new for this input and output (and note that it is given now)."""
+    key = (kind, info.path, spec.path)
+    if key in _warned:
+        return False
+    _warned.add(key)
+    return True
+
+
 #: What an interlaced input means and what to do, said alike by the CLI and the VapourSynth filter.
 INTERLACE_ADVICE = (
     "vidcolor colours whole frames, so colour smears across the combing of moving edges; deinterlace first (QTGMC "
@@ -393,9 +405,8 @@ INTERLACE_ADVICE = (
 def _warn_interlaced(spec: OutputSpec, info: VideoInfo) -> None:
     """Say that interlaced frames are coloured as whole frames, and what to do about it (once per
     input and output: a run checks its output more than once)."""
-    if (info.path, spec.path) in _warned_interlaced:
+    if not _first_warning("interlaced", spec, info):
         return
-    _warned_interlaced.add((info.path, spec.path))
     flagged = (", and the output is flagged interlaced in the same order"
                if info.field_order in FIELD_ORDER_CODES and not spec.is_sequence else "")
     if flagged and spec.codec.encoder == "libx264" and not spec.codec.rgb and not x264_codes_fields(
@@ -412,7 +423,6 @@ def _warn_interlaced(spec: OutputSpec, info: VideoInfo) -> None:
 #: stream field that PyAV cannot set, and FFV1 and ProRes carry none that FFmpeg reads back.
 _ASPECT_IN_BITSTREAM = ("h264", "hevc")
 _ASPECT_IN_CONTAINER = (".mov", ".mp4", ".m4v")
-_warned_aspect: set[tuple[str, str]] = set()
 
 
 def _records_pixel_aspect(spec: OutputSpec) -> bool:
@@ -422,9 +432,8 @@ def _records_pixel_aspect(spec: OutputSpec) -> bool:
 def _warn_pixel_aspect_lost(spec: OutputSpec, info: VideoInfo) -> None:
     """Name the loss (the pixels are all kept; players show them square) and the ways around it,
     once per input and output (a run checks its output more than once)."""
-    if (info.path, spec.path) in _warned_aspect:
+    if not _first_warning("pixel aspect", spec, info):
         return
-    _warned_aspect.add((info.path, spec.path))
     aspect, stored = info.sample_aspect, Fraction(info.width, info.height)
     shown = stored * aspect
     afterwards = (f"; or set it afterwards: mkvpropedit {spec.path} --edit track:v1 --set display-unit=3 "
@@ -441,7 +450,6 @@ def _warn_pixel_aspect_lost(spec: OutputSpec, info: VideoInfo) -> None:
 #: Containers that keep a start timecode (:func:`keep_source_tags`): QuickTime's timecode track,
 #: a Matroska or NUT tag. AVI has no place for one, and FFmpeg's .m4v muxer writes no track.
 _TIMECODE_CONTAINERS = (".mov", ".mp4", ".mkv", ".nut")
-_warned_timecode: set[tuple[str, str]] = set()
 
 
 _QUICKTIME_CONTAINERS = (".mov", ".mp4", ".m4v")
@@ -461,9 +469,8 @@ def quicktime_takes_timecode(timecode: str, fps: Fraction) -> bool:
 def _warn_timecode_lost(spec: OutputSpec, info: VideoInfo, reason: str = "",
                         fix: str = "Write .mov, .mp4 or .mkv to keep it") -> None:
     """Name the lost start timecode, why, and what keeps it, once per input and output."""
-    if (info.path, spec.path) in _warned_timecode:
+    if not _first_warning("timecode", spec, info):
         return
-    _warned_timecode.add((info.path, spec.path))
     kind = "an image sequence" if spec.is_sequence else f"a {Path(spec.path).suffix.lower() or 'suffixless'} file"
     logger.warning("%s starts at timecode %s, which %s cannot record%s: %s will have none (its frames are all kept). "
                    "%s", info.path, info.timecode, kind, f" {reason}" if reason else "", spec.path, fix)
@@ -786,7 +793,7 @@ class VideoWriter:
     @property
     def _matrix_code(self) -> int:
         """The matrix the chroma is written with, as FFmpeg's colorspace code."""
-        return {"bt709": 1, "bt470bg": 5, "smpte170m": 6, "bt2020": 9}.get(self.luma_format.matrix, 1)
+        return CODE_BY_MATRIX.get(self.luma_format.matrix, 1)
 
 
 
