@@ -28,7 +28,7 @@ from ..weights import load_trained_network
 from ..color import luma_lightness
 from ..errors import InputError
 from ..correspondence.flow import DISFlow, compose, flow_pool, global_shift, visible_mask
-from ..correspondence.tracking import (Flow, Tracked, better_matching, dis_flow, placement, same_scene, scene_agreement,
+from ..correspondence.tracking import (Flow, Tracked, better_matching, dis_flow, flow_gray, placement, same_scene, scene_agreement,
                                       shown_by, track, within)
 from ..models.vcnet import (
     AB_SCALE, FLOW_LIGHTNESS_TOLERANCE, SIZE_MULTIPLE, WEIGHTS_FORMAT, Features, Memory, VCNet, VCNetConfig, flow_candidate,
@@ -78,7 +78,7 @@ _pad = partial(pad_to_multiple, multiple=SIZE_MULTIPLE)
 
 def _padded_gray(lightness: np.ndarray) -> np.ndarray:
     """8-bit gray of a frame padded to the network's size: what optical flow reads."""
-    return np.clip(_pad(np.asarray(lightness, dtype=np.float32)) * 2.55 + 0.5, 0, 255).astype(np.uint8)
+    return flow_gray(_pad(np.asarray(lightness, dtype=np.float32)))
 
 
 class DefaultColorizer(Colorizer):
@@ -291,7 +291,7 @@ class DefaultColorizer(Colorizer):
         lightness[y0:y1, x0:x1] = inner
         chroma = np.zeros((height, width, 2), np.float32)
         chroma[y0:y1, x0:x1] = reference.lab_at(x1 - x0, y1 - y0)[..., 1:]
-        gray = np.clip(lightness * 2.55 + 0.5, 0, 255).astype(np.uint8)
+        gray = flow_gray(lightness)
         l_norm = torch.from_numpy(lightness).to(self.device)[None, None] / 50.0 - 1.0
         ab = torch.from_numpy(chroma).to(self.device).permute(2, 0, 1)[None] / AB_SCALE
         return Aligned(gray, l_norm, ab, rect)

@@ -30,6 +30,11 @@ class Flow(NamedTuple):
         return cls(forward, backward, visible_mask(forward, backward))
 
 
+def flow_gray(lightness: np.ndarray) -> np.ndarray:
+    """Lab L (0..100) as the 8-bit gray DIS reads, rounded."""
+    return np.clip(np.asarray(lightness, dtype=np.float32) * 2.55 + 0.5, 0, 255).astype(np.uint8)
+
+
 def dis_flow(dis: DISFlow, source: np.ndarray, target: np.ndarray, guess: np.ndarray | None = None) -> np.ndarray:
     """DIS flow from ``source`` to ``target``, starting from ``guess`` (else from zero).
 

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from ..correspondence.flow import DISFlow, global_shift
-from ..correspondence.tracking import Flow, dis_flow, placement, same_scene
+from ..correspondence.tracking import Flow, dis_flow, flow_gray, placement, same_scene
 from ..references import Reference
 
 #: Lab L difference between the frame's mean lightness and the reference's that is left alone:
@@ -67,11 +67,7 @@ def shows_scene(lightness: np.ndarray, reference: Reference) -> bool:
     height, width = lightness.shape
     if placement(reference.size, (width, height)) is not None:
         return False
-
-    def gray(image: np.ndarray) -> np.ndarray:
-        return np.clip(np.asarray(image, dtype=np.float32) * 2.55 + 0.5, 0, 255).astype(np.uint8)
-
-    frame, shown = gray(tone_matched(lightness, reference)), gray(reference.lightness_at(width, height))
+    frame, shown = flow_gray(tone_matched(lightness, reference)), flow_gray(reference.lightness_at(width, height))
     shift = np.float32(global_shift(frame, shown) or (0.0, 0.0))
     forward = np.broadcast_to(shift, (height, width, 2)).copy()
     dis = DISFlow(cv2.DISOPTICAL_FLOW_PRESET_FAST)
